@@ -1,0 +1,56 @@
+# Each target bootstraps what it needs: system packages (when root), .venv, the package in editable mode.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SYSBINS := mosquitto mosquitto_pub ffmpeg ffprobe espeak-ng
+APT_PKGS := mosquitto mosquitto-clients ffmpeg espeak-ng
+
+.PHONY: demo test check bench soak sysdeps venv clean lint fmt
+
+sysdeps:
+	@missing=""; for b in $(SYSBINS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing system packages (missing:$$missing)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq $(APT_PKGS) >/dev/null || exit 1; \
+	  else \
+	    echo "missing system programs:$$missing"; \
+	    echo "install them with: sudo apt-get install -y $(APT_PKGS)"; exit 1; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip >/dev/null
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: sysdeps venv
+	$(VENV)/bin/broadcastd demo -c config/sang-moc.yaml
+
+test: sysdeps venv
+	$(VENV)/bin/pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+check: sysdeps venv lint test
+
+bench: sysdeps venv
+	@for b in benchmarks/*.py; do echo "# $$b"; $(PY) $$b || exit 1; done
+
+soak: sysdeps venv
+	BROADCASTD_SOAK=1 $(VENV)/bin/pytest -q tests/resilience
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

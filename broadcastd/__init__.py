@@ -1,0 +1,3 @@
+"""broadcastd: scheduled, signed bulletins for a commune's smart loudspeaker clusters."""
+
+__version__ = "0.1.0"

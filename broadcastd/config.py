@@ -1,0 +1,337 @@
+"""The configuration schema (DESIGN.md §4) and its loader: frozen models, every error with its line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+
+from broadcastd.errors import ConfigError, Problem
+from broadcastd.yamlsrc import Located, YamlPath, dotted, problem_at, read_yaml
+
+# Languages a TTS engine can speak. Every other language needs a recorded clip.
+ENGINE_LANGUAGES: Mapping[str, frozenset[str]] = {
+    "gtts": frozenset({"vi"}),
+    "espeak": frozenset({"vi"}),
+}
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+_LANG = re.compile(r"^[a-z]{2,8}$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})$")
+_BITRATE = re.compile(r"^(\d{1,3})k$")
+
+
+def _slug(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError("expected an id of lowercase letters, digits and '-'")
+    return value
+
+
+def _lang(value: str) -> str:
+    if not _LANG.match(value):
+        raise ValueError("expected a short lowercase language tag such as 'vi' or 'dao'")
+    return value
+
+
+def parse_duration(value: object) -> dt.timedelta:
+    """`30s`, `15m`, `6h`, `1d`, `500ms`; a bare number is seconds."""
+    if isinstance(value, dt.timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 15m or 6h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise ValueError("expected a duration such as 30s, 15m or 6h")
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds < 0:
+        raise ValueError("duration must not be negative")
+    return dt.timedelta(seconds=seconds)
+
+
+def _clock(value: object) -> dt.time:
+    if isinstance(value, dt.time):
+        return value
+    m = _CLOCK.match(str(value).strip()) if isinstance(value, str) else None
+    if not m:
+        raise ValueError("expected a time of day as HH:MM")
+    return dt.time(int(m.group(1)), int(m.group(2)))
+
+
+def _hostport(value: str) -> str:
+    m = _HOSTPORT.match(value)
+    if not m or not 0 < int(m.group("port")) < 65536:
+        raise ValueError("expected HOST:PORT such as 127.0.0.1:1883")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("unknown time zone (use an IANA name such as Asia/Ho_Chi_Minh)") from None
+    return value
+
+
+def _bitrate(value: str) -> str:
+    m = _BITRATE.match(value)
+    if not m or not 8 <= int(m.group(1)) <= 320:
+        raise ValueError("expected a bitrate between 8k and 320k, such as 32k")
+    return value
+
+
+Slug = Annotated[str, Field(strict=True), AfterValidator(_slug)]
+Lang = Annotated[str, Field(strict=True), AfterValidator(_lang)]
+Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
+ClockTime = Annotated[dt.time, BeforeValidator(_clock)]
+HostPort = Annotated[str, Field(strict=True), AfterValidator(_hostport)]
+Count = Annotated[int, Field(strict=True, ge=0)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Priority = Literal["normal", "priority", "emergency"]
+PRIORITY_RANK: Mapping[str, int] = {"emergency": 0, "priority": 1, "normal": 2}
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Commune(Model):
+    id: Slug
+    name: Annotated[str, Field(min_length=1)]
+    timezone: Annotated[str, AfterValidator(_timezone)] = "Asia/Ho_Chi_Minh"
+    default_language: Lang = "vi"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Broker(Model):
+    mode: Literal["embedded", "external"] = "embedded"
+    listen: HostPort = "127.0.0.1:1883"
+    url: str | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _external_needs_url(self) -> Broker:
+        if self.mode == "external" and not self.url:
+            raise ValueError(
+                "an external broker needs 'url' (mqtt://host:1883 or mqtts://host:8883)"
+            )
+        if self.url is not None and not re.match(r"^mqtts?://[^/\s]+$", self.url):
+            raise ValueError(
+                f"url must look like mqtt://host:1883 or mqtts://host:8883, got: {self.url!r}"
+            )
+        return self
+
+
+class Signing(Model):
+    private_key_file: Path
+
+
+class Metrics(Model):
+    listen: HostPort = "127.0.0.1:9108"
+    per_node: Annotated[bool, Field(strict=True)] = False
+
+
+class Slot(Model):
+    at: ClockTime
+    max_duration: Duration = dt.timedelta(minutes=15)
+    lead: Duration = dt.timedelta(minutes=30)
+    catch_up: Duration = dt.timedelta(minutes=20)
+
+
+class Audio(Model):
+    format: Literal["mp3", "opus"] = "mp3"
+    bitrate: Annotated[str, AfterValidator(_bitrate)] = "32k"
+    sample_rate: Literal[8000, 11025, 16000, 22050, 24000, 44100, 48000] = 22050
+    loudness_lufs: Annotated[float, Field(ge=-40, le=-5)] = -16.0
+    gap: Duration = dt.timedelta(seconds=1)
+    intro: Path | None = None
+    outro: Path | None = None
+
+
+class Tts(Model):
+    engines: Annotated[tuple[Literal["gtts", "espeak"], ...], Field(min_length=1)] = (
+        "gtts",
+        "espeak",
+    )
+    timeout: Duration = dt.timedelta(seconds=10)
+    render_ahead: Duration = dt.timedelta(hours=6)
+
+    @property
+    def languages(self) -> frozenset[str]:
+        return frozenset().union(*(ENGINE_LANGUAGES[e] for e in self.engines))
+
+
+class NodesCfg(Model):
+    heartbeat: Duration = dt.timedelta(seconds=30)
+    keepalive: Duration = dt.timedelta(seconds=30)
+
+
+class NodeRef(Model):
+    id: Slug
+    households: Count = 0
+
+
+class Hamlet(Model):
+    id: Slug
+    name: Annotated[str, Field(min_length=1)]
+    households: Count
+    languages: Annotated[tuple[Lang, ...], Field(min_length=1)] = ("vi",)
+    nodes: tuple[NodeRef, ...] = ()
+
+
+class Announcement(Model):
+    id: Slug
+    title: Annotated[str, Field(min_length=1)]
+    category: str = "general"
+    text: dict[Lang, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
+    audio: dict[Lang, Path] = Field(default_factory=dict)
+    slots: Annotated[tuple[str, ...], Field(min_length=1)]
+    days: tuple[Weekday, ...] = WEEKDAYS
+    from_: dt.date | None = Field(default=None, alias="from")
+    until: dt.date | None = None
+    hamlets: Literal["all"] | tuple[str, ...] = "all"
+    priority: Priority = "normal"
+
+    @property
+    def languages(self) -> frozenset[str]:
+        return frozenset(self.text) | frozenset(self.audio)
+
+    def active_on(self, day: dt.date) -> bool:
+        if self.from_ is not None and day < self.from_:
+            return False
+        if self.until is not None and day > self.until:
+            return False
+        return WEEKDAYS[day.weekday()] in self.days
+
+    def targets(self, hamlet_id: str) -> bool:
+        return self.hamlets == "all" or hamlet_id in self.hamlets
+
+
+class Config(Model):
+    commune: Commune
+    broker: Broker = Broker()
+    signing: Signing
+    state_dir: Path
+    metrics: Metrics = Metrics()
+    slots: Annotated[dict[Slug, Slot], Field(min_length=1)]
+    audio: Audio = Audio()
+    tts: Tts = Tts()
+    nodes: NodesCfg = NodesCfg()
+    hamlets: Annotated[tuple[Hamlet, ...], Field(min_length=1)]
+    announcements: tuple[Announcement, ...] = ()
+
+    # Filled by the loader, not by YAML: where the config came from and what it measured.
+    _files: tuple[Path, ...] = PrivateAttr(default=())
+    _clip_seconds: dict[Path, float] = PrivateAttr(default_factory=dict)
+
+    @property
+    def source(self) -> Path:
+        """The main config file."""
+        return self._files[0] if self._files else Path("config.yaml")
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file read: the main one, then included ones (the reload watcher watches these)."""
+        return self._files
+
+    def clip_seconds(self, path: Path) -> float:
+        """The real duration of a recorded clip, measured by ffprobe at load time."""
+        return self._clip_seconds.get(path, 0.0)
+
+    def hamlet(self, hamlet_id: str) -> Hamlet:
+        for h in self.hamlets:
+            if h.id == hamlet_id:
+                return h
+        raise KeyError(hamlet_id)
+
+    def node_hamlets(self) -> dict[str, Hamlet]:
+        """node id -> its hamlet."""
+        return {n.id: h for h in self.hamlets for n in h.nodes}
+
+
+def load_config(path: Path | str, *, probe_media: bool = True) -> Config:
+    """Read, validate and cross-check a config file; raises ConfigError listing every problem."""
+    from broadcastd.configload import load  # noqa: PLC0415 - the loader imports this module's models
+
+    return load(Path(path), probe_media=probe_media)
+
+
+def config_from_yaml_data(data: Any, located: Located) -> Config:
+    """Validate an already-read tree (used by the loader); raises ConfigError with locations."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc, located)) from None
+
+
+def _problems(exc: ValidationError, located: Located) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple[YamlPath, str]] = set()
+    for err in exc.errors(include_url=False):
+        path = _yaml_path(err["loc"])
+        kind = err["type"]
+        msg = _message(err)
+        if (path, msg) in seen:
+            continue
+        seen.add((path, msg))
+        if kind == "missing":
+            problems.append(problem_at(located.where(path), dotted(path), msg))
+        elif kind == "extra_forbidden":
+            problems.append(problem_at(located.where(path, key=True), dotted(path), msg, path[-1]))
+        else:
+            problems.append(problem_at(located.where(path), dotted(path), msg, err.get("input")))
+    return sorted(problems, key=lambda p: (str(p.file), p.line, p.col))
+
+
+def _yaml_path(loc: tuple[int | str, ...]) -> YamlPath:
+    out: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and (
+            part.startswith(("function-", "literal[", "tuple[")) or part in {"str", "int"}
+        ):
+            continue  # pydantic's union/validator branch names, not YAML keys
+        if isinstance(part, str) and part.endswith("[key]"):
+            continue
+        out.append("from" if part == "from_" else part)
+    return tuple(out)
+
+
+_RENAMES = {
+    "missing": "required field is missing",
+    "extra_forbidden": "unknown field",
+}
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    if kind in _RENAMES:
+        return _RENAMES[kind]
+    msg: str = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    return msg[:1].lower() + msg[1:]

@@ -1,0 +1,86 @@
+"""The exception hierarchy. Only `cli.py` turns these into exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+EX_OK = 0
+EX_FAILURE = 1
+EX_USAGE = 2
+EX_CONFIG = 78
+
+
+class BroadcastdError(Exception):
+    """An expected failure: printed as one clear message, never as a traceback."""
+
+    exit_code = EX_FAILURE
+
+
+class UsageError(BroadcastdError):
+    exit_code = EX_USAGE
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One config finding, printed as `FILE:LINE:COL: path: message, got: value`."""
+
+    file: Path
+    line: int
+    col: int
+    path: str
+    message: str
+    value: object = None
+    has_value: bool = True
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}"
+        head = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        if not self.has_value:
+            return head
+        return f"{head}, got: {format_value(self.value)}"
+
+
+def format_value(value: object) -> str:
+    """Show a received value briefly: strings quoted, long ones cut."""
+    text = repr(value) if isinstance(value, str) else _plain(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _plain(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class ConfigError(BroadcastdError):
+    """The configuration is invalid; carries every problem found, not just the first."""
+
+    exit_code = EX_CONFIG
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class RenderError(BroadcastdError):
+    """An announcement could not be turned into audio by any engine."""
+
+
+class ProtocolError(BroadcastdError):
+    """An envelope is malformed, unsigned, forged, expired or a replay; `reason` is a short code."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class LinkError(BroadcastdError):
+    """The MQTT link could not complete an operation (disconnected, timed out)."""
+
+
+class DaemonNotRunningError(BroadcastdError):
+    """A command needs the running daemon's control socket, and there is none."""

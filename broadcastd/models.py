@@ -1,0 +1,103 @@
+"""Plain value types shared between modules: the plan, clips, acks. No behaviour, no I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+ItemKind = Literal["tts", "recording", "chime"]
+AckStatus = Literal["received", "ready", "playing", "played", "failed", "expired", "rejected"]
+ACK_STATUSES: tuple[AckStatus, ...] = (
+    "received",
+    "ready",
+    "playing",
+    "played",
+    "failed",
+    "expired",
+    "rejected",
+)
+PlayStatus = Literal["live", "exercise"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanItem:
+    """One (announcement, language) variant to play in a slot."""
+
+    announcement: str
+    title: str
+    category: str
+    lang: str
+    kind: ItemKind
+    priority: str
+    duration_s: float
+    text: str | None = None  # for kind == "tts"
+    recording: Path | None = None  # for kind == "recording"
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "announcement": self.announcement,
+            "lang": self.lang,
+            "kind": self.kind,
+            "priority": self.priority,
+            "duration_s": round(self.duration_s, 1),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SlotPlan:
+    """What one hamlet plays in one slot on one date."""
+
+    date: dt.date
+    slot: str
+    hamlet: str
+    play_at: dt.datetime  # timezone-aware
+    expires_at: dt.datetime  # play_at + catch_up
+    publish_at: dt.datetime  # play_at - lead
+    items: tuple[PlanItem, ...]
+    dropped: tuple[PlanItem, ...] = ()
+
+    @property
+    def duration_s(self) -> float:
+        return sum(i.duration_s for i in self.items)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "date": self.date.isoformat(),
+            "slot": self.slot,
+            "hamlet": self.hamlet,
+            "play_at": self.play_at.isoformat(),
+            "items": [i.as_json() for i in self.items],
+            "dropped": [i.as_json() for i in self.dropped],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """A rendered, encoded audio file in the content-addressed store."""
+
+    sha256: str
+    path: Path
+    size: int
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A node's acknowledgement of a playlist (DESIGN.md §5)."""
+
+    node: str
+    playlist: str
+    status: AckStatus
+    ts: int
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class RenderSummary:
+    rendered: dict[str, int] = field(default_factory=dict)  # engine -> count
+    cached: int = 0
+    failed: list[str] = field(default_factory=list)  # "announcement/lang: reason"
+    audio_seconds: float = 0.0
+    bytes: int = 0

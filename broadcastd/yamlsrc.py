@@ -1,0 +1,239 @@
+"""A guarded YAML reader that remembers where every value came from.
+
+PyYAML composes the document into nodes; we convert the nodes ourselves so that we can reject duplicate
+keys, bound alias expansion ("billion laughs"), and record `file:line:col` for every path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import yaml
+
+from broadcastd.errors import ConfigError, Problem
+
+MAX_BYTES = 1024 * 1024
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+
+Key: TypeAlias = str | int
+YamlPath: TypeAlias = tuple[Key, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Loc:
+    file: Path
+    line: int
+    col: int
+
+
+@dataclass(slots=True)
+class Located:
+    """A plain Python tree plus the location of every value (and of every mapping key)."""
+
+    data: Any
+    values: dict[YamlPath, Loc] = field(default_factory=dict)
+    keys: dict[YamlPath, Loc] = field(default_factory=dict)
+
+    def where(self, path: YamlPath, *, key: bool = False) -> Loc:
+        """The location of `path`, or of its nearest ancestor that exists."""
+        probe = tuple(path)
+        while True:
+            if key and probe in self.keys:
+                return self.keys[probe]
+            if probe in self.values:
+                return self.values[probe]
+            if not probe:
+                return Loc(Path("?"), 1, 1)
+            probe = probe[:-1]
+
+    def graft(self, prefix: YamlPath, other: Located, other_prefix: YamlPath = ()) -> None:
+        """Record `other`'s locations under `prefix` (used for `include:`)."""
+        n = len(other_prefix)
+        for src, dst in ((other.values, self.values), (other.keys, self.keys)):
+            for p, loc in src.items():
+                if p[:n] == other_prefix:
+                    dst[prefix + p[n:]] = loc
+
+
+def problem_at(loc: Loc, path: str, message: str, *args: object) -> Problem:
+    if args:
+        return Problem(loc.file, loc.line, loc.col, path, message, args[0])
+    return Problem(loc.file, loc.line, loc.col, path, message, has_value=False)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader used only to compose nodes and construct scalars."""
+
+
+_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$")
+
+
+def read_yaml(path: Path) -> Located:
+    """Read one YAML file under the hostile-input guards; raises ConfigError with one line."""
+    display = path
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(
+            [Problem(display, 1, 1, "", f"cannot read file: {exc.strerror}", str(path))]
+        ) from None
+    if len(raw) > MAX_BYTES:
+        raise ConfigError(
+            [
+                Problem(
+                    display,
+                    1,
+                    1,
+                    "",
+                    f"file is larger than {MAX_BYTES // 1024} KiB",
+                    f"{path.stat().st_size} bytes",
+                )
+            ]
+        )
+    text = _decode(display, raw)
+    _reject_tabs(display, text)
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        msg = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(
+            [Problem(display, line, col, "", f"invalid YAML: {msg}", has_value=False)]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            [Problem(display, 1, 1, "", f"invalid YAML: {exc}", has_value=False)]
+        ) from None
+    out = Located(None)
+    if node is None:
+        out.data = None
+        return out
+    out.data = _Converter(display, out).convert(node, ())
+    return out
+
+
+def _decode(file: Path, raw: bytes) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        bad = raw[exc.start : exc.start + 1].hex()
+        raise ConfigError(
+            [Problem(file, line, col, "", "file is not valid UTF-8", f"byte 0x{bad}")]
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def _reject_tabs(file: Path, text: str) -> None:
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        stripped = line.lstrip(" ")
+        if stripped.startswith("\t"):
+            col = len(line) - len(stripped) + 1
+            raise ConfigError(
+                [
+                    Problem(
+                        file,
+                        lineno,
+                        col,
+                        "",
+                        "tab used for indentation; indent with spaces",
+                        has_value=False,
+                    )
+                ]
+            )
+
+
+class _Converter:
+    def __init__(self, file: Path, out: Located) -> None:
+        self.file = file
+        self.out = out
+        self.count = 0
+        self.loader = _Loader("")
+        self.active: set[int] = set()
+
+    def loc(self, node: yaml.Node) -> Loc:
+        return Loc(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def fail(self, node: yaml.Node, path: YamlPath, message: str) -> ConfigError:
+        loc = self.loc(node)
+        return ConfigError([problem_at(loc, dotted(path), message)])
+
+    def convert(self, node: yaml.Node, path: YamlPath) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise self.fail(
+                node, path, f"document expands to more than {MAX_VALUES} values (alias bomb?)"
+            )
+        if len(path) > MAX_DEPTH or id(node) in self.active:
+            raise self.fail(node, path, "document nests too deeply (recursive alias?)")
+        self.out.values.setdefault(path, self.loc(node))
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node)
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.convert(child, (*path, i)) for i, child in enumerate(node.value)]
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+        raise self.fail(node, path, "unsupported YAML node")
+
+    def mapping(self, node: yaml.MappingNode, path: YamlPath) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        first: dict[str, Loc] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self.fail(key_node, path, "mapping keys must be plain words")
+            key = str(key_node.value)
+            if key == "<<":
+                raise self.fail(
+                    key_node, path, "merge keys ('<<') are not supported; write the fields out"
+                )
+            if key in first:
+                prev = first[key]
+                loc = self.loc(key_node)
+                raise ConfigError(
+                    [
+                        problem_at(
+                            loc,
+                            dotted((*path, key)),
+                            f"duplicate key (first defined at line {prev.line})",
+                            key,
+                        )
+                    ]
+                )
+            first[key] = self.loc(key_node)
+            self.out.keys[(*path, key)] = first[key]
+            result[key] = self.convert(value_node, (*path, key))
+        return result
+
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        # YAML 1.1 reads 11:30 as the base-60 integer 690; staff mean a clock time.
+        if node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and _SEXAGESIMAL.match(
+            node.value
+        ):
+            return node.value
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (ValueError, yaml.YAMLError):
+            # e.g. a date-shaped value like 2026-13-45: keep the text, validation reports it.
+            return node.value
+
+
+def dotted(path: YamlPath) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
