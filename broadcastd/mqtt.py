@@ -1,0 +1,316 @@
+"""`MqttLink`: one long-lived MQTT v5 connection that reconnects by itself.
+
+aiomqtt never reconnects, so `run()` owns the reconnect loop; the aiomqtt client lives only
+inside that loop's `async with` (STYLE.md principle 1). Sessions are persistent
+(`clean_start=False` + `SessionExpiryInterval`) so QoS 1 messages queued by the broker while a
+speaker's 3G link was down are delivered when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from broadcastd.errors import LinkError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from prometheus_client import Gauge
+
+log = logging.getLogger(__name__)
+
+OnMessage = Callable[[str, bytes, Properties | None], Awaitable[None]]
+OnConnect = Callable[[], Awaitable[None]]
+
+_DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+# aiomqtt warns above 10 pending calls; a playlist with its audio chunks is far more than that.
+_PENDING_CALLS_THRESHOLD = 10_000
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """Where and how to connect; everything the reconnect loop needs, immutable."""
+
+    host: str
+    port: int
+    client_id: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls_ca: Path | None = None
+    tls: bool = False
+    keepalive: int = 30
+    session_expiry: int = 86400
+    will: tuple[str, bytes] | None = None
+    online: tuple[str, bytes] | None = None
+    subscriptions: tuple[tuple[str, int], ...] = ()
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+
+    @classmethod
+    def from_url(  # noqa: PLR0913 - mirrors the dataclass fields a caller may override
+        cls,
+        url: str,
+        *,
+        client_id: str,
+        username: str | None = None,
+        password: str | None = None,
+        tls_ca: Path | None = None,
+        keepalive: int = 30,
+        session_expiry: int = 86400,
+        will: tuple[str, bytes] | None = None,
+        online: tuple[str, bytes] | None = None,
+        subscriptions: tuple[tuple[str, int], ...] = (),
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> LinkSettings:
+        """`mqtt://host:1883` or `mqtts://host:8883` (port optional)."""
+        parts = urlsplit(url)
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise LinkError(f"broker url must look like mqtt://host:1883, got: {url!r}")
+        try:
+            port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        except ValueError:
+            raise LinkError(f"broker url has an invalid port, got: {url!r}") from None
+        return cls(
+            host=parts.hostname,
+            port=port,
+            client_id=client_id,
+            username=username if username is not None else parts.username,
+            password=password if password is not None else parts.password,
+            tls_ca=tls_ca,
+            tls=parts.scheme == "mqtts",
+            keepalive=keepalive,
+            session_expiry=session_expiry,
+            will=will,
+            online=online,
+            subscriptions=subscriptions,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+class MqttLink:
+    """Keeps one MQTT connection up forever; routes inbound messages to one handler."""
+
+    def __init__(
+        self,
+        settings: LinkSettings,
+        on_message: OnMessage,
+        *,
+        on_connect: OnConnect | None = None,
+        metrics_gauge: Gauge | None = None,
+    ) -> None:
+        self.settings = settings
+        self._on_message = on_message
+        self._on_connect = on_connect
+        self._gauge = metrics_gauge
+        self.connected = asyncio.Event()
+        self.connects = 0  # successful connections so far (reconnects = connects - 1)
+        self.handler_failures = 0  # messages whose handler raised
+        self._client: aiomqtt.Client | None = None
+        self._lost = asyncio.Event()  # set when the current connection ends
+        self._closing = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._running = False
+
+    async def run(self) -> None:
+        """Connect, announce, subscribe and route messages; reconnect with backoff on any error."""
+        if self._running:
+            raise LinkError("MqttLink.run() is already running")
+        self._running = True
+        self._stopped.clear()
+        failures = 0
+        try:
+            while not self._closing.is_set():
+                before = self.connects
+                try:
+                    await self._session()
+                except aiomqtt.MqttError as exc:
+                    log.warning("mqtt %s: %s", self.settings.url, exc)
+                if self.connects != before:
+                    failures = 0  # the link was up: start the backoff from the beginning
+                if self._closing.is_set():
+                    break
+                delay = self._backoff(failures)
+                failures += 1
+                log.info("mqtt: reconnecting to %s in %.1fs", self.settings.url, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), delay)
+        finally:
+            self._running = False
+            self._stopped.set()
+
+    def _backoff(self, failures: int) -> float:
+        s = self.settings
+        ceiling = min(s.backoff_max, s.backoff_initial * (2 ** min(failures, 30)))
+        # Jitter spreads a fleet of speakers that all lost the broker at the same moment.
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+
+    def _make_client(self) -> aiomqtt.Client:
+        s = self.settings
+        connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        connect_props.SessionExpiryInterval = s.session_expiry
+        will = None
+        if s.will is not None:
+            will = aiomqtt.Will(topic=s.will[0], payload=s.will[1], qos=1, retain=True)
+        tls = None
+        if s.tls:
+            tls = aiomqtt.TLSParameters(ca_certs=str(s.tls_ca) if s.tls_ca else None)
+        client = aiomqtt.Client(
+            s.host,
+            s.port,
+            username=s.username,
+            password=s.password,
+            identifier=s.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            will=will,
+            keepalive=s.keepalive,
+            # aiomqtt's default (clean start on first connect) would discard the session the
+            # broker kept for us, and with it every QoS 1 message queued while we were away.
+            clean_start=False,
+            properties=connect_props,
+            tls_params=tls,
+            timeout=10,
+            max_queued_incoming_messages=0,  # unbounded: a handler may be slow, never drop
+            max_queued_outgoing_messages=0,
+        )
+        client.pending_calls_threshold = _PENDING_CALLS_THRESHOLD
+        return client
+
+    async def _session(self) -> None:
+        """One connection, from CONNECT to its end. Raises MqttError when the link drops."""
+        self._lost.clear()
+        client = self._make_client()
+        consumer: asyncio.Task[None] | None = None
+        try:
+            async with client:
+                self._client = client
+                self.connects += 1
+                log.info("mqtt: connected to %s as %s", self.settings.url, self.settings.client_id)
+                if self.settings.online is not None:
+                    topic, payload = self.settings.online
+                    await client.publish(topic, payload, qos=1, retain=True)
+                for topic_filter, qos in self.settings.subscriptions:
+                    await client.subscribe(topic_filter, qos)
+                self.connected.set()
+                if self._gauge is not None:
+                    self._gauge.set(1)
+                consumer = asyncio.create_task(self._consume(client), name="mqtt-consume")
+                if self._on_connect is not None:
+                    await self._run_hook()
+                closing = asyncio.create_task(self._closing.wait(), name="mqtt-closing")
+                try:
+                    await asyncio.wait({consumer, closing}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    closing.cancel()
+                if consumer.done():
+                    consumer.result()  # re-raises the MqttError that ended the connection
+                # Closing: leaving `async with` sends DISCONNECT (reason 0), so no Last Will.
+        finally:
+            self._client = None
+            self._lost.set()
+            self.connected.clear()
+            if self._gauge is not None:
+                self._gauge.set(0)
+            if consumer is not None:
+                consumer.cancel()  # no-op when it already ended
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await consumer  # also marks an ending MqttError as retrieved
+
+    async def _run_hook(self) -> None:
+        assert self._on_connect is not None  # noqa: S101 - checked by the caller
+        try:
+            await self._on_connect()
+        except LinkError as exc:
+            log.warning("mqtt: on_connect could not finish, the link dropped: %s", exc)
+        except Exception:
+            log.exception("mqtt: on_connect hook failed")
+
+    async def _consume(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                payload = b"" if payload is None else str(payload).encode()
+            try:
+                await self._on_message(message.topic.value, bytes(payload), message.properties)
+            except Exception:
+                # One bad message (or handler bug) must never take the link down.
+                self.handler_failures += 1
+                log.exception("mqtt: handler failed for message on %s", message.topic.value)
+
+    async def wait_connected(self, timeout: float) -> None:  # noqa: ASYNC109 - part of the link API, turned into LinkError
+        """Wait until connected; raises LinkError after `timeout` seconds."""
+        try:
+            await asyncio.wait_for(self.connected.wait(), timeout)
+        except TimeoutError:
+            raise LinkError(f"not connected to {self.settings.url} after {timeout:.1f}s") from None
+
+    async def publish(  # noqa: PLR0913 - the MQTT publish options, all keyword-only
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        retain: bool = False,
+        qos: int = 1,
+        expiry: int | None = None,
+        timeout: float = 10.0,  # noqa: ASYNC109 - bounds the PUBACK wait, raises LinkError
+    ) -> None:
+        """Publish and wait for the broker's PUBACK; LinkError if disconnected or too slow."""
+        client = self._client
+        if client is None or not self.connected.is_set():
+            raise LinkError(f"cannot publish to {topic}: not connected to {self.settings.url}")
+        props = None
+        if expiry is not None:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.MessageExpiryInterval = max(1, int(expiry))
+        lost = self._lost
+        sending = asyncio.create_task(
+            client.publish(
+                topic, payload, qos=qos, retain=retain, properties=props, timeout=timeout
+            )
+        )
+        dropped = asyncio.create_task(lost.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {sending, dropped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            dropped.cancel()
+            if not sending.done():
+                sending.cancel()
+        if sending in done:
+            try:
+                sending.result()
+            except aiomqtt.MqttError as exc:
+                raise LinkError(f"publish to {topic} failed: {exc}") from None
+            return
+        if dropped in done:
+            raise LinkError(f"publish to {topic} failed: connection lost")
+        raise LinkError(f"publish to {topic} not acknowledged within {timeout:.1f}s")
+
+    async def close(self, final: tuple[str, bytes] | None = None) -> None:
+        """Publish `final` (retained) if connected, then disconnect cleanly: no Last Will."""
+        if final is not None and self.connected.is_set():
+            topic, payload = final
+            try:
+                await self.publish(topic, payload, retain=True, timeout=5.0)
+            except LinkError as exc:
+                log.warning("mqtt: could not publish final state to %s: %s", topic, exc)
+        self._closing.set()
+        if self._running:
+            await self._stopped.wait()

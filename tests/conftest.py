@@ -1,0 +1,66 @@
+"""Shared fixtures: a real mosquitto for the session, dedicated ones on demand, topic prefixes."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+
+from broadcastd.broker import BrokerError, BrokerOptions, MosquittoProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+
+def _require_mosquitto() -> None:
+    if shutil.which("mosquitto") is None:
+        # Never skip: an MQTT test that silently does not run proves nothing.
+        pytest.fail("mosquitto is not installed (apt-get install mosquitto); MQTT tests need it")
+
+
+def _start(directory: Path, options: BrokerOptions) -> MosquittoProcess:
+    broker = MosquittoProcess(directory, options)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        pytest.fail(f"could not start mosquitto: {exc}")
+    return broker
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoProcess]:
+    """One anonymous, non-persistent mosquitto for the whole run; `.host`, `.port`, `.url`."""
+    _require_mosquitto()
+    broker = _start(tmp_path_factory.mktemp("mosquitto"), BrokerOptions(port=0, persistence=False))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def topic_prefix(request: pytest.FixtureRequest) -> str:
+    """A prefix no other test uses, so tests sharing the session broker never see each other."""
+    return f"test/{request.node.name[:40]}/{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def make_broker(tmp_path: Path) -> Iterator[Callable[..., MosquittoProcess]]:
+    """Start a dedicated mosquitto (persistence on by default) that a test may kill/restart.
+
+    `make_broker(password_file=..., acl_file=..., persistence=False)`; the result has
+    `.kill()` (SIGKILL), `.restart()` (same port, same persistence dir) and `.stop()`.
+    """
+    _require_mosquitto()
+    started: list[MosquittoProcess] = []
+
+    def make(**opts: object) -> MosquittoProcess:
+        directory = tmp_path / f"broker{len(started)}"
+        broker = _start(directory, BrokerOptions(port=0, **opts))
+        started.append(broker)
+        return broker
+
+    yield make
+    for broker in started:
+        broker.kill()
