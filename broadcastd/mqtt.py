@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from broadcastd.errors import LinkError
 
@@ -123,6 +124,7 @@ class MqttLink:
         self.connects = 0  # successful connections so far (reconnects = connects - 1)
         self.handler_failures = 0  # messages whose handler raised
         self._client: aiomqtt.Client | None = None
+        self._consumer: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()  # set when the current connection ends
         self._closing = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -196,30 +198,14 @@ class MqttLink:
         """One connection, from CONNECT to its end. Raises MqttError when the link drops."""
         self._lost.clear()
         client = self._make_client()
-        consumer: asyncio.Task[None] | None = None
+        self._consumer = None
         try:
             async with client:
-                self._client = client
-                self.connects += 1
-                log.info("mqtt: connected to %s as %s", self.settings.url, self.settings.client_id)
-                if self.settings.online is not None:
-                    topic, payload = self.settings.online
-                    await client.publish(topic, payload, qos=1, retain=True)
-                for topic_filter, qos in self.settings.subscriptions:
-                    await client.subscribe(topic_filter, qos)
-                self.connected.set()
-                if self._gauge is not None:
-                    self._gauge.set(1)
-                consumer = asyncio.create_task(self._consume(client), name="mqtt-consume")
-                if self._on_connect is not None:
-                    await self._run_hook()
-                closing = asyncio.create_task(self._closing.wait(), name="mqtt-closing")
                 try:
-                    await asyncio.wait({consumer, closing}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    closing.cancel()
-                if consumer.done():
-                    consumer.result()  # re-raises the MqttError that ended the connection
+                    await self._serve(client)
+                except asyncio.CancelledError:
+                    self._disconnect_with_will(client)
+                    raise
                 # Closing: leaving `async with` sends DISCONNECT (reason 0), so no Last Will.
         finally:
             self._client = None
@@ -227,10 +213,48 @@ class MqttLink:
             self.connected.clear()
             if self._gauge is not None:
                 self._gauge.set(0)
+            consumer, self._consumer = self._consumer, None
             if consumer is not None:
                 consumer.cancel()  # no-op when it already ended
                 with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                     await consumer  # also marks an ending MqttError as retrieved
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """Announce, subscribe, hand over to the consumer; return when closing or dropped."""
+        self._client = client
+        self.connects += 1
+        log.info("mqtt: connected to %s as %s", self.settings.url, self.settings.client_id)
+        if self.settings.online is not None:
+            topic, payload = self.settings.online
+            await client.publish(topic, payload, qos=1, retain=True)
+        for topic_filter, qos in self.settings.subscriptions:
+            granted = await client.subscribe(topic_filter, qos)
+            if any(getattr(code, "is_failure", False) for code in granted):
+                # Usually the ACL: the link stays up, but this filter delivers nothing.
+                log.error("mqtt: broker refused subscription to %s: %s", topic_filter, granted)
+        self.connected.set()
+        if self._gauge is not None:
+            self._gauge.set(1)
+        consumer = asyncio.create_task(self._consume(client), name="mqtt-consume")
+        self._consumer = consumer
+        if self._on_connect is not None:
+            await self._run_hook()
+        closing = asyncio.create_task(self._closing.wait(), name="mqtt-closing")
+        try:
+            await asyncio.wait({consumer, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+        if consumer.done():
+            consumer.result()  # re-raises the MqttError that ended the connection
+
+    def _disconnect_with_will(self, client: aiomqtt.Client) -> None:
+        """Cancelled without close(): we are going away uncleanly (a crash, a TaskGroup
+        failure), so ask the broker to publish our Last Will rather than leave a stale
+        retained `online` behind. aiomqtt has no API for the reason code, hence `_client`."""
+        if self.settings.will is None:
+            return
+        reason = ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message")
+        client._client.disconnect(reasoncode=reason)  # noqa: SLF001 - see docstring
 
     async def _run_hook(self) -> None:
         assert self._on_connect is not None  # noqa: S101 - checked by the caller

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import time
 import uuid
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
@@ -13,6 +17,8 @@ from prometheus_client import CollectorRegistry, Gauge
 from broadcastd.broker import free_port
 from broadcastd.errors import LinkError
 from broadcastd.mqtt import LinkSettings, MqttLink
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Inbox:
@@ -144,3 +150,81 @@ async def test_survives_broker_kill_and_gets_messages_queued_while_away(make_bro
         await node.wait_connected(10)
         assert await inbox.wait_for(f"{p}/q", 3) == [b"m0", b"m1", b"m2"]
         assert connects == 2
+
+
+_AGENT = """
+import asyncio, sys
+from broadcastd.mqtt import LinkSettings, MqttLink
+
+async def main():
+    url, cid, topic = sys.argv[1:4]
+    async def ignore(*_): pass
+    link = MqttLink(LinkSettings.from_url(url, client_id=cid, will=(topic, b"offline-lwt"),
+                                          online=(topic, b"online")), ignore)
+    await link.run()
+
+asyncio.run(main())
+"""
+
+
+async def test_close_publishes_final_state_and_no_last_will(mosquitto, topic_prefix):
+    state = f"{topic_prefix}/state"
+    seen = Inbox()
+    observer = MqttLink(settings(mosquitto, subscriptions=((f"{topic_prefix}/#", 1),)), seen)
+    async with running(observer):
+        link = MqttLink(
+            settings(mosquitto, will=(state, b"offline-lwt"), online=(state, b"online")), Inbox()
+        )
+        task = asyncio.create_task(link.run())
+        await link.wait_connected(5)
+        await link.close(final=(state, b"offline-clean"))
+        await asyncio.wait_for(task, 5)
+        await observer.publish(f"{topic_prefix}/barrier", b"b")
+        await seen.wait_for(f"{topic_prefix}/barrier")
+        assert seen.on(state) == [b"online", b"offline-clean"]
+
+        # The retained state a speaker would read on connect is the final one.
+        late = Inbox()
+        async with running(MqttLink(settings(mosquitto, subscriptions=((state, 1),)), late)):
+            assert await late.wait_for(state) == [b"offline-clean"]
+
+
+async def test_killed_process_last_will_fires(mosquitto, topic_prefix):
+    state = f"{topic_prefix}/state"
+    seen = Inbox()
+    observer = MqttLink(settings(mosquitto, subscriptions=((state, 1),)), seen)
+    async with running(observer):
+        agent = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _AGENT,
+            mosquitto.url,
+            f"agent-{uuid.uuid4().hex[:8]}",
+            state,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            await seen.wait_for(state, 1, within=10)
+        finally:
+            agent.send_signal(signal.SIGKILL)  # no DISCONNECT: the broker sees a dead socket
+            await agent.wait()
+        assert await seen.wait_for(state, 2) == [b"online", b"offline-lwt"]
+
+
+async def test_cancelled_run_sends_last_will(mosquitto, topic_prefix):
+    # A crash inside the daemon cancels the link's task: the retained state must not stay
+    # `online`, so the link asks the broker for its Last Will.
+    state = f"{topic_prefix}/state"
+    seen = Inbox()
+    observer = MqttLink(settings(mosquitto, subscriptions=((state, 1),)), seen)
+    async with running(observer):
+        link = MqttLink(
+            settings(mosquitto, will=(state, b"offline-lwt"), online=(state, b"online")), Inbox()
+        )
+        task = asyncio.create_task(link.run())
+        await link.wait_connected(5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await seen.wait_for(state, 2) == [b"online", b"offline-lwt"]
+        assert not link.connected.is_set()
