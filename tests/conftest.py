@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import pytest
@@ -11,8 +13,11 @@ import pytest
 from broadcastd.broker import BrokerError, BrokerOptions, MosquittoProcess
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
+    from contextlib import AbstractAsyncContextManager
     from pathlib import Path
+
+    from broadcastd.mqtt import MqttLink
 
 
 def _require_mosquitto() -> None:
@@ -64,3 +69,50 @@ def make_broker(tmp_path: Path) -> Iterator[Callable[..., MosquittoProcess]]:
     yield make
     for broker in started:
         broker.kill()
+
+
+class Inbox:
+    """Collects (topic, payload, properties) and lets a test wait for a topic."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes, object]] = []
+        self._changed = asyncio.Condition()
+
+    async def __call__(self, topic: str, payload: bytes, props: object) -> None:
+        async with self._changed:
+            self.messages.append((topic, payload, props))
+            self._changed.notify_all()
+
+    def on(self, topic: str) -> list[bytes]:
+        return [p for t, p, _ in self.messages if t == topic]
+
+    async def wait_for(self, topic: str, count: int = 1, within: float = 5.0) -> list[bytes]:
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(lambda: len(self.on(topic)) >= count)
+        return self.on(topic)
+
+
+@asynccontextmanager
+async def running_link(link: MqttLink, *, wait: bool = True) -> AsyncIterator[MqttLink]:
+    """Run a link in a task for the block; close it (and check run() ended) afterwards."""
+    task = asyncio.create_task(link.run())
+    try:
+        if wait:
+            await link.wait_connected(5)
+        yield link
+    finally:
+        await asyncio.wait_for(link.close(), 5)
+        assert task.done(), "close() must end run()"
+        task.result()
+
+
+@pytest.fixture
+def new_inbox() -> Callable[[], Inbox]:
+    """`inbox = new_inbox()` is an `on_message` handler that records and can wait for topics."""
+    return Inbox
+
+
+@pytest.fixture
+def run_link() -> Callable[..., AbstractAsyncContextManager[MqttLink]]:
+    """`async with run_link(link): ...` runs `link.run()` for the block, then closes it."""
+    return running_link

@@ -8,7 +8,6 @@ import signal
 import sys
 import time
 import uuid
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -21,49 +20,17 @@ from broadcastd.mqtt import LinkSettings, MqttLink
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Inbox:
-    """Collects (topic, payload, properties) and lets a test wait for a topic."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, bytes, object]] = []
-        self._changed = asyncio.Condition()
-
-    async def __call__(self, topic: str, payload: bytes, props: object) -> None:
-        async with self._changed:
-            self.messages.append((topic, payload, props))
-            self._changed.notify_all()
-
-    def on(self, topic: str) -> list[bytes]:
-        return [p for t, p, _ in self.messages if t == topic]
-
-    async def wait_for(self, topic: str, count: int = 1, within: float = 5.0) -> list[bytes]:
-        async with asyncio.timeout(within), self._changed:
-            await self._changed.wait_for(lambda: len(self.on(topic)) >= count)
-        return self.on(topic)
-
-
-@asynccontextmanager
-async def running(link: MqttLink, *, wait: bool = True):
-    task = asyncio.create_task(link.run())
-    try:
-        if wait:
-            await link.wait_connected(5)
-        yield link
-    finally:
-        await asyncio.wait_for(link.close(), 5)
-        assert task.done(), "close() must end run()"
-        task.result()
-
-
 def settings(broker, **kw) -> LinkSettings:
     kw.setdefault("client_id", f"t-{uuid.uuid4().hex[:10]}")
     return LinkSettings.from_url(broker.url, **kw)
 
 
-async def test_routes_messages_publishes_retained_with_expiry_and_clears(mosquitto, topic_prefix):
+async def test_routes_messages_publishes_retained_with_expiry_and_clears(
+    mosquitto, topic_prefix, new_inbox, run_link
+):
     p = topic_prefix
     gauge = Gauge("mqtt_connected", "test", registry=CollectorRegistry())
-    inbox, seen = Inbox(), Inbox()
+    inbox, seen = new_inbox(), new_inbox()
 
     async def flaky(topic: str, payload: bytes, props: object) -> None:
         if payload == b"boom":
@@ -76,7 +43,7 @@ async def test_routes_messages_publishes_retained_with_expiry_and_clears(mosquit
         metrics_gauge=gauge,
     )
     observer = MqttLink(settings(mosquitto, subscriptions=((f"{p}/#", 1),)), seen)
-    async with running(node), running(observer):
+    async with run_link(node), run_link(observer):
         assert gauge._value.get() == 1
         assert await seen.wait_for(f"{p}/state") == [b"online"]
 
@@ -95,22 +62,22 @@ async def test_routes_messages_publishes_retained_with_expiry_and_clears(mosquit
         # the barrier published after it.
         await node.publish(f"{p}/out", b"", retain=True)
         await node.publish(f"{p}/barrier", b"b", retain=True)
-        late_inbox = Inbox()
+        late_inbox = new_inbox()
         late = MqttLink(
             settings(mosquitto, subscriptions=((f"{p}/out", 1), (f"{p}/barrier", 1))), late_inbox
         )
-        async with running(late):
+        async with run_link(late):
             await late_inbox.wait_for(f"{p}/barrier")
             assert late_inbox.on(f"{p}/out") == []
     assert gauge._value.get() == 0
 
 
-async def test_publish_while_disconnected_fails_fast():
+async def test_publish_while_disconnected_fails_fast(new_inbox, run_link):
     link = MqttLink(
         LinkSettings(host="127.0.0.1", port=free_port(), client_id="nobody", backoff_initial=0.05),
-        Inbox(),
+        new_inbox(),
     )
-    async with running(link, wait=False):
+    async with run_link(link, wait=False):
         start = time.monotonic()
         with pytest.raises(LinkError, match="not connected"):
             await link.publish("x/y", b"z")
@@ -119,10 +86,12 @@ async def test_publish_while_disconnected_fails_fast():
         assert time.monotonic() - start < 1.0
 
 
-async def test_survives_broker_kill_and_gets_messages_queued_while_away(make_broker, topic_prefix):
+async def test_survives_broker_kill_and_gets_messages_queued_while_away(
+    make_broker, topic_prefix, new_inbox, run_link
+):
     p = topic_prefix
     broker = make_broker()
-    inbox = Inbox()
+    inbox = new_inbox()
     connects = 0
 
     async def on_connect() -> None:
@@ -136,14 +105,14 @@ async def test_survives_broker_kill_and_gets_messages_queued_while_away(make_bro
         inbox,
         on_connect=on_connect,
     )
-    async with running(node):
+    async with run_link(node):
         assert connects == 1
         await asyncio.sleep(0.1)  # let mosquitto's autosave write the new session to disk
         broker.kill()
         await asyncio.wait_for(node._lost.wait(), 5)
         broker.start()
-        sender = MqttLink(settings(broker), Inbox())
-        async with running(sender):
+        sender = MqttLink(settings(broker), new_inbox())
+        async with run_link(sender):
             for i in range(3):
                 await sender.publish(f"{p}/q", f"m{i}".encode())
         assert not node.connected.is_set(), "reconnected too early for this test to mean much"
@@ -167,13 +136,16 @@ asyncio.run(main())
 """
 
 
-async def test_close_publishes_final_state_and_no_last_will(mosquitto, topic_prefix):
+async def test_close_publishes_final_state_and_no_last_will(
+    mosquitto, topic_prefix, new_inbox, run_link
+):
     state = f"{topic_prefix}/state"
-    seen = Inbox()
+    seen = new_inbox()
     observer = MqttLink(settings(mosquitto, subscriptions=((f"{topic_prefix}/#", 1),)), seen)
-    async with running(observer):
+    async with run_link(observer):
         link = MqttLink(
-            settings(mosquitto, will=(state, b"offline-lwt"), online=(state, b"online")), Inbox()
+            settings(mosquitto, will=(state, b"offline-lwt"), online=(state, b"online")),
+            new_inbox(),
         )
         task = asyncio.create_task(link.run())
         await link.wait_connected(5)
@@ -184,16 +156,16 @@ async def test_close_publishes_final_state_and_no_last_will(mosquitto, topic_pre
         assert seen.on(state) == [b"online", b"offline-clean"]
 
         # The retained state a speaker would read on connect is the final one.
-        late = Inbox()
-        async with running(MqttLink(settings(mosquitto, subscriptions=((state, 1),)), late)):
+        late = new_inbox()
+        async with run_link(MqttLink(settings(mosquitto, subscriptions=((state, 1),)), late)):
             assert await late.wait_for(state) == [b"offline-clean"]
 
 
-async def test_killed_process_last_will_fires(mosquitto, topic_prefix):
+async def test_killed_process_last_will_fires(mosquitto, topic_prefix, new_inbox, run_link):
     state = f"{topic_prefix}/state"
-    seen = Inbox()
+    seen = new_inbox()
     observer = MqttLink(settings(mosquitto, subscriptions=((state, 1),)), seen)
-    async with running(observer):
+    async with run_link(observer):
         agent = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
@@ -211,15 +183,16 @@ async def test_killed_process_last_will_fires(mosquitto, topic_prefix):
         assert await seen.wait_for(state, 2) == [b"online", b"offline-lwt"]
 
 
-async def test_cancelled_run_sends_last_will(mosquitto, topic_prefix):
+async def test_cancelled_run_sends_last_will(mosquitto, topic_prefix, new_inbox, run_link):
     # A crash inside the daemon cancels the link's task: the retained state must not stay
     # `online`, so the link asks the broker for its Last Will.
     state = f"{topic_prefix}/state"
-    seen = Inbox()
+    seen = new_inbox()
     observer = MqttLink(settings(mosquitto, subscriptions=((state, 1),)), seen)
-    async with running(observer):
+    async with run_link(observer):
         link = MqttLink(
-            settings(mosquitto, will=(state, b"offline-lwt"), online=(state, b"online")), Inbox()
+            settings(mosquitto, will=(state, b"offline-lwt"), online=(state, b"online")),
+            new_inbox(),
         )
         task = asyncio.create_task(link.run())
         await link.wait_connected(5)
