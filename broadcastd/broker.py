@@ -135,6 +135,7 @@ class MosquittoProcess:
         *,
         binary: str = "mosquitto",
         start_timeout: float = 10.0,
+        supervise_interval: float = 0.5,
     ) -> None:
         opts = options or BrokerOptions(port=0)
         if opts.port == 0:
@@ -143,14 +144,22 @@ class MosquittoProcess:
         self.directory = directory
         self.binary = binary
         self.start_timeout = start_timeout
+        self.supervise_interval = supervise_interval
         self.restarts = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._supervisor: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(
-        cls, config: Config, directory: Path, *, password_file: Path, acl_file: Path
+        cls,
+        config: Config,
+        directory: Path,
+        *,
+        password_file: Path,
+        acl_file: Path,
+        supervise_interval: float = 0.5,
     ) -> MosquittoProcess:
+        """The daemon's broker: listener from `broker.listen`, credentials and ACL required."""
         host, _, port = config.broker.listen.rpartition(":")
         opts = BrokerOptions(
             host=host.strip("[]"),
@@ -158,7 +167,7 @@ class MosquittoProcess:
             password_file=password_file,
             acl_file=acl_file,
         )
-        return cls(directory, opts)
+        return cls(directory, opts, supervise_interval=supervise_interval)
 
     @property
     def host(self) -> str:
@@ -194,6 +203,9 @@ class MosquittoProcess:
             raise BrokerError(
                 f"{self.binary} not found on PATH (install it: apt-get install mosquitto)"
             )
+        if port_open(self.host, self.port):
+            # Checked first: otherwise the other listener would look like our broker being up.
+            raise BrokerError(f"cannot start mosquitto: {self.host}:{self.port} is already in use")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.conf_path.write_text(mosquitto_conf(self.options, self.directory), encoding="utf-8")
         with self.log_path.open("ab") as logf:
@@ -269,11 +281,13 @@ class MosquittoProcess:
             self._supervisor = None
         await asyncio.to_thread(self.stop)
 
-    async def _supervise(self, interval: float = 0.5) -> None:
+    async def _supervise(self) -> None:
         """Restart mosquitto whenever it dies, backing off if it keeps dying."""
         delay = 0.5
         while True:
-            await asyncio.sleep(interval)
+            # Polling keeps this simple and portable; a dead broker for <0.5 s is harmless
+            # since every client reconnects with backoff anyway.
+            await asyncio.sleep(self.supervise_interval)
             proc = self._proc
             if proc is None or proc.poll() is None:
                 delay = 0.5

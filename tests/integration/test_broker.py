@@ -1,0 +1,147 @@
+"""The embedded mosquitto: starts, supervises (restarts after a crash), persists, stops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import textwrap
+
+import aiomqtt
+import pytest
+
+from broadcastd.broker import (
+    BrokerError,
+    BrokerOptions,
+    MosquittoProcess,
+    free_port,
+    port_open,
+    write_broker_files,
+)
+from broadcastd.config import load_config
+from broadcastd.errors import LinkError
+from broadcastd.mqtt import LinkSettings, MqttLink
+
+
+async def _retained(broker, topic, *, username=None, password=None, within=3.0):
+    """The retained payload on `topic`, or None if there is none (a barrier proves absence)."""
+    async with aiomqtt.Client(
+        broker.host,
+        broker.port,
+        username=username,
+        password=password,
+        protocol=aiomqtt.ProtocolVersion.V5,
+    ) as client:
+        await client.subscribe(topic, 1)
+        await client.publish("barrier/x", b"", qos=1)
+        await client.subscribe("barrier/x", 1)
+        await client.publish("barrier/x", b"b", qos=1)
+        async with asyncio.timeout(within):
+            async for msg in client.messages:
+                if msg.topic.matches(topic):
+                    return msg.payload
+                return None
+    return None
+
+
+async def test_supervisor_restarts_a_killed_broker_and_stops_it_on_exit(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="broadcastd.broker")
+    broker = MosquittoProcess(tmp_path, BrokerOptions(port=0), supervise_interval=0.05)
+    async with broker:
+        first_pid = broker.pid
+        async with aiomqtt.Client(broker.host, broker.port) as c:
+            await c.publish("state/x", b"kept", qos=1, retain=True)
+        await asyncio.sleep(0.1)  # autosave runs in mosquitto's main loop, once per change
+        broker.kill()
+        async with asyncio.timeout(5):
+            while broker.restarts == 0:  # noqa: ASYNC110 - observing the supervisor from outside
+                await asyncio.sleep(0.02)
+        assert broker.pid != first_pid
+        assert port_open(broker.host, broker.port)
+        assert "mosquitto exited with code -9; restarting it" in caplog.text
+        # Persistence on: what was retained before the crash is still there.
+        assert await _retained(broker, "state/x") == b"kept"
+    assert not broker.running()
+    assert not port_open(broker.host, broker.port)
+
+
+def test_start_fails_clearly_when_the_port_is_taken(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        broker = MosquittoProcess(tmp_path, BrokerOptions(port=port, persistence=False))
+        with pytest.raises(BrokerError, match=r"127.0.0.1:\d+ is already in use"):
+            broker.start()
+    assert not broker.running()
+
+
+def test_missing_binary_is_a_clear_error(tmp_path):
+    broker = MosquittoProcess(tmp_path, binary="mosquitto-not-installed")
+    with pytest.raises(BrokerError, match="mosquitto-not-installed not found on PATH"):
+        broker.start()
+
+
+async def test_audio_sized_messages_pass_and_oversized_are_refused(
+    mosquitto, topic_prefix, new_inbox, run_link
+):
+    got = new_inbox()
+    sub = MqttLink(
+        LinkSettings.from_url(
+            mosquitto.url, client_id=f"{topic_prefix}-s", subscriptions=((f"{topic_prefix}/#", 1),)
+        ),
+        got,
+    )
+    async with run_link(sub):
+        async with aiomqtt.Client(
+            mosquitto.host, mosquitto.port, protocol=aiomqtt.ProtocolVersion.V5
+        ) as pub:
+            await pub.publish(f"{topic_prefix}/chunk", b"\x01" * 65536, qos=1)
+            await pub.publish(f"{topic_prefix}/big", b"\x02" * (3 * 1024 * 1024), qos=1)
+        assert await got.wait_for(f"{topic_prefix}/chunk") == [b"\x01" * 65536]
+        assert len((await got.wait_for(f"{topic_prefix}/big"))[0]) == 3 * 1024 * 1024
+        big = MqttLink(LinkSettings.from_url(mosquitto.url, client_id=f"{topic_prefix}-b"), got)
+        async with run_link(big):
+            with pytest.raises(LinkError):
+                await big.publish(f"{topic_prefix}/huge", b"\x03" * (5 * 1024 * 1024), timeout=5)
+        await sub.publish(f"{topic_prefix}/barrier", b"b")
+        await got.wait_for(f"{topic_prefix}/barrier")
+        assert got.on(f"{topic_prefix}/huge") == []
+
+
+async def test_daemon_broker_from_config_requires_the_generated_credentials(tmp_path):
+    port = free_port()
+    cfg = tmp_path / "commune.yaml"
+    cfg.write_text(
+        textwrap.dedent(f"""
+            commune: {{id: sang-moc, name: "Xã Sảng Mộc"}}
+            broker: {{mode: embedded, listen: "127.0.0.1:{port}"}}
+            signing: {{private_key_file: ed25519.key}}
+            state_dir: state
+            slots: {{noon: {{at: "11:30"}}}}
+            hamlets:
+              - {{id: ban-chuong, name: "Bản Chương", households: 5, nodes: [{{id: bc-01}}]}}
+        """),
+        encoding="utf-8",
+    )
+    config = load_config(cfg, probe_media=False)
+    broker_dir = config.state_dir / "broker"
+    passwd, acl, creds = write_broker_files(config, broker_dir)
+    async with MosquittoProcess.from_config(
+        config, broker_dir, password_file=passwd, acl_file=acl
+    ) as broker:
+        assert broker.port == port
+        user, password = creds.controller
+        topic = "bcast/v1/sang-moc/controller/state"
+        async with aiomqtt.Client(
+            broker.host,
+            port,
+            username=user,
+            password=password,
+            protocol=aiomqtt.ProtocolVersion.V5,
+        ) as c:
+            await c.publish(topic, b"online", qos=1, retain=True)
+        assert await _retained(broker, topic, username=user, password=password) == b"online"
+        with pytest.raises(aiomqtt.MqttError):
+            async with aiomqtt.Client(broker.host, port, protocol=aiomqtt.ProtocolVersion.V5):
+                pass

@@ -1,0 +1,173 @@
+"""Generated mosquitto.conf, credentials file, password hashes and ACL text."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+import subprocess
+import textwrap
+
+import pytest
+
+from broadcastd.broker import (
+    CONTROLLER_USER,
+    BrokerError,
+    BrokerOptions,
+    Credentials,
+    acl_text,
+    hash_password,
+    mosquitto_conf,
+    password_file_lines,
+)
+from broadcastd.cli import run as cli
+from broadcastd.config import load_config
+
+NODES_V1 = """
+  - {id: ban-chuong, name: "Bản Chương", households: 87,
+     nodes: [{id: bc-01, households: 50}, {id: bc-02, households: 37}]}
+  - {id: na-lay, name: "Nà Láy", households: 40, nodes: [{id: nl-01, households: 40}]}
+"""
+NODES_V2 = """
+  - {id: ban-chuong, name: "Bản Chương", households: 87,
+     nodes: [{id: bc-01, households: 50}, {id: bc-03, households: 37}]}
+  - {id: na-lay, name: "Nà Láy", households: 40, nodes: [{id: nl-01, households: 40}]}
+"""
+
+
+def write_config(tmp_path, hamlets=NODES_V1):
+    path = tmp_path / "commune.yaml"
+    path.write_text(
+        textwrap.dedent("""
+            commune: {id: sang-moc, name: "Xã Sảng Mộc"}
+            signing: {private_key_file: ed25519.key}
+            state_dir: state
+            slots: {noon: {at: "11:30"}}
+            hamlets:""")
+        + hamlets,
+        encoding="utf-8",
+    )
+    return path
+
+
+def conf_lines(opts, tmp_path):
+    return mosquitto_conf(opts, tmp_path).splitlines()
+
+
+def test_conf_persists_every_change_and_allows_audio_chunks(tmp_path):
+    lines = conf_lines(BrokerOptions(host="127.0.0.1", port=18830), tmp_path)
+    assert "listener 18830 127.0.0.1" in lines
+    for expected in (
+        "persistence true",
+        f"persistence_location {tmp_path}/",
+        "autosave_on_changes true",
+        "autosave_interval 1",
+        "persistent_client_expiration 7d",
+        "max_packet_size 4194304",
+        "allow_anonymous true",
+    ):
+        assert expected in lines
+    assert not any(line.startswith(("password_file", "acl_file")) for line in lines)
+
+
+def test_conf_with_credentials_refuses_anonymous(tmp_path):
+    opts = BrokerOptions(port=1883, password_file=tmp_path / "passwd", acl_file=tmp_path / "acl")
+    lines = conf_lines(opts, tmp_path)
+    assert "allow_anonymous false" in lines
+    assert "allow_anonymous true" not in lines
+    assert f"password_file {tmp_path / 'passwd'}" in lines
+    assert f"acl_file {tmp_path / 'acl'}" in lines
+
+
+def test_conf_without_persistence(tmp_path):
+    lines = conf_lines(BrokerOptions(persistence=False), tmp_path)
+    assert "persistence false" in lines
+    assert not any(line.startswith("autosave") for line in lines)
+
+
+def test_credentials_are_private_stable_and_follow_the_node_list(tmp_path):
+    config = load_config(write_config(tmp_path), probe_media=False)
+    first = Credentials.load_or_create(config)
+    assert first.path == tmp_path / "state" / "broker" / "credentials.json"
+    assert stat.S_IMODE(first.path.stat().st_mode) == 0o600
+    assert set(first.passwords) == {CONTROLLER_USER, "bc-01", "bc-02", "nl-01"}
+    assert len(set(first.passwords.values())) == 4
+    assert all(len(pw) >= 24 for pw in first.passwords.values())
+
+    assert Credentials.load_or_create(config).passwords == first.passwords
+
+    config2 = load_config(write_config(tmp_path, NODES_V2), probe_media=False)
+    second = Credentials.load_or_create(config2)
+    assert set(second.passwords) == {CONTROLLER_USER, "bc-01", "bc-03", "nl-01"}
+    for kept in (CONTROLLER_USER, "bc-01", "nl-01"):
+        assert second.passwords[kept] == first.passwords[kept]
+    assert second.passwords["bc-03"] not in first.passwords.values()
+    on_disk = json.loads(second.path.read_text(encoding="utf-8"))["passwords"]
+    assert on_disk == second.passwords
+    with pytest.raises(BrokerError, match="no MQTT credentials for 'bc-02'"):
+        second.password("bc-02")
+
+
+def test_corrupt_credentials_file_is_a_clear_error(tmp_path):
+    config = load_config(write_config(tmp_path), probe_media=False)
+    path = Credentials.path_for(config)
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(BrokerError, match="unreadable credentials file"):
+        Credentials.load_or_create(config)
+
+
+def test_password_hash_matches_mosquitto_passwd(tmp_path):
+    passwd = tmp_path / "passwd"
+    passwd.write_text("bc-01:s3cret-pw\n", encoding="utf-8")
+    subprocess.run(["mosquitto_passwd", "-U", str(passwd)], check=True, capture_output=True)
+    theirs = passwd.read_text(encoding="utf-8").strip().split(":", 1)[1]
+    salt = base64.b64decode(theirs.split("$")[3])
+    assert hash_password("s3cret-pw", salt=salt) == theirs
+    assert hash_password("s3cret-pw") != hash_password("s3cret-pw")  # fresh salt each time
+
+
+def test_password_file_has_one_hashed_line_per_user(tmp_path):
+    creds = Credentials(tmp_path / "c.json", {"bc-01": "a", CONTROLLER_USER: "b"})
+    lines = password_file_lines(creds).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["bc-01", CONTROLLER_USER]
+    assert all(line.split(":")[1].startswith("$7$101$") for line in lines)
+    assert "a" not in [line.split(":")[1] for line in lines]
+
+
+def test_acl_gives_each_node_only_its_own_topics(tmp_path):
+    config = load_config(write_config(tmp_path), probe_media=False)
+    text = "\n".join(ln for ln in acl_text(config).splitlines() if not ln.startswith("#"))
+    blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in text.strip().split("\n\n")}
+    root = "bcast/v1/sang-moc"
+    assert blocks[f"user {CONTROLLER_USER}"] == [f"topic readwrite {root}/#"]
+    assert blocks["user nl-01"] == [
+        f"topic write {root}/node/nl-01/#",
+        f"topic read {root}/controller/state",
+        f"topic read {root}/hamlet/na-lay/playlist",
+        f"topic read {root}/hamlet/na-lay/control",
+        f"topic read {root}/audio/#",
+    ]
+    assert set(blocks) == {f"user {u}" for u in (CONTROLLER_USER, "bc-01", "bc-02", "nl-01")}
+
+
+def test_acl_command_prints_entries_and_writes_private_files(tmp_path, capsys):
+    cfg = write_config(tmp_path)
+    assert cli(["acl", "-c", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "# mosquitto password_file" in out
+    assert "bc-01:$7$101$" in out
+    assert "topic write bcast/v1/sang-moc/node/bc-01/#" in out
+
+    assert cli(["acl", "-c", str(cfg), "--out", str(tmp_path / "out")]) == 0
+    for name in ("passwd", "acl"):
+        path = tmp_path / "out" / name
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "user nl-01" in (tmp_path / "out" / "acl").read_text(encoding="utf-8")
+
+
+def test_acl_command_reports_a_bad_config(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("commune: {id: Bad Id}\n", encoding="utf-8")
+    assert cli(["acl", "-c", str(cfg)]) == 78
+    assert "commune.id" in capsys.readouterr().err
