@@ -33,9 +33,8 @@ async def _retained(broker, topic, *, username=None, password=None, within=3.0):
         protocol=aiomqtt.ProtocolVersion.V5,
     ) as client:
         await client.subscribe(topic, 1)
-        await client.publish("barrier/x", b"", qos=1)
-        await client.subscribe("barrier/x", 1)
-        await client.publish("barrier/x", b"b", qos=1)
+        await client.subscribe(f"{topic}/barrier", 1)
+        await client.publish(f"{topic}/barrier", b"b", qos=1)
         async with asyncio.timeout(within):
             async for msg in client.messages:
                 if msg.topic.matches(topic):
