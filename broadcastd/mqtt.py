@@ -143,7 +143,7 @@ class MqttLink:
                 try:
                     await self._session()
                 except aiomqtt.MqttError as exc:
-                    # str(): a log record holding the exception would keep its frames (and sockets) alive
+                    # str(): a log record holding the exception would pin its frames and sockets
                     log.warning("mqtt %s: %s", self.settings.url, str(exc))
                 if self.connects != before:
                     failures = 0  # the link was up: start the backoff from the beginning
