@@ -112,6 +112,10 @@ async def test_survives_broker_kill_and_gets_messages_queued_while_away(
         await asyncio.sleep(0.1)  # let mosquitto's autosave write the new session to disk
         broker.kill()
         await asyncio.wait_for(node._lost.wait(), 5)
+        start = time.monotonic()
+        with pytest.raises(LinkError, match="not connected"):
+            await node.publish(f"{p}/node/state", b"online")
+        assert time.monotonic() - start < 0.5
         broker.start()
         sender = MqttLink(settings(broker), new_inbox())
         async with run_link(sender):
