@@ -1,0 +1,238 @@
+"""Rendering with real espeak-ng and ffmpeg, gTTS faked on loopback; clips checked with ffprobe/ebur128."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from broadcastd.audiostore import AudioStore
+from broadcastd.config import Config
+from broadcastd.metrics import Metrics
+from broadcastd.models import PlanItem, SlotPlan
+from broadcastd.render import Renderer, build_renderer
+from broadcastd.tts import EspeakEngine, GttsEngine, TtsChain
+from tests.fakes.gtts_server import Blackhole, FakeGtts, make_speech_mp3
+
+ROOT = Path(__file__).resolve().parents[2]
+CHIMES = ROOT / "audio" / "chimes"
+TEXTS = [
+    "Xin chào bà con thôn Bản Chương.",
+    "Thông báo tiêm phòng cho gia súc vào sáng thứ hai.",
+    "Đề nghị các hộ gia đình chú ý phòng chống lũ lụt.",
+    "Họp thôn lúc bảy giờ tối nay tại nhà văn hóa.",
+]
+
+
+def make_config(state: Path, **audio: object) -> Config:
+    return Config.model_validate(
+        {
+            "commune": {"id": "sang-moc", "name": "Xã Sảng Mộc"},
+            "signing": {"private_key_file": str(state / "key")},
+            "state_dir": str(state),
+            "slots": {"noon": {"at": "11:30"}},
+            "audio": {"intro": str(CHIMES / "intro.wav"), "outro": str(CHIMES / "outro.wav"), **audio},
+            "tts": {"engines": ["espeak"], "timeout": "5s"},
+            "hamlets": [{"id": "ban-chuong", "name": "Bản Chương", "households": 87}],
+        }
+    )
+
+
+def item(i: int, text: str) -> PlanItem:
+    return PlanItem(f"ann-{i}", f"Tin {i}", "general", "vi", "tts", "normal", 3.0, text=text)
+
+
+def plans(items: list[PlanItem]) -> list[SlotPlan]:
+    at = dt.datetime(2026, 11, 23, 11, 30, tzinfo=dt.UTC)
+    return [
+        SlotPlan(at.date(), "noon", hamlet, at, at, at, tuple(items))
+        for hamlet in ("ban-chuong", "na-lay")  # the same items twice: rendered once
+    ]
+
+
+def renderer(state: Path, engines: list[object], metrics: Metrics | None = None, **audio: object):
+    config = make_config(state, **audio)
+    chain = TtsChain(engines, config.audio.sample_rate, metrics)  # type: ignore[arg-type]
+    return Renderer(config, AudioStore(state / "audio"), chain, metrics)
+
+
+def probe(path: Path) -> dict[str, str]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries",
+         "stream=codec_name,channels,sample_rate,bit_rate:format=duration", "-of", "json", str(path)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    data = json.loads(out)
+    return {**data["streams"][0], "duration": data["format"]["duration"]}
+
+
+def ebur128(path: Path) -> float:
+    err = subprocess.run(
+        ["ffmpeg", "-nostats", "-hide_banner", "-i", str(path), "-af", "ebur128=framelog=verbose",
+         "-f", "null", "-"],
+        check=True, capture_output=True, text=True,
+    ).stderr  # fmt: skip
+    return float(re.findall(r"I:\s+(-?[\d.]+) LUFS", err)[-1])
+
+
+@pytest.fixture(scope="module")
+def google_mp3(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return make_speech_mp3("Thông báo của ủy ban xã.", tmp_path_factory.mktemp("g") / "g.mp3")
+
+
+async def test_every_clip_has_format_loudness_and_duration(tmp_path, google_mp3):
+    metrics = Metrics()
+    with FakeGtts(google_mp3) as fake:
+        engines = [GttsEngine(2.0, base_url=fake.url), EspeakEngine(5.0)]
+        r = renderer(tmp_path, engines, metrics)
+        gtts_clip = await r.clip_for(item(9, "Thông báo của ủy ban xã."))
+    espeak = renderer(tmp_path, [EspeakEngine(5.0)])
+    summary = await espeak.render_plans(plans([item(i, t) for i, t in enumerate(TEXTS[:3])]))
+    assert summary.failed == []
+    assert summary.rendered == {"espeak": 3, "recording": 2}  # 3 texts + intro and outro chimes
+    clips = sorted((tmp_path / "audio").glob("*.mp3"))
+    assert len(clips) == 6
+    assert gtts_clip.path in clips
+    for path in clips:
+        info = probe(path)
+        assert info["codec_name"] == "mp3", path
+        assert info["channels"] == 1
+        assert info["sample_rate"] == "22050"
+        assert abs(int(info["bit_rate"]) - 32000) <= 3200
+        assert abs(ebur128(path) - (-16.0)) <= 1.5, path
+    assert abs(gtts_clip.duration_ms / 1000 - float(probe(gtts_clip.path)["duration"])) < 0.06
+    assert metrics.registry.get_sample_value("broadcastd_render_seconds_count") == 1
+
+
+async def test_opus_format_is_honoured(tmp_path):
+    r = renderer(tmp_path, [EspeakEngine(5.0)], format="opus", bitrate="24k")
+    clip = await r.clip_for(item(1, TEXTS[0]))
+    info = probe(clip.path)
+    assert clip.path.suffix == ".opus"
+    assert info["codec_name"] == "opus"
+    assert info["channels"] == 1
+    assert abs(ebur128(clip.path) - (-16.0)) <= 1.5
+    assert abs(clip.duration_ms / 1000 - float(info["duration"])) < 0.06
+
+
+async def test_second_render_makes_no_tts_call_and_is_fast(tmp_path):
+    items = [item(i, t) for i, t in enumerate(TEXTS)]
+    first = renderer(tmp_path, [EspeakEngine(5.0)])
+    await first.render_plans(plans(items))
+    metrics = Metrics()
+    second = renderer(tmp_path, [EspeakEngine(5.0)], metrics)  # a new process would start like this
+    started = time.monotonic()
+    summary = await second.render_plans(plans(items))
+    elapsed = time.monotonic() - started
+    assert sum(second.chain.calls.values()) == 0
+    assert summary.rendered == {}
+    assert summary.cached == len(items) + 2
+    assert elapsed < 1.0
+    assert metrics.registry.get_sample_value("broadcastd_render_cache_hits_total") == len(items) + 2
+    assert second.cached(items[0]) is not None
+    assert second.cached(item(99, "Một câu chưa từng được đọc.")) is None
+
+
+async def test_changed_text_or_setting_renders_again(tmp_path):
+    r = renderer(tmp_path, [EspeakEngine(5.0)])
+    a = await r.clip_for(item(1, TEXTS[0]))
+    assert (await r.clip_for(item(1, TEXTS[0]))) == a
+    assert (await r.clip_for(item(1, TEXTS[1]))).sha256 != a.sha256
+    louder = renderer(tmp_path, [EspeakEngine(5.0)], loudness_lufs=-12)
+    assert louder.cached(item(1, TEXTS[0])) is None
+
+
+async def test_blackholed_gtts_costs_at_most_one_timeout(tmp_path):
+    items = [item(i, t) for i, t in enumerate(TEXTS)]
+    only = renderer(tmp_path / "a", [EspeakEngine(5.0)])
+    started = time.monotonic()
+    await only.render_plans(plans(items), chimes=False)
+    espeak_only = time.monotonic() - started
+    timeout = 1.0
+    with Blackhole() as hole:
+        r = renderer(tmp_path / "b", [GttsEngine(timeout, base_url=hole.url), EspeakEngine(5.0)])
+        started = time.monotonic()
+        summary = await r.render_plans(plans(items), chimes=False)
+        with_hole = time.monotonic() - started
+    assert summary.failed == []
+    assert summary.rendered == {"espeak": len(items)}
+    assert with_hole <= espeak_only + timeout + 0.3, (with_hole, espeak_only)
+
+
+async def test_a_failing_clip_is_named_and_the_others_render(tmp_path, google_mp3):
+    missing = PlanItem("flood-dao", "Lũ", "safety", "dao", "recording", "emergency", 5.0,
+                       recording=tmp_path / "nope.ogg")  # fmt: skip
+    garbage = tmp_path / "garbage.ogg"
+    garbage.write_bytes(b"<html>not audio</html>")
+    broken = PlanItem("vaccine", "Tiêm", "health", "tay", "recording", "normal", 5.0,
+                      recording=garbage)  # fmt: skip
+    with FakeGtts(google_mp3, mode="429") as fake:
+        r = renderer(tmp_path, [GttsEngine(1.0, base_url=fake.url)])
+        summary = await r.render_plans(plans([missing, broken, item(1, TEXTS[0])]), chimes=True)
+    assert [f.split(":")[0] for f in summary.failed] == ["ann-1/vi", "flood-dao/dao", "vaccine/tay"]
+    assert summary.rendered == {"recording": 2}  # the chimes still rendered
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+    sys.path.insert(0, sys.argv[2])
+    from pathlib import Path
+    from tests.integration.test_render import TEXTS, item, plans, renderer
+    from broadcastd.tts import EspeakEngine
+    r = renderer(Path(sys.argv[1]), [EspeakEngine(5.0)])
+    r.concurrency = 1
+    items = [item(i, t + " " + str(j)) for j in range(4) for i, t in enumerate(TEXTS)]
+    asyncio.run(r.render_plans(plans(items), chimes=False))
+    """
+)
+
+
+def test_kill_9_mid_render_leaves_no_partial_clip(tmp_path):
+    store = tmp_path / "audio"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(tmp_path), str(ROOT)])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(list(store.glob("index/*.json"))) < 3:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(store.glob("index/*.json")))
+    assert 3 <= done < 16, "the kill must land mid-way"
+    for path in store.glob("*.mp3"):  # anything under a real name is whole
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == path.stem
+    for entry in store.glob("index/*.json"):
+        sha = json.loads(entry.read_text())["sha256"]
+        assert (store / f"{sha}.mp3").is_file()
+    r = renderer(tmp_path, [EspeakEngine(5.0)])
+    items = [item(i, t + " " + str(j)) for j in range(4) for i, t in enumerate(TEXTS)]
+    summary = asyncio_run(r.render_plans(plans(items), chimes=False))
+    assert summary.failed == []
+    assert summary.cached >= done
+    assert summary.cached + summary.rendered["espeak"] == 16
+
+
+def asyncio_run(coro):  # a sync test: the kill loop above polls the file system
+    import asyncio  # noqa: PLC0415 - only this helper needs it
+
+    return asyncio.run(coro)
+
+
+async def test_build_renderer_reads_gtts_url_override(tmp_path, monkeypatch, google_mp3):
+    with FakeGtts(google_mp3) as fake:
+        monkeypatch.setenv("BROADCASTD_GTTS_URL", fake.url)
+        config = make_config(tmp_path)
+        r = build_renderer(config, engines=["gtts", "espeak"])
+        clip = await r.clip_for(item(1, TEXTS[0]))
+    assert fake.requests == 1
+    assert r.store.lookup(r.key_for(item(1, TEXTS[0])))[1]["engine"] == "gtts"  # type: ignore[index]
+    assert clip.path.parent == tmp_path / "audio"
