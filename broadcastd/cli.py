@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="write passwd and acl files into this directory")
     p = add("node-config", "print a ready node.yaml for one speaker")
     p.add_argument("node")
+    p.add_argument("--out", type=Path, help="write node.yaml and password (0600) into this directory")
     p = add("demo", "run a slot now on a simulated fleet and print coverage")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p = add("simulate", "run simulated speaker agents")

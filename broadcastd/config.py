@@ -133,6 +133,17 @@ class Broker(Model):
     username: str | None = None
     password_file: Path | None = None
     ca_file: Path | None = None
+    # The URL speakers use to reach the broker (what `node-config` writes into node.yaml). Defaults to
+    # `url` for an external broker, or mqtt://<listen> for the embedded one.
+    node_url: str | None = None
+
+    @property
+    def url_for_nodes(self) -> str:
+        if self.node_url:
+            return self.node_url
+        if self.mode == "external" and self.url:
+            return self.url
+        return f"mqtt://{self.listen}"
 
     @model_validator(mode="after")
     def _external_needs_url(self) -> Broker:
