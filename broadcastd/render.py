@@ -3,7 +3,7 @@
 Per clip: TTS (or the recorded file) -> mono PCM at `audio.sample_rate` -> integrated loudness
 measured -> one ffmpeg run applies a linear gain (plus a -1 dBFS limiter only when the gain would
 clip), re-measures with ebur128 on the way to the encoder (verification costs no extra process) and
-encodes once to `audio.format`. Off target, the gain is corrected once; beyond ±1.5 LU the clip fails.
+encodes once to `audio.format`. Off target, the gain is corrected once; past ±1.5 LU the clip fails.
 A render key (text or recording hash, language, engines and voices, audio settings,
 RENDERER_VERSION) indexes the result, so an unchanged announcement is never rendered twice.
 """
@@ -19,7 +19,6 @@ import re
 import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broadcastd.audiostore import AudioStore
@@ -29,6 +28,8 @@ from broadcastd.models import Clip, PlanItem, RenderSummary, SlotPlan
 from broadcastd.tts import GTTS_URL_ENV, EspeakEngine, GttsEngine, TtsChain, TtsEngine
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from broadcastd.config import Audio, Config
     from broadcastd.metrics import Metrics
 
@@ -155,7 +156,7 @@ class Renderer:
         progress: Progress | None = None,
         chimes: bool = True,
     ) -> RenderSummary:
-        """Render each distinct item of `plans` (and the configured chimes); failures are collected."""
+        """Render each distinct item of `plans` and the configured chimes; collect failures."""
         items = self._distinct(plans, chimes=chimes)
         summary = RenderSummary()
         total, done = len(items), 0
@@ -223,13 +224,14 @@ class Encoder:
 
     def __init__(self, audio: Audio) -> None:
         self.audio = audio
-        self.limiter_bias = 0.0  # measured minus intended loudness of limited encodes (EMA)
+        # measured minus intended loudness of limited encodes (EMA); starts at what espeak-ng shows
+        self.limiter_bias = -0.7
         self.encodes = 0
 
     async def encode(self, pcm: Pcm, *, what: str) -> tuple[bytes, float]:
         """Returns the encoded bytes and the loudness ebur128 measured on the way to the encoder."""
         target = self.audio.loudness_lufs
-        gain = gain_for(pcm, target, CEILING_DBFS)
+        gain = await asyncio.to_thread(gain_for, pcm, target, CEILING_DBFS)
         limited = pcm.peak_dbfs + gain > CEILING_DBFS
         if limited:
             gain -= self.limiter_bias
@@ -320,7 +322,8 @@ def _opus_duration_ms(data: bytes) -> int:
         raise RenderError("encoded opus has no Ogg/Opus headers")
     (pre_skip,) = struct.unpack_from("<H", data, head + 10)
     (granule,) = struct.unpack_from("<q", data, last + 6)
-    return max(0, round((granule - pre_skip) / 48))
+    samples: int = granule - pre_skip
+    return max(0, round(samples / 48))
 
 
 # --- composition ---------------------------------------------------------------------------------

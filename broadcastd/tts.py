@@ -27,6 +27,7 @@ from broadcastd.loudness import (
     ToolTimeoutError,
     check_sound,
     decode,
+    measured,
     parse_wav,
     run_tool,
 )
@@ -201,7 +202,9 @@ class TtsChain:
         what = f"{engine.name} output"
         wav = parse_wav(data)
         if wav is not None and wav.rate == self.rate:
-            check_sound(wav, what=what)  # espeak-ng's WAV needs no ffmpeg pass: measured in-process
+            # espeak-ng's WAV needs no ffmpeg pass: measured in-process, off the event loop
+            wav = await asyncio.to_thread(measured, wav)
+            check_sound(wav, what=what)
             return wav
         return await decode(data, self.rate, what=what)
 
@@ -210,7 +213,7 @@ class TtsChain:
         errors.append(message)
         log.warning("tts %s %s: %s", engine.name, result, message)
         if engine.remote and self.backing_off(engine.name) == 0:
-            # Only the first failure of a wave opens the back-off; concurrent ones must not double it.
+            # Only a wave's first failure opens the back-off; concurrent ones must not double it.
             pause = self._next_backoff.get(engine.name, self.backoff)
             self._skip_until[engine.name] = self.now() + pause
             self._next_backoff[engine.name] = min(pause * 2, self.max_backoff)

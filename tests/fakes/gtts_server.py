@@ -13,7 +13,7 @@ import socket
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Self
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -26,7 +26,21 @@ def make_speech_mp3(text: str, path: Path) -> bytes:
         ["espeak-ng", "-v", "vi", "--stdout", text], check=True, capture_output=True
     ).stdout
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-i", "pipe:0", "-ar", "24000", "-ac", "1", "-b:a", "64k", str(path)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            "pipe:0",
+            "-ar",
+            "24000",
+            "-ac",
+            "1",
+            "-b:a",
+            "64k",
+            str(path),
+        ],
         input=wav,
         check=True,
     )
@@ -60,12 +74,15 @@ class FakeGtts:
                 if fake.mode == "429":
                     self._reply(429, b"Too Many Requests", "text/plain")
                 elif fake.mode == "html":
-                    page = b"<!DOCTYPE html><html><body>Our systems have detected unusual traffic</body></html>"
+                    page = b"<!DOCTYPE html><html><body>Unusual traffic detected</body></html>"
                     self._reply(200, page, "text/html")
                 else:
                     b64 = base64.b64encode(fake.mp3).decode()
                     inner = json.dumps([b64], separators=(",", ":"))
-                    row = json.dumps([["wrb.fr", "jQ1olc", inner, None, None, None, "generic"]], separators=(",", ":"))
+                    row = json.dumps(
+                        [["wrb.fr", "jQ1olc", inner, None, None, None, "generic"]],
+                        separators=(",", ":"),
+                    )
                     self._reply(200, (")]}'\n\n" + row + "\n").encode(), "application/json")
 
             def _reply(self, status: int, body: bytes, ctype: str) -> None:
@@ -83,7 +100,7 @@ class FakeGtts:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> FakeGtts:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -96,7 +113,7 @@ class FakeGtts:
 class Blackhole:
     """A listening loopback socket that never accepts or answers: connects succeed, reads hang."""
 
-    def __enter__(self) -> Blackhole:
+    def __enter__(self) -> Self:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)

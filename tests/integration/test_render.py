@@ -1,4 +1,4 @@
-"""Rendering with real espeak-ng and ffmpeg, gTTS faked on loopback; clips checked with ffprobe/ebur128."""
+"""Rendering with real espeak-ng and ffmpeg, gTTS faked on loopback; clips checked by ffprobe."""
 
 from __future__ import annotations
 
@@ -41,7 +41,11 @@ def make_config(state: Path, **audio: object) -> Config:
             "signing": {"private_key_file": str(state / "key")},
             "state_dir": str(state),
             "slots": {"noon": {"at": "11:30"}},
-            "audio": {"intro": str(CHIMES / "intro.wav"), "outro": str(CHIMES / "outro.wav"), **audio},
+            "audio": {
+                "intro": str(CHIMES / "intro.wav"),
+                "outro": str(CHIMES / "outro.wav"),
+                **audio,
+            },
             "tts": {"engines": ["espeak"], "timeout": "5s"},
             "hamlets": [{"id": "ban-chuong", "name": "Bản Chương", "households": 87}],
         }
@@ -68,8 +72,8 @@ def renderer(state: Path, engines: list[object], metrics: Metrics | None = None,
 
 def probe(path: Path) -> dict[str, str]:
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries",
-         "stream=codec_name,channels,sample_rate,bit_rate:format=duration", "-of", "json", str(path)],
+        ["ffprobe", "-v", "error", "-of", "json", "-show_entries",
+         "stream=codec_name,channels,sample_rate,bit_rate:format=duration", str(path)],
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     data = json.loads(out)

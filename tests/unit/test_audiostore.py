@@ -30,7 +30,7 @@ def test_put_names_blob_by_hash_and_indexes_key(tmp_path: Path):
     assert found[0] == clip
     assert found[1]["engine"] == "espeak"
     assert store.lookup("other") is None
-    assert not [p for p in (tmp_path / "audio").rglob(".tmp-*")]
+    assert not list((tmp_path / "audio").rglob(".tmp-*"))
 
 
 def test_truncated_blob_is_not_served(tmp_path: Path):

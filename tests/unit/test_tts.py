@@ -1,4 +1,4 @@
-"""TTS engines and the fall-through chain against a fake gTTS server on loopback and real espeak-ng."""
+"""TTS engines and the fall-through chain: a fake gTTS server on loopback, real espeak-ng."""
 
 from __future__ import annotations
 
