@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from broadcastd.errors import ConfigError, Problem
-from broadcastd.yamlsrc import Located, YamlPath, dotted, problem_at, read_yaml
+from broadcastd.yamlsrc import Loc, Located, YamlPath, dotted, problem_at, read_yaml
 
 # Languages a TTS engine can speak. Every other language needs a recorded clip.
 ENGINE_LANGUAGES: Mapping[str, frozenset[str]] = {
@@ -259,6 +259,8 @@ class Config(Model):
     # Filled by the loader, not by YAML: where the config came from and what it measured.
     _files: tuple[Path, ...] = PrivateAttr(default=())
     _clip_seconds: dict[Path, float] = PrivateAttr(default_factory=dict)
+    # Where every value was written, so later checks (plan warnings) can name file:line:col.
+    _located: Located | None = PrivateAttr(default=None)
 
     @property
     def source(self) -> Path:
@@ -273,6 +275,12 @@ class Config(Model):
     def clip_seconds(self, path: Path) -> float:
         """The real duration of a recorded clip, measured by ffprobe at load time."""
         return self._clip_seconds.get(path, 0.0)
+
+    def where(self, path: YamlPath, *, key: bool = False) -> Loc:
+        """The file:line:col a value (or with `key`, its key) was written at; `?:1:1` if unknown."""
+        if self._located is None:
+            return Loc(self.source, 1, 1)
+        return self._located.where(path, key=key)
 
     def hamlet(self, hamlet_id: str) -> Hamlet:
         for h in self.hamlets:

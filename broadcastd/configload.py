@@ -65,6 +65,7 @@ def load(path: Path, *, probe_media: bool = True) -> Config:
         raise ConfigError(sorted(problems, key=lambda p: (str(p.file), p.line, p.col)))
     config._files = tuple(files)  # noqa: SLF001 - the loader owns these private fields
     config._clip_seconds = clip_seconds  # noqa: SLF001
+    config._located = located  # noqa: SLF001
     return config
 
 
