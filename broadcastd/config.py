@@ -1,12 +1,11 @@
-"""The configuration schema (DESIGN.md §4) and its loader: frozen models, every error with its line."""
+"""The configuration schema (DESIGN.md §4): frozen models, and every error with its line."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -21,14 +20,16 @@ from pydantic import (
 )
 
 from broadcastd.errors import ConfigError, Problem
-from broadcastd.yamlsrc import Loc, Located, YamlPath, dotted, problem_at, read_yaml
+from broadcastd.yamlsrc import Loc, Located, YamlPath, dotted, problem_at
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # Languages a TTS engine can speak. Every other language needs a recorded clip.
 ENGINE_LANGUAGES: Mapping[str, frozenset[str]] = {
     "gtts": frozenset({"vi"}),
     "espeak": frozenset({"vi"}),
 }
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _LANG = re.compile(r"^[a-z]{2,8}$")
@@ -56,7 +57,8 @@ def parse_duration(value: object) -> dt.timedelta:
     if isinstance(value, dt.timedelta):
         return value
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 15m or 6h")
+        # pydantic reports ValueError as a validation message; a TypeError would escape it.
+        raise ValueError("expected a duration such as 30s, 15m or 6h")  # noqa: TRY004
     if isinstance(value, int | float):
         seconds = float(value)
     else:
@@ -107,6 +109,7 @@ ClockTime = Annotated[dt.time, BeforeValidator(_clock)]
 HostPort = Annotated[str, Field(strict=True), AfterValidator(_hostport)]
 Count = Annotated[int, Field(strict=True, ge=0)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Priority = Literal["normal", "priority", "emergency"]
 PRIORITY_RANK: Mapping[str, int] = {"emergency": 0, "priority": 1, "normal": 2}
 
@@ -133,8 +136,8 @@ class Broker(Model):
     username: str | None = None
     password_file: Path | None = None
     ca_file: Path | None = None
-    # The URL speakers use to reach the broker (what `node-config` writes into node.yaml). Defaults to
-    # `url` for an external broker, or mqtt://<listen> for the embedded one.
+    # The URL speakers use to reach the broker (what `node-config` writes into node.yaml).
+    # Defaults to `url` for an external broker, or mqtt://<listen> for the embedded one.
     node_url: str | None = None
 
     @property

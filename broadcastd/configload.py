@@ -1,4 +1,9 @@
-"""Reading a config from disk: includes, relative paths, cross-references, and media checks."""
+"""Reading a config from disk: includes, relative paths, schema, cross-references and media checks.
+
+Every problem is collected and reported together: a schema error in one hamlet or announcement
+does not hide a bad reference in another, because cross-references are checked on every part that
+validated on its own (`configcheck.Parts`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,15 @@ import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broadcastd.config import ENGINE_LANGUAGES, Config, config_from_yaml_data
+from broadcastd.configcheck import Parts, cross_check
 from broadcastd.errors import ConfigError, Problem
-from broadcastd.yamlsrc import Located, Loc, YamlPath, dotted, problem_at, read_yaml
+from broadcastd.yamlsrc import Located, dotted, problem_at, read_yaml
+
+if TYPE_CHECKING:
+    from broadcastd.yamlsrc import YamlPath
 
 # Path fields resolved against the directory of the file that names them.
 _PATH_FIELDS: tuple[YamlPath, ...] = (
@@ -26,16 +35,17 @@ FFPROBE_TIMEOUT_S = 10.0
 
 
 def load(path: Path, *, probe_media: bool = True) -> Config:
-    path = path.absolute()
+    """Read and check `path`; problems name files as the caller spelled them (relative stays so)."""
     located = read_yaml(path)
     if not isinstance(located.data, dict):
-        kind = "empty" if located.data is None else type(located.data).__name__
+        kind = "an empty file" if located.data is None else f"a {_yaml_kind(located.data)}"
+        loc = located.where(())
         raise ConfigError(
             [
                 Problem(
                     path,
-                    1,
-                    1,
+                    loc.line if located.data is not None else 1,
+                    loc.col if located.data is not None else 1,
                     "",
                     "config must be a mapping of sections (commune, slots, hamlets, ...)",
                     kind,
@@ -43,47 +53,67 @@ def load(path: Path, *, probe_media: bool = True) -> Config:
             ]
         )
     data: dict[str, Any] = located.data
-    raw = _copy(data)  # the values as written, for messages
     files = [path]
     problems: list[Problem] = []
+    written: dict[YamlPath, str] = {}  # path values as the file spells them, for messages
     for p in _PATH_FIELDS:
-        _resolve(data, p, path.parent)
+        _resolve(data, p, path.parent, written)
     origins = _merge_includes(path, data, located, files, problems)
     for i, ann in enumerate(data.get("announcements") or []):
         base = origins.get(i, path).parent
         if isinstance(ann, dict) and isinstance(ann.get("audio"), dict):
             for lang in ann["audio"]:
-                _resolve(ann, ("audio", lang), base)
-    if problems:
-        raise ConfigError(problems)
-    config = config_from_yaml_data(data, located)
-    problems = cross_check(config, located, raw)
+                _resolve(data, ("announcements", i, "audio", lang), base, written)
+    config: Config | None = None
+    try:
+        config = config_from_yaml_data(data, located)
+    except ConfigError as exc:
+        problems += exc.problems
+    parts = Parts.of(data)
+    problems += cross_check(parts, located)
     clip_seconds: dict[Path, float] = {}
     if probe_media:
-        problems += _probe_media(config, located, clip_seconds)
-    if problems:
-        raise ConfigError(sorted(problems, key=lambda p: (str(p.file), p.line, p.col)))
-    config._files = tuple(files)  # noqa: SLF001 - the loader owns these private fields
+        problems += _probe_media(parts, located, written, clip_seconds)
+    if problems or config is None:
+        raise ConfigError(_ordered(problems, files))
+    config._files = tuple(f.absolute() for f in files)  # noqa: SLF001 - the loader owns these fields
     config._clip_seconds = clip_seconds  # noqa: SLF001
     config._located = located  # noqa: SLF001
     return config
 
 
-def _copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_copy(v) for v in data]
-    return data
+def _yaml_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    return f"{type(value).__name__} value"
 
 
-def _resolve(tree: dict[str, Any], path: YamlPath, base: Path) -> None:
+def _ordered(problems: list[Problem], files: list[Path]) -> list[Problem]:
+    """Main file first, then included files in include order; by position within a file."""
+    rank = {f: i for i, f in enumerate(files)}
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (rank.get(p.file, len(rank)), str(p.file), p.line, p.col))
+
+
+def _resolve(
+    tree: dict[str, Any], path: YamlPath, base: Path, written: dict[YamlPath, str]
+) -> None:
+    """Make the path at `path` absolute against `base`, remembering how it was written."""
     node: Any = tree
     for part in path[:-1]:
-        node = node.get(part) if isinstance(node, dict) else None
-    if isinstance(node, dict) and isinstance(node.get(path[-1]), str):
-        value = Path(node[path[-1]]).expanduser()
-        node[path[-1]] = str(value if value.is_absolute() else (base / value))
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return
+    key = path[-1]
+    if isinstance(node, dict) and isinstance(node.get(key), str):
+        written[path] = node[key]
+        value = Path(node[key]).expanduser()
+        node[key] = str(value if value.is_absolute() else (base / value).absolute())
 
 
 def _merge_includes(
@@ -97,202 +127,63 @@ def _merge_includes(
     if isinstance(patterns, str):
         patterns = [patterns]
     if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-        problems.append(
-            problem_at(
-                located.where(("include",)), "include", "expected a list of file patterns", patterns
-            )
-        )
+        loc = located.where(("include",))
+        problems.append(problem_at(loc, "include", "expected a list of file patterns", patterns))
         return origins
     anns = data.setdefault("announcements", [])
     if not isinstance(anns, list):
         return origins
     for i, pattern in enumerate(patterns):
-        matches = sorted(glob.glob(str(path.parent / pattern)))  # noqa: PTH207 - glob patterns may contain '..'
+        matches = sorted(glob.glob(str(path.parent / pattern)))  # noqa: PTH207 - patterns may hold '..'
         if not matches:
-            problems.append(
-                problem_at(
-                    located.where(("include", i)),
-                    f"include[{i}]",
-                    "pattern matches no file",
-                    pattern,
-                )
-            )
+            loc = located.where(("include", i))
+            problems.append(problem_at(loc, f"include[{i}]", "pattern matches no file", pattern))
         for match in matches:
-            inc_path = Path(match)
-            try:
-                inc = read_yaml(inc_path)
-            except ConfigError as exc:
-                problems.extend(exc.problems)
+            inc = _read_include(Path(match), problems)
+            if inc is None:
                 continue
-            if inc.data is None:
-                continue
-            if not isinstance(inc.data, list):
-                problems.append(
-                    Problem(
-                        inc_path,
-                        1,
-                        1,
-                        "",
-                        "an included file must hold a list of announcements",
-                        type(inc.data).__name__,
-                    )
-                )
-                continue
-            files.append(inc_path)
+            files.append(Path(match))
             for j, item in enumerate(inc.data):
-                n = len(anns)
+                origins[len(anns)] = Path(match)
+                located.graft(("announcements", len(anns)), inc, (j,))
                 anns.append(item)
-                origins[n] = inc_path
-                located.graft(("announcements", n), inc, (j,))
     return origins
 
 
-def _unique(items: list[tuple[str, YamlPath]], located: Located, what: str) -> list[Problem]:
-    seen: dict[str, Loc] = {}
-    out: list[Problem] = []
-    for value, path in items:
-        loc = located.where(path)
-        if value in seen:
-            out.append(
-                problem_at(
-                    loc,
-                    dotted(path),
-                    f"duplicate {what} (first at {seen[value].file.name}:{seen[value].line})",
-                    value,
-                )
-            )
-        else:
-            seen[value] = loc
-    return out
-
-
-def cross_check(config: Config, located: Located, raw: dict[str, Any]) -> list[Problem]:
-    """Every reference between sections: ids, slots, hamlets, languages, households, dates."""
-    del raw
-    problems: list[Problem] = []
-    problems += _unique(
-        [(h.id, ("hamlets", i, "id")) for i, h in enumerate(config.hamlets)], located, "hamlet id"
-    )
-    problems += _unique(
-        [
-            (n.id, ("hamlets", i, "nodes", j, "id"))
-            for i, h in enumerate(config.hamlets)
-            for j, n in enumerate(h.nodes)
-        ],
-        located,
-        "node id",
-    )
-    problems += _unique(
-        [(a.id, ("announcements", i, "id")) for i, a in enumerate(config.announcements)],
-        located,
-        "announcement id",
-    )
-    tts_langs = config.tts.languages
-    if config.commune.default_language not in tts_langs:
-        path: YamlPath = ("commune", "default_language")
+def _read_include(path: Path, problems: list[Problem]) -> Located | None:
+    """An included file's list of announcements, or None (with the problem recorded)."""
+    try:
+        inc = read_yaml(path)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return None
+    if inc.data is None:
+        return None
+    if not isinstance(inc.data, list):
+        loc = inc.where(())
         problems.append(
             problem_at(
-                located.where(path),
-                dotted(path),
-                f"must be a language the TTS engines speak ({', '.join(sorted(tts_langs))})",
-                config.commune.default_language,
+                loc,
+                "",
+                "an included file must hold a list of announcements",
+                f"a {_yaml_kind(inc.data)}",
             )
         )
-    for i, h in enumerate(config.hamlets):
-        total = sum(n.households for n in h.nodes)
-        if total > h.households:
-            path = ("hamlets", i, "nodes")
-            problems.append(
-                problem_at(
-                    located.where(path),
-                    dotted(path),
-                    f"nodes cover more households than the hamlet has ({h.households})",
-                    total,
-                )
-            )
-        for j, lang in enumerate(h.languages):
-            if h.languages.index(lang) != j:
-                path = ("hamlets", i, "languages", j)
-                problems.append(
-                    problem_at(located.where(path), dotted(path), "language listed twice", lang)
-                )
-    hamlet_ids = {h.id for h in config.hamlets}
-    for i, a in enumerate(config.announcements):
-        problems += _check_announcement(config, located, i, a, hamlet_ids, tts_langs)
-    return problems
+        return None
+    return inc
 
 
-def _check_announcement(
-    config: Config,
-    located: Located,
-    i: int,
-    a: Any,
-    hamlet_ids: set[str],
-    tts_langs: frozenset[str],
+def _probe_media(
+    parts: Parts, located: Located, written: dict[YamlPath, str], out: dict[Path, float]
 ) -> list[Problem]:
-    problems: list[Problem] = []
-    base: YamlPath = ("announcements", i)
-    for j, slot in enumerate(a.slots):
-        if slot not in config.slots:
-            path = (*base, "slots", j)
-            problems.append(
-                problem_at(
-                    located.where(path),
-                    dotted(path),
-                    f"unknown slot (defined: {', '.join(config.slots)})",
-                    slot,
-                )
-            )
-    if a.hamlets != "all":
-        for j, hid in enumerate(a.hamlets):
-            if hid not in hamlet_ids:
-                path = (*base, "hamlets", j)
-                problems.append(
-                    problem_at(located.where(path), dotted(path), "unknown hamlet id", hid)
-                )
-    for lang in a.text:
-        if lang not in tts_langs:
-            path = (*base, "text", lang)
-            engines = ", ".join(e for e in config.tts.engines)
-            problems.append(
-                problem_at(
-                    located.where(path, key=True),
-                    dotted(path),
-                    f"no configured TTS engine ({engines}) speaks this language; give a recording under 'audio'",
-                    lang,
-                )
-            )
-    if not a.text and not a.audio:
-        path = base
-        problems.append(
-            problem_at(
-                located.where(path),
-                dotted((*base, "text")),
-                "announcement has neither text nor audio",
-                a.id,
-            )
-        )
-    if a.from_ is not None and a.until is not None and a.from_ > a.until:
-        path = (*base, "until")
-        problems.append(
-            problem_at(
-                located.where(path),
-                dotted(path),
-                f"must not be before 'from' ({a.from_})",
-                str(a.until),
-            )
-        )
-    return problems
-
-
-def _probe_media(config: Config, located: Located, out: dict[Path, float]) -> list[Problem]:
     """Every recorded clip and chime must exist and decode; measure its duration."""
     wanted: list[tuple[Path, YamlPath]] = []
-    for key in ("intro", "outro"):
-        p = getattr(config.audio, key)
-        if p is not None:
-            wanted.append((p, ("audio", key)))
-    for i, a in enumerate(config.announcements):
+    if parts.audio is not None:
+        for key in ("intro", "outro"):
+            p = getattr(parts.audio, key)
+            if p is not None:
+                wanted.append((p, ("audio", key)))
+    for i, a in parts.announcements:
         wanted.extend((p, ("announcements", i, "audio", lang)) for lang, p in a.audio.items())
     problems: list[Problem] = []
     unique = sorted({p for p, _ in wanted})
@@ -301,7 +192,8 @@ def _probe_media(config: Config, located: Located, out: dict[Path, float]) -> li
     for p, path in wanted:
         seconds, error = results[p]
         if error:
-            problems.append(problem_at(located.where(path), dotted(path), error, str(p)))
+            shown = written.get(path, str(p))
+            problems.append(problem_at(located.where(path), dotted(path), error, shown))
         else:
             out[p] = seconds
     return problems
@@ -342,4 +234,4 @@ def probe_duration(path: Path) -> tuple[float, str]:
     return seconds, ""
 
 
-__all__ = ["ENGINE_LANGUAGES", "cross_check", "load", "probe_duration"]
+__all__ = ["ENGINE_LANGUAGES", "load", "probe_duration"]

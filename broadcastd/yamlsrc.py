@@ -1,7 +1,7 @@
 """A guarded YAML reader that remembers where every value came from.
 
-PyYAML composes the document into nodes; we convert the nodes ourselves so that we can reject duplicate
-keys, bound alias expansion ("billion laughs"), and record `file:line:col` for every path.
+PyYAML composes the document into nodes; we convert the nodes ourselves so that we can reject
+duplicate keys, bound alias expansion ("billion laughs"), and record `file:line:col` for every path.
 """
 
 from __future__ import annotations
@@ -109,6 +109,21 @@ def read_yaml(path: Path) -> Located:
     except yaml.YAMLError as exc:
         raise ConfigError(
             [Problem(display, 1, 1, "", f"invalid YAML: {exc}", has_value=False)]
+        ) from None
+    except RecursionError:
+        # PyYAML composes recursively: thousands of nested '[' exhaust the stack before our
+        # MAX_DEPTH check sees the tree.
+        raise ConfigError(
+            [
+                Problem(
+                    display,
+                    1,
+                    1,
+                    "",
+                    f"document nests deeper than {MAX_DEPTH} levels",
+                    has_value=False,
+                )
+            ]
         ) from None
     out = Located(None)
     if node is None:
