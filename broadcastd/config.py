@@ -325,6 +325,9 @@ def _problems(exc: ValidationError, located: Located) -> list[Problem]:
             problems.append(problem_at(located.where(path), dotted(path), msg))
         elif kind == "extra_forbidden":
             problems.append(problem_at(located.where(path, key=True), dotted(path), msg, path[-1]))
+        elif isinstance(err.get("input"), dict):
+            # A whole section failed a cross-field rule: its dump would bury the message.
+            problems.append(problem_at(located.where(path), dotted(path), msg))
         else:
             problems.append(problem_at(located.where(path), dotted(path), msg, err.get("input")))
     return sorted(problems, key=lambda p: (str(p.file), p.line, p.col))

@@ -44,6 +44,7 @@ class Parts:
     announcement_ids: list[tuple[object, YamlPath]] = field(default_factory=list)
     hamlets: list[tuple[int, Hamlet]] = field(default_factory=list)
     announcements: list[tuple[int, Announcement]] = field(default_factory=list)
+    raw_announcements: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     commune: Commune | None = None
     tts: Tts | None = None
     audio: Audio | None = None
@@ -67,6 +68,7 @@ class Parts:
             if not isinstance(a, dict):
                 continue
             parts.announcement_ids.append((a.get("id"), ("announcements", i, "id")))
+            parts.raw_announcements.append((i, a))
             if (ann := _valid(Announcement, a)) is not None:
                 parts.announcements.append((i, ann))
         parts.commune = _valid(Commune, data.get("commune"))
@@ -107,8 +109,10 @@ def cross_check(parts: Parts, located: Located) -> list[Problem]:
             problems.append(problem_at(located.where(path), dotted(path), message, lang))
     for i, h in parts.hamlets:
         problems += _check_hamlet(i, h, located)
+    for i, raw in parts.raw_announcements:
+        problems += _check_references(parts, located, i, raw)
     for i, a in parts.announcements:
-        problems += _check_announcement(parts, located, i, a)
+        problems += _check_content(parts, located, i, a)
     return problems
 
 
@@ -128,25 +132,32 @@ def _check_hamlet(i: int, h: Hamlet, located: Located) -> list[Problem]:
     return problems
 
 
-def _check_announcement(parts: Parts, located: Located, i: int, a: Announcement) -> list[Problem]:
+def _strings(raw: dict[str, Any], key: str) -> list[tuple[int, str]]:
+    value = raw.get(key)
+    return (
+        [(j, v) for j, v in enumerate(value) if isinstance(v, str)]
+        if isinstance(value, list)
+        else []
+    )
+
+
+def _check_references(parts: Parts, located: Located, i: int, raw: dict[str, Any]) -> list[Problem]:
+    """Slot and hamlet names, checked as written: also in an announcement with other errors."""
     problems: list[Problem] = []
     base: YamlPath = ("announcements", i)
     if parts.slot_names:
         defined = ", ".join(parts.slot_names)
-        for j, slot in enumerate(a.slots):
+        for j, slot in _strings(raw, "slots"):
             if slot not in parts.slot_names:
                 path: YamlPath = (*base, "slots", j)
                 message = f"unknown slot (defined: {defined})"
                 problems.append(problem_at(located.where(path), dotted(path), message, slot))
     known_hamlets = {hid for hid, _ in parts.hamlet_ids}
-    if a.hamlets != "all":
-        for j, hid in enumerate(a.hamlets):
-            if hid not in known_hamlets:
-                path = (*base, "hamlets", j)
-                problems.append(
-                    problem_at(located.where(path), dotted(path), "unknown hamlet id", hid)
-                )
-    return problems + _check_content(parts, located, i, a)
+    for j, hid in _strings(raw, "hamlets"):
+        if hid not in known_hamlets:
+            path = (*base, "hamlets", j)
+            problems.append(problem_at(located.where(path), dotted(path), "unknown hamlet id", hid))
+    return problems
 
 
 def _check_content(parts: Parts, located: Located, i: int, a: Announcement) -> list[Problem]:

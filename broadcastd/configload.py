@@ -38,20 +38,16 @@ def load(path: Path, *, probe_media: bool = True) -> Config:
     """Read and check `path`; problems name files as the caller spelled them (relative stays so)."""
     located = read_yaml(path)
     if not isinstance(located.data, dict):
-        kind = "an empty file" if located.data is None else f"a {_yaml_kind(located.data)}"
-        loc = located.where(())
-        raise ConfigError(
-            [
-                Problem(
-                    path,
-                    loc.line if located.data is not None else 1,
-                    loc.col if located.data is not None else 1,
-                    "",
-                    "config must be a mapping of sections (commune, slots, hamlets, ...)",
-                    kind,
-                )
-            ]
-        )
+        if located.data is None:
+            message = (
+                "config is empty; expected a mapping of sections (commune, slots, hamlets, ...)"
+            )
+        else:
+            message = (
+                "config must be a mapping of sections (commune, slots, hamlets, ...), "
+                f"not a {_yaml_kind(located.data)}"
+            )
+        raise ConfigError([Problem(path, 1, 1, "", message, has_value=False)])
     data: dict[str, Any] = located.data
     files = [path]
     problems: list[Problem] = []
@@ -93,7 +89,7 @@ def _yaml_kind(value: object) -> str:
 def _ordered(problems: list[Problem], files: list[Path]) -> list[Problem]:
     """Main file first, then included files in include order; by position within a file."""
     rank = {f: i for i, f in enumerate(files)}
-    unique = list(dict.fromkeys(problems))
+    unique = list({str(p): p for p in problems}.values())  # values may be unhashable (dicts)
     return sorted(unique, key=lambda p: (rank.get(p.file, len(rank)), str(p.file), p.line, p.col))
 
 
@@ -161,14 +157,10 @@ def _read_include(path: Path, problems: list[Problem]) -> Located | None:
         return None
     if not isinstance(inc.data, list):
         loc = inc.where(())
-        problems.append(
-            problem_at(
-                loc,
-                "",
-                "an included file must hold a list of announcements",
-                f"a {_yaml_kind(inc.data)}",
-            )
+        message = (
+            f"an included file must hold a list of announcements, not a {_yaml_kind(inc.data)}"
         )
+        problems.append(problem_at(loc, "", message))
         return None
     return inc
 

@@ -184,11 +184,13 @@ class _Converter:
     def convert(self, node: yaml.Node, path: YamlPath) -> Any:
         self.count += 1
         if self.count > MAX_VALUES:
-            raise self.fail(
-                node, path, f"document expands to more than {MAX_VALUES} values (alias bomb?)"
-            )
+            # Report where the expansion started, not the deep path it reached.
+            message = f"document expands to more than {MAX_VALUES} values (alias bomb?)"
+            loc = self.out.keys.get(path[:1], self.loc(node))
+            raise ConfigError([problem_at(loc, dotted(path[:1]), message)])
         if len(path) > MAX_DEPTH or id(node) in self.active:
-            raise self.fail(node, path, "document nests too deeply (recursive alias?)")
+            message = f"document nests deeper than {MAX_DEPTH} levels (or an alias contains itself)"
+            raise self.fail(node, path[:1], message)
         self.out.values.setdefault(path, self.loc(node))
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node)
