@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -109,7 +110,8 @@ def _resolve(
     if isinstance(node, dict) and isinstance(node.get(key), str):
         written[path] = node[key]
         value = Path(node[key]).expanduser()
-        node[key] = str(value if value.is_absolute() else (base / value).absolute())
+        # normpath: `../audio/x.ogg` reads better in messages and compares equal to the real path.
+        node[key] = os.path.normpath((base / value).absolute())
 
 
 def _merge_includes(
