@@ -19,118 +19,166 @@ from broadcastd.cli import run
 BAD = Path(__file__).parent.parent / "data" / "bad"
 ROOT = Path(__file__).parent.parent.parent
 MAPPING = "config must be a mapping of sections (commune, slots, hamlets, ...)"
-NO_TTS = "no configured TTS engine (gtts, espeak) speaks this language; give a recording under 'audio'"
+NO_TTS = (
+    "no configured TTS engine (gtts, espeak) speaks this language; give a recording under 'audio'"
+)
 
 EXPECTED: dict[str, list[str]] = {
     "unknown-field": ["unknown-field.yaml:17:5: hamlets[1].colour: unknown field, got: 'colour'"],
-    "missing-field": [
-        "missing-field.yaml:14:5: hamlets[1].households: required field is missing"
-    ],
+    "missing-field": ["missing-field.yaml:14:5: hamlets[1].households: required field is missing"],
     "missing-signing-key": [
         "missing-signing-key.yaml:2:10: signing.private_key_file: required field is missing"
     ],
     "duplicate-key": [
-        "duplicate-key.yaml:22:5: announcements[0].title: duplicate key "
-        "(first defined at line 21), got: 'title'"
+        (
+            "duplicate-key.yaml:22:5: announcements[0].title: duplicate key "
+            "(first defined at line 21), got: 'title'"
+        )
     ],
     "tab-indent": ["tab-indent.yaml:10:1: tab used for indentation; indent with spaces"],
     "not-utf8": ["not-utf8.yaml:15:13: file is not valid UTF-8, got: 'byte 0xe1'"],
     "bad-clock-time": [
-        "bad-clock-time.yaml:6:19: slots.afternoon.at: expected a time of day as HH:MM, "
-        "got: '25:00'"
+        (
+            "bad-clock-time.yaml:6:19: slots.afternoon.at: expected a time of day as HH:MM, "
+            "got: '25:00'"
+        )
     ],
     "bad-duration": [
-        "bad-duration.yaml:5:37: slots.noon.max_duration: expected a duration such as "
-        "30s, 15m or 6h, got: '15 minutes'"
+        (
+            "bad-duration.yaml:5:37: slots.noon.max_duration: expected a duration such as "
+            "30s, 15m or 6h, got: '15 minutes'"
+        )
     ],
     "unknown-slot": [
-        "unknown-slot.yaml:23:19: announcements[0].slots[1]: unknown slot "
-        "(defined: noon, afternoon), got: 'evening'"
+        (
+            "unknown-slot.yaml:23:19: announcements[0].slots[1]: unknown slot "
+            "(defined: noon, afternoon), got: 'evening'"
+        )
     ],
     "unknown-hamlet": [
         "unknown-hamlet.yaml:24:22: announcements[0].hamlets[1]: unknown hamlet id, got: 'ban-z'"
     ],
     "duplicate-hamlet-id": [
-        "duplicate-hamlet-id.yaml:14:9: hamlets[1].id: duplicate hamlet id "
-        "(first at duplicate-hamlet-id.yaml:8), got: 'ban-a'"
+        (
+            "duplicate-hamlet-id.yaml:14:9: hamlets[1].id: duplicate hamlet id "
+            "(first at duplicate-hamlet-id.yaml:8), got: 'ban-a'"
+        )
     ],
     "duplicate-node-id": [
-        "duplicate-node-id.yaml:18:14: hamlets[1].nodes[0].id: duplicate node id "
-        "(first at duplicate-node-id.yaml:13), got: 'a-01'"
+        (
+            "duplicate-node-id.yaml:18:14: hamlets[1].nodes[0].id: duplicate node id "
+            "(first at duplicate-node-id.yaml:13), got: 'a-01'"
+        )
     ],
     "node-households": [
-        "node-households.yaml:18:7: hamlets[1].nodes: nodes cover more households than the "
-        "hamlet has (30), got: 35"
+        (
+            "node-households.yaml:18:7: hamlets[1].nodes: nodes cover more households than the "
+            "hamlet has (30), got: 35"
+        )
     ],
     "negative-households": [
-        "negative-households.yaml:16:17: hamlets[1].households: input should be greater than "
-        "or equal to 0, got: -5"
+        (
+            "negative-households.yaml:16:17: hamlets[1].households: input should be greater than "
+            "or equal to 0, got: -5"
+        )
     ],
     "text-without-tts": [
         f"text-without-tts.yaml:22:53: announcements[0].text.dao: {NO_TTS}, got: 'dao'"
     ],
     "missing-recording": [
-        "missing-recording.yaml:23:18: announcements[0].audio.dao: file not found, "
-        "got: 'recordings/tiem-phong-dao.ogg'"
+        (
+            "missing-recording.yaml:23:18: announcements[0].audio.dao: file not found, "
+            "got: 'recordings/tiem-phong-dao.ogg'"
+        )
     ],
     "undecodable-recording": [
-        "undecodable-recording.yaml:23:18: announcements[0].audio.dao: not a decodable audio "
-        "file, got: 'not-audio.ogg'"
+        (
+            "undecodable-recording.yaml:23:18: announcements[0].audio.dao: not a decodable audio "
+            "file, got: 'not-audio.ogg'"
+        )
     ],
     "from-after-until": [
-        "from-after-until.yaml:25:12: announcements[0].until: must not be before 'from' "
-        "(2026-12-05), got: '2026-11-20'"
+        (
+            "from-after-until.yaml:25:12: announcements[0].until: must not be before 'from' "
+            "(2026-12-05), got: '2026-11-20'"
+        )
     ],
     "bad-timezone": [
-        "bad-timezone.yaml:1:46: commune.timezone: unknown time zone (use an IANA name such as "
-        "Asia/Ho_Chi_Minh), got: 'Asia/Hanoi'"
+        (
+            "bad-timezone.yaml:1:46: commune.timezone: unknown time zone (use an IANA name such as "
+            "Asia/Ho_Chi_Minh), got: 'Asia/Hanoi'"
+        )
     ],
     "bad-id": [
-        "bad-id.yaml:14:9: hamlets[1].id: expected an id of lowercase letters, digits and '-', "
-        "got: 'Bản Chương'"
+        (
+            "bad-id.yaml:14:9: hamlets[1].id: expected an id of lowercase letters, digits and '-', "
+            "got: 'Bản Chương'"
+        )
     ],
     "external-broker-without-url": [
-        "external-broker-without-url.yaml:4:9: broker: an external broker needs 'url' "
-        "(mqtt://host:1883 or mqtts://host:8883)"
+        (
+            "external-broker-without-url.yaml:4:9: broker: an external broker needs 'url' "
+            "(mqtt://host:1883 or mqtts://host:8883)"
+        )
     ],
     "include-matches-nothing": [
-        "include-matches-nothing.yaml:24:11: include[0]: pattern matches no file, "
-        "got: 'thong-bao/*.yaml'"
+        (
+            "include-matches-nothing.yaml:24:11: include[0]: pattern matches no file, "
+            "got: 'thong-bao/*.yaml'"
+        )
     ],
     "include-with-error": [
-        "inc/tiem-phong-2.yaml:6:13: announcements[1].priority: input should be 'normal', "
-        "'priority' or 'emergency', got: 'urgent'"
+        (
+            "inc/tiem-phong-2.yaml:6:13: announcements[1].priority: input should be 'normal', "
+            "'priority' or 'emergency', got: 'urgent'"
+        )
     ],
     "list-document": [f"list-document.yaml:1:1: {MAPPING}, not a list"],
     "scalar-document": [f"scalar-document.yaml:1:1: {MAPPING}, not a string"],
     "empty": [
-        "empty.yaml:1:1: config is empty; expected a mapping of sections "
-        "(commune, slots, hamlets, ...)"
+        (
+            "empty.yaml:1:1: config is empty; expected a mapping of sections "
+            "(commune, slots, hamlets, ...)"
+        )
     ],
     "merge-key": [
-        "merge-key.yaml:7:5: slots.afternoon: merge keys ('<<') are not supported; "
-        "write the fields out"
+        (
+            "merge-key.yaml:7:5: slots.afternoon: merge keys ('<<') are not supported; "
+            "write the fields out"
+        )
     ],
     "alias-bomb": [
         "alias-bomb.yaml:6:1: f: document expands to more than 100000 values (alias bomb?)"
     ],
     "deep-nesting": [
-        "deep-nesting.yaml:1:74: commune: document nests deeper than 64 levels "
-        "(or an alias contains itself)"
+        (
+            "deep-nesting.yaml:1:74: commune: document nests deeper than 64 levels "
+            "(or an alias contains itself)"
+        )
     ],
-    "invalid-yaml": ["invalid-yaml.yaml:7:1: invalid YAML: expected ',' or '}', but got '<scalar>'"],
+    "invalid-yaml": [
+        "invalid-yaml.yaml:7:1: invalid YAML: expected ',' or '}', but got '<scalar>'"
+    ],
     # Not one kind of error: several independent ones, all reported at once (schema errors do
     # not hide cross-reference errors, even inside the same announcement).
     "many-errors": [
-        "many-errors.yaml:10:17: hamlets[0].households: input should be a valid integer, "
-        "got: 'many'",
-        "many-errors.yaml:17:14: hamlets[1].nodes[0].id: duplicate node id "
-        "(first at many-errors.yaml:12), got: 'a-01'",
-        "many-errors.yaml:22:19: announcements[0].slots[1]: unknown slot (defined: noon), "
-        "got: 'evening'",
+        (
+            "many-errors.yaml:10:17: hamlets[0].households: input should be a valid integer, "
+            "got: 'many'"
+        ),
+        (
+            "many-errors.yaml:17:14: hamlets[1].nodes[0].id: duplicate node id "
+            "(first at many-errors.yaml:12), got: 'a-01'"
+        ),
+        (
+            "many-errors.yaml:22:19: announcements[0].slots[1]: unknown slot (defined: noon), "
+            "got: 'evening'"
+        ),
         "many-errors.yaml:27:22: announcements[1].hamlets[1]: unknown hamlet id, got: 'ban-z'",
-        "many-errors.yaml:28:15: announcements[1].priority: input should be 'normal', "
-        "'priority' or 'emergency', got: 'urgent'",
+        (
+            "many-errors.yaml:28:15: announcements[1].priority: input should be 'normal', "
+            "'priority' or 'emergency', got: 'urgent'"
+        ),
     ],
 }
 

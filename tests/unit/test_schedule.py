@@ -85,7 +85,7 @@ def test_hamlet_filter_and_days(monday: Config) -> None:
         (dt.date(2026, 12, 1), "noon"),
         (dt.date(2026, 12, 1), "afternoon"),
     ]
-    # Tuesday in Bản C: `tuesdays` (both slots), `starts-tuesday` (noon); insurance in the afternoon.
+    # Tuesday in Bản C: `tuesdays` (both slots), `starts-tuesday` (noon), insurance (afternoon).
     assert [[(i.announcement, i.lang) for i in p.items] for p in plans[2:]] == [
         [("starts-tuesday", "vi"), ("tuesdays", "vi")],
         [("insurance", "tay"), ("insurance", "vi"), ("tuesdays", "vi")],
@@ -113,7 +113,12 @@ def test_overlong_slot_drops_lowest_priority_latest_items(tmp_path: Path) -> Non
     text = "a" * 280  # 20 s each at 14 chars/s
     anns = "".join(
         f"  - {{id: {aid}, title: T, text: {{vi: {text}}}, slots: [noon], priority: {prio}}}\n"
-        for aid, prio in [("n1", "normal"), ("p1", "priority"), ("n2", "normal"), ("e1", "emergency")]
+        for aid, prio in [
+            ("n1", "normal"),
+            ("p1", "priority"),
+            ("n2", "normal"),
+            ("e1", "emergency"),
+        ]
     )
     config = load_config(
         _write(
@@ -124,13 +129,16 @@ def test_overlong_slot_drops_lowest_priority_latest_items(tmp_path: Path) -> Non
         )
     )
     (plan,) = build_plan(config, MONDAY)
-    # Order e1, p1, n1, n2 = 4 x 20 s + 3 gaps of 2 s = 86 s. Dropping n2 leaves 64 s, then n1: 42 s.
+    # Order e1, p1, n1, n2: 4 x 20 s + 3 gaps of 2 s = 86 s; without n2 64 s, without n1 42 s.
     assert [i.announcement for i in plan.items] == ["e1", "p1"]
     assert [i.announcement for i in plan.dropped] == ["n1", "n2"]
     (warning,) = plan_warnings(config, MONDAY)
     assert warning.path == "slots.noon.max_duration"
     assert (warning.file.name, warning.line) == ("c.yaml", 5)
-    assert warning.message == "planned content exceeds 0m45s on 2026-11-30 in h; 2 item(s) will be dropped"
+    assert (
+        warning.message
+        == "planned content exceeds 0m45s on 2026-11-30 in h; 2 item(s) will be dropped"
+    )
     assert warning.value == "1m26s"
 
 
@@ -166,8 +174,32 @@ def test_warnings_name_unheard_announcements_and_silent_hamlets(tmp_path: Path) 
     )
     got = [(w.line, w.col, w.path, w.message, w.value) for w in plan_warnings(config, MONDAY)]
     assert got == [
-        (11, 10, "announcements[1]", "reaches no hamlet: its window ended before today (2026-11-30)", "2026-11-01"),
-        (12, 10, "announcements[2]", "reaches no hamlet: none of its days falls inside its from/until window", ["sun"]),
-        (13, 10, "announcements[3]", "reaches no hamlet: no targeted hamlet speaks its languages", ["vi"]),
-        (8, 52, "hamlets[1].languages", "no current announcement has content in this hamlet's languages", ["dao"]),
+        (
+            11,
+            10,
+            "announcements[1]",
+            "reaches no hamlet: its window ended before today (2026-11-30)",
+            "2026-11-01",
+        ),
+        (
+            12,
+            10,
+            "announcements[2]",
+            "reaches no hamlet: none of its days falls inside its from/until window",
+            ["sun"],
+        ),
+        (
+            13,
+            10,
+            "announcements[3]",
+            "reaches no hamlet: no targeted hamlet speaks its languages",
+            ["vi"],
+        ),
+        (
+            8,
+            52,
+            "hamlets[1].languages",
+            "no current announcement has content in this hamlet's languages",
+            ["dao"],
+        ),
     ]
