@@ -387,3 +387,33 @@ def test_node_payload_parsers_never_crash(payload):
     for parser in (p.parse_ack, p.parse_heartbeat, p.parse_state):
         with contextlib.suppress(ProtocolError):
             parser(payload)
+
+
+def test_keygen_command_creates_once_and_never_overwrites(tmp_path, capsys):
+    from broadcastd.cli import run as cli  # noqa: PLC0415 - the CLI is what this test drives
+
+    config = tmp_path / "etc" / "broadcastd.yaml"
+    config.parent.mkdir()
+    config.write_text("commune: {id: x}\nsigning: {private_key_file: keys/ed25519.key}\n")
+    assert cli(["keygen", "-c", str(config)]) == 0
+    printed = capsys.readouterr().out.strip()
+    key_file = tmp_path / "etc" / "keys" / "ed25519.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert printed == p.public_key_b64(p.load_private_key(key_file))
+    before = key_file.read_bytes()
+    assert cli(["keygen", "-c", str(config)]) == 1
+    out, err = capsys.readouterr()
+    assert out.strip() == printed  # still tells the technician which key is in place
+    assert "exists, not overwritten" in err
+    assert "Traceback" not in err
+    assert key_file.read_bytes() == before
+
+
+def test_keygen_without_a_key_path_names_the_line(tmp_path, capsys):
+    from broadcastd.cli import run as cli  # noqa: PLC0415 - the CLI is what this test drives
+
+    config = tmp_path / "c.yaml"
+    config.write_text("commune: {id: x}\nsigning: {}\n")
+    assert cli(["keygen", "-c", str(config)]) == 78
+    err = capsys.readouterr().err
+    assert f"{config}:2:10: signing.private_key_file" in err
