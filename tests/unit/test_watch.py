@@ -136,8 +136,8 @@ async def test_run_calls_on_change_once_per_burst(tmp_path):
     await asyncio.sleep(0.05)
     for i in range(4):  # writes 0.05 s apart: never quiet for 0.2 s until the last one
         config.write_text(f"a: {i}\n" * (i + 1))
+        last_write = loop.time()
         await asyncio.sleep(0.05)
-    last_write = loop.time() - 0.05
     fired_at = await asyncio.wait_for(calls.get(), 1.5)
     await asyncio.sleep(0.3)  # a second call would have come by now
     task.cancel()
