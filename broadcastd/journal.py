@@ -375,8 +375,10 @@ class Journal:
     def dispatches_for(self, date: dt.date | str, slot: str | None = None) -> list[DispatchRow]:
         day = date.isoformat() if isinstance(date, dt.date) else date
         if slot is None:
-            return self._dispatches("WHERE date=? ORDER BY slot, hamlet, created_at", (day,))
-        return self._dispatches("WHERE date=? AND slot=? ORDER BY hamlet, created_at", (day, slot))
+            return self._dispatches("WHERE date=? ORDER BY slot, hamlet, created_at, id", (day,))
+        return self._dispatches(
+            "WHERE date=? AND slot=? ORDER BY hamlet, created_at, id", (day, slot)
+        )
 
     def dispatches_between(self, first: dt.date, last: dt.date) -> list[DispatchRow]:
         where = "WHERE date BETWEEN ? AND ? ORDER BY date, slot, hamlet, created_at"
