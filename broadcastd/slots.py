@@ -1,0 +1,160 @@
+"""The scheduler feed: APScheduler jobs that only enqueue `SlotDue`, plus start-up catch-up.
+
+A slot is due at `play_at - lead` and may still be dispatched until `expires_at`
+(`play_at + catch_up`).
+After a restart, a slot inside that window is enqueued at once (the dispatcher re-publishes it
+idempotently if it was already sent); one whose window has passed without a dispatch is journaled
+as skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from broadcastd.dispatch import SlotDue
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from broadcastd.config import Config
+    from broadcastd.journal import Journal
+    from broadcastd.metrics import Metrics
+    from broadcastd.models import Clip, PlanItem, SlotPlan
+
+log = logging.getLogger(__name__)
+
+
+class _Cache(Protocol):
+    def cached(self, item: PlanItem) -> Clip | None: ...
+
+
+def slot_times(
+    config: Config, day: dt.date, slot: str
+) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
+    """(publish_at, play_at, expires_at) of one slot on one date, tz-aware in the commune's zone."""
+    s = config.slots[slot]
+    play_at = dt.datetime.combine(day, s.at, tzinfo=config.commune.tz)
+    return play_at - s.lead, play_at, play_at + s.catch_up
+
+
+class SlotFeed:
+    """Owns the AsyncIOScheduler; its jobs put `SlotDue` on the dispatcher's queue, nothing else."""
+
+    def __init__(
+        self,
+        config: Config,
+        queue: asyncio.Queue[SlotDue],
+        journal: Journal,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self._queue = queue
+        self._journal = journal
+        self._metrics = metrics
+        self._clock = clock
+        self._scheduler: AsyncIOScheduler | None = None
+        self._stopped = asyncio.Event()
+
+    async def run(self) -> None:
+        self._scheduler = AsyncIOScheduler(timezone=self.config.commune.tz)
+        self._add_jobs()
+        self._scheduler.start()
+        try:
+            await self._stopped.wait()
+        finally:
+            if self._scheduler.running:
+                self._scheduler.shutdown(wait=False)
+
+    def stop(self) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self._stopped.set()
+
+    def replace_config(self, config: Config) -> None:
+        self.config = config
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.remove_all_jobs()
+            self._add_jobs()
+
+    def _add_jobs(self) -> None:
+        if self._scheduler is None:
+            return
+        tz = self.config.commune.tz
+        for name, slot in self.config.slots.items():
+            publish = dt.datetime.combine(dt.date(2000, 1, 3), slot.at) - slot.lead
+            self._scheduler.add_job(
+                self._due,
+                CronTrigger(
+                    hour=publish.hour, minute=publish.minute, second=publish.second, timezone=tz
+                ),
+                args=[name],
+                id=f"slot-{name}",
+                # A job that fires late (loop busy, machine suspended) still counts while the slot
+                # can be dispatched at all; coalesce so a backlog becomes one dispatch.
+                misfire_grace_time=int((slot.lead + slot.catch_up).total_seconds()),
+                coalesce=True,
+                max_instances=1,
+            )
+        self._update_next()
+
+    def _due(self, slot: str) -> None:
+        """The job: enqueue, nothing more (STYLE.md principle 4)."""
+        now = dt.datetime.fromtimestamp(self._clock(), tz=self.config.commune.tz)
+        play_date = (now + self.config.slots[slot].lead).date()
+        self._queue.put_nowait(SlotDue(play_date, slot, "scheduled"))
+        self._update_next()
+
+    def _update_next(self) -> None:
+        now = dt.datetime.fromtimestamp(self._clock(), tz=self.config.commune.tz)
+        for name in self.config.slots:
+            for offset in range(3):
+                _, play_at, _ = slot_times(
+                    self.config, now.date() + dt.timedelta(days=offset), name
+                )
+                if play_at > now:
+                    self._metrics.next_slot_timestamp_seconds.labels(slot=name).set(
+                        play_at.timestamp()
+                    )
+                    break
+
+    async def catch_up(self) -> list[SlotDue]:
+        """At start-up: enqueue every slot inside its dispatch window; journal the missed ones."""
+        now = dt.datetime.fromtimestamp(self._clock(), tz=self.config.commune.tz)
+        due: list[SlotDue] = []
+        for offset in (-1, 0, 1):
+            day = now.date() + dt.timedelta(days=offset)
+            for name in self.config.slots:
+                publish_at, _, expires_at = slot_times(self.config, day, name)
+                if publish_at <= now < expires_at:
+                    due.append(SlotDue(day, name, "catch-up at start-up"))
+                elif (
+                    expires_at <= now
+                    and day == now.date()
+                    and not self._journal.dispatches_for(day, name)
+                ):
+                    reason = f"not dispatched: daemon was down until after {expires_at:%H:%M}"
+                    log.warning("slot %s %s %s", day, name, reason)
+                    await self._journal.record_skip(day, name, "*", reason)
+        for item in due:
+            self._queue.put_nowait(item)
+        return due
+
+    def mark_audio_state(self, plans: Iterable[SlotPlan], cache: _Cache) -> None:
+        """Raise `slot_audio_not_ready{slot}` when a slot within `lead` still lacks audio."""
+        now = dt.datetime.fromtimestamp(self._clock(), tz=self.config.commune.tz)
+        missing: dict[str, bool] = dict.fromkeys(self.config.slots, False)
+        for plan in plans:
+            if plan.publish_at <= now < plan.play_at and any(
+                cache.cached(i) is None for i in plan.items
+            ):
+                missing[plan.slot] = True
+        for slot, bad in missing.items():
+            self._metrics.slot_audio_not_ready.labels(slot=slot).set(1 if bad else 0)
