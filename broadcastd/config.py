@@ -311,6 +311,11 @@ def config_from_yaml_data(data: Any, located: Located) -> Config:
         raise ConfigError(_problems(exc, located)) from None
 
 
+def validation_problems(exc: ValidationError, located: Located) -> list[Problem]:
+    """pydantic errors as `file:line:col` problems (also used by the node agent's config)."""
+    return _problems(exc, located)
+
+
 def _problems(exc: ValidationError, located: Located) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple[YamlPath, str]] = set()
