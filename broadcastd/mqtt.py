@@ -328,6 +328,31 @@ class MqttLink:
             raise LinkError(f"publish to {topic} failed: connection lost")
         raise LinkError(f"publish to {topic} not acknowledged within {timeout:.1f}s")
 
+    async def subscribe(self, filters: list[str], *, qos: int = 1, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - bounds the SUBACK wait
+        """Subscribe now, in one SUBSCRIBE packet. Not restored by a reconnect that lost the
+        session: callers re-subscribe from `on_connect`. LinkError if disconnected."""
+        client = self._client
+        if not filters:
+            return
+        if client is None or not self.connected.is_set():
+            raise LinkError(f"cannot subscribe: not connected to {self.settings.url}")
+        try:
+            await client.subscribe([(f, qos) for f in filters], timeout=timeout)
+        except aiomqtt.MqttError as exc:
+            raise LinkError(f"subscribe failed: {exc}") from None
+
+    async def unsubscribe(self, filters: list[str], *, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - bounds the UNSUBACK wait
+        """Unsubscribe now; LinkError if disconnected (the filters then die with the session)."""
+        client = self._client
+        if not filters:
+            return
+        if client is None or not self.connected.is_set():
+            raise LinkError(f"cannot unsubscribe: not connected to {self.settings.url}")
+        try:
+            await client.unsubscribe(filters, timeout=timeout)
+        except aiomqtt.MqttError as exc:
+            raise LinkError(f"unsubscribe failed: {exc}") from None
+
     async def close(self, final: tuple[str, bytes] | None = None) -> None:
         """Publish `final` (retained) if connected, then disconnect cleanly: no Last Will."""
         if final is not None and self.connected.is_set():
