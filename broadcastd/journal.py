@@ -108,6 +108,15 @@ class AckRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SkipRow:
+    date: str
+    slot: str
+    hamlet: str
+    reason: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
 class TransitionRow:
     node: str
     hamlet: str
@@ -208,7 +217,7 @@ class Journal:
             try:
                 await self._drain()
             except JournalError as exc:
-                log.error("journal write failed, retrying: %s", exc)  # noqa: TRY400 - expected, message says it
+                log.error("journal write failed, retrying: %s", exc)
                 await asyncio.sleep(RETRY_DELAY_S)
                 self._wake.set()
 
@@ -402,6 +411,13 @@ class Journal:
         for row in self._dispatches(where, (now,)):
             latest.setdefault(row.hamlet, row)
         return list(latest.values())
+
+    def skips_between(self, first: dt.date, last: dt.date) -> list[SkipRow]:
+        sql = (
+            "SELECT date, slot, hamlet, reason, ts FROM skips WHERE date BETWEEN ? AND ?"
+            " ORDER BY date, slot, hamlet, id"
+        )
+        return [SkipRow(*r) for r in self._query(sql, (first.isoformat(), last.isoformat()))]
 
     def max_seq(self) -> int:
         return int(self._query("SELECT COALESCE(MAX(seq), 0) FROM dispatches")[0][0])
