@@ -3,8 +3,8 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SYSBINS := mosquitto mosquitto_pub ffmpeg ffprobe espeak-ng
-APT_PKGS := mosquitto mosquitto-clients ffmpeg espeak-ng
+SYSBINS := mosquitto mosquitto_pub ffmpeg ffprobe espeak-ng promtool
+APT_PKGS := mosquitto mosquitto-clients ffmpeg espeak-ng prometheus
 
 .PHONY: demo test check bench soak sysdeps venv clean lint fmt
 
