@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
@@ -91,3 +94,17 @@ def test_scrape_has_every_contract_name_with_values():
     assert 'broadcastd_node_up{hamlet="ban-chuong",node="bc-01"} 0.0' in text
     assert 'broadcastd_bad_messages_total{reason="unknown_node"} 1.0' in text
     assert "broadcastd_node_clock_skew_seconds_count 1.0" in text
+
+
+def test_dashboard_and_alerts_use_only_metrics_that_exist():
+    root = Path(__file__).resolve().parents[2] / "config"
+    dashboard = json.loads((root / "grafana" / "broadcastd.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs.append((root / "prometheus" / "alerts.yml").read_text())
+    text = scrape()
+    exported = set(re.findall(r"^(broadcastd_\w+?)(?:\{| )", text, re.MULTILINE))
+    used = {n for e in exprs for n in re.findall(r"\bbroadcastd_\w+", e)}
+    assert used, "the dashboard queries broadcastd metrics"
+    assert used <= exported, f"unknown metrics: {sorted(used - exported)}"
+    for panel_metric in ("households_reached", "nodes", "tts_renders", "dispatch_lag_seconds"):
+        assert any(f"broadcastd_{panel_metric}" in e for e in exprs[:-1]), panel_metric
