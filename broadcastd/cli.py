@@ -6,11 +6,14 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from broadcastd import __version__
 from broadcastd.errors import EX_USAGE, BroadcastdError, ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 DEFAULT_CONFIG = Path("/etc/broadcastd/broadcastd.yaml")
 
@@ -40,10 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="broadcastd", description="Commune loudspeaker bulletin controller"
     )
     parser.add_argument("--version", action="version", version=f"broadcastd {__version__}")
-    parser.add_argument(
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
     )
-    common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-c", "--config", type=Path, default=DEFAULT_CONFIG, help="config YAML file"
     )
@@ -52,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=help_text, description=help_text)
 
+    _planning(add)
+    _control(add)
+    _fleet(add)
+    p = add("audit", "verify the journal's hash chain")
+    p.add_argument("action", choices=["verify"])
+    return parser
+
+
+def _planning(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     add("run", "run the daemon")
     p = add("check", "validate the config and report every problem")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
@@ -63,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("render", "render the audio the plan needs")
     p.add_argument("--date", help="render for this date instead of the next tts.render_ahead")
     p.add_argument("--force", action="store_true", help="render again even if cached")
+
+
+def _control(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p = add("announce", "send an announcement through the running daemon")
     p.add_argument("--text", required=True, help="text to speak")
     p.add_argument("--lang", default="vi")
@@ -80,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("approve", "approve a pending emergency request")
     p.add_argument("id")
     p.add_argument("--operator", required=True)
+
+
+def _fleet(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p = add("nodes", "list nodes and their reachability")
     p.add_argument("--hamlet")
     p.add_argument("--json", action="store_true")
@@ -95,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="write passwd and acl files into this directory")
     p = add("node-config", "print a ready node.yaml for one speaker")
     p.add_argument("node")
-    p.add_argument("--out", type=Path, help="write node.yaml and password (0600) into this directory")
+    p.add_argument(
+        "--out", type=Path, help="write node.yaml and password (0600) into this directory"
+    )
     p = add("demo", "run a slot now on a simulated fleet and print coverage")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p = add("simulate", "run simulated speaker agents")
@@ -109,14 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--flap", type=float, default=0.0, help="probability per heartbeat of a disconnect"
     )
     p.add_argument("--broker", help="broker URL (default: from the config)")
-    p = add("audit", "verify the journal's hash chain")
-    p.add_argument("action", choices=["verify"])
-    return parser
 
 
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler logs every job addition at INFO; only its warnings matter to an operator.
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

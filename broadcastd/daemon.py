@@ -55,14 +55,17 @@ class Daemon:
         serve_metrics: bool = True,
         watch_files: bool = True,
         handle_signals: bool = True,
+        config: Config | None = None,
+        scheduling: bool = True,
     ) -> None:
         self.config_path = config_path
-        self.config: Config = load_config(config_path)
+        self.config: Config = config if config is not None else load_config(config_path)
         self.clock = clock
         self.engines = engines
         self.serve_metrics = serve_metrics
         self.watch_files = watch_files
         self.handle_signals = handle_signals
+        self.scheduling = scheduling  # False: no slot jobs, no start-up catch-up (the demo drives)
         self.metrics = Metrics(per_node=self.config.metrics.per_node)
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
@@ -128,8 +131,9 @@ class Daemon:
                     tg.create_task(self.link.run(), name="mqtt")
                     tg.create_task(self.dispatcher.run(self.queue), name="dispatch")
                     tg.create_task(self.dispatcher.run_republisher(), name="republish")
-                    tg.create_task(self.feed.run(), name="scheduler-feed")
-                    tg.create_task(self._render_ahead(), name="render-ahead")
+                    if self.scheduling:
+                        tg.create_task(self.feed.run(), name="scheduler-feed")
+                        tg.create_task(self._render_ahead(), name="render-ahead")
                     tg.create_task(self._sweep(), name="registry-sweep")
                     tg.create_task(control.run(), name="control")
                     tg.create_task(self._watchdog(), name="watchdog")
@@ -148,7 +152,8 @@ class Daemon:
             loop.add_signal_handler(signal.SIGTERM, self.request_stop)
             loop.add_signal_handler(signal.SIGINT, self.request_stop)
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
-        await self.feed.catch_up()
+        if self.scheduling:
+            await self.feed.catch_up()
         self.ready.set()
         self.notifier.notify("READY=1", f"STATUS=running {self.config.commune.id}")
         log.info("broadcastd running for %s", self.config.commune.id)
