@@ -141,6 +141,7 @@ class Journal:
         self._wake = asyncio.Event()
         self._drain_lock = asyncio.Lock()
         self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()  # close() must not pull the connection from a commit
         self._head = GENESIS
         self._next_seq = 1
         try:
@@ -171,11 +172,18 @@ class Journal:
         return cls(path, clock=clock, readonly=readonly)
 
     def close(self) -> None:
-        if self._pending:
-            log.warning("journal closed with %d uncommitted writes", len(self._pending))
-        for conn in (self._writer, self._reader):
-            if conn is not None:
-                conn.close()
+        """Commit what is still queued (blocking is fine at shutdown), then close."""
+        if self._pending and self._writer is not None:
+            batch, self._pending = self._pending, []
+            try:
+                self._commit([op for op, _ in batch])
+            except JournalError as exc:
+                log.error("journal closed with %d writes lost: %s", len(batch), exc)
+        with self._write_lock:
+            for conn in (self._writer, self._reader):
+                if conn is not None:
+                    conn.close()
+            self._writer = None
 
     # -- schema ------------------------------------------------------------------------------------
 
@@ -241,9 +249,13 @@ class Journal:
 
     def _commit(self, ops: list[_Op]) -> list[int]:
         """One transaction for the batch: each write plus its audit row. Runs in a thread."""
+        with self._write_lock:
+            return self._commit_locked(ops)
+
+    def _commit_locked(self, ops: list[_Op]) -> list[int]:
         conn = self._writer
         if conn is None:
-            raise JournalError("journal opened read-only")
+            raise JournalError("journal is read-only or closed")
         head, seq = self._head, self._next_seq
         results: list[int] = []
         try:

@@ -216,3 +216,14 @@ def test_kill_9_at_random_moments_loses_no_committed_ack(tmp_path):
     assert len(committed) > 100, "the writer must have committed something between kills"
     assert committed <= stored, f"lost: {sorted(committed - stored)[:5]}"
     assert audit.verify(path) is None, "the hash chain survives kill -9"
+
+
+async def test_close_commits_what_is_still_queued(tmp_path):
+    path = tmp_path / "j.sqlite3"
+    j = Journal.open(path, clock=lambda: NOW)
+    await j.record_ack(Ack("a1", "p1", "played", 1), "ban-a")
+    j.close()
+    again = Journal.open(path, readonly=True)
+    assert [a.node for a in again.acks_for("p1")] == ["a1"]
+    again.close()
+    assert audit.verify(path) is None
