@@ -1,0 +1,1 @@
+"""`broadcastd-node`: the reference speaker agent (DESIGN.md §5, §9)."""

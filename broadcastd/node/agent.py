@@ -1,0 +1,377 @@
+"""The reference speaker agent: verify, prefetch, play at `play_at` by its own clock, ack.
+
+Every envelope is checked (signature, commune, hamlet, expiry, replay) before anything else
+happens; a playlist id is recorded as played before its first sound so it plays at most once,
+across crashes and restarts. Time comes from the injected clock and the scheduler re-reads it
+every `tick`, so a simulator's fast or fake clock drives playback without real waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from broadcastd import __version__, protocol
+from broadcastd.config import PRIORITY_RANK
+from broadcastd.errors import LinkError, ProtocolError
+from broadcastd.mqtt import LinkSettings, MqttLink
+from broadcastd.node.fetch import Fetcher
+from broadcastd.node.player import CommandPlayer, NullPlayer, Player, PlayerError
+from broadcastd.node.store import NodeStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from paho.mqtt.properties import Properties
+
+    from broadcastd.node.config import NodeConfig
+
+log = logging.getLogger(__name__)
+
+ACK_DRAIN_S = 3.0  # how long a clean stop waits for queued acks to reach the broker
+
+
+@dataclass(slots=True)
+class Pending:
+    playlist: protocol.Playlist
+    ready: bool = False
+
+
+class NodeAgent:
+    """One speaker. `await agent.run()` until `agent.stop()` (or cancel it to simulate a crash)."""
+
+    def __init__(  # noqa: PLR0913 - clock, player and fault knobs are injected for tests/simulation
+        self,
+        config: NodeConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        player: Player | None = None,
+        loss: float = 0.0,
+        tick: float = 0.2,
+        refetch_after: float = 15.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.id = config.node.id
+        self.hamlet = config.node.hamlet
+        self.clock = clock
+        if player is None:
+            player = CommandPlayer(config.player) if config.player else NullPlayer()
+        self.player: Player = player
+        self.loss = loss
+        self.tick = tick
+        self.rng = rng or random.Random()  # noqa: S311 - simulated message loss, not cryptography
+        self.topics = protocol.Topics(config.node.commune)
+        self.public_key = protocol.load_public_key(config.public_key)
+        self.store = NodeStore(config.cache_dir)
+        self.started = clock()
+        self.rejected: Counter[str] = Counter()  # reason -> count, for logs and the simulator
+        self.dropped = 0  # inbound messages dropped by the simulated `loss`
+        self.link = MqttLink(self._settings(), self._on_message, on_connect=self._on_connect)
+        self.fetcher = Fetcher(
+            self.store, self.link, self.topics, self._clip_done, refetch_after=refetch_after
+        )
+        self._pending: dict[str, Pending] = {}
+        self._expired: set[str] = set()
+        self._current: tuple[protocol.Playlist, asyncio.Task[None]] | None = None
+        self._stop_reason: dict[str, str] = {}
+        self._acks: asyncio.Queue[bytes] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tg: asyncio.TaskGroup | None = None
+
+    def _settings(self) -> LinkSettings:
+        broker = self.config.broker
+        state = self.topics.node_state(self.id)
+        return LinkSettings.from_url(
+            broker.url,
+            client_id=f"broadcastd-node-{self.id}",
+            username=broker.username,
+            password=broker.read_password(),
+            tls_ca=broker.ca_file,
+            keepalive=max(5, int(self.config.keepalive.total_seconds())),
+            will=(state, protocol.state_payload("offline", self.clock(), __version__)),
+            online=(state, protocol.state_payload("online", self.clock(), __version__)),
+            subscriptions=(
+                (self.topics.playlist(self.hamlet), 1),
+                (self.topics.control(self.hamlet), 1),
+            ),
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def volume(self) -> int:
+        return self.store.state.volume
+
+    def stop(self) -> None:
+        """Ask `run()` to finish: stop playback, flush acks, publish `offline`, disconnect."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        await asyncio.to_thread(self.store.open)
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            link = tg.create_task(self.link.run(), name=f"{self.id}-mqtt")
+            helpers = [
+                tg.create_task(self._send_acks(), name=f"{self.id}-acks"),
+                tg.create_task(self._heartbeats(), name=f"{self.id}-heartbeat"),
+                tg.create_task(self._schedule(), name=f"{self.id}-schedule"),
+            ]
+            await self._stopping.wait()
+            await self._interrupt("agent stopping")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acks.join(), ACK_DRAIN_S)
+            for task in helpers:
+                task.cancel()
+            offline = protocol.state_payload("offline", self.clock(), __version__)
+            await self.link.close(final=(self.topics.node_state(self.id), offline))
+            await link
+
+    async def _on_connect(self) -> None:
+        await self.fetcher.resubscribe()
+
+    # -- inbound -----------------------------------------------------------------------------------
+
+    async def _on_message(self, topic: str, payload: bytes, _props: Properties | None) -> None:
+        if self.loss and self.rng.random() < self.loss:
+            self.dropped += 1
+            return
+        route = self.topics.parse(topic)
+        if route is None:
+            return
+        match route:
+            case ("audio", sha, index):
+                await self.fetcher.on_chunk(sha, int(index), payload)
+            case ("playlist", hamlet) if hamlet == self.hamlet:
+                await self._on_playlist(payload)
+            case ("control", hamlet) if hamlet == self.hamlet:
+                await self._on_control(payload)
+
+    def _verify(self, payload: bytes) -> dict[str, Any]:
+        return protocol.verify(
+            payload,
+            self.public_key,
+            commune=self.config.node.commune,
+            hamlet=self.hamlet,
+            now=self.clock(),
+        )
+
+    async def _on_playlist(self, payload: bytes) -> None:
+        if not payload:
+            return  # the controller cleared the retained playlist (a cancel)
+        try:
+            pl = protocol.Playlist.from_envelope(self._verify(payload))
+        except ProtocolError as exc:
+            claimed = _claimed_id(payload)
+            if exc.reason != "expired":
+                self._reject(claimed, exc)
+            elif not self._known(claimed):
+                self._expired.add(claimed)
+                self._ack(claimed, "expired", exc.detail)
+            return
+        if self._known(pl.id) or pl.id in self.store.state.cancelled:
+            return  # a retained playlist delivered again after a reconnect
+        try:
+            self.store.check_replay("playlist", issued_at=pl.issued_at, seq=pl.seq, slot=pl.slot)
+        except ProtocolError as exc:
+            self._reject(pl.id, exc)
+            return
+        await asyncio.to_thread(
+            self.store.accept, "playlist", issued_at=pl.issued_at, seq=pl.seq, slot=pl.slot
+        )
+        self._ack(pl.id, "received")
+        for other in list(self._pending.values()):
+            if other.playlist.slot == pl.slot:
+                del self._pending[other.playlist.id]
+                self._ack(other.playlist.id, "failed", f"superseded by {pl.id}")
+        self._pending[pl.id] = Pending(pl)
+        log.info("node %s: playlist %s accepted, plays at %d", self.id, pl.id, pl.play_at)
+        for item in pl.items:
+            await self.fetcher.need(item)
+        self._check_ready()
+
+    def _known(self, playlist_id: str) -> bool:
+        current = self._current[0].id if self._current else None
+        return (
+            playlist_id in self.store.state.played
+            or playlist_id in self._pending
+            or playlist_id in self._expired
+            or playlist_id == current
+        )
+
+    async def _on_control(self, payload: bytes) -> None:
+        if not payload:
+            return
+        try:
+            ctl = protocol.Control.from_envelope(self._verify(payload))
+        except ProtocolError as exc:
+            self._reject(_claimed_id(payload), exc)
+            return
+        if ctl.id in self.store.state.controls:
+            return  # delivered twice (QoS 1)
+        try:
+            self.store.check_replay("control", issued_at=ctl.issued_at, seq=ctl.seq)
+        except ProtocolError as exc:
+            self._reject(ctl.id, exc)
+            return
+        await asyncio.to_thread(
+            self.store.accept_control,
+            ctl.id,
+            issued_at=ctl.issued_at,
+            expires_at=ctl.expires_at,
+            seq=ctl.seq,
+            now=self.clock(),
+        )
+        log.info("node %s: control %s %s", self.id, ctl.action, ctl.target or ctl.value or "")
+        if ctl.action == "stop":
+            await self._interrupt(f"stopped by {ctl.id}")
+        elif ctl.action == "cancel" and ctl.target is not None:
+            await asyncio.to_thread(self.store.mark_cancelled, ctl.target)
+            if self._pending.pop(ctl.target, None) is not None:
+                self._ack(ctl.target, "failed", f"cancelled by {ctl.id}")
+            if self._current is not None and self._current[0].id == ctl.target:
+                await self._interrupt(f"cancelled by {ctl.id}")
+        elif ctl.action == "volume" and ctl.value is not None:
+            await asyncio.to_thread(self.store.set_volume, ctl.value)
+
+    def _reject(self, claimed_id: str, exc: ProtocolError) -> None:
+        self.rejected[exc.reason] += 1
+        log.warning("node %s: rejected %s: %s", self.id, claimed_id, exc)
+        self._ack(claimed_id, "rejected", exc.reason)
+
+    # -- audio readiness ---------------------------------------------------------------------------
+
+    async def _clip_done(self, sha256: str, *, ok: bool) -> None:
+        if ok:
+            self._check_ready()
+            return
+        for pid, pending in list(self._pending.items()):
+            if any(i.sha256 == sha256 for i in pending.playlist.items):
+                del self._pending[pid]
+                self._ack(pid, "failed", f"audio {sha256[:12]} failed verification")
+
+    def _check_ready(self) -> None:
+        for pending in self._pending.values():
+            if not pending.ready and all(
+                i.sha256 in self.fetcher.ready for i in pending.playlist.items
+            ):
+                pending.ready = True
+                self._ack(pending.playlist.id, "ready")
+        self._wake.set()
+
+    # -- scheduling and playback -------------------------------------------------------------------
+
+    async def _schedule(self) -> None:
+        while True:
+            self._wake.clear()
+            await self._run_due(self.clock())
+            await self.fetcher.resubscribe(stalled_only=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.tick)
+
+    async def _run_due(self, now: float) -> None:
+        for pid, pending in list(self._pending.items()):
+            if now >= pending.playlist.expires_at:
+                del self._pending[pid]
+                self._expired.add(pid)
+                why = "missed its window" if pending.ready else "audio incomplete at expiry"
+                self._ack(pid, "expired", why)
+        due = sorted(
+            (p.playlist for p in self._pending.values() if p.ready and p.playlist.play_at <= now),
+            key=lambda pl: (PRIORITY_RANK.get(pl.priority, 9), pl.play_at),
+        )
+        if not due:
+            return
+        first = due[0]
+        playing = self._current[0] if self._current else None
+        if playing is not None:
+            if first.priority != "emergency" or playing.priority == "emergency":
+                return  # wait for the current bulletin to end
+            await self._interrupt(f"interrupted by emergency {first.id}")
+        del self._pending[first.id]
+        await asyncio.to_thread(self.store.mark_played, first.id)  # before the first sound
+        assert self._tg is not None  # noqa: S101 - set by run() before the scheduler starts
+        task = self._tg.create_task(self._play(first), name=f"{self.id}-play-{first.id}")
+        self._current = (first, task)
+
+    async def _play(self, pl: protocol.Playlist) -> None:
+        late = self.clock() - pl.play_at
+        self._ack(pl.id, "playing", f"late {late:.0f}s" if late >= 1 else "")
+        try:
+            for item in pl.items:
+                await self.player.play(
+                    self.store.clip_path(item.sha256),
+                    self.volume,
+                    playlist=pl.id,
+                    sha256=item.sha256,
+                    duration_ms=item.duration_ms,
+                )
+        except asyncio.CancelledError:
+            self._ack(pl.id, "failed", self._stop_reason.pop(pl.id, "stopped"))
+            raise
+        except PlayerError as exc:
+            self._ack(pl.id, "failed", str(exc))
+        else:
+            self._ack(pl.id, "played")
+        finally:
+            if self._current is not None and self._current[0].id == pl.id:
+                self._current = None
+            self._wake.set()
+
+    async def _interrupt(self, reason: str) -> None:
+        if self._current is None:
+            return
+        pl, task = self._current
+        self._stop_reason[pl.id] = reason
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        self._current = None
+
+    # -- outbound ----------------------------------------------------------------------------------
+
+    def _ack(self, playlist_id: str, status: str, detail: str = "") -> None:
+        log.debug("node %s: ack %s %s %s", self.id, playlist_id, status, detail)
+        self._acks.put_nowait(protocol.ack_payload(playlist_id, status, self.clock(), detail))
+
+    async def _send_acks(self) -> None:
+        topic = self.topics.node_ack(self.id)
+        while True:
+            payload = await self._acks.get()
+            while True:
+                await self.link.connected.wait()
+                try:
+                    await self.link.publish(topic, payload)
+                    break
+                except LinkError as exc:
+                    log.info("node %s: ack delayed: %s", self.id, exc)
+                    await asyncio.sleep(0.5)
+            self._acks.task_done()
+
+    async def _heartbeats(self) -> None:
+        topic = self.topics.node_heartbeat(self.id)
+        while True:
+            await self.link.connected.wait()
+            uptime = self.clock() - self.started
+            payload = protocol.heartbeat_payload(self.clock(), uptime, None, self.volume)
+            try:
+                await self.link.publish(topic, payload)
+            except LinkError as exc:
+                log.info("node %s: heartbeat skipped: %s", self.id, exc)
+            await asyncio.sleep(self.config.heartbeat_s)
+
+
+def _claimed_id(payload: bytes) -> str:
+    """The id an envelope claims, for the rejection ack only (it is not trusted)."""
+    try:
+        claimed = protocol.decode_json(payload, protocol.MAX_ENVELOPE_BYTES).get("id")
+    except ProtocolError:
+        return "?"
+    return claimed if isinstance(claimed, str) and 0 < len(claimed) <= protocol.MAX_ID else "?"

@@ -1,0 +1,434 @@
+"""The speaker agent against a real mosquitto: verify, fetch, play once, resume, obey controls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from broadcastd import protocol
+from broadcastd.mqtt import LinkSettings, MqttLink
+from broadcastd.node.agent import NodeAgent
+from broadcastd.node.config import NodeConfig
+from broadcastd.node.player import NullPlayer
+
+T0 = 1_800_000_000.0
+HAMLET = "ban-chuong"
+
+
+async def eventually(predicate, within: float = 10.0) -> None:
+    """Wait for state fed by the broker or the agent's own tasks, bounded in time."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - the state has no event the test could await
+            await asyncio.sleep(0.01)
+
+
+async def mosquitto_pub(broker, *args: str) -> None:
+    """Inject a message with the real mosquitto_pub CLI, as anyone on the network could."""
+    proc = await asyncio.create_subprocess_exec(
+        "mosquitto_pub", "-h", broker.host, "-p", str(broker.port), *args
+    )
+    assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+class FakeClock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Controller:
+    """The test plays the daemon: signs, publishes audio and playlists, collects node messages."""
+
+    link: MqttLink
+    topics: protocol.Topics
+    commune: str
+    key: Ed25519PrivateKey
+    seen: list[tuple[str, bytes]] = field(default_factory=list)
+    seq: int = 0
+
+    async def on_message(self, topic: str, payload: bytes, _props: object) -> None:
+        self.seen.append((topic, payload))
+
+    def acks(self, playlist: str | None = None) -> list[tuple[str, str, str]]:
+        out = []
+        for topic, payload in self.seen:
+            if topic.endswith("/ack"):
+                a = protocol.parse_ack(payload)
+                if playlist is None or a.playlist == playlist:
+                    out.append((a.playlist, a.status, a.detail))
+        return out
+
+    def statuses(self, playlist: str) -> list[str]:
+        return [s for _, s, _ in self.acks(playlist)]
+
+    async def wait_ack(self, playlist: str, status: str, within: float = 10.0) -> str:
+        """The detail of the first `status` ack for `playlist`."""
+        found: list[str] = []
+
+        def seen() -> bool:
+            found.extend(d for _, s, d in self.acks(playlist) if s == status)
+            return bool(found)
+
+        await eventually(seen, within)
+        return found[0]
+
+    async def publish_clip(
+        self, data: bytes, indexes: range | None = None
+    ) -> protocol.PlaylistItem:
+        sha = hashlib.sha256(data).hexdigest()
+        chunks = list(protocol.iter_chunks(data))
+        for i in indexes if indexes is not None else range(len(chunks)):
+            await self.link.publish(self.topics.audio(sha, i), chunks[i], retain=True, expiry=600)
+        return protocol.PlaylistItem(sha, len(data), len(chunks), 1000, "Tiêm phòng", "vi", "a1")
+
+    def playlist(self, pid: str, items: list[protocol.PlaylistItem], **over: object) -> bytes:
+        self.seq += 1
+        fields: dict[str, object] = {
+            "commune": self.commune,
+            "hamlet": HAMLET,
+            "playlist_id": pid,
+            "slot": "noon",
+            "play_at": int(T0) + 60,
+            "expires_at": int(T0) + 1260,
+            "priority": "normal",
+            "issued_at": int(T0) - 1800 + self.seq,
+            "items": items,
+            "seq": self.seq,
+        }
+        key = over.pop("key", self.key)
+        fields.update(over)
+        env = protocol.playlist_envelope(**fields)  # type: ignore[arg-type]
+        return protocol.encode(protocol.sign(env, key))  # type: ignore[arg-type]
+
+    def control(self, cid: str, action: str, **over: object) -> bytes:
+        self.seq += 1
+        fields: dict[str, object] = {
+            "commune": self.commune,
+            "hamlet": HAMLET,
+            "control_id": cid,
+            "action": action,
+            "issued_at": int(T0),
+            "expires_at": int(T0) + 600,
+            "seq": self.seq,
+        }
+        fields.update(over)
+        env = protocol.control_envelope(**fields)  # type: ignore[arg-type]
+        return protocol.encode(protocol.sign(env, self.key))
+
+    async def send_playlist(self, payload: bytes, *, retain: bool = True) -> None:
+        await self.link.publish(self.topics.playlist(HAMLET), payload, retain=retain, expiry=3600)
+
+    async def send_control(self, payload: bytes) -> None:
+        await self.link.publish(self.topics.control(HAMLET), payload)
+
+
+@pytest.fixture
+async def controller(mosquitto):
+    commune = f"t-{uuid.uuid4().hex[:10]}"  # every test has its own topic tree
+    topics = protocol.Topics(commune)
+    ctl = Controller(None, topics, commune, Ed25519PrivateKey.generate())  # type: ignore[arg-type]
+    ctl.link = MqttLink(
+        LinkSettings.from_url(
+            mosquitto.url,
+            client_id=f"ctl-{commune}",
+            subscriptions=((topics.nodes_filter(), 1),),
+        ),
+        ctl.on_message,
+    )
+    task = asyncio.create_task(ctl.link.run())
+    await ctl.link.wait_connected(5)
+    yield ctl
+    await asyncio.wait_for(ctl.link.close(), 5)
+    await task
+
+
+def node_config(tmp_path, mosquitto, ctl: Controller, **over: object) -> NodeConfig:
+    doc: dict[str, object] = {
+        "node": {"id": "bc-01", "hamlet": HAMLET, "commune": ctl.commune},
+        "broker": {"url": mosquitto.url},
+        "public_key": protocol.public_key_b64(ctl.key),
+        "cache_dir": str(tmp_path / "cache"),
+        "player": None,
+        "heartbeat": "0.2s",
+    }
+    doc.update(over)
+    return NodeConfig.model_validate(doc)
+
+
+@contextlib.asynccontextmanager
+async def running(agent: NodeAgent):
+    task = asyncio.create_task(agent.run())
+    try:
+        await agent.link.wait_connected(5)
+        yield task
+    finally:
+        if not task.done():
+            agent.stop()
+            await asyncio.wait_for(task, 10)
+
+
+def make_agent(cfg: NodeConfig, clock: FakeClock, player: NullPlayer | None = None) -> NodeAgent:
+    return NodeAgent(cfg, clock=clock, player=player or NullPlayer(clock=clock), tick=0.02)
+
+
+async def test_plays_a_signed_playlist_once_at_play_at(tmp_path, mosquitto, controller):
+    ctl, clock = controller, FakeClock()
+    big, small = os.urandom(150_000), "xin chào".encode() * 10
+    items = [await ctl.publish_clip(big), await ctl.publish_clip(small)]
+    await ctl.send_playlist(ctl.playlist("noon-1", items))
+    player = NullPlayer(clock=clock)
+    agent = make_agent(node_config(tmp_path, mosquitto, ctl), clock, player)
+    async with running(agent):
+        await ctl.wait_ack("noon-1", "ready")
+        assert player.plays == []  # ready but not due: the speaker waits for its own clock
+        clock.now = T0 + 60
+        await ctl.wait_ack("noon-1", "played")
+        assert ctl.statuses("noon-1") == ["received", "ready", "playing", "played"]
+        assert [(p, s) for p, s, _ in player.plays] == [("noon-1", i.sha256) for i in items]
+        assert player.volumes == [80, 80]
+        clip = agent.store.clip_path(items[0].sha256)
+        assert hashlib.sha256(clip.read_bytes()).hexdigest() == items[0].sha256
+        assert not (tmp_path / "cache" / "partial" / items[0].sha256).exists()
+        states = [json.loads(p) for t, p in ctl.seen if t == ctl.topics.node_state("bc-01")]
+        assert states[0]["state"] == "online"
+        beats = [t for t, _ in ctl.seen if t == ctl.topics.node_heartbeat("bc-01")]
+        assert beats, "heartbeats are published while connected"
+    states = [json.loads(p) for t, p in ctl.seen if t == ctl.topics.node_state("bc-01")]
+    assert states[-1]["state"] == "offline"  # a clean stop says so, retained
+
+
+async def test_hostile_envelopes_are_rejected_and_nothing_plays(tmp_path, mosquitto, controller):
+    ctl, clock = controller, FakeClock(T0 + 100)
+    item = await ctl.publish_clip(b"audio" * 100)
+    player = NullPlayer(clock=clock)
+    agent = make_agent(node_config(tmp_path, mosquitto, ctl), clock, player)
+    unsigned = json.loads(ctl.playlist("unsigned", [item]))
+    del unsigned["sig"]
+    cases = [
+        ("unsigned", protocol.encode(unsigned), "rejected", "unsigned"),
+        (
+            "forged",
+            ctl.playlist("forged", [item], key=Ed25519PrivateKey.generate()),
+            "rejected",
+            "bad_signature",
+        ),
+        (
+            "elsewhere",
+            ctl.playlist("elsewhere", [item], hamlet="na-lay"),
+            "rejected",
+            "wrong_hamlet",
+        ),
+        (
+            "other-commune",
+            ctl.playlist("other-commune", [item], commune="sin-ho"),
+            "rejected",
+            "wrong_commune",
+        ),
+        ("stale", ctl.playlist("stale", [item], expires_at=int(T0) + 90), "expired", ""),
+    ]
+    async with running(agent):
+        for pid, payload, status, reason in cases:
+            await ctl.send_playlist(payload, retain=False)
+            detail = await ctl.wait_ack(pid, status)
+            assert reason in detail
+        # A valid playlist, then an older one for the same slot (a replay of yesterday's, say).
+        await ctl.send_playlist(ctl.playlist("new", [item], issued_at=int(T0) + 50))
+        await ctl.wait_ack("new", "ready")
+        await ctl.send_playlist(ctl.playlist("old", [item], issued_at=int(T0) + 10, seq=999))
+        assert await ctl.wait_ack("old", "rejected") == "replay"
+        await ctl.send_playlist(ctl.playlist("low-seq", [item], issued_at=int(T0) + 60, seq=1))
+        assert await ctl.wait_ack("low-seq", "rejected") == "replay"
+        # Injected with the real mosquitto_pub CLI, as an attacker on the network would.
+        forged = json.loads(ctl.playlist("cli", [item], priority="emergency"))
+        forged["items"][0]["title"] = "Sơ tán ngay"
+        await mosquitto_pub(
+            mosquitto,
+            "-V",
+            "mqttv5",
+            "-q",
+            "1",
+            "-t",
+            ctl.topics.playlist(HAMLET),
+            "-m",
+            json.dumps(forged),
+        )
+        assert await ctl.wait_ack("cli", "rejected") == "bad_signature"
+        junk = tmp_path / "junk.bin"
+        junk.write_bytes(b"\x00\xff{garbage" + os.urandom(2000))
+        await mosquitto_pub(mosquitto, "-t", ctl.topics.playlist(HAMLET), "-f", str(junk))
+        assert await ctl.wait_ack("?", "rejected") == "malformed"
+        clock.now = T0 + 200
+        await ctl.wait_ack("new", "played")
+    assert {p for p, _, _ in player.plays} == {"new"}
+    assert agent.rejected["replay"] == 2
+
+
+async def test_restart_with_the_same_cache_never_replays(tmp_path, mosquitto, controller):
+    ctl, clock = controller, FakeClock(T0 + 60)
+    item = await ctl.publish_clip(os.urandom(70_000))
+    await ctl.send_playlist(ctl.playlist("noon-1", [item]))  # stays retained
+    cfg = node_config(tmp_path, mosquitto, ctl)
+    first = NullPlayer(clock=clock)
+    async with running(make_agent(cfg, clock, first)):
+        await ctl.wait_ack("noon-1", "played")
+    second = NullPlayer(clock=clock)
+    async with running(make_agent(cfg, clock, second)):
+        # The retained noon-1 arrives first; a later playlist is a barrier proving it was handled.
+        await ctl.send_control(ctl.control("vol-1", "volume", value=30))
+        await ctl.send_playlist(ctl.playlist("noon-2", [item], slot="afternoon"))
+        await ctl.wait_ack("noon-2", "played")
+    assert [p for p, _, _ in first.plays] == ["noon-1"]
+    assert [p for p, _, _ in second.plays] == ["noon-2"]
+    assert second.volumes == [30]
+    assert ctl.statuses("noon-1") == ["received", "ready", "playing", "played"]
+
+
+async def test_a_crash_mid_download_resumes_with_only_missing_chunks(
+    tmp_path, mosquitto, controller
+):
+    ctl, clock = controller, FakeClock()
+    data = os.urandom(1_000_000)  # 16 chunks
+    item = await ctl.publish_clip(data, range(8))
+    await ctl.send_playlist(ctl.playlist("noon-1", [item]))
+    cfg = node_config(tmp_path, mosquitto, ctl)
+    agent = make_agent(cfg, clock)
+    task = asyncio.create_task(agent.run())
+    partial = tmp_path / "cache" / "partial" / item.sha256
+    await eventually(lambda: len(list(partial.glob("[0-9]*"))) >= 8)
+    task.cancel()  # a crash: no clean stop, the Last Will says offline
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert sorted(i for _, i in agent.store.chunks_written) == list(range(8))
+    assert "ready" not in ctl.statuses("noon-1")
+
+    await ctl.publish_clip(data, range(8, 16))
+    again = make_agent(cfg, clock)
+    async with running(again):
+        await ctl.wait_ack("noon-1", "ready")
+        clock.now = T0 + 60
+        await ctl.wait_ack("noon-1", "played")
+    assert sorted(i for _, i in again.store.chunks_written) == list(range(8, 16))
+    assert again.store.clip_path(item.sha256).read_bytes() == data
+
+
+async def test_a_corrupt_clip_is_discarded_and_fetched_again(tmp_path, mosquitto, controller):
+    ctl, clock = controller, FakeClock(T0 + 60)
+    data = os.urandom(100_000)
+    item = await ctl.publish_clip(data)
+    cfg = node_config(tmp_path, mosquitto, ctl)
+    # A chunk left over from before, of the right size but the wrong bytes (a torn write).
+    partial = tmp_path / "cache" / "partial" / item.sha256
+    partial.mkdir(parents=True)
+    (partial / "0").write_bytes(b"\x00" * protocol.CHUNK_SIZE)
+    player = NullPlayer(clock=clock)
+    async with running(make_agent(cfg, clock, player)):
+        await ctl.send_playlist(ctl.playlist("noon-1", [item]))
+        await ctl.wait_ack("noon-1", "played")
+    assert (tmp_path / "cache" / "clips" / f"{item.sha256}.bin").read_bytes() == data
+
+
+async def test_offline_at_play_at_plays_late_once_before_expiry(tmp_path, mosquitto, controller):
+    ctl, clock = controller, FakeClock(T0 + 600)  # ten minutes after play_at, before expiry
+    item = await ctl.publish_clip(b"late" * 1000)
+    await ctl.send_playlist(ctl.playlist("noon-1", [item]))
+    player = NullPlayer(clock=clock)
+    async with running(make_agent(node_config(tmp_path, mosquitto, ctl), clock, player)):
+        assert await ctl.wait_ack("noon-1", "playing") == "late 540s"
+        await ctl.wait_ack("noon-1", "played")
+    assert len(player.plays) == 1
+
+
+async def test_after_expiry_it_acks_expired_and_never_plays(tmp_path, mosquitto, controller):
+    ctl, clock = controller, FakeClock(T0 + 30)
+    ready = await ctl.publish_clip(b"a" * 5000)
+    missing = protocol.PlaylistItem("0" * 64, 10, 1, 10, "t", "vi", "a")  # audio never arrives
+    player = NullPlayer(clock=clock)
+    cfg = node_config(tmp_path, mosquitto, ctl)
+    async with running(make_agent(cfg, clock, player)):
+        await ctl.send_playlist(ctl.playlist("no-audio", [missing], play_at=int(T0) + 40))
+        await ctl.wait_ack("no-audio", "received")
+        clock.now = T0 + 1260
+        assert await ctl.wait_ack("no-audio", "expired") == "audio incomplete at expiry"
+        # Arriving after its window (the node was offline): expired, not played.
+        await ctl.send_playlist(ctl.playlist("too-late", [ready], slot="afternoon"))
+        await ctl.wait_ack("too-late", "expired")
+    assert player.plays == []
+
+
+async def test_emergency_interrupts_a_routine_bulletin(tmp_path, mosquitto, controller):
+    ctl, clock = controller, FakeClock(T0 + 60)
+    routine = await ctl.publish_clip(b"r" * 3000)
+    long_item = protocol.PlaylistItem(
+        routine.sha256, routine.bytes, routine.chunks, 600_000, "dài", "vi", "long"
+    )
+    flood = await ctl.publish_clip("Lũ quét".encode() * 50)
+    player = NullPlayer(speed=1.0, clock=clock)  # plays in real time: 10 minutes unless stopped
+    async with running(make_agent(node_config(tmp_path, mosquitto, ctl), clock, player)):
+        await ctl.send_playlist(ctl.playlist("routine", [long_item]))
+        await ctl.wait_ack("routine", "playing")
+        await ctl.send_playlist(
+            ctl.playlist("flood", [flood], slot="now", priority="emergency", play_at=int(T0) + 60)
+        )
+        await ctl.wait_ack("flood", "played", within=5)
+        detail = await ctl.wait_ack("routine", "failed")
+        assert detail == "interrupted by emergency flood"
+    assert [p for p, _, _ in player.plays] == ["routine", "flood"]
+    assert [p for p, _, _ in player.finished] == ["flood"]
+
+
+async def test_stop_cancel_and_volume_controls(tmp_path, mosquitto, controller):
+    ctl, clock = controller, FakeClock(T0 + 60)
+    clip = await ctl.publish_clip(b"c" * 3000)
+    long_item = protocol.PlaylistItem(clip.sha256, clip.bytes, clip.chunks, 600_000, "t", "vi", "a")
+    player = NullPlayer(speed=1.0, clock=clock)
+    agent = make_agent(node_config(tmp_path, mosquitto, ctl), clock, player)
+    async with running(agent):
+        await ctl.send_playlist(ctl.playlist("routine", [long_item]))
+        await ctl.wait_ack("routine", "playing")
+        # A forged stop is refused and the bulletin keeps playing.
+        forged = json.loads(ctl.control("evil-stop", "stop"))
+        forged["sig"] = protocol.sign(forged, Ed25519PrivateKey.generate())["sig"]
+        await ctl.send_control(protocol.encode(forged))
+        assert await ctl.wait_ack("evil-stop", "rejected") == "bad_signature"
+        assert "failed" not in ctl.statuses("routine")
+
+        await ctl.send_control(ctl.control("stop-1", "stop"))
+        assert await ctl.wait_ack("routine", "failed") == "stopped by stop-1"
+
+        await ctl.send_control(ctl.control("vol-1", "volume", value=35))
+        await eventually(lambda: agent.volume == 35)
+
+        def last_beat_volume() -> int | None:
+            beats = [json.loads(p) for t, p in ctl.seen if t.endswith("/heartbeat")]
+            return beats[-1]["volume"] if beats else None
+
+        await eventually(lambda: last_beat_volume() == 35)  # the technician sees it too
+
+        short = protocol.PlaylistItem(clip.sha256, clip.bytes, clip.chunks, 10, "t", "vi", "a")
+        await ctl.send_playlist(
+            ctl.playlist("later", [short], slot="afternoon", play_at=int(T0) + 300)
+        )
+        await ctl.wait_ack("later", "ready")
+        await ctl.send_control(ctl.control("cancel-1", "cancel", target="later"))
+        assert await ctl.wait_ack("later", "failed") == "cancelled by cancel-1"
+        await ctl.send_playlist(
+            ctl.playlist("evening", [short], slot="evening", play_at=int(T0) + 300)
+        )
+        clock.now = T0 + 300
+        await ctl.wait_ack("evening", "played")
+    assert [p for p, _, _ in player.plays] == ["routine", "evening"]
+    assert player.volumes == [80, 35]
+    state = json.loads((tmp_path / "cache" / "state.json").read_text())
+    assert state["volume"] == 35
+    assert "later" in state["cancelled"]
