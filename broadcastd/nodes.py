@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from prometheus_client import Counter
+
     from broadcastd.config import Config
     from broadcastd.metrics import Metrics
 
@@ -194,6 +196,7 @@ class NodeRegistry:
         self._logged: set[tuple[str, str]] = set()
         self._counts: dict[tuple[str, str], int] = {}
         self._dirty: set[str] = set()
+        self._transition_counters: dict[tuple[str, str], Counter] = {}
         self._configure(*_specs(config))
 
     @classmethod
@@ -210,7 +213,7 @@ class NodeRegistry:
         self = cls.__new__(cls)
         self._metrics, self._now, self._journal_cb = metrics, now, journal_cb
         self._nodes, self._hamlet_households, self._logged = {}, {}, set()
-        self._counts, self._dirty = {}, set()
+        self._counts, self._dirty, self._transition_counters = {}, set(), {}
         specs = list(nodes)
         households: dict[str, int] = {}
         for _, hamlet, hh in specs:
@@ -406,7 +409,11 @@ class NodeRegistry:
         self._counts[(node.hamlet, to)] += 1
         self._dirty.add(node.hamlet)
         if self._metrics is not None:
-            self._metrics.node_transitions_total.labels(hamlet=node.hamlet, to=to).inc()
+            child = self._transition_counters.get((node.hamlet, to))
+            if child is None:  # labels() costs a lock and a lookup: a mass sweep pays it once
+                child = self._metrics.node_transitions_total.labels(hamlet=node.hamlet, to=to)
+                self._transition_counters[(node.hamlet, to)] = child
+            child.inc()
             if self._per_node:
                 self._set_up(node_id, node)
         if self._journal_cb is not None:
