@@ -1,0 +1,48 @@
+"""Dispatch end to end: daemon + embedded mosquitto + reference agents, one slot."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from support.e2e import wait_for, write_commune
+
+
+async def test_ten_hamlets_two_agents_each_play_the_slot_exactly_once(tmp_path):
+    e2e = write_commune(tmp_path, hamlets=10, nodes_per_hamlet=2, play_in=8.0)
+    daemon = e2e.daemon()
+    async with asyncio.TaskGroup() as tg:
+        daemon_task = tg.create_task(daemon.run())
+        await asyncio.wait_for(daemon.ready.wait(), 20)
+        fleet = e2e.fleet()
+        fleet_task = tg.create_task(fleet.run())
+        day = e2e.play_at.date()
+
+        def played_everywhere() -> bool:
+            rows = daemon.journal.dispatches_for(day, "noon")
+            acks = {
+                (a.node, a.playlist)
+                for r in rows
+                for a in daemon.journal.acks_for(r.id)
+                if a.status == "played"
+            }
+            return len(rows) == 10 and len(acks) == 20
+
+        await wait_for(played_everywhere, 60, "20 played acks journaled")
+        await asyncio.sleep(1.5)  # a duplicate play would show up here
+        rows = daemon.journal.dispatches_for(day, "noon")
+        by_hamlet = {r.hamlet: r for r in rows}
+        assert sorted(by_hamlet) == [f"h{i:02d}" for i in range(10)]
+        for node_id, sim in fleet.agents.items():
+            pid = by_hamlet[sim.spec.hamlet].id
+            assert fleet.plays_of(pid)[node_id] == 1, node_id
+            statuses = [a.status for a in daemon.journal.acks_for(pid) if a.node == node_id]
+            assert statuses.count("played") == 1
+            assert statuses.index("ready") < statuses.index("playing") < statuses.index("played")
+            # what played is the audio the envelope names, verified by sha256 on the node
+            env = json.loads(by_hamlet[sim.spec.hamlet].envelope)
+            assert [p[1] for p in sim.player.plays] == [i["sha256"] for i in env["items"]]
+        fleet.stop()
+        await fleet_task
+        daemon.request_stop()
+        await daemon_task
