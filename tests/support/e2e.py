@@ -11,7 +11,6 @@ import asyncio
 import datetime as dt
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -23,6 +22,7 @@ from broadcastd.sim import Fleet, fleet_nodes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 TEXTS = (
@@ -130,7 +130,7 @@ def write_commune(  # noqa: PLR0913 - each knob is a scenario parameter
     return E2E(root, path, offset, at)
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:  # noqa: ASYNC109 - a polling deadline, not a cancel scope
     """Poll `predicate` until true; fail the test with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():
