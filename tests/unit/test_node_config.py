@@ -1,0 +1,127 @@
+"""node.yaml: validation with file:line:col, path resolution, and the broadcastd-node CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from broadcastd import protocol
+from broadcastd.errors import BroadcastdError, ConfigError
+from broadcastd.node.config import load_node_config
+
+ROOT = Path(__file__).resolve().parents[2]
+PUBLIC = protocol.public_key_b64(Ed25519PrivateKey.generate())
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "node.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def good(tmp_path: Path, **lines: str) -> Path:
+    body = {
+        "node": "{id: bc-01, hamlet: ban-chuong, commune: sang-moc}",
+        "broker": "{url: mqtt://127.0.0.1:1883, username: bc-01, password_file: secret}",
+        "public_key": f'"{PUBLIC}"',
+        "cache_dir": "cache",
+        "player": '"ffplay -nodisp -autoexit -loglevel error {file}"',
+        "heartbeat": "30s",
+    }
+    body.update(lines)
+    return write(tmp_path, "".join(f"{k}: {v}\n" for k, v in body.items() if v))
+
+
+def test_a_good_node_yaml_loads_with_paths_next_to_it(tmp_path):
+    (tmp_path / "secret").write_text("s3cret\n")
+    cfg = load_node_config(good(tmp_path))
+    assert cfg.node.id == "bc-01"
+    assert cfg.cache_dir == tmp_path / "cache"
+    assert cfg.broker.read_password() == "s3cret"
+    assert cfg.heartbeat_s == 30.0
+    assert cfg.player is not None
+    assert "{file}" in cfg.player
+
+
+def test_player_may_be_null_and_password_inline(tmp_path):
+    cfg = load_node_config(
+        good(
+            tmp_path,
+            player="null",
+            broker="{url: mqtt://h:1883, username: bc-01, password: pw}",
+        )
+    )
+    assert cfg.player is None
+    assert cfg.broker.read_password() == "pw"
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_node_config(path)
+    return [str(p) for p in info.value.problems]
+
+
+def test_every_problem_is_named_with_its_line(tmp_path):
+    path = good(
+        tmp_path,
+        public_key='"not-a-key"',
+        player='"ffplay"',
+        heartbeat="soon",
+        extra="1",
+    )
+    found = problems(path)
+    assert len(found) == 4, found
+    text = "\n".join(found)
+    assert f"{path}:3:13: public_key: public key must be standard base64" in text
+    assert f"{path}:5:9: player: player must contain {{file}}" in text
+    assert f"{path}:6:12: heartbeat: expected a duration" in text
+    assert f"{path}:7:1: extra: unknown field" in text
+
+
+def test_missing_sections_and_bad_ids(tmp_path):
+    path = write(tmp_path, "node: {id: BC 01, hamlet: x}\n")
+    text = "\n".join(problems(path))
+    assert "node.id: expected an id" in text
+    assert "node.commune: required field is missing" in text
+    assert "broker: required field is missing" in text
+
+
+def test_an_empty_file_is_a_config_error(tmp_path):
+    assert "must be a mapping" in problems(write(tmp_path, ""))[0]
+
+
+def test_unreadable_password_file_is_a_clear_error(tmp_path):
+    cfg = load_node_config(good(tmp_path))
+    with pytest.raises(BroadcastdError, match="cannot read broker password"):
+        cfg.broker.read_password()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from broadcastd.node.cli import main; main()", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_cli_config_error_exits_78_without_traceback(tmp_path):
+    path = good(tmp_path, public_key='"AAAA"')
+    result = cli("-c", str(path))
+    assert result.returncode == 78
+    assert f"{path}:3:13: public_key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_missing_file_and_usage(tmp_path):
+    result = cli("-c", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 78
+    assert "nope.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert cli("--bogus").returncode == 2

@@ -1,0 +1,97 @@
+"""The speaker's memory: replay marks, at-most-once ids, volume, resumable verified audio."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import pytest
+
+from broadcastd import protocol
+from broadcastd.errors import BroadcastdError, ProtocolError
+from broadcastd.node.store import NodeStore
+
+
+def opened(tmp_path) -> NodeStore:
+    store = NodeStore(tmp_path / "cache")
+    store.open()
+    return store
+
+
+def test_state_survives_a_restart(tmp_path):
+    store = opened(tmp_path)
+    store.accept("playlist", issued_at=100, seq=5, slot="noon")
+    store.mark_played("noon-1")
+    store.mark_cancelled("noon-2")
+    store.set_volume(35)
+    store.accept_control("c-1", issued_at=100, expires_at=700, seq=6, now=100)
+    again = opened(tmp_path)
+    assert again.state.played == {"noon-1"}
+    assert again.state.cancelled == {"noon-2"}
+    assert again.state.volume == 35
+    assert again.state.slot_issued == {"noon": 100}
+    assert again.state.seq == {"playlist": 5, "control": 6}
+    assert "c-1" in again.state.controls
+    # Written atomically: no temp file left next to it.
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
+        "clips",
+        "partial",
+        "state.json",
+    ]
+
+
+def test_replay_rules(tmp_path):
+    store = opened(tmp_path)
+    store.accept("playlist", issued_at=100, seq=5, slot="noon")
+    store.check_replay("playlist", issued_at=100, seq=5, slot="noon")  # the same again is fine
+    store.check_replay("playlist", issued_at=50, seq=None, slot="afternoon")  # other slot
+    store.check_replay("control", issued_at=1, seq=1)  # seq is counted per envelope kind
+    with pytest.raises(ProtocolError, match="older") as info:
+        store.check_replay("playlist", issued_at=99, seq=None, slot="noon")
+    assert info.value.reason == "replay"
+    with pytest.raises(ProtocolError, match="seq 4"):
+        store.check_replay("playlist", issued_at=200, seq=4, slot="noon")
+
+
+def test_expired_control_ids_are_forgotten(tmp_path):
+    store = opened(tmp_path)
+    store.accept_control("old", issued_at=1, expires_at=10, seq=None, now=5)
+    store.accept_control("new", issued_at=20, expires_at=30, seq=None, now=20)
+    assert set(store.state.controls) == {"new"}
+
+
+def test_a_corrupt_state_file_refuses_to_start(tmp_path):
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "state.json").write_text("{not json")
+    with pytest.raises(BroadcastdError, match="unreadable node state"):
+        opened(tmp_path)
+    (tmp_path / "cache" / "state.json").write_text(json.dumps({"played": 5}))
+    with pytest.raises(BroadcastdError, match="unreadable node state"):
+        opened(tmp_path)
+
+
+def test_chunks_resume_and_assemble_verified(tmp_path):
+    store = opened(tmp_path)
+    data = os.urandom(3 * protocol.CHUNK_SIZE + 10)
+    sha = hashlib.sha256(data).hexdigest()
+    chunks = list(protocol.iter_chunks(data))
+    assert store.write_chunk(sha, 1, chunks[1])
+    assert not store.write_chunk(sha, 1, chunks[1])  # already there: not written again
+    assert store.missing_chunks(sha, 4) == [0, 2, 3]
+    for i in (0, 2, 3):
+        store.write_chunk(sha, i, chunks[i])
+    assert store.assemble(sha, len(data), 4)
+    assert store.clip_path(sha).read_bytes() == data
+    assert not (store.partial / sha).exists()
+
+
+def test_a_bad_clip_is_discarded(tmp_path):
+    store = opened(tmp_path)
+    data = b"x" * 100
+    sha = hashlib.sha256(b"something else").hexdigest()
+    store.write_chunk(sha, 0, data)
+    assert not store.assemble(sha, 100, 1)
+    assert not store.has_clip(sha)
+    assert store.missing_chunks(sha, 1) == [0]  # fetched again from scratch
+    assert list(store.clips.iterdir()) == []
