@@ -7,10 +7,15 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
+import sys
+import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
+import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broadcastd import protocol
@@ -19,6 +24,7 @@ from broadcastd.node.agent import NodeAgent
 from broadcastd.node.config import NodeConfig
 from broadcastd.node.player import NullPlayer
 
+ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_800_000_000.0
 HAMLET = "ban-chuong"
 
@@ -310,6 +316,12 @@ async def test_a_crash_mid_download_resumes_with_only_missing_chunks(
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert sorted(i for _, i in agent.store.chunks_written) == list(range(8))
+
+    def last_state() -> str | None:
+        states = [json.loads(p) for t, p in ctl.seen if t == ctl.topics.node_state("bc-01")]
+        return states[-1]["state"] if states else None
+
+    await eventually(lambda: last_state() == "offline")  # the Last Will, not a clean close
     assert "ready" not in ctl.statuses("noon-1")
 
     await ctl.publish_clip(data, range(8, 16))
@@ -432,3 +444,44 @@ async def test_stop_cancel_and_volume_controls(tmp_path, mosquitto, controller):
     state = json.loads((tmp_path / "cache" / "state.json").read_text())
     assert state["volume"] == 35
     assert "later" in state["cancelled"]
+
+
+async def test_the_broadcastd_node_command_plays_with_a_real_player_and_stops_cleanly(
+    tmp_path, mosquitto, controller
+):
+    ctl = controller
+    now = int(time.time())
+    item = await ctl.publish_clip(b"real audio bytes" * 100)
+    await ctl.send_playlist(
+        ctl.playlist("noon-1", [item], play_at=now - 1, expires_at=now + 600, issued_at=now - 5)
+    )
+    played = tmp_path / "played.bin"
+    cfg = tmp_path / "node.yaml"
+    doc = {
+        "node": {"id": "bc-01", "hamlet": HAMLET, "commune": ctl.commune},
+        "broker": {"url": mosquitto.url},
+        "public_key": protocol.public_key_b64(ctl.key),
+        "cache_dir": "cache",
+        "player": f"sh -c 'cp \"$0\" {played}' {{file}}",
+        "heartbeat": "1s",
+    }
+    cfg.write_text(yaml.safe_dump(doc))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from broadcastd.node.cli import main; main()",
+        "-c",
+        str(cfg),
+        cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await ctl.wait_ack("noon-1", "played", within=20)
+        assert played.read_bytes() == b"real audio bytes" * 100
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 0, stderr.decode()
+    assert b"Traceback" not in stderr
+    states = [json.loads(p) for t, p in ctl.seen if t == ctl.topics.node_state("bc-01")]
+    assert [s["state"] for s in states] == ["online", "offline"]
