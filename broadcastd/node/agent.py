@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from broadcastd import __version__, protocol
 from broadcastd.config import PRIORITY_RANK
-from broadcastd.errors import LinkError, ProtocolError
+from broadcastd.errors import BroadcastdError, LinkError, ProtocolError
 from broadcastd.mqtt import LinkSettings, MqttLink
 from broadcastd.node.fetch import Fetcher
 from broadcastd.node.player import CommandPlayer, NullPlayer, Player, PlayerError
@@ -115,7 +115,14 @@ class NodeAgent:
         self._stopping.set()
 
     async def run(self) -> None:
+        """Serve until `stop()`; raises BroadcastdError (e.g. the cache_dir became unwritable)."""
         await asyncio.to_thread(self.store.open)
+        try:
+            await self._serve()
+        except* BroadcastdError as group:
+            raise group.exceptions[0] from None  # one clear message for the CLI, not a group
+
+    async def _serve(self) -> None:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             link = tg.create_task(self.link.run(), name=f"{self.id}-mqtt")
@@ -297,6 +304,8 @@ class NodeAgent:
             await self._interrupt(f"interrupted by emergency {first.id}")
         del self._pending[first.id]
         await asyncio.to_thread(self.store.mark_played, first.id)  # before the first sound
+        if first.id in self.store.state.cancelled:
+            return  # a cancel arrived while the mark was being written
         assert self._tg is not None  # noqa: S101 - set by run() before the scheduler starts
         task = self._tg.create_task(self._play(first), name=f"{self.id}-play-{first.id}")
         self._current = (first, task)

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,8 @@ class NodeStore:
         self.partial = cache_dir / "partial"
         self.state = NodeState()
         self.chunks_written: list[tuple[str, int]] = []  # this process's writes, for tests/logs
+        # The agent's tasks call these from worker threads concurrently: one writer at a time.
+        self._lock = threading.RLock()
 
     def open(self) -> None:
         try:
@@ -77,6 +80,10 @@ class NodeStore:
             raise BroadcastdError(f"{self.state_file}: unreadable node state: {exc}") from None
 
     def save(self) -> None:
+        with self._lock:
+            self._save()
+
+    def _save(self) -> None:
         s = self.state
         doc = {
             "played": sorted(s.played),
@@ -86,7 +93,11 @@ class NodeStore:
             "controls": s.controls,
             "volume": s.volume,
         }
-        _write_atomic(self.state_file, json.dumps(doc, indent=1).encode(), durable=True)
+        try:
+            _write_atomic(self.state_file, json.dumps(doc, indent=1).encode(), durable=True)
+        except OSError as exc:
+            # Never play what could not be recorded: the caller stops rather than risk a replay.
+            raise BroadcastdError(f"{self.state_file}: cannot save node state: {exc}") from None
 
     # -- replay and at-most-once -------------------------------------------------------------------
 
@@ -104,6 +115,10 @@ class NodeStore:
             )
 
     def accept(self, kind: str, *, issued_at: int, seq: int | None, slot: str | None) -> None:
+        with self._lock:
+            self._accept(kind, issued_at=issued_at, seq=seq, slot=slot)
+
+    def _accept(self, kind: str, *, issued_at: int, seq: int | None, slot: str | None) -> None:
         s = self.state
         if seq is not None:
             s.seq[kind] = max(seq, s.seq.get(kind, seq))
@@ -114,22 +129,26 @@ class NodeStore:
     def accept_control(
         self, control_id: str, *, issued_at: int, expires_at: int, seq: int | None, now: float
     ) -> None:
-        s = self.state
-        s.controls = {k: v for k, v in s.controls.items() if v > now}  # forget expired ids
-        s.controls[control_id] = expires_at
-        self.accept("control", issued_at=issued_at, seq=seq, slot=None)
+        with self._lock:
+            s = self.state
+            s.controls = {k: v for k, v in s.controls.items() if v > now}  # forget expired ids
+            s.controls[control_id] = expires_at
+            self._accept("control", issued_at=issued_at, seq=seq, slot=None)
 
     def mark_played(self, playlist_id: str) -> None:
-        self.state.played.add(playlist_id)
-        self.save()
+        with self._lock:
+            self.state.played.add(playlist_id)
+            self._save()
 
     def mark_cancelled(self, playlist_id: str) -> None:
-        self.state.cancelled.add(playlist_id)
-        self.save()
+        with self._lock:
+            self.state.cancelled.add(playlist_id)
+            self._save()
 
     def set_volume(self, volume: int) -> None:
-        self.state.volume = volume
-        self.save()
+        with self._lock:
+            self.state.volume = volume
+            self._save()
 
     # -- audio -------------------------------------------------------------------------------------
 

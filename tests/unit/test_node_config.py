@@ -125,3 +125,11 @@ def test_cli_missing_file_and_usage(tmp_path):
     assert "nope.yaml" in result.stderr
     assert "Traceback" not in result.stderr
     assert cli("--bogus").returncode == 2
+
+
+def test_cli_unusable_cache_dir_is_a_clear_runtime_failure(tmp_path):
+    (tmp_path / "cache").write_text("a file where the cache directory should be")
+    result = cli("-c", str(good(tmp_path, broker="{url: mqtt://127.0.0.1:1}")))
+    assert result.returncode == 1
+    assert "cannot create cache_dir" in result.stderr
+    assert "Traceback" not in result.stderr
