@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import signal
 import time
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broadcastd import protocol
@@ -26,17 +28,57 @@ from broadcastd.render import build_renderer
 from broadcastd.schedule import build_plan
 from broadcastd.sdnotify import SdNotifier
 from broadcastd.slots import SlotFeed
-from broadcastd.watch import ConfigWatcher
+from broadcastd.watch import ConfigWatcher, parent_dirs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 3.0  # an in-flight dispatch may finish within this; the whole stop stays under 5 s
 SWEEP_INTERVAL_S = 1.0
 RENDER_AHEAD_INTERVAL_S = 300.0
+
+
+def reclaim_orphan_broker(conf_path: Path, timeout: float = 5.0) -> list[int]:
+    """Stop a mosquitto left running on our own generated config by a daemon that was SIGKILLed.
+
+    The broker runs in its own session (so a terminal's Ctrl-C reaches the daemon only), hence it
+    outlives a `kill -9` of the daemon and would hold the listener; the restarted daemon could not
+    start its broker. Only a process whose command line is exactly `mosquitto -c <conf_path>` is
+    touched. Without /proc (not Linux) there is nothing to scan and nothing is done.
+    """
+    wanted = str(conf_path)
+    stopped: list[int] = []
+    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = entry.read_bytes().split(b"\0")
+        except OSError:
+            continue  # exited while we looked, or not ours to read
+        args = [a.decode(errors="replace") for a in argv if a]
+        if len(args) == 3 and Path(args[0]).name == "mosquitto" and args[1:] == ["-c", wanted]:
+            pid = int(entry.parent.name)
+            log.warning("stopping mosquitto %d left over from a previous run (%s)", pid, wanted)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            stopped.append(pid)
+    deadline = time.monotonic() + timeout
+    for pid in stopped:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, not yet reaped by its new parent) has let go."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 class _Stop(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -138,7 +180,12 @@ class Daemon:
                     tg.create_task(control.run(), name="control")
                     tg.create_task(self._watchdog(), name="watchdog")
                     if self.watch_files:
-                        watcher = ConfigWatcher(lambda: self.config.files, self.reload)
+                        # Watching the directories too: a newly added included file is an edit.
+                        watcher = ConfigWatcher(
+                            lambda: self.config.files,
+                            self.reload,
+                            dirs=lambda: parent_dirs(self.config.files),
+                        )
                         tg.create_task(watcher.run(), name="reload-watcher")
                     tg.create_task(self._lifecycle(), name="lifecycle")
             except* _Stop:
@@ -230,6 +277,7 @@ class Daemon:
         proc = MosquittoProcess.from_config(
             self.config, directory, password_file=passwd, acl_file=acl
         )
+        await asyncio.to_thread(reclaim_orphan_broker, proc.conf_path)
         await stack.enter_async_context(proc)
         user, password = creds.controller
         return proc.url, user, password
