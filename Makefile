@@ -3,8 +3,8 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SYSBINS := mosquitto mosquitto_pub ffmpeg ffprobe espeak-ng promtool
-APT_PKGS := mosquitto mosquitto-clients ffmpeg espeak-ng prometheus
+SYSBINS := mosquitto mosquitto_pub ffmpeg ffprobe espeak-ng promtool systemd-analyze
+APT_PKGS := mosquitto mosquitto-clients ffmpeg espeak-ng prometheus systemd
 
 .PHONY: demo test check bench soak sysdeps venv clean lint fmt
 
