@@ -205,7 +205,8 @@ class NodeStore:
 
 
 def _write_atomic(path: Path, data: bytes, *, durable: bool) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    # Unique per writer: a crashed agent's worker thread may still be writing when the next starts.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with tmp.open("wb") as fh:
         fh.write(data)
         if durable:

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import signal
 import sys
 import time
@@ -485,3 +486,46 @@ async def test_the_broadcastd_node_command_plays_with_a_real_player_and_stops_cl
     assert b"Traceback" not in stderr
     states = [json.loads(p) for t, p in ctl.seen if t == ctl.topics.node_state("bc-01")]
     assert [s["state"] for s in states] == ["online", "offline"]
+
+
+async def test_an_exercise_never_interrupts_even_if_marked_emergency(
+    tmp_path, mosquitto, controller
+):
+    ctl, clock = controller, FakeClock(T0 + 60)
+    clip = await ctl.publish_clip(b"r" * 3000)
+    long_item = protocol.PlaylistItem(clip.sha256, clip.bytes, clip.chunks, 600_000, "t", "vi", "a")
+    drill = protocol.PlaylistItem(clip.sha256, clip.bytes, clip.chunks, 10, "drill", "vi", "d")
+    player = NullPlayer(speed=1.0, clock=clock)
+    async with running(make_agent(node_config(tmp_path, mosquitto, ctl), clock, player)):
+        await ctl.send_playlist(ctl.playlist("routine", [long_item]))
+        await ctl.wait_ack("routine", "playing")
+        await ctl.send_playlist(
+            ctl.playlist("drill", [drill], slot="now", priority="emergency", status="exercise")
+        )
+        await ctl.wait_ack("drill", "ready")
+        await ctl.send_control(ctl.control("stop-1", "stop"))  # only now may the drill play
+        await ctl.wait_ack("drill", "played")
+    assert ctl.statuses("routine") == ["received", "ready", "playing", "failed"]
+    assert ctl.acks("routine")[-1][2] == "stopped by stop-1"
+
+
+async def test_simulated_message_loss_still_plays_exactly_once(tmp_path, mosquitto, controller):
+    ctl, clock = controller, FakeClock()
+    items = [await ctl.publish_clip(os.urandom(300_000))]  # 5 chunks
+    await ctl.send_playlist(ctl.playlist("noon-1", items))
+    player = NullPlayer(clock=clock)
+    agent = NodeAgent(
+        node_config(tmp_path, mosquitto, ctl),
+        clock=clock,
+        player=player,
+        loss=0.5,
+        tick=0.02,
+        refetch_after=0.2,
+        rng=random.Random(7),
+    )
+    async with running(agent):
+        await ctl.wait_ack("noon-1", "ready", within=20)
+        clock.now = T0 + 60
+        await ctl.wait_ack("noon-1", "played")
+    assert agent.dropped > 0
+    assert [p for p, _, _ in player.plays] == ["noon-1"]
