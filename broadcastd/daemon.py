@@ -113,6 +113,7 @@ class Daemon:
         self.ready = asyncio.Event()
         self.notifier = SdNotifier()
         self.queue: asyncio.Queue[SlotDue] = asyncio.Queue()
+        self.broker: MosquittoProcess | None = None  # set by run() when broker.mode is embedded
         self._reload_lock = asyncio.Lock()
 
     async def run(self) -> None:
@@ -279,6 +280,7 @@ class Daemon:
         )
         await asyncio.to_thread(reclaim_orphan_broker, proc.conf_path)
         await stack.enter_async_context(proc)
+        self.broker = proc  # the supervised child: operators and fault tests reach its pid here
         user, password = creds.controller
         return proc.url, user, password
 
