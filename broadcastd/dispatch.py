@@ -332,9 +332,17 @@ class Dispatcher:
                     )
             self._audio_expiry[clip.sha256] = wanted
 
-        async with asyncio.TaskGroup() as tg:
-            for clip in unique.values():
-                tg.create_task(one(clip), name=f"audio-{clip.sha256[:8]}")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for clip in unique.values():
+                    tg.create_task(one(clip), name=f"audio-{clip.sha256[:8]}")
+        except ExceptionGroup as group:
+            # Callers handle a BroadcastdError (e.g. not connected yet at start-up: the outbox is
+            # re-published on connect); wrapped in a group it would escape them and end the daemon.
+            first = next((e for e in group.exceptions if isinstance(e, BroadcastdError)), None)
+            if first is None:
+                raise
+            raise first from None
 
     async def _publish_playlist(self, env: dict[str, object]) -> Published:
         now = self._clock()

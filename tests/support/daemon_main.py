@@ -12,12 +12,61 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from broadcastd.daemon import Daemon
 from broadcastd.errors import BroadcastdError, ConfigError
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parents[2]
+
+
+def spawn(
+    config: Path,
+    offset: float,
+    log_path: Path,
+    *flags: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start this script as a child process; its stderr (the daemon's log) goes to `log_path`."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    with log_path.open("ab") as logf:
+        return subprocess.Popen(
+            [sys.executable, str(HERE), str(config), repr(offset), *flags],
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=logf,
+            env=full_env,
+        )
+
+
+def read_log(log_path: Path) -> str:
+    """The daemon's log so far (small; reading it on the loop is harmless in a test)."""
+    return log_path.read_text(encoding="utf-8", errors="replace")
+
+
+async def wait_log(
+    log_path: Path,
+    text: str,
+    proc: subprocess.Popen[bytes],
+    timeout: float = 20.0,  # noqa: ASYNC109 - a polling deadline, not a cancel scope
+    *,
+    count: int = 1,
+) -> None:
+    """Wait until `text` appears `count` times in the log; fail fast if the process died."""
+    deadline = time.monotonic() + timeout
+    while read_log(log_path).count(text) < count:
+        if proc.poll() is not None:
+            tail = read_log(log_path)[-2000:]
+            raise AssertionError(f"daemon exited {proc.returncode} before {text!r}:\n{tail}")
+        if time.monotonic() > deadline:
+            tail = read_log(log_path)[-2000:]
+            raise AssertionError(f"no {text!r} in the daemon log within {timeout:.0f}s:\n{tail}")
+        await asyncio.sleep(0.05)
 
 
 def main() -> int:
