@@ -89,6 +89,7 @@ def _control(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p = add("cancel", "cancel a playlist or request on every node")
     p.add_argument("id")
     p.add_argument("--say", help="a correction to announce at once")
+    p.add_argument("--correction", action="store_true", help="say emergency.correction after it")
     p = add("stop", "silence nodes now")
     p.add_argument("--hamlets", default="all")
     p.add_argument("--all", action="store_true", help="every hamlet (kill switch)")

@@ -246,6 +246,61 @@ class Announcement(Model):
         return self.hamlets == "all" or hamlet_id in self.hamlets
 
 
+ORDINALS: tuple[str, ...] = ("first", "second", "third", "fourth", "last")
+EXERCISE_NOTICE = "Đây là tin thử nghiệm."  # "this is a test", spoken before every exercise
+DEFAULT_CORRECTION = (
+    "Thông báo khẩn cấp vừa rồi là nhầm lẫn. Không có tình huống khẩn cấp. Xin bà con yên tâm."
+)
+
+
+def _month_day(value: str) -> str:
+    ordinal, _, weekday = value.partition("-")
+    if ordinal not in ORDINALS or weekday not in WEEKDAYS:
+        raise ValueError(
+            "expected an ordinal weekday of the month such as first-wed or last-fri "
+            f"({'|'.join(ORDINALS)} + -{'|'.join(WEEKDAYS)})"
+        )
+    return value
+
+
+def _operator(value: str) -> str:
+    if not value.strip() or value != value.strip():
+        raise ValueError("expected an operator name without surrounding spaces")
+    return value
+
+
+class Exercise(Model):
+    """The monthly exercise slot: `day: first-wed` (first|second|third|fourth|last + weekday)."""
+
+    day: Annotated[str, Field(strict=True), AfterValidator(_month_day)]
+    at: ClockTime
+    text: Annotated[str, Field(min_length=1)] = "Kiểm tra định kỳ hệ thống loa truyền thanh của xã."
+    lang: Lang = "vi"
+    hamlets: Literal["all"] | tuple[str, ...] = "all"
+    lead: Duration = dt.timedelta(minutes=30)
+    catch_up: Duration = dt.timedelta(minutes=20)
+
+    def occurs_on(self, day: dt.date) -> bool:
+        ordinal, _, weekday = self.day.partition("-")
+        if WEEKDAYS[day.weekday()] != weekday:
+            return False
+        if ordinal == "last":
+            return (day + dt.timedelta(days=7)).month != day.month
+        return (day.day - 1) // 7 == ORDINALS.index(ordinal)
+
+    def targets(self, hamlet_id: str) -> bool:
+        return self.hamlets == "all" or hamlet_id in self.hamlets
+
+
+class Emergency(Model):
+    """Who may issue emergencies, how many must agree, and the false-alarm correction."""
+
+    approvals: Literal[1, 2] = 1
+    operators: tuple[Annotated[str, Field(strict=True), AfterValidator(_operator)], ...] = ()
+    request_ttl: Duration = dt.timedelta(minutes=10)
+    correction: Annotated[str, Field(min_length=1)] = DEFAULT_CORRECTION
+
+
 class Config(Model):
     commune: Commune
     broker: Broker = Broker()
@@ -258,6 +313,8 @@ class Config(Model):
     nodes: NodesCfg = NodesCfg()
     hamlets: Annotated[tuple[Hamlet, ...], Field(min_length=1)]
     announcements: tuple[Announcement, ...] = ()
+    exercise: Exercise | None = None
+    emergency: Emergency = Emergency()
 
     # Filled by the loader, not by YAML: where the config came from and what it measured.
     _files: tuple[Path, ...] = PrivateAttr(default=())

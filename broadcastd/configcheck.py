@@ -113,6 +113,49 @@ def cross_check(parts: Parts, located: Located) -> list[Problem]:
         problems += _check_references(parts, located, i, raw)
     for i, a in parts.announcements:
         problems += _check_content(parts, located, i, a)
+    problems += check_emergency(data_of(located), parts, located)
+    return problems
+
+
+def data_of(located: Located) -> dict[str, Any]:
+    return located.data if isinstance(located.data, dict) else {}
+
+
+def check_emergency(data: dict[str, Any], parts: Parts, located: Located) -> list[Problem]:
+    """The `exercise` and `emergency` sections against the rest: hamlets, languages, operators."""
+    problems: list[Problem] = []
+    exercise = data.get("exercise")
+    if isinstance(exercise, dict):
+        known = {hid for hid, _ in parts.hamlet_ids}
+        for j, hid in _strings(exercise, "hamlets"):
+            if hid not in known:
+                path: YamlPath = ("exercise", "hamlets", j)
+                problems.append(
+                    problem_at(located.where(path), dotted(path), "unknown hamlet id", hid)
+                )
+        lang = exercise.get("lang", "vi")
+        if parts.tts is not None and isinstance(lang, str) and lang not in parts.tts.languages:
+            path = ("exercise", "lang")
+            message = "the exercise is spoken by TTS: use a language a TTS engine speaks"
+            problems.append(problem_at(located.where(path), dotted(path), message, lang))
+        if "exercise" in parts.slot_names:
+            path = ("slots", "exercise")
+            message = "slot name 'exercise' is reserved for the monthly exercise section"
+            problems.append(problem_at(located.where(path, key=True), dotted(path), message))
+    emergency = data.get("emergency")
+    if isinstance(emergency, dict):
+        names = _strings(emergency, "operators")
+        for j, name in names:
+            if [n for _, n in names].index(name) != j:
+                path = ("emergency", "operators", j)
+                problems.append(
+                    problem_at(located.where(path), dotted(path), "operator listed twice", name)
+                )
+        if emergency.get("approvals") == 2 and len({n for _, n in names}) < 2:
+            has_ops = "operators" in emergency
+            path = ("emergency", "operators") if has_ops else ("emergency", "approvals")
+            message = "two-person approval needs at least 2 named operators"
+            problems.append(problem_at(located.where(path), dotted(path), message, len(names)))
     return problems
 
 

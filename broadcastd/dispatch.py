@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from broadcastd import protocol
 from broadcastd.errors import BroadcastdError, LinkError, RenderError
+from broadcastd.exercise import EXERCISE_SLOT, exercise_plans
 from broadcastd.models import Clip, PlanItem, SlotPlan
 from broadcastd.schedule import build_plan
 
@@ -163,6 +164,9 @@ class Dispatcher:
         play_at: dt.datetime | None = None,
     ) -> list[Published]:
         """Dispatch one slot of one date to every hamlet that has something to play."""
+        if slot == EXERCISE_SLOT:  # the monthly exercise: its own plan, always status exercise
+            log.info("dispatching the %s exercise (%s)", day, reason)
+            return await self.dispatch_plans(exercise_plans(self.config, day), status="exercise")
         plans = [p for p in build_plan(self.config, day) if p.slot == slot]
         if play_at is not None:
             shift = play_at - plans[0].play_at if plans else dt.timedelta(0)

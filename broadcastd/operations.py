@@ -7,23 +7,28 @@ control envelopes, and turns acks into the journal and the coverage metrics.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, cast
 
 from broadcastd import protocol
+from broadcastd.approvals import Approvals, check_operator
 from broadcastd.errors import BroadcastdError, ProtocolError
+from broadcastd.exercise import EXERCISE_SLOT, notice_item
 from broadcastd.models import Ack, AckStatus, PlanItem, SlotPlan
 from broadcastd.schedule import estimate_seconds
 
 if TYPE_CHECKING:
     from broadcastd.config import Config
     from broadcastd.daemon import Daemon
+    from broadcastd.journal import DispatchRow
     from broadcastd.render import Renderer
 
 log = logging.getLogger(__name__)
 
 ADHOC_SLOT = "announce"
+ADHOC_SLOTS = (ADHOC_SLOT, "emergency", EXERCISE_SLOT)  # where `cancel ANNOUNCEMENT-ID` looks
 
 
 class RequestError(BroadcastdError):
@@ -40,6 +45,7 @@ class Operations:
         # playlist id -> (hamlet, slot), and who played it, for households_reached
         self._playlists: dict[str, tuple[str, str]] = {}
         self._played: dict[str, set[str]] = defaultdict(set)
+        self.approvals = Approvals(daemon.clock)
 
     def replace_config(self, config: Config) -> None:
         self.config = config
@@ -49,7 +55,13 @@ class Operations:
         if cmd == "announce":
             return await self.announce(request)
         if cmd == "cancel":
-            return await self.cancel(str(request.get("id", "")), request.get("say"))
+            return await self.cancel(
+                str(request.get("id", "")),
+                request.get("say"),
+                correction=bool(request.get("correction")),
+            )
+        if cmd == "approve":
+            return await self.approve(str(request.get("id", "")), request.get("operator"))
         if cmd == "stop":
             hamlets = self._hamlets(request.get("hamlets", "all"))
             cid = await self._daemon.dispatcher.control(hamlets, "stop")
@@ -75,10 +87,55 @@ class Operations:
         return wanted
 
     async def announce(self, request: dict[str, Any]) -> dict[str, Any]:
-        """An ad-hoc announcement: now (emergency plays at once) or at the next slot."""
+        """An ad-hoc announcement: now (emergency plays at once) or at the next slot.
+
+        With `emergency.approvals: 2` an emergency only opens a pending request (see `approve`).
+        """
+        priority = str(request.get("priority") or "priority")
+        exercise = bool(request.get("exercise"))
+        if exercise and priority == "emergency":
+            raise RequestError(
+                "an exercise is never an emergency: drop --priority emergency or --exercise"
+            )
+        two_person = priority == "emergency" and self.config.emergency.approvals == 2
+        operator = check_operator(self.config, request.get("operator"), required=two_person)
+        self._validate(request, priority)
+        if not two_person:
+            return await self._publish(request, operator=operator, approver=None)
+        number = self._daemon.dispatcher.next_adhoc_number()
+        req = self.approvals.open(self.config, str(operator), request, number)
+        hamlets = self._hamlets(request.get("hamlets", "all"))
+        await self._event(
+            "request",
+            id=req.id,
+            operator=req.operator,
+            hamlets=hamlets,
+            text=str(request.get("text"))[:200],
+        )
+        expires = dt.datetime.fromtimestamp(req.expires_at, tz=self.config.commune.tz)
+        log.warning("emergency request %s by %s awaits a second operator", req.id, req.operator)
+        return {
+            "request": req.id,
+            "operator": req.operator,
+            "expires_at": expires.isoformat(),
+            "playlists": [],
+            "next": f"broadcastd approve {req.id} --operator OTHER",
+        }
+
+    async def approve(self, request_id: str, operator: object) -> dict[str, Any]:
+        """The second operator's confirmation: publish the pending emergency request."""
+        try:
+            req = self.approvals.approve(self.config, request_id, operator)
+        except BroadcastdError as exc:
+            await self._event("refused", id=request_id, operator=str(operator), reason=str(exc))
+            raise
+        await self._event("approve", id=req.id, operator=str(operator), requested_by=req.operator)
+        result = await self._publish(req.request, operator=req.operator, approver=str(operator))
+        return {"request": req.id, "approved_by": str(operator), **result}
+
+    def _validate(self, request: dict[str, Any], priority: str) -> None:
         text = str(request.get("text") or "").strip()
         lang = str(request.get("lang") or self.config.commune.default_language)
-        priority = str(request.get("priority") or "priority")
         if not text:
             raise RequestError("announce needs --text")
         if lang not in self.config.tts.languages:
@@ -87,6 +144,15 @@ class Operations:
             )
         if priority not in ("normal", "priority", "emergency"):
             raise RequestError(f"priority must be normal, priority or emergency, got: {priority!r}")
+        self._hamlets(request.get("hamlets", "all"))
+
+    async def _publish(
+        self, request: dict[str, Any], *, operator: str | None, approver: str | None
+    ) -> dict[str, Any]:
+        text = str(request.get("text") or "").strip()
+        lang = str(request.get("lang") or self.config.commune.default_language)
+        priority = str(request.get("priority") or "priority")
+        exercise = bool(request.get("exercise"))
         hamlets = self._hamlets(request.get("hamlets", "all"))
         now = dt.datetime.fromtimestamp(self._daemon.clock(), tz=self.config.commune.tz)
         if request.get("now") or priority == "emergency":
@@ -104,27 +170,41 @@ class Operations:
             duration_s=estimate_seconds(text),
             text=text,
         )
+        # An exercise says so first, before anything else is heard.
+        items = (notice_item(lang), item) if exercise else (item,)
+        slot = EXERCISE_SLOT if exercise else ADHOC_SLOT if priority != "emergency" else "emergency"
         plans = [
             SlotPlan(
                 date=play_at.date(),
-                slot=ADHOC_SLOT if priority != "emergency" else "emergency",
+                slot=slot,
                 hamlet=h,
                 play_at=play_at,
                 expires_at=play_at + catch_up,
                 publish_at=now,
-                items=(item,),
+                items=items,
             )
             for h in hamlets
         ]
+        status = "exercise" if exercise else "live"
         await self._daemon.journal.record_event(
-            "issue", f"{priority} announcement to {','.join(hamlets)}: {text[:200]}"
+            "issue",
+            f"{priority} {status} announcement {item.announcement} to {','.join(hamlets)}"
+            f" (operator: {operator or '-'}, approved by: {approver or '-'}): {text[:200]}",
         )
         published = await self._daemon.dispatcher.dispatch_plans(
-            plans, priority=priority, urgent=priority == "emergency"
+            plans, priority=priority, status=status, urgent=priority == "emergency"
         )
         for p in published:
             self._playlists[p.playlist] = (p.hamlet, p.slot)
-        return {"playlists": [p.playlist for p in published], "play_at": play_at.isoformat()}
+        return {
+            "id": item.announcement,
+            "status": status,
+            "playlists": [p.playlist for p in published],
+            "play_at": play_at.isoformat(),
+        }
+
+    async def _event(self, kind: str, **detail: object) -> None:
+        await self._daemon.journal.record_event(kind, json.dumps(detail, ensure_ascii=False))
 
     def _next_slot(self, now: dt.datetime) -> tuple[dt.datetime, dt.timedelta]:
         best: tuple[dt.datetime, dt.timedelta] | None = None
@@ -138,17 +218,54 @@ class Operations:
             raise RequestError("no slot is configured")
         return best
 
-    async def cancel(self, target: str, say: object) -> dict[str, Any]:
-        row = self._daemon.journal.dispatch(target)
-        if row is None:
-            raise RequestError(f"no playlist with id {target!r} in the journal")
-        cid = await self._daemon.dispatcher.control([row.hamlet], "cancel", target=target)
-        result: dict[str, Any] = {"control": cid, "hamlet": row.hamlet}
-        if say:
+    async def cancel(self, target: str, say: object, *, correction: bool = False) -> dict[str, Any]:
+        """Cancel a playlist id, or every playlist of an ad-hoc announcement id (`announce-N`),
+        or withdraw a pending emergency request (`req-N`); then say the correction, if any."""
+        if say and correction:
+            raise RequestError("give either --say TEXT or --correction, not both")
+        text = self.config.emergency.correction if correction else str(say) if say else ""
+        withdrawn = self.approvals.withdraw(target)
+        if withdrawn is not None:
+            await self._event("withdraw", id=target, requested_by=withdrawn.operator)
+            return {"withdrawn": target}
+        rows = self._cancel_rows(target)
+        # One signed cancel per playlist: each hamlet got its own id, and nodes match on it.
+        controls = [
+            await self._daemon.dispatcher.control([row.hamlet], "cancel", target=row.id)
+            for row in rows
+        ]
+        hamlets = sorted({row.hamlet for row in rows})
+        result: dict[str, Any] = {
+            "control": controls[0],
+            "hamlet": rows[0].hamlet,
+            "controls": controls,
+            "cancelled": [row.id for row in rows],
+            "hamlets": hamlets,
+        }
+        if text:
             result["correction"] = await self.announce(
-                {"text": str(say), "hamlets": row.hamlet, "priority": "priority", "now": True}
+                {"text": text, "hamlets": ",".join(hamlets), "priority": "priority", "now": True}
             )
         return result
+
+    def _cancel_rows(self, target: str) -> list[DispatchRow]:
+        journal = self._daemon.journal
+        row = journal.dispatch(target)
+        if row is not None:
+            return [row]
+        today = dt.datetime.fromtimestamp(self._daemon.clock(), tz=self.config.commune.tz).date()
+        rows = [
+            r
+            for r in journal.dispatches_between(
+                today - dt.timedelta(days=1), today + dt.timedelta(days=1)
+            )
+            if r.slot in ADHOC_SLOTS and any(i.get("announcement") == target for i in r.item_list())
+        ]
+        if not rows:
+            raise RequestError(
+                f"no playlist, announcement or pending request with id {target!r} in the journal"
+            )
+        return rows
 
     async def on_ack(self, node: str, payload: bytes) -> None:
         metrics = self._daemon.metrics

@@ -18,6 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from broadcastd.dispatch import SlotDue
+from broadcastd.exercise import EXERCISE_SLOT, exercise_times, next_exercise
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -103,11 +104,32 @@ class SlotFeed:
                 coalesce=True,
                 max_instances=1,
             )
+        ex = self.config.exercise
+        if ex is not None:
+            # Daily at its publish time; `_due` enqueues only on the configured day of the month.
+            publish = dt.datetime.combine(dt.date(2000, 1, 3), ex.at) - ex.lead
+            self._scheduler.add_job(
+                self._due,
+                CronTrigger(
+                    hour=publish.hour, minute=publish.minute, second=publish.second, timezone=tz
+                ),
+                args=[EXERCISE_SLOT],
+                id=f"slot-{EXERCISE_SLOT}",
+                misfire_grace_time=int((ex.lead + ex.catch_up).total_seconds()),
+                coalesce=True,
+                max_instances=1,
+            )
         self._update_next()
 
     def _due(self, slot: str) -> None:
         """The job: enqueue, nothing more (STYLE.md principle 4)."""
         now = dt.datetime.fromtimestamp(self._clock(), tz=self.config.commune.tz)
+        if slot == EXERCISE_SLOT and self.config.exercise is not None:
+            play_date = (now + self.config.exercise.lead).date()
+            if exercise_times(self.config, play_date) is not None:
+                self._queue.put_nowait(SlotDue(play_date, slot, "scheduled exercise"))
+            self._update_next()
+            return
         play_date = (now + self.config.slots[slot].lead).date()
         self._queue.put_nowait(SlotDue(play_date, slot, "scheduled"))
         self._update_next()
@@ -124,6 +146,11 @@ class SlotFeed:
                         play_at.timestamp()
                     )
                     break
+        upcoming = next_exercise(self.config, now)
+        if upcoming is not None:
+            self._metrics.next_slot_timestamp_seconds.labels(slot=EXERCISE_SLOT).set(
+                upcoming.timestamp()
+            )
 
     async def catch_up(self) -> list[SlotDue]:
         """At start-up: enqueue every slot inside its dispatch window; journal the missed ones."""
@@ -143,6 +170,9 @@ class SlotFeed:
                     reason = f"not dispatched: daemon was down until after {expires_at:%H:%M}"
                     log.warning("slot %s %s %s", day, name, reason)
                     await self._journal.record_skip(day, name, "*", reason)
+            times = exercise_times(self.config, day)
+            if times is not None and times[0] <= now < times[2]:
+                due.append(SlotDue(day, EXERCISE_SLOT, "exercise catch-up at start-up"))
         for item in due:
             self._queue.put_nowait(item)
         return due

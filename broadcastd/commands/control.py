@@ -37,7 +37,9 @@ def _payload(args: argparse.Namespace) -> dict[str, Any]:
             "operator": args.operator,
         }
     if args.command == "cancel":
-        return {"cmd": "cancel", "id": args.id, "say": args.say}
+        if args.say and args.correction:
+            raise UsageError("give either --say TEXT or --correction, not both")
+        return {"cmd": "cancel", "id": args.id, "say": args.say, "correction": args.correction}
     if args.command == "stop":
         return {"cmd": "stop", "hamlets": "all" if args.all else args.hamlets}
     return {"cmd": "approve", "id": args.id, "operator": args.operator}
