@@ -117,6 +117,7 @@ def _fleet(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--out", type=Path, help="write node.yaml and password (0600) into this directory"
     )
+    p.add_argument("--cache-dir", type=Path, help="cache_dir for node.yaml")
     p = add("demo", "run a slot now on a simulated fleet and print coverage")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p = add("simulate", "run simulated speaker agents")

@@ -20,7 +20,14 @@ NODE_CACHE_DIR = "/var/lib/broadcastd-node"
 DEFAULT_PLAYER = "ffplay -nodisp -autoexit -loglevel error {file}"
 
 
-def node_yaml(config: Config, node_id: str, *, password_file: Path | None, password: str) -> str:
+def node_yaml(
+    config: Config,
+    node_id: str,
+    *,
+    password_file: Path | None,
+    password: str,
+    cache_dir: Path | None = None,
+) -> str:
     hamlets = config.node_hamlets()
     if node_id not in hamlets:
         known = ", ".join(sorted(hamlets)) or "none"
@@ -35,7 +42,7 @@ def node_yaml(config: Config, node_id: str, *, password_file: Path | None, passw
         "node": {"id": node_id, "hamlet": hamlets[node_id].id, "commune": config.commune.id},
         "broker": broker,
         "public_key": protocol.public_key_b64(key.public_key()),
-        "cache_dir": NODE_CACHE_DIR,
+        "cache_dir": str(cache_dir.absolute()) if cache_dir is not None else NODE_CACHE_DIR,
         "player": DEFAULT_PLAYER,
         "heartbeat": f"{int(config.nodes.heartbeat.total_seconds())}s",
     }
@@ -48,12 +55,18 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, probe_media=False)
     password = Credentials.load_or_create(config).password(args.node)
     out: Path | None = getattr(args, "out", None)
+    cache_dir: Path | None = getattr(args, "cache_dir", None)
     if out is None:
-        print(node_yaml(config, args.node, password_file=None, password=password), end="")
+        text = node_yaml(
+            config, args.node, password_file=None, password=password, cache_dir=cache_dir
+        )
+        print(text, end="")
         return EX_OK
     out.mkdir(parents=True, exist_ok=True)
     pw_path = (out / "password").absolute()
-    text = node_yaml(config, args.node, password_file=pw_path, password=password)
+    text = node_yaml(
+        config, args.node, password_file=pw_path, password=password, cache_dir=cache_dir
+    )
     for path, body in ((pw_path, password + "\n"), (out / "node.yaml", text)):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -41,7 +41,7 @@ def _slot_playlists(state: Path, day: str) -> dict[str, str]:
 
 async def test_kill_9_at_ten_random_moments_around_a_slot_plays_it_exactly_once(tmp_path):
     seed = int(os.environ.get("BROADCASTD_SEED", time.time_ns() % 1_000_000))
-    rng = random.Random(seed)  # noqa: S311 - picks kill moments, not cryptography
+    rng = random.Random(seed)
     e2e = write_commune(
         tmp_path, hamlets=2, nodes_per_hamlet=2, play_in=BEFORE_S + 3.0, texts=("Xin chào.",)
     )
