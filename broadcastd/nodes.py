@@ -15,12 +15,13 @@ Two guards keep the picture honest on flaky 3G links:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import math
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
+
+from broadcastd.errors import ProtocolError
+from broadcastd.payloads import parse_heartbeat, parse_state
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -38,91 +39,9 @@ STALE: Final = "stale"
 OFFLINE: Final = "offline"
 STATES: Final = (UNKNOWN, ONLINE, STALE, OFFLINE)
 
-MAX_PAYLOAD = 4096  # a heartbeat is ~80 bytes; anything near this is not from our agent
-MAX_TS = 1e11  # year ~5138: beyond it a "timestamp" is garbage, not a clock
 FLAP_WINDOW_S = 900.0
 FLAP_LIMIT = 4  # two full drop-and-return cycles within the window
 MAX_LOGGED = 10_000  # bound on remembered (node, reason) pairs, against a flood of invented ids
-
-
-class BadMessage(ValueError):  # noqa: N818 - a parse outcome with a reason, not a program error
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
-    ts: float
-    uptime_s: float | None
-    rssi: float | None
-    volume: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class StateMsg:
-    state: str
-    ts: float
-    version: str | None
-
-
-def _object(payload: bytes) -> dict[str, Any]:
-    if len(payload) > MAX_PAYLOAD:
-        raise BadMessage("oversize")
-    try:
-        value = json.loads(payload, parse_constant=_reject_constant)
-    except BadMessage:
-        raise
-    except (ValueError, RecursionError):  # includes invalid UTF-8 and over-long integers
-        raise BadMessage("not_json") from None
-    if not isinstance(value, dict):
-        raise BadMessage("not_object")
-    return value
-
-
-def _reject_constant(_name: str) -> float:
-    raise BadMessage("not_finite")  # NaN, Infinity, -Infinity
-
-
-def _number(obj: dict[str, Any], key: str, lo: float, hi: float, *, required: bool) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise BadMessage(f"missing_{key}")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadMessage(f"bad_{key}")
-    number = float(value) if isinstance(value, float) or abs(value) < 2**53 else math.inf
-    if not math.isfinite(number) or not lo <= number <= hi:
-        raise BadMessage(f"bad_{key}")
-    return number
-
-
-def parse_heartbeat(payload: bytes) -> Heartbeat:
-    """`{"ts","uptime_s","rssi","volume"}`; ts required, others may be null or absent."""
-    obj = _object(payload)
-    ts = _number(obj, "ts", 0, MAX_TS, required=True)
-    assert ts is not None  # noqa: S101 - required=True never returns None
-    return Heartbeat(
-        ts=ts,
-        uptime_s=_number(obj, "uptime_s", 0, 1e10, required=False),
-        rssi=_number(obj, "rssi", -200, 100, required=False),
-        volume=_number(obj, "volume", 0, 100, required=False),
-    )
-
-
-def parse_state(payload: bytes) -> StateMsg:
-    """`{"state":"online"|"offline","ts",...,"version"}`."""
-    obj = _object(payload)
-    state = obj.get("state")
-    if state not in (ONLINE, OFFLINE):
-        raise BadMessage("bad_state")
-    ts = _number(obj, "ts", 0, MAX_TS, required=True)
-    assert ts is not None  # noqa: S101 - required=True never returns None
-    version = obj.get("version")
-    if version is not None and not (isinstance(version, str) and len(version) <= 64):
-        raise BadMessage("bad_version")
-    return StateMsg(state=str(state), ts=ts, version=version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +184,7 @@ class NodeRegistry:
             return
         try:
             msg = parse_state(payload)
-        except BadMessage as exc:
+        except ProtocolError as exc:
             self._bad(node_id, exc.reason)
             return
         if msg.ts < node.state_ts:
@@ -285,7 +204,7 @@ class NodeRegistry:
             return
         try:
             beat = parse_heartbeat(payload)
-        except BadMessage as exc:
+        except ProtocolError as exc:
             self._bad(node_id, exc.reason)
             return
         t = self._now()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -23,6 +22,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from broadcastd.errors import BroadcastdError, ProtocolError
 
+# Node -> daemon payloads live in broadcastd.payloads; re-exported here because they are part of the
+# same wire contract and the agent builds them through this module.
+from broadcastd.payloads import AckMessage as AckMessage
+from broadcastd.payloads import ack_payload as ack_payload
+from broadcastd.payloads import heartbeat_payload as heartbeat_payload
+from broadcastd.payloads import parse_ack as parse_ack
+from broadcastd.payloads import state_payload as state_payload
+
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
     from pathlib import Path
@@ -30,7 +37,6 @@ if TYPE_CHECKING:
 VERSION: Final = 1
 CHUNK_SIZE: Final = 64 * 1024
 MAX_ENVELOPE_BYTES: Final = 64 * 1024  # a playlist of ~200 items; anything bigger is hostile
-MAX_NODE_PAYLOAD_BYTES: Final = 4 * 1024  # ack / heartbeat / state
 MAX_ITEMS: Final = 256
 MAX_CLIP_BYTES: Final = 256 * 1024 * 1024
 MAX_TIME: Final = 2**40  # Unix seconds; keeps arithmetic on hostile numbers cheap
@@ -39,7 +45,6 @@ MAX_TEXT: Final = 1024
 PRIORITIES: Final = ("normal", "priority", "emergency")
 STATUSES: Final = ("live", "exercise")
 ACTIONS: Final = ("stop", "cancel", "volume")
-ACK_STATUSES: Final = ("received", "ready", "playing", "played", "failed", "expired", "rejected")
 REJECT_REASONS: Final = (
     "malformed",
     "unsigned",
@@ -559,93 +564,3 @@ def load_public_key(b64: str) -> Ed25519PublicKey:
     if len(raw) != 32:
         raise BroadcastdError(f"public key must decode to 32 bytes, got: {len(raw)}")
     return Ed25519PublicKey.from_public_bytes(raw)
-
-
-# -- node payloads ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AckMessage:
-    playlist: str
-    status: str
-    ts: int
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
-    ts: float
-    uptime_s: float
-    rssi: int | None
-    volume: int
-
-
-@dataclass(frozen=True, slots=True)
-class StateMessage:
-    state: str
-    ts: float
-    version: str | None
-
-
-def ack_payload(playlist: str, status: str, ts: float, detail: str = "") -> bytes:
-    if status not in ACK_STATUSES:
-        raise ValueError(f"unknown ack status {status!r}")
-    return canonical_json(
-        {"playlist": playlist, "status": status, "ts": int(ts), "detail": detail[:MAX_TEXT]}
-    )
-
-
-def heartbeat_payload(ts: float, uptime_s: float, rssi: int | None, volume: int) -> bytes:
-    return canonical_json(
-        {"ts": int(ts), "uptime_s": round(uptime_s, 1), "rssi": rssi, "volume": volume}
-    )
-
-
-def state_payload(state: str, ts: float, version: str | None = None) -> bytes:
-    return canonical_json({"state": state, "ts": int(ts), "version": version})
-
-
-def parse_ack(payload: bytes) -> AckMessage:
-    obj = decode_json(payload, MAX_NODE_PAYLOAD_BYTES)
-    playlist, status, detail = obj.get("playlist"), obj.get("status"), obj.get("detail", "")
-    if not isinstance(playlist, str) or not 0 < len(playlist) <= MAX_TEXT:
-        raise ProtocolError("malformed", "ack.playlist must be text")
-    if status not in ACK_STATUSES:
-        raise ProtocolError("malformed", f"ack.status unknown, got: {_brief(status)}")
-    if detail is None:
-        detail = ""
-    if not isinstance(detail, str):
-        raise ProtocolError("malformed", "ack.detail must be text")
-    return AckMessage(playlist, status, int(_number(obj, "ts")), detail[:MAX_TEXT])
-
-
-def parse_heartbeat(payload: bytes) -> Heartbeat:
-    obj = decode_json(payload, MAX_NODE_PAYLOAD_BYTES)
-    rssi, volume = obj.get("rssi"), obj.get("volume")
-    if rssi is not None and (not _is_int(rssi) or not -200 <= rssi <= 0):
-        raise ProtocolError("malformed", f"heartbeat.rssi must be dBm -200..0, got: {_brief(rssi)}")
-    if not _is_int(volume) or not 0 <= volume <= 100:
-        raise ProtocolError("malformed", f"heartbeat.volume must be 0..100, got: {_brief(volume)}")
-    return Heartbeat(_number(obj, "ts"), _number(obj, "uptime_s"), rssi, volume)
-
-
-def parse_state(payload: bytes) -> StateMessage:
-    obj = decode_json(payload, MAX_NODE_PAYLOAD_BYTES)
-    state, version = obj.get("state"), obj.get("version")
-    if state not in ("online", "offline"):
-        raise ProtocolError("malformed", f"state must be online or offline, got: {_brief(state)}")
-    if version is not None and (not isinstance(version, str) or len(version) > MAX_ID):
-        raise ProtocolError("malformed", "state.version must be text")
-    return StateMessage(state, _number(obj, "ts"), version)
-
-
-def _number(obj: Mapping[str, Any], name: str) -> float:
-    value = obj.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ProtocolError("malformed", f"{name} must be a number, got: {_brief(value)}")
-    if isinstance(value, int) and not 0 <= value < MAX_TIME:
-        raise ProtocolError("malformed", f"{name} out of range, got: {_brief(value)}")
-    number = float(value)
-    if not math.isfinite(number) or not 0 <= number < MAX_TIME:
-        raise ProtocolError("malformed", f"{name} out of range, got: {_brief(value)}")
-    return number

@@ -9,13 +9,14 @@ import random
 import pytest
 
 from broadcastd.config import Config
+from broadcastd.errors import ProtocolError
 from broadcastd.metrics import Metrics
 from broadcastd.nodes import (
     FLAP_LIMIT,
-    MAX_PAYLOAD,
     NodeRegistry,
     Transition,
 )
+from broadcastd.payloads import MAX_NODE_PAYLOAD_BYTES, parse_heartbeat
 
 HB = 30.0
 
@@ -305,12 +306,11 @@ def test_thousand_hostile_payloads_never_crash_and_each_is_counted(reg, metrics,
 
 
 def test_payload_size_limit():
-    from broadcastd.nodes import BadMessage, parse_heartbeat  # noqa: PLC0415
-
-    ok = json.dumps({"ts": 1, "pad": "x" * (MAX_PAYLOAD - 40)}).encode()
+    ok = json.dumps({"ts": 1, "pad": "x" * (MAX_NODE_PAYLOAD_BYTES - 40)}).encode()
     assert parse_heartbeat(ok).ts == 1
-    with pytest.raises(BadMessage, match="oversize"):
+    with pytest.raises(ProtocolError) as info:
         parse_heartbeat(ok + b" " * 100)
+    assert info.value.reason == "oversize"
 
 
 def test_from_nodes_builds_a_fleet_without_config(clock):

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from broadcastd import payloads as pl
 from broadcastd import protocol as p
 from broadcastd.errors import BroadcastdError, ProtocolError
 
@@ -348,43 +349,59 @@ def test_key_loading_errors_are_clear(tmp_path):
 
 
 def test_node_payloads_roundtrip():
-    ack = p.parse_ack(p.ack_payload("pl-1", "rejected", 1795928400.7, "bad_signature"))
-    assert ack == p.AckMessage("pl-1", "rejected", 1795928400, "bad_signature")
-    hb = p.parse_heartbeat(p.heartbeat_payload(1795928400, 12.34, -71, 80))
+    ack = pl.parse_ack(pl.ack_payload("pl-1", "rejected", 1795928400.7, "bad_signature"))
+    assert ack == pl.AckMessage("pl-1", "rejected", 1795928400, "bad_signature")
+    hb = pl.parse_heartbeat(pl.heartbeat_payload(1795928400, 12.34, -71, 80))
     assert (hb.ts, hb.uptime_s, hb.rssi, hb.volume) == (1795928400.0, 12.3, -71, 80)
-    assert p.parse_heartbeat(p.heartbeat_payload(1, 0, None, 0)).rssi is None
-    st_ = p.parse_state(p.state_payload("offline", 1795928400, "0.1.0"))
-    assert st_ == p.StateMessage("offline", 1795928400.0, "0.1.0")
-    assert json.loads(p.state_payload("online", 5)) == {"state": "online", "ts": 5, "version": None}
+    assert pl.parse_heartbeat(pl.heartbeat_payload(1, 0, None, 0)).rssi is None
+    st_ = pl.parse_state(pl.state_payload("offline", 1795928400, "0.1.0"))
+    assert st_ == pl.StateMessage("offline", 1795928400.0, "0.1.0")
+    assert json.loads(pl.state_payload("online", 5)) == {
+        "state": "online",
+        "ts": 5,
+        "version": None,
+    }
+    assert p.ack_payload is pl.ack_payload, "the wire module re-exports the node payload builders"
 
 
 @pytest.mark.parametrize(
-    ("parser", "payload"),
+    ("parser", "payload", "reason"),
     [
-        (p.parse_ack, b'{"playlist":"x","status":"eaten","ts":1}'),
-        (p.parse_ack, b'{"playlist":5,"status":"played","ts":1}'),
-        (p.parse_ack, b'{"playlist":"x","status":"played","ts":true}'),
-        (p.parse_ack, b'{"playlist":"x","status":"played","ts":1e999}'),
-        (p.parse_ack, b'{"playlist":"x","status":"played","ts":' + b"9" * 4000 + b"}"),
-        (p.parse_ack, b'{"playlist":"' + b"x" * 1_000_000 + b'","status":"played","ts":1}'),
-        (p.parse_heartbeat, b'{"ts":1,"uptime_s":1,"rssi":5,"volume":50}'),
-        (p.parse_heartbeat, b'{"ts":1,"uptime_s":1,"rssi":null,"volume":500}'),
-        (p.parse_heartbeat, b'{"ts":-1,"uptime_s":1,"rssi":null,"volume":5}'),
-        (p.parse_state, b'{"state":"asleep","ts":1}'),
-        (p.parse_state, b'{"state":"online","ts":1,"version":[1]}'),
-        (p.parse_state, b"\x00\x01"),
+        (pl.parse_ack, b'{"playlist":"x","status":"eaten","ts":1}', "bad_status"),
+        (pl.parse_ack, b'{"playlist":5,"status":"played","ts":1}', "bad_playlist"),
+        (pl.parse_ack, b'{"playlist":"x","status":"played","ts":true}', "bad_ts"),
+        (pl.parse_ack, b'{"playlist":"x","status":"played","ts":1e999}', "bad_ts"),
+        (pl.parse_ack, b'{"playlist":"x","status":"played","ts":' + b"9" * 4000 + b"}", "bad_ts"),
+        (
+            pl.parse_ack,
+            b'{"playlist":"' + b"x" * 1_000_000 + b'","status":"played","ts":1}',
+            "oversize",
+        ),
+        (
+            pl.parse_ack,
+            b'{"playlist":"x","playlist":"y","status":"played","ts":1}',
+            "duplicate_key",
+        ),
+        (pl.parse_heartbeat, b'{"ts":1,"uptime_s":1,"rssi":5,"volume":50}', "bad_rssi"),
+        (pl.parse_heartbeat, b'{"ts":1,"uptime_s":1,"rssi":null,"volume":500}', "bad_volume"),
+        (pl.parse_heartbeat, b'{"ts":-1,"uptime_s":1,"rssi":null,"volume":5}', "bad_ts"),
+        (pl.parse_heartbeat, b'{"ts":NaN}', "not_finite"),
+        (pl.parse_state, b'{"state":"asleep","ts":1}', "bad_state"),
+        (pl.parse_state, b'{"state":"online","ts":1,"version":[1]}', "bad_version"),
+        (pl.parse_state, b"\x00\x01", "not_json"),
+        (pl.parse_state, b"[1]", "not_object"),
     ],
 )
-def test_node_payload_parsers_are_strict(parser, payload):
+def test_node_payload_parsers_are_strict(parser, payload, reason):
     with pytest.raises(ProtocolError) as info:
         parser(payload)
-    assert info.value.reason == "malformed"
+    assert info.value.reason == reason
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=512))
 def test_node_payload_parsers_never_crash(payload):
-    for parser in (p.parse_ack, p.parse_heartbeat, p.parse_state):
+    for parser in (pl.parse_ack, pl.parse_heartbeat, pl.parse_state):
         with contextlib.suppress(ProtocolError):
             parser(payload)
 

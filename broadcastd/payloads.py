@@ -1,0 +1,155 @@
+"""What speakers send the daemon (DESIGN.md §5): `state`, `heartbeat`, `ack`; built and parsed.
+
+The parsers treat every payload as hostile: bounded size, a JSON object without duplicate keys,
+finite numbers in range, typed fields. They raise `ProtocolError` whose short `reason` is the
+`bad_messages_total{reason}` label, so a technician sees *what* was wrong, not just that it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Final
+
+from broadcastd.errors import ProtocolError
+from broadcastd.models import ACK_STATUSES
+
+MAX_NODE_PAYLOAD_BYTES: Final = 4 * 1024  # a heartbeat is ~80 bytes; far beyond is not an agent
+MAX_TS: Final = 1e11  # year ~5138: beyond it a "timestamp" is garbage, not a clock
+MAX_FIELD: Final = 1024  # playlist ids and details
+MAX_VERSION: Final = 64
+STATES: Final = ("online", "offline")
+
+
+@dataclass(frozen=True, slots=True)
+class AckMessage:
+    playlist: str
+    status: str
+    ts: int
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    ts: float
+    uptime_s: float | None
+    rssi: float | None
+    volume: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StateMessage:
+    state: str
+    ts: float
+    version: str | None
+
+
+def _canonical(obj: object) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def ack_payload(playlist: str, status: str, ts: float, detail: str = "") -> bytes:
+    if status not in ACK_STATUSES:
+        raise ValueError(f"unknown ack status {status!r}")
+    return _canonical(
+        {"playlist": playlist, "status": status, "ts": int(ts), "detail": detail[:MAX_FIELD]}
+    )
+
+
+def heartbeat_payload(ts: float, uptime_s: float, rssi: int | None, volume: int) -> bytes:
+    beat = {"ts": int(ts), "uptime_s": round(uptime_s, 1), "rssi": rssi, "volume": volume}
+    return _canonical(beat)
+
+
+def state_payload(state: str, ts: float, version: str | None = None) -> bytes:
+    return _canonical({"state": state, "ts": int(ts), "version": version})
+
+
+# -- parsing -------------------------------------------------------------------------------------
+
+
+def _reject_constant(_name: str) -> float:
+    raise ProtocolError("not_finite", "NaN or Infinity")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ProtocolError("duplicate_key", key[:40])
+        out[key] = value
+    return out
+
+
+def _object(payload: bytes) -> dict[str, Any]:
+    if len(payload) > MAX_NODE_PAYLOAD_BYTES:
+        raise ProtocolError("oversize", f"{len(payload)} bytes")
+    try:
+        value = json.loads(
+            payload, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates
+        )
+    except ProtocolError:
+        raise
+    except (ValueError, RecursionError):  # includes invalid UTF-8 and over-long integers
+        raise ProtocolError("not_json") from None
+    if not isinstance(value, dict):
+        raise ProtocolError("not_object")
+    return value
+
+
+def _number(obj: dict[str, Any], key: str, lo: float, hi: float, *, required: bool) -> float | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise ProtocolError(f"missing_{key}")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProtocolError(f"bad_{key}")
+    number = float(value) if isinstance(value, float) or abs(value) < 2**53 else math.inf
+    if not math.isfinite(number) or not lo <= number <= hi:
+        raise ProtocolError(f"bad_{key}")
+    return number
+
+
+def _timestamp(obj: dict[str, Any]) -> float:
+    ts = _number(obj, "ts", 0, MAX_TS, required=True)
+    if ts is None:  # unreachable: required=True raises instead
+        raise ProtocolError("missing_ts")
+    return ts
+
+
+def parse_ack(payload: bytes) -> AckMessage:
+    """`{"playlist","status","ts","detail"}`; status one of DESIGN.md §5's ack statuses."""
+    obj = _object(payload)
+    playlist, status, detail = obj.get("playlist"), obj.get("status"), obj.get("detail")
+    if not isinstance(playlist, str) or not 0 < len(playlist) <= MAX_FIELD:
+        raise ProtocolError("bad_playlist")
+    if status not in ACK_STATUSES:
+        raise ProtocolError("bad_status")
+    if detail is not None and not isinstance(detail, str):
+        raise ProtocolError("bad_detail")
+    return AckMessage(playlist, str(status), int(_timestamp(obj)), (detail or "")[:MAX_FIELD])
+
+
+def parse_heartbeat(payload: bytes) -> Heartbeat:
+    """`{"ts","uptime_s","rssi","volume"}`; ts required, the others may be null or absent."""
+    obj = _object(payload)
+    return Heartbeat(
+        ts=_timestamp(obj),
+        uptime_s=_number(obj, "uptime_s", 0, 1e10, required=False),
+        rssi=_number(obj, "rssi", -200, 0, required=False),
+        volume=_number(obj, "volume", 0, 100, required=False),
+    )
+
+
+def parse_state(payload: bytes) -> StateMessage:
+    """`{"state":"online"|"offline","ts",...,"version"}`."""
+    obj = _object(payload)
+    state = obj.get("state")
+    if state not in STATES:
+        raise ProtocolError("bad_state")
+    version = obj.get("version")
+    if version is not None and not (isinstance(version, str) and len(version) <= MAX_VERSION):
+        raise ProtocolError("bad_version")
+    return StateMessage(state=str(state), ts=_timestamp(obj), version=version)
