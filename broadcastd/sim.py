@@ -74,7 +74,10 @@ def fleet_nodes(
 
 
 class Fleet:
-    """Owns the simulated agents; `await run()` until cancelled or `stop()`."""
+    """Owns the simulated agents; `await run()` until cancelled or `stop()`.
+
+    `player_speed` scales how long a simulated play lasts (0: instant, 1: the clip's duration).
+    """
 
     def __init__(  # noqa: PLR0913 - every knob of a simulation is explicit
         self,
@@ -89,6 +92,7 @@ class Fleet:
         clock: Callable[[], float] = time.time,
         heartbeat_s: float | None = None,
         seed: int | None = None,
+        player_speed: float = 0.0,
     ) -> None:
         self.commune = config.commune.id
         self.loss = loss
@@ -107,7 +111,9 @@ class Fleet:
                 heartbeat=dt.timedelta(seconds=hb),
                 keepalive=config.nodes.keepalive,
             )
-            self.agents[node.id] = SimAgent(node, node_config, NullPlayer(clock=clock))
+            self.agents[node.id] = SimAgent(
+                node, node_config, NullPlayer(clock=clock, speed=player_speed)
+            )
         self._stopping = asyncio.Event()
 
     def _start(self, sim: SimAgent, tg: asyncio.TaskGroup) -> None:

@@ -131,6 +131,7 @@ class NodeAgent:
                 tg.create_task(self._heartbeats(), name=f"{self.id}-heartbeat"),
                 tg.create_task(self._schedule(), name=f"{self.id}-schedule"),
             ]
+            await self._restore_pending()
             await self._stopping.wait()
             await self._interrupt("agent stopping")
             with contextlib.suppress(TimeoutError):
@@ -140,6 +141,16 @@ class NodeAgent:
             offline = protocol.state_payload("offline", self.clock(), __version__)
             await self.link.close(final=(self.topics.node_state(self.id), offline))
             await link
+
+    async def _restore_pending(self) -> None:
+        """Playlists accepted before a restart: verified again, so one that expired while the
+        speaker was down acks `expired` (and never plays) instead of being forgotten."""
+        for payload in await asyncio.to_thread(self.store.pending_envelopes):
+            claimed = _claimed_id(payload)
+            if claimed in self.store.state.played or claimed in self.store.state.cancelled:
+                await asyncio.to_thread(self.store.drop_pending, claimed)
+                continue
+            await self._on_playlist(payload)
 
     async def _on_connect(self) -> None:
         await self.fetcher.resubscribe()
@@ -193,6 +204,7 @@ class NodeAgent:
         await asyncio.to_thread(
             self.store.accept, "playlist", issued_at=pl.issued_at, seq=pl.seq, slot=pl.slot
         )
+        await asyncio.to_thread(self.store.keep_pending, pl.id, payload)
         self._ack(pl.id, "received")
         for other in list(self._pending.values()):
             if other.playlist.slot == pl.slot:
@@ -356,6 +368,8 @@ class NodeAgent:
 
     def _ack(self, playlist_id: str, status: str, detail: str = "") -> None:
         log.debug("node %s: ack %s %s %s", self.id, playlist_id, status, detail)
+        if status in ("played", "failed", "expired"):
+            self.store.drop_pending(playlist_id)  # one unlink; finished, nothing to restore
         self._acks.put_nowait(protocol.ack_payload(playlist_id, status, self.clock(), detail))
 
     async def _send_acks(self) -> None:

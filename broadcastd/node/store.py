@@ -150,6 +150,25 @@ class NodeStore:
             self.state.volume = volume
             self._save()
 
+    # -- accepted, not yet finished: a reboot must not forget them ---------------------------------
+
+    def _pending_path(self, playlist_id: str) -> Path:
+        name = hashlib.sha256(playlist_id.encode()).hexdigest()  # ids may hold any character
+        return self.root / "pending" / f"{name}.json"
+
+    def keep_pending(self, playlist_id: str, envelope: bytes) -> None:
+        """Keep the signed envelope until it is played, failed or expired (re-verified at start)."""
+        path = self._pending_path(playlist_id)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_atomic(path, envelope, durable=True)
+
+    def drop_pending(self, playlist_id: str) -> None:
+        self._pending_path(playlist_id).unlink(missing_ok=True)
+
+    def pending_envelopes(self) -> list[bytes]:
+        folder = self.root / "pending"
+        return [p.read_bytes() for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
     # -- audio -------------------------------------------------------------------------------------
 
     def clip_path(self, sha256: str) -> Path:
