@@ -1,7 +1,9 @@
 """Render benchmark: uncached espeak render vs the raw `espeak-ng | ffmpeg` pipeline; a cached pass.
 
 Both sides run the same 10 texts in the same run, one clip at a time (like for like: no parallelism
-on either side). Ours also measures loudness, limits peaks, verifies, hashes, fsyncs and indexes.
+across clips on either side). Within a clip both overlap espeak-ng with ffmpeg's start-up: the shell
+pipeline by its nature, ours by starting the encoder while the speech is made. Ours also measures
+loudness, limits peaks, verifies with ebur128, hashes, fsyncs and indexes.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ this lands within 0.2 LU of ffmpeg's ebur128; the tests check every produced cli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 import re
@@ -127,8 +128,18 @@ async def run_tool(
     argv: list[str], stdin: bytes, *, what: str, limit_s: float = FFMPEG_TIMEOUT_S
 ) -> tuple[bytes, bytes]:
     """Run a helper binary with `stdin`, return (stdout, stderr); kill it on timeout or cancel."""
+    proc = await start_tool(argv, what=what)
+    return await finish_tool(proc, argv[0], stdin, what=what, limit_s=limit_s)
+
+
+async def start_tool(argv: list[str], *, what: str) -> asyncio.subprocess.Process:
+    """Start a helper binary that waits for its stdin: `finish_tool` feeds it, `stop_tool` ends it.
+
+    Starting ffmpeg costs ~65 ms of loading before it reads a byte; a caller that starts it while
+    the input is still being made (as a shell pipeline does) hides that behind the speech engine.
+    """
     try:
-        proc = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -136,18 +147,35 @@ async def run_tool(
         )
     except OSError as exc:
         raise RenderError(f"{what}: cannot start {argv[0]}: {exc}") from None
+
+
+async def finish_tool(
+    proc: asyncio.subprocess.Process,
+    name: str,
+    stdin: bytes,
+    *,
+    what: str,
+    limit_s: float = FFMPEG_TIMEOUT_S,
+) -> tuple[bytes, bytes]:
+    """Feed a started tool `stdin`, return (stdout, stderr); kill it on timeout or cancel."""
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), limit_s)
     except TimeoutError:
-        raise ToolTimeoutError(f"{what}: {argv[0]} took longer than {limit_s:g}s") from None
+        raise ToolTimeoutError(f"{what}: {name} took longer than {limit_s:g}s") from None
     finally:
-        if proc.returncode is None:  # timed out or cancelled: never leave a child behind
-            proc.kill()
-            await proc.wait()
+        await stop_tool(proc)
     if proc.returncode != 0:
         tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-        raise RenderError(f"{what}: {argv[0]} failed (exit {proc.returncode}): {tail[0]}")
+        raise RenderError(f"{what}: {name} failed (exit {proc.returncode}): {tail[0]}")
     return out, err
+
+
+async def stop_tool(proc: asyncio.subprocess.Process) -> None:
+    """Kill a tool that is still running (timed out, cancelled, or never fed); reap it."""
+    if proc.returncode is None:  # never leave a child behind
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
 
 
 def gain_for(pcm: Pcm, target_lufs: float, ceiling_dbfs: float) -> float:
@@ -174,6 +202,12 @@ def gain_for(pcm: Pcm, target_lufs: float, ceiling_dbfs: float) -> float:
     return gain
 
 
+def widened(pcm: Pcm, gain_db: float, headroom: int) -> bytes:
+    """`pcm`'s samples as s32 carrying `gain_db` divided by `headroom`: gain without clipping."""
+    wide = audioop.lin2lin(pcm.data, 2, 4)  # x * 65536: the same full scale, 16 more bits below
+    return audioop.mul(wide, 4, 10 ** (gain_db / 20) / headroom)
+
+
 def _gated_power(pcm: bytes, rate: int) -> float:
     """Mean square of the 100 ms blocks above the relative gate (unweighted, for ratios only)."""
     step = int(rate * 0.1) * 2
@@ -198,10 +232,13 @@ def integrated_loudness(pcm: bytes, rate: int) -> float:
     taps = _shelf_fir(rate)
     pad = b"\0" * (2 * (len(taps) // 2))
     padded = pad + x + pad
-    y = b""
-    for k, tap in enumerate(taps):
-        term = audioop.mul(padded[2 * k : 2 * k + len(x)], 2, tap)
-        y = term if not y else audioop.add(y, term, 2)
+    # Linear phase: taps k and -k are equal, so each pair costs one multiply (|x| <= 8192 after the
+    # scaling above, so a pair's sum cannot saturate either).
+    mid, size = len(taps) // 2, len(x)
+    y = audioop.mul(x, 2, taps[mid])
+    for k in range(1, mid + 1):
+        pair = audioop.add(padded[2 * (mid - k) :][:size], padded[2 * (mid + k) :][:size], 2)
+        y = audioop.add(y, audioop.mul(pair, 2, taps[mid + k]), 2)
     # mean square per 100 ms; a 400 ms gating block is the mean of four consecutive ones
     sub = [
         (audioop.rms(y[2 * i : 2 * (i + step)], 2) / _FULL) ** 2

@@ -1,9 +1,10 @@
 """Announcements and chimes -> loudness-normalised, low-bitrate clips in the store (DESIGN.md §4).
 
 Per clip: TTS (or the recorded file) -> mono PCM at `audio.sample_rate` -> integrated loudness
-measured -> one ffmpeg run applies a linear gain (plus a -1 dBFS limiter only when the gain would
-clip), re-measures with ebur128 on the way to the encoder (verification costs no extra process) and
-encodes once to `audio.format`. Off target, the gain is corrected once; past ±1.5 LU the clip fails.
+measured -> a linear gain applied to 32-bit samples -> one ffmpeg run (started while the speech is
+made) limits peaks at -1 dBFS, re-measures with ebur128 on the way to the encoder (verification
+costs no extra process) and encodes once to `audio.format`. Off target, the gain is corrected
+once; past ±1.5 LU the clip fails.
 A render key (text or recording hash, language, engines and voices, audio settings,
 RENDERER_VERSION) indexes the result, so an unchanged announcement is never rendered twice.
 """
@@ -23,7 +24,15 @@ from typing import TYPE_CHECKING
 
 from broadcastd.audiostore import AudioStore
 from broadcastd.errors import RenderError
-from broadcastd.loudness import Pcm, decode, gain_for, run_tool
+from broadcastd.loudness import (
+    Pcm,
+    decode,
+    finish_tool,
+    gain_for,
+    start_tool,
+    stop_tool,
+    widened,
+)
 from broadcastd.models import Clip, PlanItem, RenderSummary, SlotPlan
 from broadcastd.tts import GTTS_URL_ENV, EspeakEngine, GttsEngine, TtsChain, TtsEngine
 
@@ -124,14 +133,19 @@ class Renderer:
                     self.metrics.render_cache_hits_total.inc()
                 return found[0], None
         started = time.perf_counter()
-        if item.kind == "tts":
-            speech = await self.chain.speak(item.text or "", item.lang)
-            pcm, engine = speech.pcm, speech.engine
-        else:
-            assert item.recording is not None  # noqa: S101 - key_for() checked it
-            data = await asyncio.to_thread(item.recording.read_bytes)
-            pcm, engine = await decode(data, self.audio.sample_rate, what=what), "recording"
-        encoded, lufs = await self.encoder.encode(pcm, what=what)
+        # ffmpeg loads while the speech is made; it is stopped if the speech fails
+        encoder = await self.encoder.start(what=what)
+        try:
+            if item.kind == "tts":
+                speech = await self.chain.speak(item.text or "", item.lang)
+                pcm, engine = speech.pcm, speech.engine
+            else:
+                assert item.recording is not None  # noqa: S101 - key_for() checked it
+                data = await asyncio.to_thread(item.recording.read_bytes)
+                pcm, engine = await decode(data, self.audio.sample_rate, what=what), "recording"
+            encoded, lufs = await self.encoder.encode(pcm, what=what, started=encoder)
+        finally:
+            await stop_tool(encoder)
         duration_ms = encoded_duration_ms(encoded, self.audio.format)
         clip = await asyncio.to_thread(
             self.store.put,
@@ -220,6 +234,11 @@ class Encoder:
     `gain_for` estimates the limiter's cost by hard clipping, which underestimates what ffmpeg's
     alimiter takes by ~0.5-1 LU on espeak-ng speech. Each limited encode's ebur128 reading updates a
     running correction, so after a batch's first clip the first encode usually lands within AIM_LU.
+
+    The gain is applied here, to 32-bit samples with HEADROOM to spare, not in ffmpeg's arguments:
+    the ffmpeg command line then does not depend on the audio, so `start()` can launch ffmpeg while
+    the speech is still being synthesised and measured (ffmpeg takes ~65 ms to load; a shell
+    pipeline `espeak-ng | ffmpeg` overlaps the two processes the same way).
     """
 
     def __init__(self, audio: Audio) -> None:
@@ -228,16 +247,30 @@ class Encoder:
         self.limiter_bias = -0.7
         self.encodes = 0
 
-    async def encode(self, pcm: Pcm, *, what: str) -> tuple[bytes, float]:
-        """Returns the encoded bytes and the loudness ebur128 measured on the way to the encoder."""
+    async def start(self, *, what: str) -> asyncio.subprocess.Process:
+        """An ffmpeg waiting for `encode()`'s samples; the caller stops it with `stop_tool`."""
+        return await start_tool(_encode_argv(self.audio, self.audio.sample_rate), what=what)
+
+    async def encode(
+        self, pcm: Pcm, *, what: str, started: asyncio.subprocess.Process | None = None
+    ) -> tuple[bytes, float]:
+        """Returns the encoded bytes and the loudness ebur128 measured on the way to the encoder.
+
+        `started` (from `start()`) is used for the first encode when it expects `pcm`'s rate.
+        """
         target = self.audio.loudness_lufs
         gain = await asyncio.to_thread(gain_for, pcm, target, CEILING_DBFS)
         limited = pcm.peak_dbfs + gain > CEILING_DBFS
         if limited:
             gain -= self.limiter_bias
+        if pcm.rate != self.audio.sample_rate:
+            started = None
         for attempt in range(2):
             self.encodes += 1
-            data, lufs = await _encode_once(pcm, self.audio, gain, what=what)
+            samples = await asyncio.to_thread(widened, pcm, gain, HEADROOM)
+            proc = started or await start_tool(_encode_argv(self.audio, pcm.rate), what=what)
+            started = None
+            data, lufs = await _encode_once(proc, samples, what=what)
             if limited and attempt == 0:
                 self.limiter_bias += 0.5 * (lufs - target)
             if abs(lufs - target) <= AIM_LU:
@@ -251,24 +284,33 @@ class Encoder:
         )
 
 
-async def _encode_once(pcm: Pcm, audio: Audio, gain_db: float, *, what: str) -> tuple[bytes, float]:
-    filters = [f"volume={gain_db:.2f}dB:precision=float"]
-    if pcm.peak_dbfs + gain_db > CEILING_DBFS:
-        # Speech peaks would clip: limit them at -1 dBFS; ebur128 below measures what that cost.
-        filters.append(f"alimiter=limit={10 ** (CEILING_DBFS / 20):.4f}:level=disabled")
-    filters.append("ebur128=framelog=verbose")
+# s16 samples become s32 scaled by gain / HEADROOM; ffmpeg multiplies by HEADROOM back in float.
+# 2**12 leaves 72 dB of gain before saturation and 19 bits of resolution at any gain.
+HEADROOM = 4096
+
+
+def _encode_argv(audio: Audio, rate: int) -> list[str]:
+    # Peaks over -1 dBFS are limited there; with none, alimiter (latency-compensated) passes the
+    # samples through bit for bit. ebur128 measures what reaches the encoder.
+    limit = f"alimiter=limit={10 ** (CEILING_DBFS / 20):.4f}:level=disabled:latency=1"
+    filters = f"volume={HEADROOM}:precision=float,{limit},ebur128=framelog=verbose"
     if audio.format == "mp3":
         codec = ["-c:a", "libmp3lame", "-ar", str(audio.sample_rate), "-id3v2_version", "0"]
         codec += ["-write_xing", "0", "-f", "mp3"]
     else:
         codec = ["-c:a", "libopus", "-application", "voip", "-f", "opus"]
-    argv = [
+    return [
         "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info",
-        "-f", "s16le", "-ar", str(pcm.rate), "-ac", "1", "-i", "pipe:0",
-        "-af", ",".join(filters), "-ac", "1", "-b:a", audio.bitrate, *codec,
+        "-f", "s32le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
+        "-af", filters, "-ac", "1", "-b:a", audio.bitrate, *codec,
         "-map_metadata", "-1", "-fflags", "+bitexact", "pipe:1",
     ]  # fmt: skip
-    out, err = await run_tool(argv, pcm.data, what=f"{what}: encode")
+
+
+async def _encode_once(
+    proc: asyncio.subprocess.Process, samples: bytes, *, what: str
+) -> tuple[bytes, float]:
+    out, err = await finish_tool(proc, "ffmpeg", samples, what=f"{what}: encode")
     found = _I_RE.findall(err.decode("utf-8", "replace"))
     if not out or not found:
         raise RenderError(f"{what}: ffmpeg produced no audio")

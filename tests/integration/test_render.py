@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -240,3 +241,53 @@ async def test_build_renderer_reads_gtts_url_override(tmp_path, monkeypatch, goo
     assert fake.requests == 1
     assert r.store.lookup(r.key_for(item(1, TEXTS[0])))[1]["engine"] == "gtts"  # type: ignore[index]
     assert clip.path.parent == tmp_path / "audio"
+
+
+def child_commands() -> list[str]:
+    """Command names of this process's live children (Linux /proc)."""
+    names = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                names.append(Path(f"/proc/{pid}/comm").read_text().strip())
+    return names
+
+
+async def test_encoder_started_early_is_stopped_when_speech_fails(tmp_path, google_mp3):
+    # ffmpeg is started while the speech is made: a clip whose speech fails must not leave it behind
+    with FakeGtts(google_mp3, mode="429") as fake:
+        r = renderer(tmp_path, [GttsEngine(1.0, base_url=fake.url)])
+        summary = await r.render_plans(plans([item(1, TEXTS[0])]), chimes=False)
+    assert [f.split(":")[0] for f in summary.failed] == ["ann-1/vi"]
+    assert "ffmpeg" not in child_commands()
+    assert list((tmp_path / "audio").glob("*.mp3")) == []
+
+
+@pytest.fixture
+def quiet_and_hot(tmp_path: Path) -> list[PlanItem]:
+    """Recordings far from the target: 30 dB too quiet, 12 dB too hot (clipped at full scale)."""
+    voice = subprocess.run(
+        ["espeak-ng", "-v", "vi", "--stdout"], input=TEXTS[1].encode(), capture_output=True,
+        check=True,
+    ).stdout  # fmt: skip
+    items = []
+    for name, gain in (("quiet", "-30dB"), ("hot", "12dB")):
+        path = tmp_path / f"{name}.wav"
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "wav", "-i", "pipe:0",
+             "-af", f"volume={gain}", str(path)],
+            input=voice, check=True,
+        )  # fmt: skip
+        items.append(PlanItem(name, name, "general", "vi", "recording", "normal", 3.0,
+                              recording=path))  # fmt: skip
+    return items
+
+
+async def test_quiet_and_hot_recordings_land_on_target(tmp_path, quiet_and_hot):
+    r = renderer(tmp_path, [EspeakEngine(5.0)])
+    summary = await r.render_plans(plans(quiet_and_hot), chimes=False)
+    assert summary.failed == []
+    for it in quiet_and_hot:
+        clip = r.cached(it)
+        assert clip is not None
+        assert abs(ebur128(clip.path) - (-16.0)) <= 1.5, it.announcement
