@@ -90,6 +90,7 @@ def write_commune(  # noqa: PLR0913 - each knob is a scenario parameter
     catch_up: str = "20m",
     texts: tuple[str, ...] = TEXTS,
     priority: str = "normal",
+    extra: tuple[str, ...] = (),
 ) -> E2E:
     """Write config + key for a commune whose `noon` slot plays `play_in` real seconds from now."""
     root.mkdir(parents=True, exist_ok=True)
@@ -124,6 +125,7 @@ def write_commune(  # noqa: PLR0913 - each knob is a scenario parameter
             "    slots: [noon]",
             f"    priority: {priority}",
         ]
+    lines += extra  # more top-level sections (exercise:, emergency:, ...)
     path = root / "commune.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     protocol.generate_private_key(root / "ed25519.key")
