@@ -118,3 +118,28 @@ async def test_sighup_rejects_a_broken_config_then_applies_a_good_one_without_re
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 10)
     assert code == 0, read_log(log)[-3000:]
+
+
+async def test_a_new_file_matching_an_include_glob_is_loaded_without_a_signal(tmp_path):
+    e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, texts=("Xin chào.",))
+    included = tmp_path / "announcements"
+    included.mkdir()
+    item = "- {{id: {0}, title: '{0}', text: {{vi: 'Tin {0}.'}}, slots: [noon]}}\n"
+    (included / "a.yaml").write_text(item.format("ann-a"), encoding="utf-8")
+    text = e2e.config_path.read_text(encoding="utf-8")
+    e2e.config_path.write_text(text + "include: [announcements/*.yaml]\n", encoding="utf-8")
+    daemon = e2e.daemon(watch_files=True, scheduling=False)
+    async with asyncio.TaskGroup() as tg:
+        daemon_task = tg.create_task(daemon.run())
+        await asyncio.wait_for(daemon.ready.wait(), 20)
+        await asyncio.sleep(1.5)  # the watcher has taken its baseline
+        # A file the running config never read: only the watched directory can reveal it.
+        (included / "b.yaml").write_text(item.format("ann-b"), encoding="utf-8")
+
+        def loaded() -> bool:
+            return "ann-b" in {a.id for a in daemon.config.announcements}
+
+        await wait_for(loaded, 15, "the new include to be loaded")
+        assert daemon.metrics.config_reloads_total.labels(result="ok")._value.get() == 1
+        daemon.request_stop()
+        await daemon_task
