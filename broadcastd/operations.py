@@ -71,6 +71,7 @@ class Operations:
                 "commune": self.config.commune.id,
                 "connected": self._daemon.link.connected.is_set(),
                 "ready": self._daemon.ready.is_set(),
+                "pending_requests": [r.id for r in self.approvals.pending()],
             }
         raise RequestError(f"unknown request {cmd!r}")
 
