@@ -252,6 +252,7 @@ class Daemon:
             self.ops.replace_config(new)
             self.feed.replace_config(new)
             self._set_static_metrics(new)
+            await asyncio.to_thread(self._refresh_broker_acl, new)
             self.metrics.config_reloads_total.labels(result="ok").inc()
             await self.journal.record_reload("ok", f"{len(new.announcements)} announcements")
             log.info(
@@ -283,6 +284,18 @@ class Daemon:
         self.broker = proc  # the supervised child: operators and fault tests reach its pid here
         user, password = creds.controller
         return proc.url, user, password
+
+    def _refresh_broker_acl(self, config: Config) -> None:
+        """A node added (or removed) by a reload can connect (or not) without a restart.
+
+        mosquitto re-reads its password_file and acl_file on SIGHUP; existing sessions stay.
+        """
+        proc = self.broker
+        if proc is None or proc.pid is None or config.broker.mode != "embedded":
+            return
+        write_broker_files(config, proc.directory)
+        with contextlib.suppress(ProcessLookupError):  # died just now: the supervisor restarts it
+            os.kill(proc.pid, signal.SIGHUP)
 
     async def _on_connect(self) -> None:
         await self.dispatcher.on_connect()

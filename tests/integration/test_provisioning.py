@@ -22,6 +22,8 @@ from pathlib import Path
 import yaml
 from support.e2e import wait_for, write_commune
 
+from broadcastd import protocol
+
 NODE = "h00-n0"
 BIN = Path(sys.executable).parent
 
@@ -80,5 +82,48 @@ async def test_node_config_output_used_as_is_connects_heartbeats_and_plays(tmp_p
             node.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(node.wait, 10)
         assert code == 0, log.read_text(encoding="utf-8", errors="replace")[-2000:]
+        daemon.request_stop()
+        await daemon_task
+
+
+def _pub_state(url: str, user: str, password: str, topic: str) -> subprocess.CompletedProcess[str]:
+    host, port = url.removeprefix("mqtt://").rsplit(":", 1)
+    payload = protocol.state_payload("online", int(time.time())).decode()
+    return subprocess.run(
+        ["mosquitto_pub", "-h", host, "-p", port, "-V", "mqttv5", "-u", user, "-P", password,
+         "-t", topic, "-m", payload, "-q", "1"],
+        capture_output=True, text=True, timeout=10, check=False,
+    )  # fmt: skip
+
+
+async def test_a_node_added_by_a_reload_can_connect_without_a_restart(tmp_path):
+    e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, texts=("Xin chào.",))
+    daemon = e2e.daemon(scheduling=False)
+    async with asyncio.TaskGroup() as tg:
+        daemon_task = tg.create_task(daemon.run())
+        await asyncio.wait_for(daemon.ready.wait(), 20)
+        text = e2e.config_path.read_text(encoding="utf-8")
+        text = text.replace("    households: 10\n", "    households: 20\n")
+        text = text.replace("{id: h00-n0, households: 10}", "{id: h00-n0, households: 10}, "
+                            "{id: h00-n9, households: 10}")  # fmt: skip
+        e2e.config_path.write_text(text, encoding="utf-8")
+        made = await asyncio.to_thread(
+            subprocess.run,
+            [BIN / "broadcastd", "node-config", "h00-n9", "-c", e2e.config_path],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        broker = yaml.safe_load(made.stdout)["broker"]
+        topic = "bcast/v1/test-commune/node/h00-n9/state"
+        refused = await asyncio.to_thread(
+            _pub_state, broker["url"], "h00-n9", broker["password"], topic
+        )
+        assert refused.returncode != 0  # the running broker does not know it yet
+        assert await daemon.reload()
+        accepted = await asyncio.to_thread(
+            _pub_state, broker["url"], "h00-n9", broker["password"], topic
+        )
+        assert accepted.returncode == 0, accepted.stderr
+        await wait_for(lambda: daemon.registry.state("h00-n9") == "online", 10, "new node online")
         daemon.request_stop()
         await daemon_task
