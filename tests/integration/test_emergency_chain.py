@@ -76,6 +76,11 @@ async def start(e2e: E2E, tg: asyncio.TaskGroup, **fleet_options: Any) -> tuple[
     return daemon, fleet
 
 
+def today(e2e: E2E) -> dt.date:
+    """The date on the shifted clock (ad-hoc playlists are filed under the day they play)."""
+    return dt.datetime.fromtimestamp(e2e.clock(), tz=e2e.config.commune.tz).date()
+
+
 def slow_players(fleet: Fleet, speed: float) -> None:
     """Make plays last `speed` x the clip (an emergency still playing when the cancel comes)."""
     for sim in fleet.agents.values():
@@ -111,7 +116,7 @@ async def test_two_person_emergency_cancelled_mid_play_with_the_correction(tmp_p
         rid = pending["request"]
         assert pending["playlists"] == []
         await asyncio.sleep(1.0)
-        assert daemon.journal.dispatches_for(e2e.play_at.date(), "emergency") == []
+        assert daemon.journal.dispatches_for(today(e2e), "emergency") == []
         assert all(fleet.plays_of(rid)[n] == 0 for n in e2e.node_ids)
         with pytest.raises(ControlError, match="a second, different operator"):
             await ask(daemon, cmd="approve", id=rid, operator="an")
@@ -143,7 +148,7 @@ async def test_two_person_emergency_cancelled_mid_play_with_the_correction(tmp_p
         assert acks(daemon, playlists, "played") == set()
 
         def corrections() -> list[str]:
-            rows = daemon.journal.dispatches_for(e2e.play_at.date(), "announce")
+            rows = daemon.journal.dispatches_for(today(e2e), "announce")
             return [r.id for r in rows if CORRECTION[:60] in r.items]
 
         await wait_for(lambda: len(corrections()) == 3, 30, "the correction dispatched")
@@ -179,7 +184,7 @@ async def test_two_person_emergency_cancelled_mid_play_with_the_correction(tmp_p
     assert await cli_run(e2e, "audit", "verify") != 0
 
 
-async def test_exercises_kill_switch_reload_and_replay_guard(tmp_path):  # noqa: PLR0915 - one scenario on one daemon, step by step
+async def test_exercises_kill_switch_reload_and_replay_guard(tmp_path, capsys):  # noqa: PLR0915 - one scenario on one daemon, step by step
     # The daily bulletin plays in 66 s (after this test); the monthly exercise is configured one
     # minute earlier, so it falls today on the shifted clock and plays a few seconds from now.
     e2e = write_commune(tmp_path, hamlets=3, nodes_per_hamlet=2, play_in=66, lead="10s")
@@ -293,3 +298,12 @@ async def test_exercises_kill_switch_reload_and_replay_guard(tmp_path):  # noqa:
     assert conn.execute("SELECT result FROM reloads").fetchall() == [("ok",)]
     conn.close()
     assert audit.verify(journal_path) is None
+
+    # The report keeps exercises apart from live broadcasts.
+    capsys.readouterr()
+    assert cli.run(["report", "--date", day.isoformat(), "--json", "-c", str(e2e.config_path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    exercise_rows = [r for r in report["rows"] if r["status"] == "exercise"]
+    assert {r["hamlet"] for r in exercise_rows} == {"h00", "h01", "h02"}
+    assert all(r["played"] == 2 for r in exercise_rows if r["slot"] == "exercise")
+    assert "exercise" in report["minutes"]
