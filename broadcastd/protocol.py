@@ -235,6 +235,10 @@ def _b64(value: object, size: int, name: str, *, reason: str) -> bytes:
         raise ProtocolError(reason, f"{name} is not standard base64") from None
     if len(raw) != size:
         raise ProtocolError(reason, f"{name} must decode to {size} bytes, got: {len(raw)}")
+    if base64.b64encode(raw).decode("ascii") != value:
+        # The spare bits of the last base64 character are ignored by decoding: without this,
+        # flipping them yields new message bytes that still verify (signature malleability).
+        raise ProtocolError(reason, f"{name} is not canonical base64")
     return raw
 
 
