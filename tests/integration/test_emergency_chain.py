@@ -123,6 +123,13 @@ async def test_two_person_emergency_cancelled_mid_play_with_the_correction(tmp_p
         with pytest.raises(ControlError, match="unknown operator"):
             await ask(daemon, cmd="approve", id=rid, operator="mallory")
 
+        # a request withdrawn before approval can never be approved
+        other = (await ask(daemon, **flood, operator="binh"))["request"]
+        assert (await ask(daemon, cmd="status"))["pending_requests"] == [rid, other]
+        assert await cli_run(e2e, "cancel", other) == 0
+        with pytest.raises(ControlError, match="no pending emergency request"):
+            await ask(daemon, cmd="approve", id=other, operator="an")
+
         approved = await ask(daemon, cmd="approve", id=rid, operator="binh")
         assert approved["approved_by"] == "binh"
         playlists = approved["playlists"]
@@ -165,7 +172,7 @@ async def test_two_person_emergency_cancelled_mid_play_with_the_correction(tmp_p
         daemon.request_stop()
 
     kinds = [k for k, _ in events(journal_path)]
-    for kind in ("request", "refused", "approve", "issue", "cancel"):
+    for kind in ("request", "refused", "withdraw", "approve", "issue", "cancel"):
         assert kind in kinds, kinds
     assert kinds.index("request") < kinds.index("approve") < kinds.index("issue")
     refused = [json.loads(d) for k, d in events(journal_path) if k == "refused"]
