@@ -202,13 +202,20 @@ class Dispatcher:
         ]
         for env in envelopes:
             await self._journal.record_dispatch(env)
+        return await self.publish(
+            [c for _, clips, _ in ready for c in clips], envelopes, urgent=urgent
+        )
+
+    async def publish(
+        self, clips: Sequence[Clip], envelopes: Sequence[dict[str, object]], *, urgent: bool
+    ) -> list[Published]:
+        """Audio first (each clip once), then every hamlet's playlist at the same time: one
+        hamlet must not wait for another's broker round trip and journal commit."""
         if urgent:
             self._urgent_clear.clear()
         try:
-            await self._publish_audio(
-                [c for _, clips, _ in ready for c in clips], envelopes, urgent=urgent
-            )
-            return [await self._publish_playlist(env) for env in envelopes]
+            await self._publish_audio(clips, envelopes, urgent=urgent)
+            return list(await asyncio.gather(*(self._publish_playlist(e) for e in envelopes)))
         finally:
             if urgent:
                 self._urgent_clear.set()
