@@ -52,6 +52,9 @@ def _lang(value: str) -> str:
     return value
 
 
+MAX_DURATION_S = 366 * 86400  # no slot, lead or timeout is longer than a year
+
+
 def parse_duration(value: object) -> dt.timedelta:
     """`30s`, `15m`, `6h`, `1d`, `500ms`; a bare number is seconds."""
     if isinstance(value, dt.timedelta):
@@ -68,6 +71,8 @@ def parse_duration(value: object) -> dt.timedelta:
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
     if seconds < 0:
         raise ValueError("duration must not be negative")
+    if not seconds <= MAX_DURATION_S:  # also NaN; timedelta would raise OverflowError
+        raise ValueError("duration must be at most 366d")
     return dt.timedelta(seconds=seconds)
 
 
@@ -386,6 +391,8 @@ def _problems(exc: ValidationError, located: Located) -> list[Problem]:
         if kind == "missing":
             problems.append(problem_at(located.where(path), dotted(path), msg))
         elif kind == "extra_forbidden":
+            # the unknown key is the last loc part even when it looks like a pydantic branch name
+            path = (*_yaml_path(err["loc"][:-1]), err["loc"][-1])
             problems.append(problem_at(located.where(path, key=True), dotted(path), msg, path[-1]))
         elif isinstance(err.get("input"), dict):
             # A whole section failed a cross-field rule: its dump would bury the message.

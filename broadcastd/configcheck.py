@@ -49,6 +49,10 @@ class Parts:
     tts: Tts | None = None
     audio: Audio | None = None
 
+    def known_hamlets(self) -> set[str]:
+        # a mistyped id (a list, a number) is a schema error reported elsewhere, never a set key
+        return {hid for hid, _ in self.hamlet_ids if isinstance(hid, str)}
+
     @classmethod
     def of(cls, data: dict[str, Any]) -> Parts:
         parts = cls()
@@ -126,7 +130,7 @@ def check_emergency(data: dict[str, Any], parts: Parts, located: Located) -> lis
     problems: list[Problem] = []
     exercise = data.get("exercise")
     if isinstance(exercise, dict):
-        known = {hid for hid, _ in parts.hamlet_ids}
+        known = parts.known_hamlets()
         for j, hid in _strings(exercise, "hamlets"):
             if hid not in known:
                 path: YamlPath = ("exercise", "hamlets", j)
@@ -195,7 +199,7 @@ def _check_references(parts: Parts, located: Located, i: int, raw: dict[str, Any
                 path: YamlPath = (*base, "slots", j)
                 message = f"unknown slot (defined: {defined})"
                 problems.append(problem_at(located.where(path), dotted(path), message, slot))
-    known_hamlets = {hid for hid, _ in parts.hamlet_ids}
+    known_hamlets = parts.known_hamlets()
     for j, hid in _strings(raw, "hamlets"):
         if hid not in known_hamlets:
             path = (*base, "hamlets", j)

@@ -56,7 +56,9 @@ def load(path: Path, *, probe_media: bool = True) -> Config:
     for p in _PATH_FIELDS:
         _resolve(data, p, path.parent, written)
     origins = _merge_includes(path, data, located, files, problems)
-    for i, ann in enumerate(data.get("announcements") or []):
+    announcements = data.get("announcements")
+    # a mistyped `announcements: 1` is a schema error reported below, not a crash here
+    for i, ann in enumerate(announcements if isinstance(announcements, list) else []):
         base = origins.get(i, path).parent
         if isinstance(ann, dict) and isinstance(ann.get("audio"), dict):
             for lang in ann["audio"]:
