@@ -82,10 +82,13 @@ class SeqCounter:
 
 
 def playlist_id(
-    plan_date: dt.date, slot: str, hamlet: str, shas: Sequence[str], status: str
+    plan_date: dt.date, slot: str, hamlet: str, entries: Sequence[tuple[str, str]], status: str
 ) -> str:
-    """Stable for the same content, so a restart re-publishes the same id and nodes deduplicate."""
-    digest = hashlib.sha256("\n".join([status, *shas]).encode()).hexdigest()[:10]
+    """Stable for the same (announcement, clip) entries, so a restart re-publishes the same id and
+    nodes deduplicate; an ad-hoc announcement repeated word for word is a new announcement id,
+    hence a new playlist that plays again."""
+    parts = [status, *(f"{ann}:{sha}" for ann, sha in entries)]
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:10]
     return f"{plan_date:%Y%m%d}-{slot}-{hamlet}-{digest}"
 
 
@@ -298,7 +301,8 @@ class Dispatcher:
             for c, (title, lang, ann) in zip(clips, labels, strict=True)
         ]
         top = priority or min((i.priority for i in items), key=_rank)
-        pid = playlist_id(plan.date, plan.slot, plan.hamlet, [c.sha256 for c in clips], status)
+        keyed = [(ann, c.sha256) for c, (_, _, ann) in zip(clips, labels, strict=True)]
+        pid = playlist_id(plan.date, plan.slot, plan.hamlet, keyed, status)
         existing = self._journal.dispatch(pid)
         if existing is not None:
             envelope: dict[str, object] = json.loads(existing.envelope)

@@ -173,7 +173,10 @@ class Operations:
         )
         # An exercise says so first, before anything else is heard.
         items = (notice_item(lang), item) if exercise else (item,)
-        slot = EXERCISE_SLOT if exercise else ADHOC_SLOT if priority != "emergency" else "emergency"
+        # Each ad-hoc announcement is its own slot: two warnings issued seconds apart must not
+        # supersede each other on a node that has not finished fetching the first.
+        kind = EXERCISE_SLOT if exercise else ADHOC_SLOT if priority != "emergency" else "emergency"
+        slot = f"{kind}-{seq}"
         plans = [
             SlotPlan(
                 date=play_at.date(),
@@ -260,7 +263,7 @@ class Operations:
             for r in journal.dispatches_between(
                 today - dt.timedelta(days=1), today + dt.timedelta(days=1)
             )
-            if r.slot in ADHOC_SLOTS and any(i.get("announcement") == target for i in r.item_list())
+            if _adhoc(r.slot) and any(i.get("announcement") == target for i in r.item_list())
         ]
         if not rows:
             raise RequestError(
@@ -308,3 +311,8 @@ class Operations:
         households = {n.id: n.households for n in hamlet.nodes}
         reached = sum(households.get(n, 0) for n in self._played[ack.playlist])
         self._daemon.metrics.households_reached.labels(hamlet=where[0], slot=where[1]).set(reached)
+
+
+def _adhoc(slot: str) -> bool:
+    """An ad-hoc playlist's slot is `announce-N`, `emergency-N` or `exercise-N`."""
+    return any(slot == base or slot.startswith(f"{base}-") for base in ADHOC_SLOTS)

@@ -46,3 +46,29 @@ async def test_ten_hamlets_two_agents_each_play_the_slot_exactly_once(tmp_path):
         await fleet_task
         daemon.request_stop()
         await daemon_task
+
+
+async def test_the_same_announcement_sent_twice_plays_twice(tmp_path):
+    """Staff repeat a warning word for word: it is a new announcement, not a duplicate."""
+    e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, play_in=600.0)
+    daemon = e2e.daemon()
+    async with asyncio.TaskGroup() as tg:
+        daemon_task = tg.create_task(daemon.run())
+        await asyncio.wait_for(daemon.ready.wait(), 20)
+        fleet = e2e.fleet()
+        fleet_task = tg.create_task(fleet.run())
+        request = {"cmd": "announce", "text": "Nước sông đang lên, bà con chú ý.", "now": True}
+        first = await daemon.ops.handle(dict(request))
+        second = await daemon.ops.handle(dict(request))
+        ids = first["playlists"] + second["playlists"]
+        assert len(set(ids)) == 2
+
+        def both_played() -> bool:
+            plays = fleet.plays_of
+            return all(plays(pid).get("h00-n0") == 1 for pid in ids)
+
+        await wait_for(both_played, 30, "both announcements played once each")
+        fleet.stop()
+        await fleet_task
+        daemon.request_stop()
+        await daemon_task

@@ -116,7 +116,9 @@ async def test_two_person_emergency_cancelled_mid_play_with_the_correction(tmp_p
         rid = pending["request"]
         assert pending["playlists"] == []
         await asyncio.sleep(1.0)
-        assert daemon.journal.dispatches_for(today(e2e), "emergency") == []
+        assert not [
+            r for r in daemon.journal.dispatches_for(today(e2e)) if r.priority == "emergency"
+        ]
         assert all(fleet.plays_of(rid)[n] == 0 for n in e2e.node_ids)
         with pytest.raises(ControlError, match="a second, different operator"):
             await ask(daemon, cmd="approve", id=rid, operator="an")
@@ -155,8 +157,10 @@ async def test_two_person_emergency_cancelled_mid_play_with_the_correction(tmp_p
         assert acks(daemon, playlists, "played") == set()
 
         def corrections() -> list[str]:
-            rows = daemon.journal.dispatches_for(today(e2e), "announce")
-            return [r.id for r in rows if CORRECTION[:60] in r.items]
+            rows = daemon.journal.dispatches_for(today(e2e))
+            return [
+                r.id for r in rows if r.slot.startswith("announce-") and CORRECTION[:60] in r.items
+            ]
 
         await wait_for(lambda: len(corrections()) == 3, 30, "the correction dispatched")
         await wait_for(
