@@ -302,7 +302,7 @@ class MosquittoProcess:
                 self.restarts += 1
                 log.warning("mosquitto restarted on %s:%d", self.host, self.port)
             except BrokerError as exc:
-                log.error("mosquitto restart failed: %s; retrying in %.0fs", exc, delay)  # noqa: TRY400 - the cause is in the message, a traceback adds nothing
+                log.error("mosquitto restart failed: %s; retrying in %.0fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from broadcastd import protocol
 from broadcastd.errors import BroadcastdError, LinkError, RenderError
 from broadcastd.exercise import EXERCISE_SLOT, exercise_plans
-from broadcastd.models import Clip, PlanItem, SlotPlan
+from broadcastd.models import Clip, PlanItem, SlotPlan, metric_slot
 from broadcastd.schedule import build_plan
 
 if TYPE_CHECKING:
@@ -370,7 +370,7 @@ class Dispatcher:
         first = await self._journal.mark_published(pid, now)
         if first:
             self._metrics.playlists_published_total.labels(
-                slot=slot, priority=str(env["priority"])
+                slot=metric_slot(slot), priority=str(env["priority"])
             ).inc()
             self._metrics.dispatch_lag_seconds.observe(
                 max(0.0, now - float(str(env.get("issued_at", now))))

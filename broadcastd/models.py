@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from pathlib import Path
 
 ItemKind = Literal["tts", "recording", "chime"]
 AckStatus = Literal["received", "ready", "playing", "played", "failed", "expired", "rejected"]
@@ -19,6 +21,16 @@ ACK_STATUSES: tuple[AckStatus, ...] = (
     "rejected",
 )
 PlayStatus = Literal["live", "exercise"]
+
+
+ADHOC_KINDS = ("announce", "emergency", "exercise")
+
+
+def metric_slot(slot: str) -> str:
+    """The `slot` label for metrics: an ad-hoc slot `announce-17` counts as `announce`, so each
+    announcement does not create a new time series."""
+    kind, _, number = slot.partition("-")
+    return kind if kind in ADHOC_KINDS and number.isdigit() else slot
 
 
 @dataclass(frozen=True, slots=True)

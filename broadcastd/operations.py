@@ -16,7 +16,7 @@ from broadcastd import protocol
 from broadcastd.approvals import Approvals, check_operator
 from broadcastd.errors import BroadcastdError, ProtocolError
 from broadcastd.exercise import EXERCISE_SLOT, notice_item
-from broadcastd.models import Ack, AckStatus, PlanItem, SlotPlan
+from broadcastd.models import ADHOC_KINDS, Ack, AckStatus, PlanItem, SlotPlan, metric_slot
 from broadcastd.schedule import estimate_seconds
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ADHOC_SLOT = "announce"
-ADHOC_SLOTS = (ADHOC_SLOT, "emergency", EXERCISE_SLOT)  # where `cancel ANNOUNCEMENT-ID` looks
 
 
 class RequestError(BroadcastdError):
@@ -310,9 +309,10 @@ class Operations:
         hamlet = self.config.hamlet(hamlet_id)
         households = {n.id: n.households for n in hamlet.nodes}
         reached = sum(households.get(n, 0) for n in self._played[ack.playlist])
-        self._daemon.metrics.households_reached.labels(hamlet=where[0], slot=where[1]).set(reached)
+        label = metric_slot(where[1])
+        self._daemon.metrics.households_reached.labels(hamlet=where[0], slot=label).set(reached)
 
 
 def _adhoc(slot: str) -> bool:
     """An ad-hoc playlist's slot is `announce-N`, `emergency-N` or `exercise-N`."""
-    return any(slot == base or slot.startswith(f"{base}-") for base in ADHOC_SLOTS)
+    return any(slot == base or slot.startswith(f"{base}-") for base in ADHOC_KINDS)
