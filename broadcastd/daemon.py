@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+FORCE_EXIT_S = 1.0  # after a second signal, tasks get this long to unwind
 STOP_GRACE_S = 3.0  # an in-flight dispatch may finish within this; the whole stop stays under 5 s
 SWEEP_INTERVAL_S = 1.0
 RENDER_AHEAD_INTERVAL_S = 300.0
@@ -79,6 +80,35 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def run_until_stopped(daemon: Daemon) -> None:
+    """`asyncio.run(daemon.run())`, except that a forced exit (a second signal) is bounded.
+
+    asyncio.run() then cancels every task, asyncio's internal ones included, and waits for them
+    without a bound; a helper process start-up cancelled that way can wait forever (CPython
+    gh-125502: seen here as a render's ffmpeg start hanging the exit). Here the tasks get
+    FORCE_EXIT_S to unwind (broker stopped, journal closed), then the process exits regardless;
+    a helper still running sees its pipes close and ends too.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(daemon.run())
+    except SystemExit:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=FORCE_EXIT_S))
+        raise  # the loop is left open on purpose: whatever did not unwind ends with the process
+    except BaseException:
+        loop.close()
+        raise
+    try:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
 
 
 class _Stop(Exception):  # noqa: N818 - a control-flow signal, not an error

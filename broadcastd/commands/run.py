@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
-from broadcastd.daemon import Daemon
+from broadcastd.daemon import Daemon, run_until_stopped
 from broadcastd.errors import EX_OK
 
 if TYPE_CHECKING:
@@ -14,5 +13,5 @@ if TYPE_CHECKING:
 
 def run(args: argparse.Namespace) -> int:
     daemon = Daemon(args.config)
-    asyncio.run(daemon.run())
+    run_until_stopped(daemon)
     return EX_OK

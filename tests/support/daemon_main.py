@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from broadcastd.daemon import Daemon
+from broadcastd.daemon import Daemon, run_until_stopped
 from broadcastd.errors import BroadcastdError, ConfigError
 
 HERE = Path(__file__).resolve()
@@ -91,7 +91,7 @@ def main() -> int:
             serve_metrics=args.metrics,
             watch_files=args.watch,
         )
-        asyncio.run(daemon.run())
+        run_until_stopped(daemon)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
