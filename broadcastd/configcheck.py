@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from broadcastd.config import Announcement, Audio, Commune, Hamlet, Tts
+from broadcastd.config import Announcement, Audio, Broker, Commune, Hamlet, Tts
 from broadcastd.yamlsrc import Loc, Located, YamlPath, dotted, problem_at
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from broadcastd.errors import Problem
 
 M = TypeVar("M", bound=BaseModel)
@@ -118,6 +120,23 @@ def cross_check(parts: Parts, located: Located) -> list[Problem]:
     for i, a in parts.announcements:
         problems += _check_content(parts, located, i, a)
     problems += check_emergency(data_of(located), parts, located)
+    problems += _check_broker_files(data_of(located), located)
+    return problems
+
+
+def _check_broker_files(data: dict[str, Any], located: Located) -> list[Problem]:
+    """An external broker's password and CA files must exist: `run` would fail on them later."""
+    broker = _valid(Broker, data.get("broker", {}))
+    if broker is None or broker.mode != "external":
+        return []
+    problems: list[Problem] = []
+    for name in ("password_file", "ca_file"):
+        path: Path | None = getattr(broker, name)
+        if path is not None and not path.is_file():
+            where: YamlPath = ("broker", name)
+            problems.append(
+                problem_at(located.where(where), dotted(where), "file not found", str(path))
+            )
     return problems
 
 

@@ -115,6 +115,10 @@ EXPECTED: dict[str, list[str]] = {
             "got: 'Bản Chương'"
         )
     ],
+    "missing-broker-ca": [
+        "missing-broker-ca.yaml:4:67: broker.ca_file: file not found, got: "
+        + repr(str(BAD / "district-ca.pem")),
+    ],
     "external-broker-without-url": [
         (
             "external-broker-without-url.yaml:4:9: broker: an external broker needs 'url' "
