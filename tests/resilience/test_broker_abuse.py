@@ -1,0 +1,181 @@
+"""The broker as the first line of defence: the full ACL matrix of a small commune, anonymous
+clients refused, a 10 MB publish refused, and a daemon whose memory does not grow under abuse."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import subprocess
+from pathlib import Path
+
+import aiomqtt
+import pytest
+from resilience.helpers import count
+from support.daemon_main import read_log, spawn, wait_log
+from support.e2e import write_commune
+
+from broadcastd import protocol
+from broadcastd.broker import Credentials, write_broker_files
+from broadcastd.mqtt import LinkSettings, MqttLink
+
+TEN_MB = 10 * 1024 * 1024
+
+
+@pytest.fixture
+def commune(tmp_path, make_broker):
+    e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=2, play_in=600.0)
+    passwd, acl, creds = write_broker_files(e2e.config, tmp_path / "broker-files")
+    broker = make_broker(password_file=passwd, acl_file=acl, persistence=False)
+    return e2e, broker, creds
+
+
+def _link(broker, user, password, inbox, *filters):
+    return MqttLink(
+        LinkSettings(
+            host=broker.host,
+            port=broker.port,
+            client_id=f"{user}-matrix",
+            username=user,
+            password=password,
+            subscriptions=tuple((f, 1) for f in filters),
+        ),
+        inbox,
+    )
+
+
+async def test_acl_matrix_no_node_writes_another_nodes_or_controller_topics(
+    commune, new_inbox, run_link
+):
+    e2e, broker, creds = commune
+    topics = protocol.Topics(e2e.config.commune.id)
+    nodes = e2e.node_ids
+    hamlets = [h.id for h in e2e.config.hamlets]
+    controller_only = [
+        topics.controller_state(),
+        *(topics.playlist(h) for h in hamlets),
+        *(topics.control(h) for h in hamlets),
+        topics.audio("ab" * 32, 0),
+    ]
+    seen = new_inbox()
+    attempts = 0
+    barriers: dict[str, int] = dict.fromkeys(nodes, 0)
+    async with run_link(_link(broker, *creds.controller, seen, f"{topics.root}/#")):
+        for a, b in itertools.permutations(nodes, 2):
+            forged = [topics.node_state(b), topics.node_heartbeat(b), topics.node_ack(b)]
+            link = _link(broker, a, creds.password(a), new_inbox())
+            async with run_link(link):
+                for topic in [*forged, *controller_only]:
+                    await link.publish(topic, f"forged by {a}".encode(), retain=True)
+                    attempts += 1
+                # Messages of one client arrive in order: with the barrier in, any denied one
+                # that got through would already be in as well.
+                await link.publish(topics.node_heartbeat(a), f"barrier {a}->{b}".encode())
+                barriers[a] += 1
+                await seen.wait_for(topics.node_heartbeat(a), count=barriers[a])
+    got = [(t, p) for t, p, _ in seen.messages]
+    assert all(p.startswith(b"barrier") for _, p in got), [x for x in got if b"forged" in x[1]]
+    assert len(got) == len(nodes) * (len(nodes) - 1)
+    assert attempts == len(nodes) * (len(nodes) - 1) * (3 + len(controller_only))
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [{}, {"username": "h00-n0", "password": "wrong"}, {"username": "nobody", "password": "x"}],
+    ids=["anonymous", "wrong-password", "unknown-user"],
+)
+async def test_clients_without_valid_credentials_are_refused(commune, auth):
+    _, broker, _ = commune
+    with pytest.raises(aiomqtt.MqttCodeError):
+        async with aiomqtt.Client(
+            broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5, timeout=5, **auth
+        ):
+            pass
+
+
+async def test_ten_megabyte_publish_is_refused_by_the_broker(
+    commune, new_inbox, run_link, tmp_path
+):
+    e2e, broker, creds = commune
+    topics = protocol.Topics(e2e.config.commune.id)
+    node = e2e.node_ids[0]
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * TEN_MB)
+    seen = new_inbox()
+    async with run_link(_link(broker, *creds.controller, seen, f"{topics.root}/#")):
+        # MQTT 3.1.1, so the client cannot know the limit: the broker itself must refuse it.
+        result = await asyncio.to_thread(
+            subprocess.run,
+            ["mosquitto_pub", "-h", broker.host, "-p", str(broker.port), "-V", "mqttv311",
+             "-u", node, "-P", creds.password(node), "-q", "1",
+             "-t", topics.node_heartbeat(node), "-f", str(big)],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )  # fmt: skip
+        node_link = _link(broker, node, creds.password(node), new_inbox())
+        async with run_link(node_link):
+            await node_link.publish(topics.node_ack(node), b"barrier")
+            await seen.wait_for(topics.node_ack(node))
+    assert [len(p) for t, p, _ in seen.messages] == [len(b"barrier")], result
+    assert "closed" in read_log_of(broker) or result.returncode != 0
+
+
+def read_log_of(broker) -> str:
+    try:
+        return broker.log_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def test_daemon_memory_does_not_grow_under_oversize_and_bad_messages(tmp_path):
+    e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=2, play_in=600.0, texts=("Alô.",))
+    log = tmp_path / "daemon.log"
+    proc = spawn(e2e.config_path, e2e.offset, log)
+    try:
+        await wait_log(log, "broadcastd running", proc, 30)
+        creds = Credentials.load_or_create(e2e.config)
+        host, _, port = e2e.config.broker.listen.rpartition(":")
+        topics = protocol.Topics(e2e.config.commune.id)
+        node = e2e.node_ids[0]
+        big = tmp_path / "big.bin"
+        big.write_bytes(b"\1" * TEN_MB)
+
+        async def burst(n_bad: int, n_big: int) -> None:
+            async with aiomqtt.Client(
+                host, int(port), username=node, password=creds.password(node),
+                protocol=aiomqtt.ProtocolVersion.V5,
+            ) as client:  # fmt: skip
+                for i in range(n_bad):
+                    kind = ("heartbeat", "state", "ack")[i % 3]
+                    payload = (b"{" * (i % 50)) + bytes([i % 256]) * (i % 3000)
+                    await client.publish(f"{topics.root}/node/{node}/{kind}", payload, qos=1)
+            for _ in range(n_big):
+                await asyncio.to_thread(
+                    subprocess.run,
+                    ["mosquitto_pub", "-h", host, "-p", port, "-V", "mqttv311", "-u", node,
+                     "-P", creds.password(node), "-t", topics.node_heartbeat(node), "-f", str(big)],
+                    capture_output=True, timeout=30, check=False,
+                )  # fmt: skip
+
+        await burst(2000, 2)  # warm-up: allocator arenas, metric children, logging caches
+        await asyncio.sleep(1.0)
+        before = _rss_kib(proc.pid)
+        await burst(count(4000, 20000), count(3, 10))
+        await asyncio.sleep(1.0)
+        after = _rss_kib(proc.pid)
+        assert proc.poll() is None, read_log(log)[-3000:]
+        print(f"daemon RSS {before} KiB -> {after} KiB after the bad/oversize bursts")
+        assert "message ignored" in read_log(log), "the bad messages reached the daemon"
+        assert after - before < 8 * 1024, f"daemon RSS grew {before} -> {after} KiB"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 15)
+    assert proc.returncode == 0, read_log(log)[-3000:]
