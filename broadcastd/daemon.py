@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 FORCE_EXIT_S = 1.0  # after a second signal, tasks get this long to unwind
 STOP_GRACE_S = 3.0  # an in-flight dispatch may finish within this; the whole stop stays under 5 s
+STOP_DEADLINE_S = 4.5  # past this after SIGTERM, the process exits without waiting for stuck tasks
 SWEEP_INTERVAL_S = 1.0
 RENDER_AHEAD_INTERVAL_S = 300.0
 
@@ -145,6 +146,8 @@ class Daemon:
         self.queue: asyncio.Queue[SlotDue] = asyncio.Queue()
         self.broker: MosquittoProcess | None = None  # set by run() when broker.mode is embedded
         self._reload_lock = asyncio.Lock()
+        self._overdue: asyncio.TimerHandle | None = None  # bounds the orderly stop
+        self._drained = False
 
     async def run(self) -> None:
         config = self.config
@@ -221,6 +224,9 @@ class Daemon:
                     tg.create_task(self._lifecycle(), name="lifecycle")
             except* _Stop:
                 pass
+            finally:
+                if self._overdue is not None:
+                    self._overdue.cancel()  # stopped in time; never fire in a loop that goes on
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -253,6 +259,7 @@ class Daemon:
                 1.0,
             )
         await self.journal.flush()
+        self._drained = True
         raise _Stop
 
     def request_stop(self) -> None:
@@ -262,6 +269,15 @@ class Daemon:
                 1
             )  # the loop's signal callback propagates it and tears the TaskGroup down
         self.stopping.set()
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing to bound
+            loop = asyncio.get_running_loop()
+            self._overdue = loop.call_later(STOP_DEADLINE_S, self._stop_overdue)
+
+    def _stop_overdue(self) -> None:
+        """The orderly stop is stuck (a task that ignores its cancellation): exit regardless."""
+        log.error("stop not finished after %.1fs: exiting now", STOP_DEADLINE_S)
+        # 0 once offline was published and the journal flushed: nothing was lost, only slow.
+        raise SystemExit(0 if self._drained else 1)
 
     async def reload(self) -> bool:
         """Validate the config fully; swap it in atomically or keep the running one."""
