@@ -12,6 +12,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from hypothesis import HealthCheck, settings
+from support.e2e import E2E
 
 from broadcastd import protocol
 from broadcastd.node.agent import NodeAgent
@@ -130,3 +131,16 @@ def playlist(  # noqa: PLR0913 - one keyword per field a test varies
         seq=seq,
     )
     return protocol.encode(protocol.sign(env, key))
+
+
+def use_external_broker(e2e: E2E, host: str, port: int) -> E2E:
+    """The same commune pointed at a broker the test owns (so the test can SIGKILL it)."""
+    text = e2e.config_path.read_text(encoding="utf-8")
+    lines = [
+        f"broker: {{mode: external, url: 'mqtt://{host}:{port}', listen: '{host}:{port}'}}"
+        if line.startswith("broker:")
+        else line
+        for line in text.splitlines()
+    ]
+    e2e.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return E2E(e2e.root, e2e.config_path, e2e.offset, e2e.play_at)
