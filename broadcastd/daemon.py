@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 FORCE_EXIT_S = 1.0  # after a second signal, tasks get this long to unwind
 STOP_GRACE_S = 3.0  # an in-flight dispatch may finish within this; the whole stop stays under 5 s
-STOP_DEADLINE_S = 4.5  # past this after SIGTERM, the process exits without waiting for stuck tasks
+STOP_DEADLINE_S = 4.0  # past this after SIGTERM, the process exits without waiting for stuck tasks
+OVERDUE_UNWIND_S = 0.5  # ... giving the tasks only this long to unwind (the total stays under 5 s)
 SWEEP_INTERVAL_S = 1.0
 RENDER_AHEAD_INTERVAL_S = 300.0
 
@@ -89,7 +90,7 @@ def run_until_stopped(daemon: Daemon) -> None:
     asyncio.run() then cancels every task, asyncio's internal ones included, and waits for them
     without a bound; a helper process start-up cancelled that way can wait forever (CPython
     gh-125502: seen here as a render's ffmpeg start hanging the exit). Here the tasks get
-    FORCE_EXIT_S to unwind (broker stopped, journal closed), then the process exits regardless;
+    `daemon.unwind_s` to unwind (broker stopped, journal closed), then the process exits anyway;
     a helper still running sees its pipes close and ends too.
     """
     loop = asyncio.new_event_loop()
@@ -100,7 +101,7 @@ def run_until_stopped(daemon: Daemon) -> None:
         for task in pending:
             task.cancel()
         if pending:
-            loop.run_until_complete(asyncio.wait(pending, timeout=FORCE_EXIT_S))
+            loop.run_until_complete(asyncio.wait(pending, timeout=daemon.unwind_s))
         raise  # the loop is left open on purpose: whatever did not unwind ends with the process
     except BaseException:
         loop.close()
@@ -148,6 +149,7 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self._overdue: asyncio.TimerHandle | None = None  # bounds the orderly stop
         self._drained = False
+        self.unwind_s = FORCE_EXIT_S  # how long run_until_stopped() lets tasks unwind on SystemExit
 
     async def run(self) -> None:
         config = self.config
@@ -276,6 +278,7 @@ class Daemon:
     def _stop_overdue(self) -> None:
         """The orderly stop is stuck (a task that ignores its cancellation): exit regardless."""
         log.error("stop not finished after %.1fs: exiting now", STOP_DEADLINE_S)
+        self.unwind_s = OVERDUE_UNWIND_S
         # 0 once offline was published and the journal flushed: nothing was lost, only slow.
         raise SystemExit(0 if self._drained else 1)
 

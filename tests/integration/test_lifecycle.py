@@ -21,11 +21,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from support.daemon_main import read_log, wait_log
+from support.daemon_main import read_log, spawn, wait_log
 from support.e2e import E2E, wait_for, write_commune
 
 from broadcastd import cli
 from broadcastd.broker import CONTROLLER_USER, free_port, write_broker_files
+from broadcastd.daemon import STOP_DEADLINE_S
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -227,3 +228,25 @@ async def test_sd_notify_ready_watchdog_reloading_stopping(tmp_path, monkeypatch
     assert fields.index("STOPPING=1") > reloading
     reload_msg = got[reloading]
     assert "MONOTONIC_USEC=" in reload_msg  # required by Type=notify-reload
+
+
+async def test_a_stop_stuck_in_a_task_still_exits_0_within_5s(tmp_path, make_broker):
+    """The stop deadline: a task that never finishes its cancellation cannot hold the exit."""
+    e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, play_in=60.0)
+    broker = _external(e2e, make_broker)
+    log = tmp_path / "daemon.log"
+    proc = spawn(e2e.config_path, 0.0, log, "--stubborn")
+    try:
+        await wait_log(log, "broadcastd running", proc)
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        code = await asyncio.to_thread(proc.wait, 10)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert f"stop not finished after {STOP_DEADLINE_S:.1f}s: exiting now" in read_log(log)
+    assert code == 0, read_log(log)[-3000:]
+    assert took < 5.0, f"took {took:.1f}s"
+    assert _retained_state(broker, e2e)["state"] == "offline"

@@ -69,13 +69,27 @@ async def wait_log(
         await asyncio.sleep(0.05)
 
 
+async def _stubborn_sweep(_self: Daemon) -> None:
+    """Stands in for a task whose cancellation never completes (as a stuck subprocess start)."""
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            continue
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("config", type=Path)
     parser.add_argument("offset", type=float)
     parser.add_argument("--metrics", action="store_true", help="serve metrics.listen")
     parser.add_argument("--watch", action="store_true", help="reload when config files change")
+    parser.add_argument(
+        "--stubborn", action="store_true", help="a task that ignores cancellation (stop deadline)"
+    )
     args = parser.parse_args()
+    if args.stubborn:
+        Daemon._sweep = _stubborn_sweep  # type: ignore[method-assign]
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
