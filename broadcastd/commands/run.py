@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from broadcastd.daemon import Daemon, run_until_stopped
+from broadcastd.daemon import Daemon
 from broadcastd.errors import EX_OK
+from broadcastd.runner import run_until_stopped
 
 if TYPE_CHECKING:
     import argparse
