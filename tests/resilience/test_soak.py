@@ -25,6 +25,9 @@ from broadcastd.dispatch import SlotDue
 SPEEDUP = 2000.0
 PRE_S, POST_S = 4.0, 6.0  # real-speed window around each play_at, simulated = real seconds
 LEAD_S = 1800
+# Real seconds the 30-minute lead lasts: longer than an agent's 15 s stalled-chunk refetch, as
+# the real lead is, so a chunk lost to the simulated loss is fetched again before play_at.
+LEAD_REAL_S = 20.0
 
 
 class WarpClock:
@@ -35,8 +38,12 @@ class WarpClock:
         self.knots: list[tuple[float, float]] = [(0.0, start)]  # (real elapsed, simulated)
         for s in slots:
             r, t = self.knots[-1]
-            r += (s - PRE_S - t) / SPEEDUP
-            self.knots += [(r, s - PRE_S), (r + PRE_S + POST_S, s + POST_S)]
+            r += (s - LEAD_S - t) / SPEEDUP
+            self.knots += [
+                (r, s - LEAD_S),
+                (r + LEAD_REAL_S, s - PRE_S),  # the lead: time to fetch, refetch lost chunks
+                (r + LEAD_REAL_S + PRE_S + POST_S, s + POST_S),
+            ]
         self.reals = [k[0] for k in self.knots]
 
     def at(self, real: float) -> float:
@@ -94,7 +101,7 @@ async def test_soak_every_online_node_plays_each_slot_late_under_two_seconds(tmp
         fleet = e2e.fleet(clock=clock, loss=0.05, flap=0.01, seed=8, heartbeat_s=2.0)
         fleet_task = tg.create_task(fleet.run())
         for play_at, day, slot in due:
-            await clock.until(play_at - LEAD_S)
+            await clock.until(play_at - LEAD_S + 1)
             daemon.queue.put_nowait(SlotDue(day, slot, reason="soak"))
             await clock.until(play_at - PRE_S)
             restarts = {n: s.restarts for n, s in fleet.agents.items()}
