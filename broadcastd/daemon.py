@@ -41,6 +41,10 @@ STOP_DEADLINE_S = 4.0  # past this after SIGTERM, the process exits without wait
 OVERDUE_UNWIND_S = 0.5  # ... giving the tasks only this long to unwind (the total stays under 5 s)
 SWEEP_INTERVAL_S = 1.0
 RENDER_AHEAD_INTERVAL_S = 300.0
+# Clips no plan has asked for in this long leave the audio store (a live playlist's clips are
+# looked up at every dispatch and re-publish, which keeps them fresh).
+AUDIO_RETENTION_S = 30 * 86400.0
+AUDIO_PRUNE_EVERY_S = 86400.0
 
 
 class _Stop(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -321,8 +325,16 @@ class Daemon:
             await asyncio.sleep(interval / 2)
 
     async def _render_ahead(self) -> None:
-        """Render the next `tts.render_ahead` of slots early so a slot never waits on TTS."""
+        """Render the next `tts.render_ahead` of slots early so a slot never waits on TTS; once a
+        day, prune clips unused for AUDIO_RETENTION_S."""
+        pruned_at = 0.0
         while True:
+            if time.monotonic() - pruned_at >= AUDIO_PRUNE_EVERY_S or not pruned_at:
+                pruned_at = time.monotonic()
+                store = self.ops.renderer.store
+                removed = await asyncio.to_thread(store.prune, AUDIO_RETENTION_S)
+                if removed:
+                    log.info("audio store: pruned %d files unused for 30 days", removed)
             config = self.config
             now = dt.datetime.fromtimestamp(self.clock(), tz=config.commune.tz)
             horizon = now + config.tts.render_ahead
