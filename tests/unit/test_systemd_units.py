@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
-MAX_EXPOSURE = {"broadcastd.service": 2.5, "broadcastd-node.service": 2.5}
+# broadcastd.service: `--threshold=20` (issue: emergency safety chain); the node unit: 2.5 (operations)
+MAX_EXPOSURE = {"broadcastd.service": 2.0, "broadcastd-node.service": 2.5}
 
 
 @pytest.fixture(scope="module")
