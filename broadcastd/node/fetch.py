@@ -1,7 +1,10 @@
-"""Resumable audio download over retained chunk topics, one exact topic per missing chunk.
+"""Resumable audio download over retained chunk topics.
 
-Subscribing only to the chunks a speaker lacks means a restart on a weak 3G link re-transfers
-nothing it already wrote; a wildcard would make the broker resend every retained chunk.
+A clip with nothing on disk is fetched with one `audio/<sha>/+` filter; a resumed one with the
+exact topics of the chunks it still lacks (all in one SUBSCRIBE), so a restart on a weak 3G link
+re-transfers nothing it already wrote. Chunks are written as they arrive (PartialClip.write, on
+the loop: a page-cache write is cheaper than a hop to a worker thread); the one blocking step,
+verifying and syncing the finished clip, runs in a thread.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from broadcastd.protocol import CHUNK_SIZE
 
 if TYPE_CHECKING:
     from broadcastd.mqtt import MqttLink
-    from broadcastd.node.store import NodeStore
+    from broadcastd.node.store import NodeStore, PartialClip
     from broadcastd.protocol import PlaylistItem, Topics
 
 log = logging.getLogger(__name__)
@@ -34,9 +37,15 @@ class Fetch:
     sha256: str
     size: int
     chunks: int
-    missing: set[int]
+    part: PartialClip
     failures: int = 0
+    resumed: bool = False  # chunks were on disk: an earlier run's filters may still be subscribed
+    filters: set[str] = field(default_factory=set)  # every filter subscribed for this clip
     progress_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
+
+    @property
+    def missing(self) -> list[int]:
+        return [i for i in range(self.chunks) if i not in self.part.present]
 
     def expected_size(self, index: int) -> int:
         return CHUNK_SIZE if index < self.chunks - 1 else self.size - CHUNK_SIZE * (self.chunks - 1)
@@ -67,21 +76,26 @@ class Fetcher:
         sha = item.sha256
         if sha in self.ready or sha in self.active:
             return
-        if await asyncio.to_thread(self.store.has_clip, sha):
+        part = await asyncio.to_thread(self.store.open_partial, sha, item.chunks)
+        if sha in self.ready or sha in self.active:  # needed again while the files were opened
+            if part is not None:
+                part.close()
+            return
+        if part is None:
             self.ready.add(sha)
             return
-        missing = await asyncio.to_thread(self.store.missing_chunks, sha, item.chunks)
-        fetch = Fetch(sha, item.bytes, item.chunks, set(missing))
+        fetch = Fetch(sha, item.bytes, item.chunks, part, resumed=bool(part.present))
         self.active[sha] = fetch
+        missing = len(fetch.missing)
         if missing:
-            log.info("fetching clip %s: %d of %d chunks", sha[:12], len(missing), item.chunks)
+            log.info("fetching clip %s: %d of %d chunks", sha[:12], missing, item.chunks)
             await self._subscribe(fetch)
         else:
             await self._complete(fetch)
 
     async def on_chunk(self, sha256: str, index: int, payload: bytes) -> None:
         fetch = self.active.get(sha256)
-        if fetch is None or index not in fetch.missing:
+        if fetch is None or index >= fetch.chunks or index in fetch.part.present:
             return  # not wanted (already written, or a clip nobody needs any more)
         if len(payload) != fetch.expected_size(index):
             log.warning(
@@ -92,48 +106,69 @@ class Fetcher:
                 fetch.expected_size(index),
             )
             return
-        await asyncio.to_thread(self.store.write_chunk, sha256, index, payload)
-        fetch.missing.discard(index)
+        fetch.part.write(index, payload)
         fetch.progress_at = asyncio.get_running_loop().time()
-        if not fetch.missing:
+        if len(fetch.part.present) == fetch.chunks:
             await self._complete(fetch)
 
     async def resubscribe(self, *, stalled_only: bool = False) -> None:
         """After a reconnect (the broker may have lost the session), or for stalled fetches."""
+        if not self.active:
+            return
         now = asyncio.get_running_loop().time()
         for fetch in list(self.active.values()):
-            if fetch.missing and (not stalled_only or now - fetch.progress_at > self.refetch_after):
+            if len(fetch.part.present) < fetch.chunks and (
+                not stalled_only or now - fetch.progress_at > self.refetch_after
+            ):
                 fetch.progress_at = now
                 await self._subscribe(fetch)
 
+    def close(self) -> None:
+        """Close the open partial files (the agent is going away; the downloads resume later)."""
+        for fetch in self.active.values():
+            fetch.part.close()
+
     async def _subscribe(self, fetch: Fetch) -> None:
-        topics = [self.topics.audio(fetch.sha256, i) for i in sorted(fetch.missing)]
+        if fetch.part.present:
+            # Resuming: only what is missing; `+` would make the broker resend every chunk.
+            filters = [self.topics.audio(fetch.sha256, i) for i in fetch.missing]
+        else:
+            filters = [self.topics.audio_clip_filter(fetch.sha256)]
+        fetch.filters.update(filters)
         try:
-            await self.link.subscribe(topics)
+            await self.link.subscribe(filters)
         except LinkError as exc:
             log.info("clip %s: subscribe deferred until reconnect: %s", fetch.sha256[:12], exc)
 
     async def _complete(self, fetch: Fetch) -> None:
-        ok = await asyncio.to_thread(self.store.assemble, fetch.sha256, fetch.size, fetch.chunks)
+        ok = await asyncio.to_thread(self.store.finish, fetch.part, fetch.size)
         if ok:
             del self.active[fetch.sha256]
             self.ready.add(fetch.sha256)
-            await self._unsubscribe(fetch)
             await self.on_done(fetch.sha256, ok=True)
+            await self._unsubscribe(fetch)  # after the ack is queued: it need not wait for this
             return
         fetch.failures += 1
         if fetch.failures >= MAX_ASSEMBLY_FAILURES:
             del self.active[fetch.sha256]
-            await self._unsubscribe(fetch)
             await self.on_done(fetch.sha256, ok=False)
+            await self._unsubscribe(fetch)
             return
-        fetch.missing = set(range(fetch.chunks))
+        part = await asyncio.to_thread(self.store.open_partial, fetch.sha256, fetch.chunks)
+        if part is None:  # verified meanwhile by an earlier run's worker thread
+            del self.active[fetch.sha256]
+            self.ready.add(fetch.sha256)
+            await self.on_done(fetch.sha256, ok=True)
+            return
+        fetch.part = part
         await self._subscribe(fetch)  # a subscribe resends the retained chunks
 
     async def _unsubscribe(self, fetch: Fetch) -> None:
+        filters = set(fetch.filters)
+        if fetch.resumed:  # a crashed run's subscriptions live on in the persistent session
+            filters.add(self.topics.audio_clip_filter(fetch.sha256))
+            filters.update(self.topics.audio(fetch.sha256, i) for i in range(fetch.chunks))
         try:
-            await self.link.unsubscribe(
-                [self.topics.audio(fetch.sha256, i) for i in range(fetch.chunks)]
-            )
+            await self.link.unsubscribe(sorted(filters))
         except LinkError as exc:
             log.debug("clip %s: unsubscribe skipped: %s", fetch.sha256[:12], exc)
