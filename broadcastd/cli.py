@@ -154,14 +154,22 @@ def run(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(f"broadcastd.commands.{COMMANDS[args.command]}")
     try:
         code: int = module.run(args)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(exc.problems)} error(s) in configuration", file=sys.stderr)
-        return exc.exit_code
     except BroadcastdError as exc:
-        print(f"broadcastd {args.command}: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return report_failure(f"broadcastd {args.command}", exc)
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def report_failure(prog: str, exc: BroadcastdError) -> int:
+    """Print an expected failure without a traceback; return its exit code.
+
+    A config error lists every problem, one `FILE:LINE:COL: path: message, got: value` per line.
+    """
+    if isinstance(exc, ConfigError):
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} error(s) in configuration", file=sys.stderr)
+    else:
+        print(f"{prog}: {exc}", file=sys.stderr)
+    return exc.exit_code

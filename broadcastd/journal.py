@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from broadcastd.audit import AUDITED, GENESIS, canonical, chain_hash, row_dict
 from broadcastd.errors import BroadcastdError
+from broadcastd.nodes import Transition
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from broadcastd.models import Ack
-    from broadcastd.nodes import Transition
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +113,6 @@ class SkipRow:
     slot: str
     hamlet: str
     reason: str
-    ts: float
-
-
-@dataclass(frozen=True, slots=True)
-class TransitionRow:
-    node: str
-    hamlet: str
-    from_: str
-    to: str
-    cause: str
     ts: float
 
 
@@ -441,13 +431,13 @@ class Journal:
         )
         return [AckRow(*r) for r in self._query(sql, (playlist_id,))]
 
-    def latest_transitions(self) -> dict[str, TransitionRow]:
+    def latest_transitions(self) -> dict[str, Transition]:
         """node -> its most recent transition (what `broadcastd nodes` shows)."""
         sql = (
             'SELECT node, hamlet, "from", "to", cause, ts FROM transitions WHERE id IN'
             " (SELECT MAX(id) FROM transitions GROUP BY node)"
         )
-        return {r[0]: TransitionRow(*r) for r in self._query(sql)}
+        return {r[0]: Transition(*r) for r in self._query(sql)}
 
     def last_acks(self) -> dict[str, AckRow]:
         """node -> its most recent ack."""

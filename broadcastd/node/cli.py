@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broadcastd import __version__
-from broadcastd.errors import EX_OK, EX_USAGE, BroadcastdError, ConfigError
+from broadcastd.cli import report_failure
+from broadcastd.errors import EX_OK, EX_USAGE, BroadcastdError
 from broadcastd.node.agent import NodeAgent
 from broadcastd.node.config import load_node_config
 
@@ -48,14 +49,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_node_config(args.config)
         asyncio.run(_serve(NodeAgent(config)))
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(exc.problems)} error(s) in configuration", file=sys.stderr)
-        return exc.exit_code
     except BroadcastdError as exc:
-        print(f"broadcastd-node: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return report_failure("broadcastd-node", exc)
     except KeyboardInterrupt:
         return 130
     return EX_OK
