@@ -313,7 +313,10 @@ class Daemon:
 
     async def _sweep(self) -> None:
         while True:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
+            # A quarter heartbeat at most, so `stale` at 2 x and `offline` at 3 x heartbeat land
+            # within a fraction of a heartbeat even with short (test, demo) heartbeats.
+            heartbeat = self.config.nodes.heartbeat.total_seconds()
+            await asyncio.sleep(min(SWEEP_INTERVAL_S, max(0.05, heartbeat / 4)))
             self.registry.sweep()
 
     async def _watchdog(self) -> None:

@@ -91,6 +91,8 @@ def write_commune(  # noqa: PLR0913 - each knob is a scenario parameter
     texts: tuple[str, ...] = TEXTS,
     priority: str = "normal",
     extra: tuple[str, ...] = (),
+    heartbeat: str = "1s",
+    keepalive: str = "5s",
 ) -> E2E:
     """Write config + key for a commune whose `noon` slot plays `play_in` real seconds from now."""
     root.mkdir(parents=True, exist_ok=True)
@@ -105,7 +107,7 @@ def write_commune(  # noqa: PLR0913 - each knob is a scenario parameter
         "slots:",
         f"  noon: {{at: '{at:%H:%M}', max_duration: 15m, lead: {lead}, catch_up: {catch_up}}}",
         "tts: {engines: [espeak], timeout: 10s}",
-        "nodes: {heartbeat: 1s, keepalive: 5s}",
+        f"nodes: {{heartbeat: {heartbeat}, keepalive: {keepalive}}}",
         "hamlets:",
     ]
     for h in range(hamlets):
