@@ -79,6 +79,9 @@ class NodeAgent:
         )
         self._pending: dict[str, Pending] = {}
         self._expired: set[str] = set()
+        # Ids between the _known() check and their entry in _pending: the same playlist can arrive
+        # twice at once (restored from disk and retained on the broker) across the awaits below.
+        self._accepting: set[str] = set()
         self._current: tuple[protocol.Playlist, asyncio.Task[None]] | None = None
         self._stop_reason: dict[str, str] = {}
         self._acks: asyncio.Queue[bytes] = asyncio.Queue()
@@ -196,13 +199,20 @@ class NodeAgent:
                 self._expired.add(claimed)
                 self._ack(claimed, "expired", exc.detail)
             return
-        if self._known(pl.id) or pl.id in self.store.state.cancelled:
+        if self._known(pl.id) or pl.id in self._accepting or pl.id in self.store.state.cancelled:
             return  # a retained playlist delivered again after a reconnect
         try:
             self.store.check_replay("playlist", issued_at=pl.issued_at, seq=pl.seq, slot=pl.slot)
         except ProtocolError as exc:
             self._reject(pl.id, exc)
             return
+        self._accepting.add(pl.id)
+        try:
+            await self._accept(pl, payload)
+        finally:
+            self._accepting.discard(pl.id)
+
+    async def _accept(self, pl: protocol.Playlist, payload: bytes) -> None:
         await asyncio.to_thread(
             self.store.accept_playlist,
             pl.id,
@@ -337,6 +347,8 @@ class NodeAgent:
                 return  # wait for the current bulletin to end
             await self._interrupt(f"interrupted by emergency {first.id}")
         del self._pending[first.id]
+        if first.id in self.store.state.played:
+            return  # at most once, ever: whatever queued it again, it has already played
         await asyncio.to_thread(self.store.mark_played, first.id)  # before the first sound
         if first.id in self.store.state.cancelled:
             return  # a cancel arrived while the mark was being written

@@ -302,6 +302,22 @@ async def test_restart_with_the_same_cache_never_replays(tmp_path, mosquitto, co
     assert ctl.statuses("noon-1") == ["received", "ready", "playing", "played"]
 
 
+async def test_the_same_playlist_arriving_twice_at_once_plays_once(tmp_path, mosquitto, controller):
+    """Restored from disk and retained on the broker, the same envelope can be handled twice
+    concurrently; it must still play exactly once."""
+    ctl, clock = controller, FakeClock(T0 + 60)
+    item = await ctl.publish_clip(os.urandom(70_000))
+    payload = ctl.playlist("noon-1", [item])
+    player = NullPlayer(clock=clock)
+    agent = make_agent(node_config(tmp_path, mosquitto, ctl), clock, player)
+    async with running(agent):
+        await asyncio.gather(*(agent._on_playlist(payload) for _ in range(3)))
+        await ctl.wait_ack("noon-1", "played")
+        await asyncio.sleep(0.5)  # a second play would start here
+    assert [p for p, _, _ in player.plays] == ["noon-1"]
+    assert ctl.statuses("noon-1") == ["received", "ready", "playing", "played"]
+
+
 async def test_a_crash_mid_download_resumes_with_only_missing_chunks(
     tmp_path, mosquitto, controller
 ):
