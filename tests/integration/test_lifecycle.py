@@ -147,6 +147,7 @@ async def test_sigterm_publishes_retained_offline_and_exits_0_within_5s(tmp_path
     proc = _run_cli(e2e, log)
     try:
         await wait_log(log, "broadcastd running", proc)
+        await wait_log(log, "mqtt: connected", proc)  # "running" can precede the connection
         assert _retained_state(broker, e2e)["state"] == "online"
         await wait_log(log, "dispatching", proc)  # a slot is in flight (catch-up at start-up)
         proc.send_signal(signal.SIGTERM)
