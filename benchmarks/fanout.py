@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import resource
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,7 +44,7 @@ from broadcastd import protocol
 from broadcastd.broker import CONTROLLER_USER, Credentials, free_port
 from broadcastd.daemon import Daemon
 from broadcastd.models import Clip
-from broadcastd.sim import Fleet, fleet_nodes
+from broadcastd.sim import fleet_nodes
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -157,12 +156,10 @@ async def settle(
         await asyncio.sleep(0.05)
 
 
-async def system_run(daemon: Daemon, fleet: Fleet, clips: dict[str, Clip], limit_s: float) -> float:
+async def system_run(daemon: Daemon, agents: int, clips: dict[str, Clip], limit_s: float) -> float:
     hamlets = list(clips)
     await wait_until(
-        lambda: (
-            sum(1 for v in daemon.registry.snapshot() if v.state == "online") >= len(fleet.agents)
-        ),
+        lambda: sum(1 for v in daemon.registry.snapshot() if v.state == "online") >= agents,
         limit_s,
         "every agent online",
     )
@@ -174,10 +171,47 @@ async def system_run(daemon: Daemon, fleet: Fleet, clips: dict[str, Clip], limit
     started = time.monotonic()
     # the Dispatcher's own publish step: retained audio chunks, then the signed playlists
     await daemon.dispatcher.publish(list(clips.values()), list(envs.values()), urgent=False)
-    await wait_until(
-        lambda: acks_ready(daemon, hamlets) >= len(fleet.agents), limit_s, "every ack ready"
-    )
+    await wait_until(lambda: acks_ready(daemon, hamlets) >= agents, limit_s, "every ack ready")
     return time.monotonic() - started
+
+
+class Worker:
+    """One `fanout_worker.py` process; line-per-step over its stdin/stdout (see that module)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, job: dict[str, object]) -> Worker:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(Path(__file__).with_name("fanout_worker.py")),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        worker = cls(proc)
+        worker.send(json.dumps(job))
+        return worker
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None  # noqa: S101 - created with a pipe
+        self.proc.stdin.write(line.encode() + b"\n")
+
+    async def hear(self, limit_s: float) -> str:
+        assert self.proc.stdout is not None  # noqa: S101 - created with a pipe
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), limit_s)
+        except TimeoutError:
+            raise SystemExit(f"fanout: worker {self.proc.pid} silent for {limit_s:.0f}s") from None
+        if not line:
+            raise SystemExit(f"fanout: worker {self.proc.pid} exited ({await self.proc.wait()})")
+        return line.decode().strip()
+
+
+async def all_say(workers: list[Worker], expected: str, limit_s: float) -> None:
+    for line in await asyncio.gather(*(w.hear(limit_s) for w in workers)):
+        if line != expected:
+            raise SystemExit(f"fanout: a worker said {line!r}, expected {expected!r}")
 
 
 async def baseline_run(  # noqa: PLR0913 - the baseline's knobs, explicit
@@ -186,52 +220,14 @@ async def baseline_run(  # noqa: PLR0913 - the baseline's knobs, explicit
     port: int,
     password: str,
     clips: dict[str, Clip],
-    per_hamlet: int,
+    workers: list[Worker],
+    topic_root: str,
     limit_s: float,
 ) -> float:
-    """Plain aiomqtt: publish the clips as retained chunks, N subscribers fetch their hamlet's."""
-    root = f"bcast/v1/bench/baseline-{os.getpid()}"
+    """Plain aiomqtt: publish the clips as retained chunks, the workers' subscribers fetch them."""
     hamlets = list(clips)
     data = {h: clips[h].path.read_bytes() for h in hamlets}
-    received = dict.fromkeys(range(per_hamlet * len(hamlets)), 0)
-    done = asyncio.Event()
-    go = asyncio.Event()
-    finished = 0
-    connected = 0
-    sem = asyncio.Semaphore(CONNECT_CONCURRENCY)
-
-    async def subscriber(n: int) -> None:
-        nonlocal finished, connected
-        hamlet = hamlets[n % len(hamlets)]
-        want = len(data[hamlet])
-        async with sem:
-            client = aiomqtt.Client(
-                host,
-                port,
-                username=CONTROLLER_USER,
-                password=password,
-                identifier=f"baseline-{n}",
-                protocol=aiomqtt.ProtocolVersion.V5,
-                max_queued_incoming_messages=0,
-            )
-            await client.__aenter__()
-        try:
-            connected += 1
-            await go.wait()
-            await client.subscribe(f"{root}/{hamlet}/+", qos=1)
-            async for message in client.messages:
-                received[n] += len(message.payload)  # type: ignore[arg-type]
-                if received[n] >= want:
-                    finished += 1
-                    if finished == len(received):
-                        done.set()
-                    break
-            await done.wait()
-        finally:
-            await client.__aexit__(None, None, None)
-
-    tasks = [asyncio.create_task(subscriber(n)) for n in range(len(received))]
-    await wait_until(lambda: connected == len(received), limit_s, "baseline subscribers")
+    await all_say(workers, "connected", limit_s)
     async with aiomqtt.Client(
         host,
         port,
@@ -244,29 +240,29 @@ async def baseline_run(  # noqa: PLR0913 - the baseline's knobs, explicit
         async def probe(topic: str, payload: bytes) -> None:
             await pub.publish(topic, payload, qos=1)
 
-        await settle(probe, f"{root}/probe", limit_s)  # connected beforehand, like the daemon
+        await settle(probe, f"{topic_root}/probe", limit_s)  # connected beforehand, like the daemon
         started = time.monotonic()
         for hamlet in hamlets:
             for index, chunk in enumerate(protocol.iter_chunks(data[hamlet])):
-                await pub.publish(f"{root}/{hamlet}/{index}", chunk, qos=1, retain=True)
-        go.set()
-        await asyncio.wait_for(done.wait(), limit_s)
+                await pub.publish(f"{topic_root}/{hamlet}/{index}", chunk, qos=1, retain=True)
+        for worker in workers:
+            worker.send("go")
+        await all_say(workers, "done", limit_s)
         elapsed = time.monotonic() - started
         for hamlet in hamlets:  # leave no retained baseline bytes behind
             for index in range(protocol.chunk_count(len(data[hamlet]))):
-                await pub.publish(f"{root}/{hamlet}/{index}", b"", qos=1, retain=True)
-    await asyncio.gather(*tasks)
+                await pub.publish(f"{topic_root}/{hamlet}/{index}", b"", qos=1, retain=True)
+    for worker in workers:
+        worker.send("close")
+    await all_say(workers, "closed", limit_s)
     return elapsed
 
 
-async def bench(nodes: int, hamlets: int, size: int, limit_s: float) -> tuple[float, float]:
+async def bench(
+    nodes: int, hamlets: int, size: int, limit_s: float, k: int
+) -> tuple[float, float, float]:
+    """One run with `k` worker processes: (system s, baseline s, summed peak RSS MB)."""
     per_hamlet = nodes // hamlets
-    # Each real speaker fsyncs on its own board; here 1000 agents share one process, and the
-    # default executor (min(32, cpus + 4) = 6 threads here) would queue their fsyncs (one durable
-    # state write per playlist, one per verified clip) 6 at a time. 32 lets the filesystem batch
-    # them into shared journal commits, as independent boards would not wait on each other:
-    # measured at 1000 agents, 13.0-13.5 s vs 15.8-16.3 s with 6 threads; 64 threads: 14.7 s.
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=SIM_THREADS))
     with tempfile.TemporaryDirectory(prefix="broadcastd-fanout-") as tmp:
         root = Path(tmp)
         config_path = write_config(root, hamlets, per_hamlet)
@@ -285,33 +281,62 @@ async def bench(nodes: int, hamlets: int, size: int, limit_s: float) -> tuple[fl
             await daemon.link.wait_connected(30)
             creds = Credentials.load_or_create(daemon.config)
             host, _, port = daemon.config.broker.listen.rpartition(":")
-            baseline = await baseline_run(
-                host=host,
-                port=int(port),
-                password=creds.controller[1],
-                clips=clips,
-                per_hamlet=per_hamlet,
-                limit_s=limit_s,
-            )
             key = protocol.load_private_key(daemon.config.signing.private_key_file)
-            fleet = Fleet(
-                daemon.config,
-                fleet_nodes(daemon.config, creds.passwords),
-                broker_url=f"mqtt://{daemon.config.broker.listen}",
-                public_key=protocol.public_key_b64(key.public_key()),
-                cache_root=root / "nodes",
-                heartbeat_s=60.0,
-            )
-            fleet_task = tg.create_task(fleet.run(), name="fleet")
+            specs = fleet_nodes(daemon.config, creds.passwords)
+            ids = list(range(per_hamlet * hamlets))
+            topic_root = f"bcast/v1/bench/baseline-{os.getpid()}"
+            common = {
+                "host": host,
+                "port": int(port),
+                "username": CONTROLLER_USER,
+                "password": creds.controller[1],
+                "topic_root": topic_root,
+                "sizes": {h: c.size for h, c in clips.items()},
+                "config_path": str(config_path),
+                "broker_url": f"mqtt://{daemon.config.broker.listen}",
+                "public_key": protocol.public_key_b64(key.public_key()),
+                "cache_root": str(root / "nodes"),
+                "threads": max(1, SIM_THREADS // k),  # the same total pool, however split
+            }
+            # worker i gets every k-th baseline subscriber and agent: same share of each hamlet
+            workers = [
+                await Worker.start(
+                    common
+                    | {
+                        "baseline_ids": ids[i::k],
+                        "nodes": [[s.id, s.hamlet, s.username, s.password] for s in specs[i::k]],
+                    }
+                )
+                for i in range(k)
+            ]
             try:
-                system = await system_run(daemon, fleet, clips, limit_s)
+                baseline = await baseline_run(
+                    host=host,
+                    port=int(port),
+                    password=creds.controller[1],
+                    clips=clips,
+                    workers=workers,
+                    topic_root=topic_root,
+                    limit_s=limit_s,
+                )
+                for worker in workers:
+                    worker.send("fleet")
+                await all_say(workers, "started", limit_s)
+                system = await system_run(daemon, len(specs), clips, limit_s)
+                for worker in workers:
+                    worker.send("stop")
+                reports = await asyncio.gather(*(w.hear(60) for w in workers))
+                rss = sum(float(json.loads(r)["rss_mb"]) for r in reports)
+                for worker in workers:
+                    await asyncio.wait_for(worker.proc.wait(), 30)
             finally:
-                fleet.stop()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(fleet_task), 30)
+                for worker in workers:
+                    if worker.proc.returncode is None:
+                        worker.proc.kill()
+                        await worker.proc.wait()
                 daemon.request_stop()
             await daemon_task
-    return system, baseline
+    return system, baseline, rss
 
 
 def main() -> None:
@@ -320,19 +345,41 @@ def main() -> None:
     parser.add_argument("--hamlets", type=int, default=10)
     parser.add_argument("--mb", type=float, default=1.0, help="audio per hamlet, MiB")
     parser.add_argument("--timeout", type=float, default=150.0)
+    parser.add_argument(
+        "--workers", type=int, default=max(2, min(4, os.cpu_count() or 2)), help="K processes"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, max(soft, 4 * args.nodes + 1024))  # agents + baseline + mosquitto (inherits)
+    want = min(hard, max(soft, 4 * args.nodes + 1024))  # inherited by workers and mosquitto
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     size = int(args.mb * 1024 * 1024)
     t0 = time.monotonic()
-    system, baseline = asyncio.run(bench(args.nodes, args.hamlets, size, args.timeout))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    sys.stderr.write(
-        f"fanout: {args.nodes} agents / {args.hamlets} hamlets / {size} B per hamlet: "
-        f"system {system:.2f}s, baseline {baseline:.2f}s, whole run {time.monotonic() - t0:.0f}s "
-        f"({dt.datetime.now(tz=dt.UTC):%Y-%m-%d %H:%M} UTC)\n"
+    results = {}
+    for k in sorted({1, args.workers}):
+        system, baseline, workers_rss = asyncio.run(
+            bench(args.nodes, args.hamlets, size, args.timeout, k)
+        )
+        # the parent holds only the daemon (ru_maxrss: its peak over every run so far)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + workers_rss
+        results[k] = (system, baseline, peak)
+        sys.stderr.write(
+            f"fanout K={k}: {args.nodes} agents / {args.hamlets} hamlets / {size} B per hamlet: "
+            f"system {system:.2f}s, baseline {baseline:.2f}s, peak rss {peak:.0f} MB, "
+            f"run so far {time.monotonic() - t0:.0f}s "
+            f"({dt.datetime.now(tz=dt.UTC):%Y-%m-%d %H:%M} UTC)\n"
+        )
+    for k, (system, baseline, peak) in results.items():
+        if k != args.workers:
+            print(
+                f"# K={k} worker process (for comparison): ratio {system / baseline:.2f} "
+                f"(system {system:.2f} s / baseline {baseline:.2f} s), peak rss {peak:.0f} MB"
+            )
+    system, baseline, peak = results[args.workers]
+    print(
+        f"# K={args.workers} worker processes, {args.nodes // args.workers} agents and "
+        f"{args.nodes // args.workers} baseline subscribers each "
+        f"(system {system:.2f} s / baseline {baseline:.2f} s)"
     )
     print(f"fanout ready: ratio={system / baseline:.2f} target={TARGET}")
     print(f"fanout peak rss: {peak:.0f} MB")

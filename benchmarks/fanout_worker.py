@@ -1,0 +1,130 @@
+"""A worker process of benchmarks/fanout.py: a share of the baseline subscribers, then agents.
+
+Real speakers are independent boards; 1000 agents in one event loop measure that loop instead.
+The parent starts K of these and gives each the same share of both sides: first its plain aiomqtt
+baseline subscribers, then its `Fleet` of reference agents. It talks over stdin/stdout, one line
+per step, so the parent starts each clock only once every worker is connected:
+
+    stdin line 1: the job (JSON)      -> "connected"  (baseline subscribers connected)
+    "go"  (chunks are retained now)   -> "done"       (every local subscriber has its whole clip)
+    "close"                           -> "closed"     (baseline clients disconnected)
+    "fleet"                           -> "started"    (agents launched; the parent waits online)
+    "stop"                            -> {"rss_mb": peak resident set of this process}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import resource
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiomqtt
+
+from broadcastd.config import load_config
+from broadcastd.sim import Fleet, SimNode
+
+CONNECT_CONCURRENCY = 50
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def hear(expected: str) -> None:
+    line = (await asyncio.to_thread(sys.stdin.readline)).strip()
+    if line != expected:
+        raise SystemExit(f"fanout worker: expected {expected!r}, got {line!r}")
+
+
+async def baseline(job: dict[str, Any]) -> None:
+    """Connect this worker's subscribers, fetch on "go", report "done", disconnect on "close"."""
+    sizes: dict[str, int] = job["sizes"]
+    hamlets = list(sizes)
+    ids: list[int] = job["baseline_ids"]
+    received = dict.fromkeys(ids, 0)
+    all_connected, go, done, close = (asyncio.Event() for _ in range(4))
+    finished = connected = 0
+    sem = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def subscriber(n: int) -> None:
+        nonlocal finished, connected
+        hamlet = hamlets[n % len(hamlets)]
+        async with sem:
+            client = aiomqtt.Client(
+                job["host"],
+                job["port"],
+                username=job["username"],
+                password=job["password"],
+                identifier=f"baseline-{n}",
+                protocol=aiomqtt.ProtocolVersion.V5,
+                max_queued_incoming_messages=0,
+            )
+            await client.__aenter__()
+        try:
+            connected += 1
+            if connected == len(ids):
+                all_connected.set()
+            await go.wait()
+            await client.subscribe(f"{job['topic_root']}/{hamlet}/+", qos=1)
+            async for message in client.messages:
+                received[n] += len(message.payload)  # type: ignore[arg-type]
+                if received[n] >= sizes[hamlet]:
+                    finished += 1
+                    if finished == len(received):
+                        done.set()
+                    break
+            await close.wait()  # stay connected until every worker is done, as before
+        finally:
+            await client.__aexit__(None, None, None)
+
+    tasks = [asyncio.create_task(subscriber(n)) for n in ids]
+    await all_connected.wait()
+    say("connected")
+    await hear("go")
+    go.set()
+    await done.wait()
+    say("done")
+    await hear("close")
+    close.set()
+    await asyncio.gather(*tasks)
+    say("closed")
+
+
+async def agents(job: dict[str, Any]) -> None:
+    await hear("fleet")
+    config = load_config(job["config_path"], probe_media=False)
+    fleet = Fleet(
+        config,
+        [SimNode(*node) for node in job["nodes"]],
+        broker_url=job["broker_url"],
+        public_key=job["public_key"],
+        cache_root=Path(job["cache_root"]),
+        heartbeat_s=60.0,
+    )
+    task = asyncio.create_task(fleet.run(), name="fleet")
+    say("started")
+    await hear("stop")
+    fleet.stop()
+    await asyncio.wait_for(task, 30)
+
+
+async def main() -> None:
+    job = json.loads(await asyncio.to_thread(sys.stdin.readline))
+    # each board fsyncs on its own; see SIM_THREADS in fanout.py for why agents get a pool
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=job["threads"]))
+    await baseline(job)
+    await agents(job)
+    say(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.ERROR)  # stderr: stdout is the parent's pipe
+    asyncio.run(main())
