@@ -8,16 +8,14 @@ validated on its own (`configcheck.Parts`).
 from __future__ import annotations
 
 import glob
-import json
 import os
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broadcastd.config import ENGINE_LANGUAGES, Config, config_from_yaml_data
 from broadcastd.configcheck import Parts, cross_check
 from broadcastd.errors import ConfigError, Problem
+from broadcastd.mediaprobe import probe_all
 from broadcastd.yamlsrc import Located, dotted, problem_at, read_yaml
 
 if TYPE_CHECKING:
@@ -32,7 +30,6 @@ _PATH_FIELDS: tuple[YamlPath, ...] = (
     ("broker", "password_file"),
     ("broker", "ca_file"),
 )
-FFPROBE_TIMEOUT_S = 10.0
 
 
 def load(path: Path, *, probe_media: bool = True) -> Config:
@@ -72,7 +69,9 @@ def load(path: Path, *, probe_media: bool = True) -> Config:
     problems += cross_check(parts, located)
     clip_seconds: dict[Path, float] = {}
     if probe_media:
-        problems += _probe_media(parts, located, written, clip_seconds)
+        state_dir = data.get("state_dir")
+        cache_dir = Path(state_dir) if isinstance(state_dir, str) else None
+        problems += _probe_media(parts, located, written, clip_seconds, cache_dir)
     if problems or config is None:
         raise ConfigError(_ordered(problems, files))
     config._files = tuple(f.absolute() for f in files)  # noqa: SLF001 - the loader owns these fields
@@ -170,7 +169,11 @@ def _read_include(path: Path, problems: list[Problem]) -> Located | None:
 
 
 def _probe_media(
-    parts: Parts, located: Located, written: dict[YamlPath, str], out: dict[Path, float]
+    parts: Parts,
+    located: Located,
+    written: dict[YamlPath, str],
+    out: dict[Path, float],
+    cache_dir: Path | None,
 ) -> list[Problem]:
     """Every recorded clip and chime must exist and decode; measure its duration."""
     wanted: list[tuple[Path, YamlPath]] = []
@@ -182,9 +185,7 @@ def _probe_media(
     for i, a in parts.announcements:
         wanted.extend((p, ("announcements", i, "audio", lang)) for lang, p in a.audio.items())
     problems: list[Problem] = []
-    unique = sorted({p for p, _ in wanted})
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = dict(zip(unique, pool.map(probe_duration, unique), strict=True))
+    results = probe_all((p for p, _ in wanted), cache_dir)
     for p, path in wanted:
         seconds, error = results[p]
         if error:
@@ -195,39 +196,4 @@ def _probe_media(
     return problems
 
 
-def probe_duration(path: Path) -> tuple[float, str]:
-    """(seconds, "") for a decodable audio file, or (0, reason)."""
-    if not path.is_file():
-        return 0.0, "file not found"
-    try:
-        proc = subprocess.run(
-            [
-                "ffprobe",
-                "-v",
-                "error",
-                "-show_entries",
-                "format=duration:stream=codec_type",
-                "-of",
-                "json",
-                str(path),
-            ],
-            capture_output=True,
-            timeout=FFPROBE_TIMEOUT_S,
-            check=False,
-        )
-    except FileNotFoundError:
-        return 0.0, "cannot check audio: ffprobe (ffmpeg) is not installed"
-    except subprocess.TimeoutExpired:
-        return 0.0, "audio file could not be read in time"
-    try:
-        info = json.loads(proc.stdout or b"{}")
-        has_audio = any(s.get("codec_type") == "audio" for s in info.get("streams", []))
-        seconds = float(info.get("format", {}).get("duration", 0.0))
-    except (ValueError, TypeError, AttributeError):
-        has_audio, seconds = False, 0.0
-    if proc.returncode != 0 or not has_audio or seconds <= 0:
-        return 0.0, "not a decodable audio file"
-    return seconds, ""
-
-
-__all__ = ["ENGINE_LANGUAGES", "load", "probe_duration"]
+__all__ = ["ENGINE_LANGUAGES", "load"]
