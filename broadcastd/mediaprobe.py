@@ -79,8 +79,9 @@ def _load(cache_dir: Path | None) -> dict[str, float]:
 def _save(cache_dir: Path, entries: dict[str, float]) -> None:
     if len(entries) > MAX_ENTRIES:
         entries = dict(list(entries.items())[-MAX_ENTRIES:])
+    if not cache_dir.is_dir():
+        return  # `check` must not create the daemon's state_dir as a side effect
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".probe-")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(entries, fh)

@@ -24,6 +24,7 @@ def test_unchanged_files_come_from_the_cache(tmp_path, monkeypatch):
 
     monkeypatch.setattr(mediaprobe, "probe_duration", counting)
     cache = tmp_path / "state"
+    cache.mkdir()
     first = mediaprobe.probe_all([clip, broken], cache)
     assert first[clip][0] > 0.3
     assert first[broken] == (0.0, "not a decodable audio file")
@@ -47,4 +48,6 @@ def test_a_corrupt_or_unwritable_cache_only_costs_speed(tmp_path):
     cache.mkdir()
     (cache / mediaprobe.CACHE_NAME).write_text("{not json")
     assert mediaprobe.probe_all([clip], cache)[clip][1] == ""
-    assert mediaprobe.probe_all([clip], tmp_path / "missing" / "dir")[clip][1] == ""
+    missing = tmp_path / "missing" / "dir"
+    assert mediaprobe.probe_all([clip], missing)[clip][1] == ""
+    assert not missing.exists(), "probing never creates the state directory"
