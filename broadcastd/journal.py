@@ -17,11 +17,19 @@ import logging
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broadcastd.audit import AUDITED, GENESIS, canonical, chain_hash, row_dict
 from broadcastd.errors import BroadcastdError
+
+# The schema and row types live in broadcastd.journalschema; re-exported so callers keep
+# importing them from here.
+from broadcastd.journalschema import DISPATCH_COLS
+from broadcastd.journalschema import MIGRATIONS as MIGRATIONS
+from broadcastd.journalschema import SCHEMA_VERSION as SCHEMA_VERSION
+from broadcastd.journalschema import AckRow as AckRow
+from broadcastd.journalschema import DispatchRow as DispatchRow
+from broadcastd.journalschema import SkipRow as SkipRow
 from broadcastd.nodes import Transition
 
 if TYPE_CHECKING:
@@ -34,86 +42,9 @@ log = logging.getLogger(__name__)
 
 RETRY_DELAY_S = 1.0
 
-# Migration N (index N-1) brings a journal from user_version N-1 to N. Append only; never edit one.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE dispatches (
-        id TEXT PRIMARY KEY, date TEXT NOT NULL, slot TEXT NOT NULL, hamlet TEXT NOT NULL,
-        play_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, priority TEXT NOT NULL,
-        status TEXT NOT NULL, seq INTEGER NOT NULL, items TEXT NOT NULL, envelope TEXT NOT NULL,
-        created_at REAL NOT NULL, published_at REAL, cancelled_at REAL);
-    CREATE INDEX dispatches_date ON dispatches(date, slot);
-    CREATE INDEX dispatches_hamlet ON dispatches(hamlet, expires_at);
-    CREATE TABLE acks (
-        id INTEGER PRIMARY KEY, node TEXT NOT NULL, hamlet TEXT NOT NULL, playlist TEXT NOT NULL,
-        status TEXT NOT NULL, ts INTEGER NOT NULL, detail TEXT NOT NULL, received_at REAL NOT NULL);
-    CREATE INDEX acks_playlist ON acks(playlist);
-    CREATE INDEX acks_node ON acks(node);
-    CREATE TABLE transitions (
-        id INTEGER PRIMARY KEY, node TEXT NOT NULL, hamlet TEXT NOT NULL, "from" TEXT NOT NULL,
-        "to" TEXT NOT NULL, cause TEXT NOT NULL, ts REAL NOT NULL);
-    CREATE INDEX transitions_node ON transitions(node, id);
-    CREATE TABLE reloads (id INTEGER PRIMARY KEY, ts REAL NOT NULL, result TEXT NOT NULL,
-        detail TEXT NOT NULL);
-    CREATE TABLE events (id INTEGER PRIMARY KEY, ts REAL NOT NULL, kind TEXT NOT NULL,
-        detail TEXT NOT NULL);
-    CREATE TABLE skips (id INTEGER PRIMARY KEY, date TEXT NOT NULL, slot TEXT NOT NULL,
-        hamlet TEXT NOT NULL, reason TEXT NOT NULL, ts REAL NOT NULL);
-    CREATE TABLE audit (seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, key TEXT NOT NULL,
-        op TEXT NOT NULL, content TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
-    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
-        BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
-    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-        BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
 
 class JournalError(BroadcastdError):
     """The journal cannot be opened or written (corrupt, newer schema, disk full)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DispatchRow:
-    id: str
-    date: str  # YYYY-MM-DD, the slot's date in the commune's zone
-    slot: str
-    hamlet: str
-    play_at: int
-    expires_at: int
-    priority: str
-    status: str  # live | exercise
-    seq: int
-    items: str  # JSON list, as in the envelope
-    envelope: str  # the signed envelope, re-publishable byte for byte
-    created_at: float
-    published_at: float | None
-    cancelled_at: float | None
-
-    def item_list(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = json.loads(self.items)
-        return items
-
-
-@dataclass(frozen=True, slots=True)
-class AckRow:
-    node: str
-    hamlet: str
-    playlist: str
-    status: str
-    ts: int
-    detail: str
-    received_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class SkipRow:
-    date: str
-    slot: str
-    hamlet: str
-    reason: str
-    ts: float
 
 
 # One queued write: (sql, params, table, audit key; None means the inserted row's id).
@@ -376,7 +307,7 @@ class Journal:
                 raise JournalError(f"cannot read journal {self.path}: {exc}") from None
 
     def _dispatches(self, where: str, params: tuple[Any, ...] = ()) -> list[DispatchRow]:
-        sql = f"SELECT {_DISPATCH_COLS} FROM dispatches {where}"  # noqa: S608 - fixed fragments
+        sql = f"SELECT {DISPATCH_COLS} FROM dispatches {where}"  # noqa: S608 - fixed fragments
         return [DispatchRow(*r) for r in self._query(sql, params)]
 
     def dispatch(self, playlist_id: str) -> DispatchRow | None:
@@ -449,12 +380,6 @@ class Journal:
 
     def integrity_check(self) -> str:
         return str(self._query("PRAGMA integrity_check")[0][0])
-
-
-_DISPATCH_COLS = (
-    "id, date, slot, hamlet, play_at, expires_at, priority, status, seq, items, envelope,"
-    " created_at, published_at, cancelled_at"
-)
 
 
 def _dumps(value: object) -> str:
