@@ -1,23 +1,32 @@
 """Fan-out: N reference agents over H hamlets fetch ~1 MB of audio each; time until all ack ready.
 
 System: the daemon (embedded mosquitto with its generated password file and ACL, journal,
-Dispatcher) publishes one distinct ~1 MB clip per hamlet and a signed playlist per hamlet through
-`Dispatcher.publish` (retained 64 KiB chunks, then the playlists; what a slot dispatch does); N
-simulated reference agents (already connected, as at a real slot; the clock starts once the broker
-has worked off their connects, see `settle`) verify the playlist, subscribe
-to the chunks they lack, write them to their cache, check the sha256 and ack `ready`. The clock
-stops when the daemon has journaled N `ready` acks.
+Dispatcher; in this process) publishes one distinct ~1 MB clip per hamlet and a signed playlist
+per hamlet through `Dispatcher.publish` (retained 64 KiB chunks, then the playlists; what a slot
+dispatch does); N simulated reference agents (already connected, as at a real slot; the clock
+starts once the broker has worked off their connects, see `settle`) verify the playlist,
+subscribe to the chunks they lack, write them to their cache, check the sha256 and ack `ready`.
+The clock stops when the daemon has journaled N `ready` acks.
 
 Baseline, same run, same broker: N plain aiomqtt subscribers (connected beforehand); one plain
-aiomqtt publisher puts the same bytes on retained chunk topics, then each subscriber subscribes
-to its hamlet's chunks and counts bytes until it has the whole clip. No signatures, no disk, no
-acks: the floor the system is compared with; its clock also starts on a settled broker. The
-agents' only worker-thread hops are, per playlist, one durable state write and one open of the
-partial files, and per clip one fsync; see SIM_THREADS for the pool they share.
+aiomqtt publisher (also connected beforehand) puts the same bytes on retained chunk topics, then
+each subscriber subscribes to its hamlet's chunks and counts bytes until it has the whole clip.
+No signatures, no disk, no acks: the floor the system is compared with; its clock also starts on
+a settled broker.
 
-Prints `fanout ready: ratio=<system/baseline> target=1.5` and `fanout peak rss: <MB> MB` (the peak
-resident set of this one process, which holds the daemon, every agent and the baseline clients).
-Usage: `python benchmarks/fanout.py [--nodes 1000] [--hamlets 10] [--mb 1.0]`.
+Real speakers are independent boards, so both sides' clients run in K worker processes
+(`fanout_worker.py`; every K-th agent and every K-th baseline subscriber, so each worker holds the
+same share of every hamlet on both sides), not in the daemon's event loop. The parent starts a
+clock only after every worker has said its clients are connected. Each run (fresh temp dir,
+daemon and broker) is done for K=1 and for K=--workers (default: the CPU count, 2..4) and both
+are printed; the required lines are for K=--workers. The agents' only worker-thread hops are, per
+playlist, one durable state write and one open of the partial files, and per clip one fsync; the
+SIM_THREADS pool is split over the K workers. stderr also shows the CPU seconds each process
+(daemon, mosquitto, workers) spent on each clock, to tell one saturated loop from a saturated box.
+
+Prints `fanout ready: ratio=<system/baseline> target=1.5` and `fanout peak rss: <MB> MB` (the
+daemon process's peak resident set plus each worker's; mosquitto is not counted).
+Usage: `python benchmarks/fanout.py [--nodes 1000] [--hamlets 10] [--mb 1.0] [--workers K]`.
 """
 
 from __future__ import annotations
@@ -50,9 +59,11 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 TARGET = 1.5
-CONNECT_CONCURRENCY = 50
 SETTLE_ROUNDS = 3
 SETTLE_RTT_S = 0.05
+# Each real speaker fsyncs on its own board; with the default executor (6 threads here) 1000
+# agents' fsyncs queued 6 at a time: measured in one process, 13.0-13.5 s vs 15.8-16.3 s with 6
+# threads, 14.7 s with 64. The workers share this total, SIM_THREADS // K each.
 SIM_THREADS = 32
 
 
@@ -156,7 +167,9 @@ async def settle(
         await asyncio.sleep(0.05)
 
 
-async def system_run(daemon: Daemon, agents: int, clips: dict[str, Clip], limit_s: float) -> float:
+async def system_run(
+    daemon: Daemon, agents: int, clips: dict[str, Clip], limit_s: float, meter: CpuMeter
+) -> float:
     hamlets = list(clips)
     await wait_until(
         lambda: sum(1 for v in daemon.registry.snapshot() if v.state == "online") >= agents,
@@ -169,10 +182,39 @@ async def system_run(daemon: Daemon, agents: int, clips: dict[str, Clip], limit_
     for env in envs.values():
         await daemon.journal.record_dispatch(env)
     started = time.monotonic()
+    meter.mark("system-start")
     # the Dispatcher's own publish step: retained audio chunks, then the signed playlists
     await daemon.dispatcher.publish(list(clips.values()), list(envs.values()), urgent=False)
     await wait_until(lambda: acks_ready(daemon, hamlets) >= agents, limit_s, "every ack ready")
-    return time.monotonic() - started
+    elapsed = time.monotonic() - started
+    meter.mark("system-stop")
+    return elapsed
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process, from /proc (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds each process (daemon, mosquitto, workers) spends between the clock's marks.
+
+    Diagnostic only (stderr): shows whether the box, not one event loop, is the limit."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.marks: dict[str, dict[str, float]] = {}
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = {who: cpu_seconds(pid) for who, pid in self.pids.items()}
+
+    def between(self, start: str, stop: str) -> str:
+        a, b = self.marks[start], self.marks[stop]
+        return " ".join(f"{who}={b[who] - a[who]:.1f}" for who in self.pids)
 
 
 class Worker:
@@ -223,6 +265,7 @@ async def baseline_run(  # noqa: PLR0913 - the baseline's knobs, explicit
     workers: list[Worker],
     topic_root: str,
     limit_s: float,
+    meter: CpuMeter,
 ) -> float:
     """Plain aiomqtt: publish the clips as retained chunks, the workers' subscribers fetch them."""
     hamlets = list(clips)
@@ -242,6 +285,7 @@ async def baseline_run(  # noqa: PLR0913 - the baseline's knobs, explicit
 
         await settle(probe, f"{topic_root}/probe", limit_s)  # connected beforehand, like the daemon
         started = time.monotonic()
+        meter.mark("baseline-start")
         for hamlet in hamlets:
             for index, chunk in enumerate(protocol.iter_chunks(data[hamlet])):
                 await pub.publish(f"{topic_root}/{hamlet}/{index}", chunk, qos=1, retain=True)
@@ -249,6 +293,7 @@ async def baseline_run(  # noqa: PLR0913 - the baseline's knobs, explicit
             worker.send("go")
         await all_say(workers, "done", limit_s)
         elapsed = time.monotonic() - started
+        meter.mark("baseline-stop")
         for hamlet in hamlets:  # leave no retained baseline bytes behind
             for index in range(protocol.chunk_count(len(data[hamlet]))):
                 await pub.publish(f"{topic_root}/{hamlet}/{index}", b"", qos=1, retain=True)
@@ -309,6 +354,11 @@ async def bench(
                 )
                 for i in range(k)
             ]
+            pids = {"daemon": os.getpid()}
+            if daemon.broker is not None and daemon.broker.pid is not None:
+                pids["mosquitto"] = daemon.broker.pid
+            pids |= {f"w{i}": w.proc.pid for i, w in enumerate(workers)}
+            meter = CpuMeter(pids)
             try:
                 baseline = await baseline_run(
                     host=host,
@@ -318,11 +368,17 @@ async def bench(
                     workers=workers,
                     topic_root=topic_root,
                     limit_s=limit_s,
+                    meter=meter,
                 )
                 for worker in workers:
                     worker.send("fleet")
                 await all_say(workers, "started", limit_s)
-                system = await system_run(daemon, len(specs), clips, limit_s)
+                system = await system_run(daemon, len(specs), clips, limit_s, meter)
+                sys.stderr.write(
+                    f"fanout K={k} cpu seconds on the clock: baseline "
+                    f"{meter.between('baseline-start', 'baseline-stop')}; system "
+                    f"{meter.between('system-start', 'system-stop')}\n"
+                )
                 for worker in workers:
                     worker.send("stop")
                 reports = await asyncio.gather(*(w.hear(60) for w in workers))
