@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from broadcastd.node.agent import NodeAgent
 from broadcastd.node.config import NodeBroker, NodeConfig, NodeIdentity
+from broadcastd.node.fetch import REFETCH_AFTER_S
 from broadcastd.node.player import NullPlayer
 
 if TYPE_CHECKING:
@@ -93,9 +94,11 @@ class Fleet:
         heartbeat_s: float | None = None,
         seed: int | None = None,
         player_speed: float = 0.0,
+        refetch_after: float = REFETCH_AFTER_S,
     ) -> None:
         self.commune = config.commune.id
         self.loss = loss
+        self.refetch_after = refetch_after  # real seconds before a stalled download is re-asked
         self.flap = flap
         self.clock = clock
         self._rng = random.Random(seed)  # noqa: S311 - simulated faults, not cryptography
@@ -117,7 +120,13 @@ class Fleet:
         self._stopping = asyncio.Event()
 
     def _start(self, sim: SimAgent, tg: asyncio.TaskGroup) -> None:
-        sim.agent = NodeAgent(sim.config, clock=self.clock, player=sim.player, loss=self.loss)
+        sim.agent = NodeAgent(
+            sim.config,
+            clock=self.clock,
+            player=sim.player,
+            loss=self.loss,
+            refetch_after=self.refetch_after,
+        )
         sim.task = tg.create_task(self._guard(sim.agent), name=f"sim-{sim.spec.id}")
 
     async def _guard(self, agent: NodeAgent) -> None:

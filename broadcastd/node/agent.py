@@ -21,7 +21,7 @@ from broadcastd import __version__, protocol
 from broadcastd.config import PRIORITY_RANK
 from broadcastd.errors import BroadcastdError, LinkError, ProtocolError
 from broadcastd.mqtt import LinkSettings, MqttLink
-from broadcastd.node.fetch import Fetcher
+from broadcastd.node.fetch import REFETCH_AFTER_S, Fetcher
 from broadcastd.node.player import CommandPlayer, NullPlayer, Player, PlayerError
 from broadcastd.node.store import NodeStore
 
@@ -54,7 +54,7 @@ class NodeAgent:
         player: Player | None = None,
         loss: float = 0.0,
         tick: float = 0.2,
-        refetch_after: float = 15.0,
+        refetch_after: float = REFETCH_AFTER_S,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config

@@ -30,6 +30,7 @@ class OnDone(Protocol):
 
 
 MAX_ASSEMBLY_FAILURES = 3
+REFETCH_AFTER_S = 15.0  # a download without progress this long is asked for again
 
 
 @dataclass(slots=True)
@@ -61,7 +62,7 @@ class Fetcher:
         topics: Topics,
         on_done: OnDone,
         *,
-        refetch_after: float = 15.0,
+        refetch_after: float = REFETCH_AFTER_S,
     ) -> None:
         self.store = store
         self.link = link

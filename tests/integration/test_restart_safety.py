@@ -102,8 +102,9 @@ async def test_kill_9_at_ten_random_moments_around_a_slot_plays_it_exactly_once(
                     journal.close()
 
             # The report counts households from journaled acks: an ack sent while the daemon was
-            # dead waits in its persistent session and is journaled after the restart.
-            await wait_for(lambda: played_acks() == set(fleet.agents), 15, f"played acks ({why})")
+            # dead waits in its persistent session and is journaled after the restart. Agents
+            # that lost the broker at each restart may be in a reconnect back-off of many seconds.
+            await wait_for(lambda: played_acks() == set(fleet.agents), 45, f"played acks ({why})")
         finally:
             fleet.stop()
             final.send_signal(signal.SIGTERM)

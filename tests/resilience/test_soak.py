@@ -25,9 +25,11 @@ from broadcastd.dispatch import SlotDue
 SPEEDUP = 2000.0
 PRE_S, POST_S = 4.0, 6.0  # real-speed window around each play_at, simulated = real seconds
 LEAD_S = 1800
-# Real seconds the 30-minute lead lasts: longer than an agent's 15 s stalled-chunk refetch, as
-# the real lead is, so a chunk lost to the simulated loss is fetched again before play_at.
+# Real seconds the 30-minute lead lasts. In the field the lead is ~120 times an agent's 15 s
+# stalled-chunk refetch; here the refetch is scaled down with the lead (REFETCH_S) so a chunk lost
+# to the simulated loss late in the lead is still fetched again several times before play_at.
 LEAD_REAL_S = 20.0
+REFETCH_S = 2.0
 
 
 class WarpClock:
@@ -98,7 +100,9 @@ async def test_soak_every_online_node_plays_each_slot_late_under_two_seconds(tmp
     async with asyncio.TaskGroup() as tg:
         daemon_task = tg.create_task(daemon.run())
         await asyncio.wait_for(daemon.ready.wait(), 30)
-        fleet = e2e.fleet(clock=clock, loss=0.05, flap=0.01, seed=8, heartbeat_s=2.0)
+        fleet = e2e.fleet(
+            clock=clock, loss=0.05, flap=0.01, seed=8, heartbeat_s=2.0, refetch_after=REFETCH_S
+        )
         fleet_task = tg.create_task(fleet.run())
         for play_at, day, slot in due:
             await clock.until(play_at - LEAD_S + 1)
