@@ -88,38 +88,35 @@ class SlotFeed:
     def _add_jobs(self) -> None:
         if self._scheduler is None:
             return
-        tz = self.config.commune.tz
         for name, slot in self.config.slots.items():
-            publish = dt.datetime.combine(dt.date(2000, 1, 3), slot.at) - slot.lead
-            self._scheduler.add_job(
-                self._due,
-                CronTrigger(
-                    hour=publish.hour, minute=publish.minute, second=publish.second, timezone=tz
-                ),
-                args=[name],
-                id=f"slot-{name}",
-                # A job that fires late (loop busy, machine suspended) still counts while the slot
-                # can be dispatched at all; coalesce so a backlog becomes one dispatch.
-                misfire_grace_time=int((slot.lead + slot.catch_up).total_seconds()),
-                coalesce=True,
-                max_instances=1,
-            )
+            self._add_job(name, slot.at, slot.lead, slot.catch_up)
         ex = self.config.exercise
         if ex is not None:
             # Daily at its publish time; `_due` enqueues only on the configured day of the month.
-            publish = dt.datetime.combine(dt.date(2000, 1, 3), ex.at) - ex.lead
-            self._scheduler.add_job(
-                self._due,
-                CronTrigger(
-                    hour=publish.hour, minute=publish.minute, second=publish.second, timezone=tz
-                ),
-                args=[EXERCISE_SLOT],
-                id=f"slot-{EXERCISE_SLOT}",
-                misfire_grace_time=int((ex.lead + ex.catch_up).total_seconds()),
-                coalesce=True,
-                max_instances=1,
-            )
+            self._add_job(EXERCISE_SLOT, ex.at, ex.lead, ex.catch_up)
         self._update_next()
+
+    def _add_job(self, name: str, at: dt.time, lead: dt.timedelta, catch_up: dt.timedelta) -> None:
+        """A daily job at the slot's publish time (`at - lead`) that enqueues `SlotDue(name)`."""
+        if self._scheduler is None:
+            return
+        publish = dt.datetime.combine(dt.date(2000, 1, 3), at) - lead
+        self._scheduler.add_job(
+            self._due,
+            CronTrigger(
+                hour=publish.hour,
+                minute=publish.minute,
+                second=publish.second,
+                timezone=self.config.commune.tz,
+            ),
+            args=[name],
+            id=f"slot-{name}",
+            # A job that fires late (loop busy, machine suspended) still counts while the slot
+            # can be dispatched at all; coalesce so a backlog becomes one dispatch.
+            misfire_grace_time=int((lead + catch_up).total_seconds()),
+            coalesce=True,
+            max_instances=1,
+        )
 
     def _due(self, slot: str) -> None:
         """The job: enqueue, nothing more (STYLE.md principle 4)."""
