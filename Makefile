@@ -47,7 +47,8 @@ fmt: venv
 check: sysdeps venv lint test
 
 bench: sysdeps venv
-	@for b in benchmarks/*.py; do echo "# $$b"; $(PY) $$b || exit 1; done
+	@# benchmarks/_*.py are helpers (a worker process, a shared config writer), not benchmarks
+	@for b in benchmarks/[!_]*.py; do echo "# $$b"; $(PY) $$b || exit 1; done
 
 soak: sysdeps venv
 	BROADCASTD_SOAK=1 $(VENV)/bin/pytest -q tests/resilience

@@ -34,9 +34,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml
+from _commune import write_commune
 
 from broadcastd import protocol
-from broadcastd.broker import Credentials, free_port
+from broadcastd.broker import Credentials
 from broadcastd.daemon import Daemon
 
 TARGET = 1.6
@@ -46,25 +47,15 @@ BIN = Path(sys.executable).parent
 
 
 def write_config(root: Path, nodes: int) -> Path:
-    lines = [
-        "commune: {id: bench, name: Bench, timezone: Asia/Ho_Chi_Minh}",
-        f"broker: {{mode: embedded, listen: '127.0.0.1:{free_port()}'}}",
-        "signing: {private_key_file: ed25519.key}",
-        "state_dir: state",
-        "slots:",
-        "  noon: {at: '11:30', max_duration: 15m, lead: 30m, catch_up: 20m}",
-        "tts: {engines: [espeak], timeout: 10s}",
-        f"nodes: {{heartbeat: 600s, keepalive: {KEEPALIVE_S:.0f}s}}",
-        "hamlets:",
-    ]
-    for h in range((nodes + PER_HAMLET - 1) // PER_HAMLET):
-        ids = ", ".join(f"{{id: d{h:02d}-{n:02d}, households: 1}}" for n in range(PER_HAMLET))
-        lines += [f"  - id: d{h:02d}", f"    name: D {h}", f"    households: {PER_HAMLET}"]
-        lines.append(f"    nodes: [{ids}]")
-    path = root / "commune.yaml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    protocol.generate_private_key(root / "ed25519.key")
-    return path
+    hamlets = (nodes + PER_HAMLET - 1) // PER_HAMLET
+    return write_commune(
+        root,
+        hamlets=hamlets,
+        per_hamlet=PER_HAMLET,
+        prefix="d",
+        heartbeat="600s",
+        keepalive=f"{KEEPALIVE_S:.0f}s",
+    )
 
 
 def node_yaml(daemon: Daemon, root: Path, node: str, password: str) -> Path:

@@ -15,7 +15,7 @@ No signatures, no disk, no acks: the floor the system is compared with; its cloc
 a settled broker.
 
 Real speakers are independent boards, so both sides' clients run in K worker processes
-(`fanout_worker.py`; every K-th agent and every K-th baseline subscriber, so each worker holds the
+(`_fanout_worker.py`; every K-th agent and every K-th baseline subscriber, so each worker holds the
 same share of every hamlet on both sides), not in the daemon's event loop. The parent starts a
 clock only after every worker has said its clients are connected. Each run (fresh temp dir,
 daemon and broker) is done for K=1 and for K=--workers (default: the CPU count, 2..4) and both
@@ -48,9 +48,10 @@ from typing import TYPE_CHECKING
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiomqtt
+from _commune import write_commune
 
 from broadcastd import protocol
-from broadcastd.broker import CONTROLLER_USER, Credentials, free_port
+from broadcastd.broker import CONTROLLER_USER, Credentials
 from broadcastd.daemon import Daemon
 from broadcastd.models import Clip
 from broadcastd.sim import fleet_nodes
@@ -68,25 +69,9 @@ SIM_THREADS = 32
 
 
 def write_config(root: Path, hamlets: int, per_hamlet: int) -> Path:
-    lines = [
-        "commune: {id: bench, name: Bench, timezone: Asia/Ho_Chi_Minh}",
-        f"broker: {{mode: embedded, listen: '127.0.0.1:{free_port()}'}}",
-        "signing: {private_key_file: ed25519.key}",
-        "state_dir: state",
-        "slots:",
-        "  noon: {at: '11:30', max_duration: 15m, lead: 30m, catch_up: 20m}",
-        "tts: {engines: [espeak], timeout: 10s}",
-        "nodes: {heartbeat: 60s, keepalive: 60s}",
-        "hamlets:",
-    ]
-    for h in range(hamlets):
-        nodes = ", ".join(f"{{id: b{h:02d}-{n:03d}, households: 1}}" for n in range(per_hamlet))
-        lines += [f"  - id: b{h:02d}", f"    name: B {h}", f"    households: {per_hamlet}"]
-        lines.append(f"    nodes: [{nodes}]")
-    path = root / "commune.yaml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    protocol.generate_private_key(root / "ed25519.key")
-    return path
+    return write_commune(
+        root, hamlets=hamlets, per_hamlet=per_hamlet, prefix="b", heartbeat="60s", keepalive="60s"
+    )
 
 
 def make_clips(root: Path, hamlets: list[str], size: int) -> dict[str, Clip]:
@@ -218,7 +203,7 @@ class CpuMeter:
 
 
 class Worker:
-    """One `fanout_worker.py` process; line-per-step over its stdin/stdout (see that module)."""
+    """One `_fanout_worker.py` process; line-per-step over its stdin/stdout (see that module)."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
@@ -227,7 +212,7 @@ class Worker:
     async def start(cls, job: dict[str, object]) -> Worker:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            str(Path(__file__).with_name("fanout_worker.py")),
+            str(Path(__file__).with_name("_fanout_worker.py")),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
