@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from broadcastd.config import EXERCISE_NOTICE
 from broadcastd.models import PlanItem, SlotPlan
-from broadcastd.schedule import estimate_seconds
+from broadcastd.schedule import estimate_seconds, window
 
 if TYPE_CHECKING:
     from broadcastd.config import Config
@@ -42,8 +42,7 @@ def exercise_times(
     ex = config.exercise
     if ex is None or not ex.occurs_on(day):
         return None
-    play_at = dt.datetime.combine(day, ex.at, tzinfo=config.commune.tz)
-    return play_at - ex.lead, play_at, play_at + ex.catch_up
+    return window(config, day, ex.at, ex.lead, ex.catch_up)
 
 
 def exercise_plans(config: Config, day: dt.date) -> list[SlotPlan]:

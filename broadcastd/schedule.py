@@ -102,6 +102,15 @@ def on_air_seconds(config: Config, items: Iterable[PlanItem]) -> float:
     return sum(parts) + config.audio.gap.total_seconds() * (len(parts) - 1)
 
 
+def window(
+    config: Config, day: dt.date, at: dt.time, lead: dt.timedelta, catch_up: dt.timedelta
+) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
+    """(publish_at, play_at, expires_at) of something playing at `at` on `day`, tz-aware in the
+    commune's zone: published `lead` before, playable until `catch_up` after."""
+    play_at = dt.datetime.combine(day, at, tzinfo=config.commune.tz)
+    return play_at - lead, play_at, play_at + catch_up
+
+
 def _slot_plan(  # noqa: PLR0913, PLR0917 - one call site; a parameter object would only rename these
     config: Config,
     day: dt.date,
@@ -122,14 +131,14 @@ def _slot_plan(  # noqa: PLR0913, PLR0917 - one call site; a parameter object wo
         if victim is None:
             break
         dropped.insert(0, items.pop(victim))
-    play_at = dt.datetime.combine(day, slot.at, tzinfo=config.commune.tz)
+    publish_at, play_at, expires_at = window(config, day, slot.at, slot.lead, slot.catch_up)
     return SlotPlan(
         date=day,
         slot=slot_id,
         hamlet=hamlet.id,
         play_at=play_at,
-        expires_at=play_at + slot.catch_up,
-        publish_at=play_at - slot.lead,
+        expires_at=expires_at,
+        publish_at=publish_at,
         items=tuple(items),
         dropped=tuple(dropped),
     )

@@ -19,6 +19,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from broadcastd.dispatch import SlotDue
 from broadcastd.exercise import EXERCISE_SLOT, exercise_times, next_exercise
+from broadcastd.schedule import window
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -40,8 +41,7 @@ def slot_times(
 ) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
     """(publish_at, play_at, expires_at) of one slot on one date, tz-aware in the commune's zone."""
     s = config.slots[slot]
-    play_at = dt.datetime.combine(day, s.at, tzinfo=config.commune.tz)
-    return play_at - s.lead, play_at, play_at + s.catch_up
+    return window(config, day, s.at, s.lead, s.catch_up)
 
 
 class SlotFeed:
