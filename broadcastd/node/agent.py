@@ -213,13 +213,18 @@ class NodeAgent:
             self._accepting.discard(pl.id)
 
     async def _accept(self, pl: protocol.Playlist, payload: bytes) -> None:
-        await asyncio.to_thread(
-            self.store.accept_playlist,
-            pl.id,
-            payload,
-            issued_at=pl.issued_at,
-            seq=pl.seq,
-            slot=pl.slot,
+        # The download starts while the acceptance is made durable: chunks on disk are useful
+        # whatever happens next, and a weak link should not idle through an fsync.
+        await asyncio.gather(
+            asyncio.to_thread(
+                self.store.accept_playlist,
+                pl.id,
+                payload,
+                issued_at=pl.issued_at,
+                seq=pl.seq,
+                slot=pl.slot,
+            ),
+            self._fetch(pl),
         )
         self._ack(pl.id, "received")
         for other in list(self._pending.values()):
@@ -228,9 +233,16 @@ class NodeAgent:
                 self._ack(other.playlist.id, "failed", f"superseded by {pl.id}")
         self._pending[pl.id] = Pending(pl)
         log.info("node %s: playlist %s accepted, plays at %d", self.id, pl.id, pl.play_at)
+        lost = [i.sha256 for i in pl.items if i.sha256 not in self.fetcher.ready]
+        lost = [sha for sha in lost if sha not in self.fetcher.active]
+        if lost:  # a clip failed verification for good before the playlist was pending
+            await self._clip_done(lost[0], ok=False)
+            return
+        self._check_ready()
+
+    async def _fetch(self, pl: protocol.Playlist) -> None:
         for item in pl.items:
             await self.fetcher.need(item)
-        self._check_ready()
 
     def _known(self, playlist_id: str) -> bool:
         current = self._current[0].id if self._current else None

@@ -2,7 +2,7 @@
 
 `state.json` is small and rewritten atomically with fsync on every change that matters for
 safety (a playlist id is recorded as played *before* the first sound, so a crash mid-bulletin can
-never make it play twice). Audio arrives under `partial/<sha>/` so a restart
+never make it play twice). Audio arrives in `partial/<sha>` so a restart
 resumes (see PartialClip); a verified clip is `clips/<sha>.bin`. Methods here block: call them
 via asyncio.to_thread (PartialClip.write excepted, see there).
 """
@@ -49,6 +49,7 @@ class NodeStore:
         self.state_file = cache_dir / "state.json"
         self.clips = cache_dir / "clips"
         self.partial = cache_dir / "partial"
+        self.pending = cache_dir / "pending"
         self.state = NodeState()
         self.chunks_written: list[tuple[str, int]] = []  # this process's writes, for tests/logs
         # The agent's tasks call these from worker threads concurrently: one writer at a time.
@@ -56,7 +57,7 @@ class NodeStore:
 
     def open(self) -> None:
         try:
-            for d in (self.root, self.clips, self.partial):
+            for d in (self.root, self.clips, self.partial, self.pending):
                 d.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise BroadcastdError(f"{self.root}: cannot create cache_dir: {exc.strerror}") from None
@@ -157,7 +158,7 @@ class NodeStore:
 
     def _pending_path(self, playlist_id: str) -> Path:
         name = hashlib.sha256(playlist_id.encode()).hexdigest()  # ids may hold any character
-        return self.root / "pending" / f"{name}.json"
+        return self.pending / f"{name}.json"
 
     def accept_playlist(
         self, playlist_id: str, envelope: bytes, *, issued_at: int, seq: int | None, slot: str
@@ -169,16 +170,13 @@ class NodeStore:
 
     def keep_pending(self, playlist_id: str, envelope: bytes) -> None:
         """Keep the signed envelope until it is played, failed or expired (re-verified at start)."""
-        path = self._pending_path(playlist_id)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_atomic(path, envelope, durable=True)
+        _write_atomic(self._pending_path(playlist_id), envelope, durable=True)
 
     def drop_pending(self, playlist_id: str) -> None:
         self._pending_path(playlist_id).unlink(missing_ok=True)
 
     def pending_envelopes(self) -> list[bytes]:
-        folder = self.root / "pending"
-        return [p.read_bytes() for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+        return [p.read_bytes() for p in sorted(self.pending.glob("*.json"))]
 
     # -- audio -------------------------------------------------------------------------------------
 
@@ -192,15 +190,25 @@ class NodeStore:
         """The download of `sha256` as left on disk (resumed), or None if the clip is verified."""
         if self.has_clip(sha256):
             return None
-        return PartialClip(self.partial / sha256, chunks, self.chunks_written)
+        path = self.partial / sha256
+        if path.is_dir():  # an older layout's download (a folder per clip): start it again
+            shutil.rmtree(path, ignore_errors=True)
+        return PartialClip(path, chunks, self.chunks_written)
 
     def missing_chunks(self, sha256: str, chunks: int) -> list[int]:
-        present = _read_have(self.partial / sha256 / HAVE_FILE, chunks)
+        try:
+            fd = os.open(self.partial / sha256, os.O_RDONLY)
+        except FileNotFoundError:
+            return list(range(chunks))
+        try:
+            present, _ = _read_records(fd, chunks)
+        finally:
+            os.close(fd)
         return [i for i in range(chunks) if i not in present]
 
-    def write_chunk(self, sha256: str, index: int, data: bytes) -> bool:
+    def write_chunk(self, sha256: str, index: int, data: bytes, chunks: int) -> bool:
         """Store one chunk; False if it was already there. (The agent keeps a PartialClip open.)"""
-        part = PartialClip(self.partial / sha256, index + 1, self.chunks_written)
+        part = PartialClip(self.partial / sha256, chunks, self.chunks_written)
         try:
             return part.write(index, data)
         finally:
@@ -215,71 +223,64 @@ class NodeStore:
 
         The only fsync of the audio path: a chunk torn by a power cut fails this check and the
         clip is fetched again, so chunks themselves are never synced (an SD card would wear)."""
-        sha256 = part.folder.name
+        sha256 = part.path.name
         try:
             ok, got = part.verify(size, sha256)
             if ok:
-                os.fsync(part.data_fd)
+                os.fsync(part.fd)
         finally:
             part.close()
         if not ok:
             log.warning("clip %s failed verification (%s); fetching it again", sha256[:12], got)
-            shutil.rmtree(part.folder, ignore_errors=True)
+            part.path.unlink(missing_ok=True)
             return False
-        (part.folder / DATA_FILE).replace(self.clip_path(sha256))
+        part.path.replace(self.clip_path(sha256))
         _fsync_dir(self.clips)  # the rename itself must survive a power cut
-        shutil.rmtree(part.folder, ignore_errors=True)
         return True
 
 
-DATA_FILE = "data"
-HAVE_FILE = "have"
 _RECORD = struct.Struct(">I")
 
 
 class PartialClip:
-    """One clip on its way: chunk `i` is written at offset `i * CHUNK_SIZE` of `partial/<sha>/data`,
-    then `i` is appended to `partial/<sha>/have`. A chunk counts as present only once its record
-    is in `have`, written after its bytes, so a killed agent never trusts a half-written chunk.
+    """One clip on its way, in one file `partial/<sha>`: chunk `i` is written at offset
+    `i * CHUNK_SIZE`, then its index is recorded after the last possible chunk (at
+    `chunks * CHUNK_SIZE + 4 * n`). A chunk counts as present only once its record is written,
+    after its bytes, so a killed agent never trusts a half-written chunk; `verify` cuts the
+    records off before checking the clip.
 
-    Two open files per clip instead of a file (create + rename) per chunk: on ext4 creating a file
-    costs ~10x the 64 KiB write itself, and with no fsync a write is a copy into the page cache,
+    One file per clip, no folder and no file per chunk: on ext4 creating a directory or a file
+    costs far more than a 64 KiB write, and with no fsync a write is a copy into the page cache,
     cheap enough to do on the event loop. The sha256 is computed as chunks arrive in order, so
     the usual download is never read back; a resumed or out-of-order one is hashed from disk.
     Blocking methods except `write` (see there); one owner, not thread-safe.
     """
 
-    def __init__(self, folder: Path, chunks: int, log_to: list[tuple[str, int]]) -> None:
-        self.folder = folder
+    def __init__(self, path: Path, chunks: int, log_to: list[tuple[str, int]]) -> None:
+        self.path = path
         self.chunks = chunks
         self._log_to = log_to
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        have = folder / HAVE_FILE
-        self.present = _read_have(have, chunks)
-        self.data_fd = os.open(folder / DATA_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        self._records_at = chunks * CHUNK_SIZE
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            self._have_fd = os.open(have, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self.present, self._records = _read_records(self.fd, chunks)
         except OSError:
-            os.close(self.data_fd)
+            os.close(self.fd)
             raise
-        with contextlib.suppress(OSError):
-            # A record torn by a power cut: drop it, or every later record would be misaligned.
-            length = os.fstat(self._have_fd).st_size
-            if length % _RECORD.size:
-                os.ftruncate(self._have_fd, length - length % _RECORD.size)
         self._digest: Any = None if self.present else hashlib.sha256()
         self._next = 0  # the next index the running digest expects
         self.closed = False
 
     def write(self, index: int, data: bytes) -> bool:
-        """Write one chunk; False if already present. Two page-cache writes to open files, no
+        """Write one chunk; False if already present. Two page-cache writes to an open file, no
         create/rename/fsync: tens of microseconds, less than a hop to a worker thread."""
         if index in self.present:
             return False
-        os.pwrite(self.data_fd, data, index * CHUNK_SIZE)
-        os.write(self._have_fd, _RECORD.pack(index))
+        os.pwrite(self.fd, data, index * CHUNK_SIZE)
+        os.pwrite(self.fd, _RECORD.pack(index), self._records_at + self._records * _RECORD.size)
+        self._records += 1
         self.present.add(index)
-        self._log_to.append((self.folder.name, index))
+        self._log_to.append((self.path.name, index))
         if self._digest is not None:
             if index == self._next:
                 self._digest.update(data)
@@ -289,33 +290,35 @@ class PartialClip:
         return True
 
     def verify(self, size: int, sha256: str) -> tuple[bool, str]:
-        """(ok, what was found) for the bytes written so far."""
-        length = os.fstat(self.data_fd).st_size
-        if length != size:
-            return False, f"{length} bytes, expected {size}"
+        """(ok, what was found) for the clip written so far; drops the chunk records."""
+        os.ftruncate(self.fd, min(os.fstat(self.fd).st_size, size))
+        length = os.fstat(self.fd).st_size
+        if length != size or len(self.present) < self.chunks:
+            return False, f"{length} bytes in {len(self.present)} chunks, expected {size}"
         if self._digest is not None and self._next == self.chunks:
             got = self._digest.hexdigest()
         else:
             digest = hashlib.sha256()
             for offset in range(0, size, 1 << 20):
-                digest.update(os.pread(self.data_fd, 1 << 20, offset))
+                digest.update(os.pread(self.fd, 1 << 20, offset))
             got = digest.hexdigest()
         return got == sha256, f"sha256 {got[:12]}"
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            os.close(self.data_fd)
-            os.close(self._have_fd)
+            os.close(self.fd)
 
 
-def _read_have(path: Path, chunks: int) -> set[int]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return set()
-    whole = len(raw) - len(raw) % _RECORD.size
-    return {i for (i,) in _RECORD.iter_unpack(raw[:whole]) if i < chunks}
+def _read_records(fd: int, chunks: int) -> tuple[set[int], int]:
+    """The chunk indexes recorded in a partial clip file, and how many whole records it holds."""
+    start = chunks * CHUNK_SIZE
+    length = os.fstat(fd).st_size
+    if length <= start:
+        return set(), 0
+    raw = os.pread(fd, length - start, start)
+    whole = len(raw) // _RECORD.size  # a record torn by a power cut is overwritten by the next
+    return {i for (i,) in _RECORD.iter_unpack(raw[: whole * _RECORD.size]) if i < chunks}, whole
 
 
 def _fsync_dir(path: Path) -> None:

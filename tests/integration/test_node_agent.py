@@ -359,7 +359,7 @@ async def test_a_corrupt_clip_is_discarded_and_fetched_again(tmp_path, mosquitto
     # A chunk left over from before, of the right size but the wrong bytes (a torn write).
     leftover = NodeStore(cfg.cache_dir)
     leftover.open()
-    leftover.write_chunk(item.sha256, 0, b"\x00" * protocol.CHUNK_SIZE)
+    leftover.write_chunk(item.sha256, 0, b"\x00" * protocol.CHUNK_SIZE, item.chunks)
     player = NullPlayer(clock=clock)
     async with running(make_agent(cfg, clock, player)):
         await ctl.send_playlist(ctl.playlist("noon-1", [item]))

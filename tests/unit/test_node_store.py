@@ -37,6 +37,7 @@ def test_state_survives_a_restart(tmp_path):
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
         "clips",
         "partial",
+        "pending",
         "state.json",
     ]
 
@@ -76,11 +77,11 @@ def test_chunks_resume_and_assemble_verified(tmp_path):
     data = os.urandom(3 * protocol.CHUNK_SIZE + 10)
     sha = hashlib.sha256(data).hexdigest()
     chunks = list(protocol.iter_chunks(data))
-    assert store.write_chunk(sha, 1, chunks[1])
-    assert not store.write_chunk(sha, 1, chunks[1])  # already there: not written again
+    assert store.write_chunk(sha, 1, chunks[1], 4)
+    assert not store.write_chunk(sha, 1, chunks[1], 4)  # already there: not written again
     assert store.missing_chunks(sha, 4) == [0, 2, 3]
     for i in (0, 2, 3):
-        store.write_chunk(sha, i, chunks[i])
+        store.write_chunk(sha, i, chunks[i], 4)
     assert store.assemble(sha, len(data), 4)
     assert store.clip_path(sha).read_bytes() == data
     assert not (store.partial / sha).exists()
@@ -90,8 +91,39 @@ def test_a_bad_clip_is_discarded(tmp_path):
     store = opened(tmp_path)
     data = b"x" * 100
     sha = hashlib.sha256(b"something else").hexdigest()
-    store.write_chunk(sha, 0, data)
+    store.write_chunk(sha, 0, data, 1)
     assert not store.assemble(sha, 100, 1)
     assert not store.has_clip(sha)
     assert store.missing_chunks(sha, 1) == [0]  # fetched again from scratch
     assert list(store.clips.iterdir()) == []
+
+
+def test_a_torn_chunk_record_is_dropped_and_overwritten(tmp_path):
+    store = opened(tmp_path)
+    data = os.urandom(3 * protocol.CHUNK_SIZE)
+    sha = hashlib.sha256(data).hexdigest()
+    chunks = list(protocol.iter_chunks(data))
+    for i in (0, 1):
+        store.write_chunk(sha, i, chunks[i], 3)
+    with (store.partial / sha).open("ab") as fh:
+        fh.write(b"\x00\x00")  # half a record: the power went while it was being written
+    assert store.missing_chunks(sha, 3) == [2]
+    store.write_chunk(sha, 2, chunks[2], 3)
+    assert store.missing_chunks(sha, 3) == []
+    assert store.assemble(sha, len(data), 3)
+    assert store.clip_path(sha).read_bytes() == data
+    assert list(store.partial.iterdir()) == []
+
+
+def test_a_download_in_the_old_folder_layout_starts_again(tmp_path):
+    store = opened(tmp_path)
+    sha = hashlib.sha256(b"clip").hexdigest()
+    (store.partial / sha).mkdir()
+    (store.partial / sha / "data").write_bytes(b"x" * 10)
+    part = store.open_partial(sha, 1)
+    assert part is not None
+    try:
+        assert part.present == set()
+    finally:
+        part.close()
+    assert (store.partial / sha).is_file()
