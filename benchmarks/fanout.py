@@ -2,10 +2,11 @@
 
 System: the daemon (embedded mosquitto with its generated password file and ACL, journal,
 Dispatcher; in this process) publishes one distinct ~1 MB clip per hamlet and a signed playlist
-per hamlet through `Dispatcher.publish` (retained 64 KiB chunks, then the playlists; what a slot
-dispatch does); N simulated reference agents (already connected, as at a real slot; the clock
-starts once the broker has worked off their connects, see `settle`) verify the playlist,
-subscribe to the chunks they lack, write them to their cache, check the sha256 and ack `ready`.
+per hamlet through `Dispatcher.publish` (retained 64 KiB chunks over the daemon's bulk links, then
+the playlists; what a slot dispatch does); N simulated reference agents (already connected, as
+at a real slot; the clock starts once the broker has worked off their connects, see `settle`)
+verify the playlist, subscribe to the chunks they lack, write them to their cache, check the
+sha256 and ack `ready`.
 The clock stops when the daemon has journaled N `ready` acks.
 
 Baseline, same run, same broker: N plain aiomqtt subscribers (connected beforehand); one plain
@@ -20,9 +21,12 @@ same share of every hamlet on both sides), not in the daemon's event loop. The p
 clock only after every worker has said its clients are connected. Each run (fresh temp dir,
 daemon and broker) is done for K=1 and for K=--workers (default: the CPU count, 2..4) and both
 are printed; the required lines are for K=--workers. The agents' only worker-thread hops are, per
-playlist, one durable state write and one open of the partial files, and per clip one fsync; the
-SIM_THREADS pool is split over the K workers. stderr also shows the CPU seconds each process
-(daemon, mosquitto, workers) spent on each clock, to tell one saturated loop from a saturated box.
+playlist, one durable state write and one open of the partial file, and per clip one fsync; the
+SIM_THREADS pool is split over the K workers. Both sides' workers freeze their heap once their
+clients are connected (`freeze_heap` in `_fanout_worker.py`: 500 agents in one process would
+otherwise pay for full garbage collections over all 500, which no board pays). stderr also
+shows the CPU seconds each process (daemon, mosquitto, workers) spent on each clock, to tell one
+saturated loop from a saturated box.
 
 Prints `fanout ready: ratio=<system/baseline> target=1.5` and `fanout peak rss: <MB> MB` (the
 daemon process's peak resident set plus each worker's; mosquitto is not counted).

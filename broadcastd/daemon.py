@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from broadcastd import protocol
 from broadcastd.broker import MosquittoProcess, write_broker_files
+from broadcastd.bulk import BulkPublisher
 from broadcastd.config import Config, load_config
 from broadcastd.control import ControlServer
 from broadcastd.dispatch import Dispatcher, SlotDue
@@ -121,9 +122,11 @@ class Daemon:
                 on_connect=self._on_connect,
                 metrics_gauge=self.metrics.mqtt_connected,
             )
+            self.bulk = BulkPublisher(self.link)
             self.dispatcher = Dispatcher(
                 config,
                 link=self.link,
+                audio=self.bulk,
                 journal=journal,
                 renderer=renderer,
                 key=key,
@@ -141,6 +144,7 @@ class Daemon:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(journal.run(), name="journal")
                     tg.create_task(self.link.run(), name="mqtt")
+                    tg.create_task(self.bulk.run(), name="mqtt-bulk")
                     tg.create_task(self.dispatcher.run(self.queue), name="dispatch")
                     tg.create_task(self.dispatcher.run_republisher(), name="republish")
                     if self.scheduling:
@@ -194,6 +198,8 @@ class Daemon:
                 ),
                 1.0,
             )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.bulk.close(), 1.0)
         await self.journal.flush()
         self._drained = True
         raise _Stop

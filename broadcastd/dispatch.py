@@ -105,9 +105,11 @@ class Dispatcher:
         key: Ed25519PrivateKey,
         metrics: Metrics,
         clock: Callable[[], float],
+        audio: Publisher | None = None,
     ) -> None:
         self.config = config
         self._link = link
+        self._audio = audio if audio is not None else link  # audio chunks (see bulk.py)
         self._journal = journal
         self._renderer = renderer
         self._key = key
@@ -342,7 +344,7 @@ class Dispatcher:
                     await self._urgent_clear.wait()  # an emergency goes first
                 async with sem:
                     ttl = max(1, wanted - int(self._clock()))
-                    await self._link.publish(
+                    await self._audio.publish(
                         self._topics.audio(clip.sha256, index), chunk, retain=True, expiry=ttl
                     )
             self._audio_expiry[clip.sha256] = wanted

@@ -1,0 +1,93 @@
+"""BulkPublisher against a real mosquitto: chunks go over the extra connections, and over the
+main link whenever no bulk link is up."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from broadcastd.bulk import BulkPublisher
+from broadcastd.mqtt import LinkSettings, MqttLink
+
+
+def count_publishes(*links: MqttLink) -> dict[str, int]:
+    """client id -> publishes that link completed, counted from now on."""
+    carried = {link.settings.client_id: 0 for link in links}
+    for link in links:
+        publish = link.publish
+
+        async def counted(*args, _publish=publish, _name=link.settings.client_id, **kwargs):
+            await _publish(*args, **kwargs)
+            carried[_name] += 1
+
+        link.publish = counted  # type: ignore[method-assign]
+    return carried
+
+
+def main_link(broker, inbox) -> MqttLink:
+    return MqttLink(
+        LinkSettings.from_url(broker.url, client_id=f"ctl-{uuid.uuid4().hex[:8]}"), inbox
+    )
+
+
+async def test_audio_spreads_over_the_bulk_links_and_reaches_subscribers(
+    mosquitto, topic_prefix, new_inbox, run_link
+):
+    seen = new_inbox()
+    observer = MqttLink(
+        LinkSettings.from_url(
+            mosquitto.url,
+            client_id=f"obs-{uuid.uuid4().hex[:8]}",
+            subscriptions=((f"{topic_prefix}/#", 1),),
+        ),
+        seen,
+    )
+    main = main_link(mosquitto, new_inbox())
+    bulk = BulkPublisher(main, count=3)
+    carried = count_publishes(main, *bulk.links)
+    async with run_link(observer), run_link(main):
+        task = asyncio.create_task(bulk.run())
+        try:
+            for link in bulk.links:
+                await link.wait_connected(5)
+            topics = [f"{topic_prefix}/audio/{i}" for i in range(12)]
+            await asyncio.gather(
+                *(bulk.publish(t, t.encode(), retain=True, expiry=60) for t in topics)
+            )
+            for topic in topics:
+                assert await seen.wait_for(topic) == [topic.encode()]
+            # Spread over the bulk links; the controller's own link sent none of it.
+            assert carried[main.settings.client_id] == 0
+            assert sum(carried.values()) == len(topics)
+            assert all(carried[link.settings.client_id] >= 1 for link in bulk.links)
+        finally:
+            await bulk.close()
+            await asyncio.wait_for(task, 5)
+    names = {link.settings.client_id for link in bulk.links}
+    assert names == {f"{main.settings.client_id}-bulk{i}" for i in (1, 2, 3)}
+    assert all(
+        link.settings.will is None and not link.settings.subscriptions for link in bulk.links
+    )
+
+
+async def test_without_bulk_links_the_main_link_carries_the_audio(
+    mosquitto, topic_prefix, new_inbox, run_link
+):
+    seen = new_inbox()
+    observer = MqttLink(
+        LinkSettings.from_url(
+            mosquitto.url,
+            client_id=f"obs-{uuid.uuid4().hex[:8]}",
+            subscriptions=((f"{topic_prefix}/#", 1),),
+        ),
+        seen,
+    )
+    main = main_link(mosquitto, new_inbox())
+    bulk = BulkPublisher(main, count=2)  # never run: no bulk link is up
+    carried = count_publishes(main, *bulk.links)
+    async with run_link(observer), run_link(main):
+        await bulk.publish(f"{topic_prefix}/audio/0", b"chunk", retain=True)
+        assert await seen.wait_for(f"{topic_prefix}/audio/0") == [b"chunk"]
+    assert carried == {main.settings.client_id: 1} | {
+        link.settings.client_id: 0 for link in bulk.links
+    }
