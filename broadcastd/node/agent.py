@@ -153,7 +153,7 @@ class NodeAgent:
         for payload in await asyncio.to_thread(self.store.pending_envelopes):
             claimed = _claimed_id(payload)
             if claimed in self.store.state.played or claimed in self.store.state.cancelled:
-                await asyncio.to_thread(self.store.drop_pending, claimed)
+                self.store.drop_pending(claimed)
                 continue
             await self._on_playlist(payload)
 
@@ -213,6 +213,7 @@ class NodeAgent:
             self._accepting.discard(pl.id)
 
     async def _accept(self, pl: protocol.Playlist, payload: bytes) -> None:
+        superseded = [p.playlist.id for p in self._pending.values() if p.playlist.slot == pl.slot]
         # The download starts while the acceptance is made durable: chunks on disk are useful
         # whatever happens next, and a weak link should not idle through an fsync.
         await asyncio.gather(
@@ -223,6 +224,7 @@ class NodeAgent:
                 issued_at=pl.issued_at,
                 seq=pl.seq,
                 slot=pl.slot,
+                supersedes=superseded,
             ),
             self._fetch(pl),
         )
@@ -407,7 +409,7 @@ class NodeAgent:
     def _ack(self, playlist_id: str, status: str, detail: str = "") -> None:
         log.debug("node %s: ack %s %s %s", self.id, playlist_id, status, detail)
         if status in ("played", "failed", "expired"):
-            self.store.drop_pending(playlist_id)  # one unlink; finished, nothing to restore
+            self.store.drop_pending(playlist_id)  # finished, nothing to restore
         self._acks.put_nowait(protocol.ack_payload(playlist_id, status, self.clock(), detail))
 
     async def _send_acks(self) -> None:

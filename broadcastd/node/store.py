@@ -24,6 +24,7 @@ from broadcastd.errors import BroadcastdError, ProtocolError
 from broadcastd.protocol import CHUNK_SIZE
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ class NodeState:
     seq: dict[str, int] = field(default_factory=dict)  # envelope kind -> highest accepted seq
     controls: dict[str, int] = field(default_factory=dict)  # control id -> its expires_at
     volume: int = DEFAULT_VOLUME
+    # Accepted playlists not yet played, failed or expired: id -> the signed envelope, kept so a
+    # reboot re-verifies them. Replaced, never changed in place (a save may be reading it).
+    pending: dict[str, str] = field(default_factory=dict)
 
 
 class NodeStore:
@@ -49,15 +53,15 @@ class NodeStore:
         self.state_file = cache_dir / "state.json"
         self.clips = cache_dir / "clips"
         self.partial = cache_dir / "partial"
-        self.pending = cache_dir / "pending"
         self.state = NodeState()
+        self._finished: set[str] = set()  # pending ids done with; forgotten at the next save
         self.chunks_written: list[tuple[str, int]] = []  # this process's writes, for tests/logs
         # The agent's tasks call these from worker threads concurrently: one writer at a time.
         self._lock = threading.RLock()
 
     def open(self) -> None:
         try:
-            for d in (self.root, self.clips, self.partial, self.pending):
+            for d in (self.root, self.clips, self.partial):
                 d.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise BroadcastdError(f"{self.root}: cannot create cache_dir: {exc.strerror}") from None
@@ -79,6 +83,7 @@ class NodeStore:
                 seq={str(k): int(v) for k, v in raw.get("seq", {}).items()},
                 controls={str(k): int(v) for k, v in raw.get("controls", {}).items()},
                 volume=int(raw.get("volume", DEFAULT_VOLUME)),
+                pending={str(k): str(v) for k, v in raw.get("pending", {}).items()},
             )
         except (AttributeError, TypeError, ValueError) as exc:
             raise BroadcastdError(f"{self.state_file}: unreadable node state: {exc}") from None
@@ -89,6 +94,9 @@ class NodeStore:
 
     def _save(self) -> None:
         s = self.state
+        finished = set(self._finished)
+        if finished:
+            s.pending = {k: v for k, v in s.pending.items() if k not in finished}
         doc = {
             "played": sorted(s.played),
             "cancelled": sorted(s.cancelled),
@@ -96,12 +104,14 @@ class NodeStore:
             "seq": s.seq,
             "controls": s.controls,
             "volume": s.volume,
+            "pending": s.pending,
         }
         try:
-            _write_atomic(self.state_file, json.dumps(doc, indent=1).encode(), durable=True)
+            _write_atomic(self.state_file, json.dumps(doc).encode(), durable=True)
         except OSError as exc:
             # Never play what could not be recorded: the caller stops rather than risk a replay.
             raise BroadcastdError(f"{self.state_file}: cannot save node state: {exc}") from None
+        self._finished.difference_update(finished)
 
     # -- replay and at-most-once -------------------------------------------------------------------
 
@@ -123,12 +133,15 @@ class NodeStore:
             self._accept(kind, issued_at=issued_at, seq=seq, slot=slot)
 
     def _accept(self, kind: str, *, issued_at: int, seq: int | None, slot: str | None) -> None:
+        self._mark(kind, issued_at=issued_at, seq=seq, slot=slot)
+        self.save()
+
+    def _mark(self, kind: str, *, issued_at: int, seq: int | None, slot: str | None) -> None:
         s = self.state
         if seq is not None:
             s.seq[kind] = max(seq, s.seq.get(kind, seq))
         if slot is not None:
             s.slot_issued[slot] = max(issued_at, s.slot_issued.get(slot, issued_at))
-        self.save()
 
     def accept_control(
         self, control_id: str, *, issued_at: int, expires_at: int, seq: int | None, now: float
@@ -156,27 +169,36 @@ class NodeStore:
 
     # -- accepted, not yet finished: a reboot must not forget them ---------------------------------
 
-    def _pending_path(self, playlist_id: str) -> Path:
-        name = hashlib.sha256(playlist_id.encode()).hexdigest()  # ids may hold any character
-        return self.pending / f"{name}.json"
-
-    def accept_playlist(
-        self, playlist_id: str, envelope: bytes, *, issued_at: int, seq: int | None, slot: str
+    def accept_playlist(  # noqa: PLR0913 - the envelope's replay marks, spelled out
+        self,
+        playlist_id: str,
+        envelope: bytes,
+        *,
+        issued_at: int,
+        seq: int | None,
+        slot: str,
+        supersedes: Iterable[str] = (),
     ) -> None:
-        """`accept` then `keep_pending`, in one call: one hop to a worker thread, not two."""
+        """Record the replay marks and keep the signed envelope (re-verified at start) until it
+        is played, failed or expired; `supersedes` are pending ids it replaces. One durable write
+        of state.json: on an SD card every fsync'd file counts."""
         with self._lock:
-            self._accept("playlist", issued_at=issued_at, seq=seq, slot=slot)
-            self.keep_pending(playlist_id, envelope)
-
-    def keep_pending(self, playlist_id: str, envelope: bytes) -> None:
-        """Keep the signed envelope until it is played, failed or expired (re-verified at start)."""
-        _write_atomic(self._pending_path(playlist_id), envelope, durable=True)
+            self._mark("playlist", issued_at=issued_at, seq=seq, slot=slot)
+            self._finished.update(supersedes)
+            self._finished.discard(playlist_id)
+            self.state.pending = {**self.state.pending, playlist_id: envelope.decode("utf-8")}
+            self._save()
 
     def drop_pending(self, playlist_id: str) -> None:
-        self._pending_path(playlist_id).unlink(missing_ok=True)
+        """Finished with: forgotten at the next save, no I/O now (safe on the event loop). Should
+        the speaker restart first, the envelope is verified again: a played or cancelled one is
+        dropped then, an expired one acks `expired` once more."""
+        self._finished.add(playlist_id)
 
     def pending_envelopes(self) -> list[bytes]:
-        return [p.read_bytes() for p in sorted(self.pending.glob("*.json"))]
+        finished = set(self._finished)
+        pending = self.state.pending
+        return [pending[k].encode("utf-8") for k in sorted(pending) if k not in finished]
 
     # -- audio -------------------------------------------------------------------------------------
 

@@ -37,7 +37,6 @@ def test_state_survives_a_restart(tmp_path):
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
         "clips",
         "partial",
-        "pending",
         "state.json",
     ]
 
@@ -127,3 +126,26 @@ def test_a_download_in_the_old_folder_layout_starts_again(tmp_path):
     finally:
         part.close()
     assert (store.partial / sha).is_file()
+
+
+def test_pending_playlists_survive_a_restart_until_finished(tmp_path):
+    store = opened(tmp_path)
+    store.accept_playlist("noon-1", b'{"id":"noon-1"}', issued_at=100, seq=7, slot="noon")
+    store.accept_playlist("eve-1", b'{"id":"eve-1"}', issued_at=100, seq=8, slot="evening")
+    assert opened(tmp_path).pending_envelopes() == [b'{"id":"eve-1"}', b'{"id":"noon-1"}']
+    # A newer noon playlist replaces the older one in the same durable write.
+    store.accept_playlist(
+        "noon-2", b'{"id":"noon-2"}', issued_at=200, seq=9, slot="noon", supersedes=["noon-1"]
+    )
+    again = opened(tmp_path)
+    assert again.pending_envelopes() == [b'{"id":"eve-1"}', b'{"id":"noon-2"}']
+    assert again.state.seq == {"playlist": 9}
+    assert again.state.slot_issued == {"noon": 200, "evening": 100}
+    # Finished: gone at once for this run, and from disk with the next save.
+    store.drop_pending("eve-1")
+    assert store.pending_envelopes() == [b'{"id":"noon-2"}']
+    assert len(opened(tmp_path).pending_envelopes()) == 2
+    store.mark_played("noon-2")
+    store.drop_pending("noon-2")
+    store.set_volume(50)
+    assert opened(tmp_path).pending_envelopes() == []
