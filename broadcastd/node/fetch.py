@@ -77,11 +77,9 @@ class Fetcher:
         sha = item.sha256
         if sha in self.ready or sha in self.active:
             return
-        part = await asyncio.to_thread(self.store.open_partial, sha, item.chunks)
-        if sha in self.ready or sha in self.active:  # needed again while the files were opened
-            if part is not None:
-                part.close()
-            return
+        # On the loop, not in a worker thread: a create and a read, no fsync, so a hop would cost
+        # more than it saves, and here it cannot queue behind other threads' fsyncs.
+        part = self.store.open_partial(sha, item.chunks)
         if part is None:
             self.ready.add(sha)
             return
@@ -155,7 +153,7 @@ class Fetcher:
             await self.on_done(fetch.sha256, ok=False)
             await self._unsubscribe(fetch)
             return
-        part = await asyncio.to_thread(self.store.open_partial, fetch.sha256, fetch.chunks)
+        part = self.store.open_partial(fetch.sha256, fetch.chunks)
         if part is None:  # verified meanwhile by an earlier run's worker thread
             del self.active[fetch.sha256]
             self.ready.add(fetch.sha256)

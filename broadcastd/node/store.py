@@ -4,7 +4,8 @@
 safety (a playlist id is recorded as played *before* the first sound, so a crash mid-bulletin can
 never make it play twice). Audio arrives in `partial/<sha>` so a restart
 resumes (see PartialClip); a verified clip is `clips/<sha>.bin`. Methods here block: call them
-via asyncio.to_thread (PartialClip.write excepted, see there).
+via asyncio.to_thread, except `open_partial`, `drop_pending` and PartialClip.write (no fsync:
+cheaper than a hop to a thread).
 """
 
 from __future__ import annotations
