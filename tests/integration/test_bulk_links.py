@@ -24,9 +24,11 @@ def count_publishes(*links: MqttLink) -> dict[str, int]:
     return carried
 
 
-def main_link(broker, inbox) -> MqttLink:
+def link_to(broker, inbox, subscribe: str | None = None) -> MqttLink:
+    subscriptions = ((subscribe, 1),) if subscribe else ()
+    client_id = f"t-{uuid.uuid4().hex[:8]}"
     return MqttLink(
-        LinkSettings.from_url(broker.url, client_id=f"ctl-{uuid.uuid4().hex[:8]}"), inbox
+        LinkSettings.from_url(broker.url, client_id=client_id, subscriptions=subscriptions), inbox
     )
 
 
@@ -34,15 +36,8 @@ async def test_audio_spreads_over_the_bulk_links_and_reaches_subscribers(
     mosquitto, topic_prefix, new_inbox, run_link
 ):
     seen = new_inbox()
-    observer = MqttLink(
-        LinkSettings.from_url(
-            mosquitto.url,
-            client_id=f"obs-{uuid.uuid4().hex[:8]}",
-            subscriptions=((f"{topic_prefix}/#", 1),),
-        ),
-        seen,
-    )
-    main = main_link(mosquitto, new_inbox())
+    observer = link_to(mosquitto, seen, subscribe=f"{topic_prefix}/#")
+    main = link_to(mosquitto, new_inbox())
     bulk = BulkPublisher(main, count=3)
     carried = count_publishes(main, *bulk.links)
     async with run_link(observer), run_link(main):
@@ -74,15 +69,8 @@ async def test_without_bulk_links_the_main_link_carries_the_audio(
     mosquitto, topic_prefix, new_inbox, run_link
 ):
     seen = new_inbox()
-    observer = MqttLink(
-        LinkSettings.from_url(
-            mosquitto.url,
-            client_id=f"obs-{uuid.uuid4().hex[:8]}",
-            subscriptions=((f"{topic_prefix}/#", 1),),
-        ),
-        seen,
-    )
-    main = main_link(mosquitto, new_inbox())
+    observer = link_to(mosquitto, seen, subscribe=f"{topic_prefix}/#")
+    main = link_to(mosquitto, new_inbox())
     bulk = BulkPublisher(main, count=2)  # never run: no bulk link is up
     carried = count_publishes(main, *bulk.links)
     async with run_link(observer), run_link(main):
