@@ -29,6 +29,8 @@ async def test_ten_hamlets_two_agents_each_play_the_slot_exactly_once(tmp_path):
             return len(rows) == 10 and len(acks) == 20
 
         await wait_for(played_everywhere, 60, "20 played acks journaled")
+        # The audio went out over the bulk links, which the generated ACL lets in.
+        assert all(link.connects >= 1 for link in daemon.bulk.links)
         await asyncio.sleep(1.5)  # a duplicate play would show up here
         rows = daemon.journal.dispatches_for(day, "noon")
         by_hamlet = {r.hamlet: r for r in rows}
