@@ -150,7 +150,7 @@ class NodeAgent:
     async def _restore_pending(self) -> None:
         """Playlists accepted before a restart: verified again, so one that expired while the
         speaker was down acks `expired` (and never plays) instead of being forgotten."""
-        for payload in await asyncio.to_thread(self.store.pending_envelopes):
+        for payload in self.store.pending_envelopes():  # read from state.json at open
             claimed = _claimed_id(payload)
             if claimed in self.store.state.played or claimed in self.store.state.cancelled:
                 self.store.drop_pending(claimed)
@@ -235,8 +235,8 @@ class NodeAgent:
                 self._ack(other.playlist.id, "failed", f"superseded by {pl.id}")
         self._pending[pl.id] = Pending(pl)
         log.info("node %s: playlist %s accepted, plays at %d", self.id, pl.id, pl.play_at)
-        lost = [i.sha256 for i in pl.items if i.sha256 not in self.fetcher.ready]
-        lost = [sha for sha in lost if sha not in self.fetcher.active]
+        on_its_way = self.fetcher.ready | self.fetcher.active.keys()
+        lost = [i.sha256 for i in pl.items if i.sha256 not in on_its_way]
         if lost:  # a clip failed verification for good before the playlist was pending
             await self._clip_done(lost[0], ok=False)
             return
