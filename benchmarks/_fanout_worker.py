@@ -44,7 +44,7 @@ def freeze_heap() -> None:
     collections are put off; young objects are still collected as usual."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(700, 10, 10_000)
+    gc.set_threshold(*DEFAULT_GC_THRESHOLD[:2], 10_000)
 
 
 def thaw_heap() -> None:
