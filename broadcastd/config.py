@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -326,6 +327,8 @@ class Config(Model):
     _clip_seconds: dict[Path, float] = PrivateAttr(default_factory=dict)
     # Where every value was written, so later checks (plan warnings) can name file:line:col.
     _located: Located | None = PrivateAttr(default=None)
+    # node id -> hamlet, built on first use: every ack from a node looks its hamlet up.
+    _node_hamlets: dict[str, Hamlet] | None = PrivateAttr(default=None)
 
     @property
     def source(self) -> Path:
@@ -353,9 +356,11 @@ class Config(Model):
                 return h
         raise KeyError(hamlet_id)
 
-    def node_hamlets(self) -> dict[str, Hamlet]:
-        """node id -> its hamlet."""
-        return {n.id: h for h in self.hamlets for n in h.nodes}
+    def node_hamlets(self) -> Mapping[str, Hamlet]:
+        """node id -> its hamlet (built once: the config is frozen)."""
+        if self._node_hamlets is None:
+            self._node_hamlets = {n.id: h for h in self.hamlets for n in h.nodes}
+        return MappingProxyType(self._node_hamlets)
 
 
 def load_config(path: Path | str, *, probe_media: bool = True) -> Config:
