@@ -2,8 +2,9 @@
 
 Every envelope is checked (signature, commune, hamlet, expiry, replay) before anything else
 happens; a playlist id is recorded as played before its first sound so it plays at most once,
-across crashes and restarts. Time comes from the injected clock and the scheduler re-reads it
-every `tick`, so a simulator's fast or fake clock drives playback without real waiting.
+across crashes and restarts. Time comes from the injected clock; the scheduler sleeps until the
+next play_at or expiry and re-reads the clock at least every `tick` (1 s), so a stepped clock, or
+a simulator's fast or fake one, drives playback without real waiting.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACK_DRAIN_S = 3.0  # how long a clean stop waits for queued acks to reach the broker
+MIN_WAIT_S = 0.005  # the scheduler's shortest sleep: a deadline a hair away is not a busy loop
 
 
 @dataclass(slots=True)
@@ -53,7 +55,7 @@ class NodeAgent:
         clock: Callable[[], float] = time.time,
         player: Player | None = None,
         loss: float = 0.0,
-        tick: float = 0.2,
+        tick: float = 1.0,
         refetch_after: float = REFETCH_AFTER_S,
         rng: random.Random | None = None,
     ) -> None:
@@ -330,16 +332,36 @@ class NodeAgent:
                 asked = loop.time()
                 with contextlib.suppress(LinkError):
                     await self.link.subscribe([self.topics.playlist(self.hamlet)])
-            if self._pending or self.fetcher.active or self.loss:
-                # Re-read the (possibly fake) clock every tick; a timer handle, not wait_for's
-                # task per tick: a simulated fleet of 1000 agents ticks 5000 times a second.
-                timer = loop.call_later(self.tick, self._wake.set)
-                try:
-                    await self._wake.wait()
-                finally:
-                    timer.cancel()
-            else:
+            delay = self._next_wake(self.clock(), asked + self.fetcher.refetch_after - loop.time())
+            if delay is None:
                 await self._wake.wait()  # nothing pending or downloading: nothing can fall due
+                continue
+            # A timer handle, not wait_for's task per wait: a simulated fleet runs 1000 of these.
+            timer = loop.call_later(delay, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                timer.cancel()
+
+    def _next_wake(self, now: float, ask_in: float) -> float | None:
+        """Seconds until something can fall due: a ready playlist's play_at, an expiry, a stalled
+        download's check (or the simulator's re-ask, `ask_in`), at most `tick` so a (possibly
+        fake or stepped) clock is re-read; None if only an event (a message) can change anything.
+        A playlist due but waiting for the current bulletin is woken by that bulletin's end."""
+        waits = [p.playlist.expires_at - now for p in self._pending.values()]
+        waits += [
+            p.playlist.play_at - now
+            for p in self._pending.values()
+            if p.ready and p.playlist.play_at > now
+        ]
+        stalled_in = self.fetcher.stall_check_in()
+        if stalled_in is not None:
+            waits.append(stalled_in)
+        if self.loss:
+            waits.append(ask_in)
+        if not waits:
+            return None
+        return max(MIN_WAIT_S, min(self.tick, *waits))
 
     async def _run_due(self, now: float) -> None:
         for pid, pending in list(self._pending.items()):

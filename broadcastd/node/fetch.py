@@ -122,6 +122,13 @@ class Fetcher:
                 fetch.progress_at = now
                 await self._subscribe(fetch)
 
+    def stall_check_in(self) -> float | None:
+        """Seconds until the oldest download without progress counts as stalled; None if none."""
+        waiting = [f.progress_at for f in self.active.values() if len(f.part.present) < f.chunks]
+        if not waiting:
+            return None
+        return min(waiting) + self.refetch_after - asyncio.get_running_loop().time()
+
     def close(self) -> None:
         """Close the open partial files (the agent is going away; the downloads resume later)."""
         for fetch in self.active.values():
