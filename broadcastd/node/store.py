@@ -1,8 +1,8 @@
 """What a speaker remembers across restarts: played ids, replay marks, volume, and its audio.
 
-`state.json` is small and rewritten atomically with fsync on every change that matters for
-safety (a playlist id is recorded as played *before* the first sound, so a crash mid-bulletin can
-never make it play twice). Audio arrives in `partial/<sha>` so a restart
+The state is small and saved durably (see StateFile) on every change that matters for safety
+(a playlist id is recorded as played *before* the first sound, so a crash mid-bulletin can never
+make it play twice). Audio arrives in `partial/<sha>` so a restart
 resumes (see PartialClip); a verified clip is `clips/<sha>.bin`. Methods here block: call them
 via asyncio.to_thread, except `open_partial`, `drop_pending` and PartialClip.write (no fsync:
 cheaper than a hop to a thread).
@@ -10,9 +10,7 @@ cheaper than a hop to a thread).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -22,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from broadcastd.errors import BroadcastdError, ProtocolError
+from broadcastd.node.statefile import StateFile, fsync_dir
 from broadcastd.protocol import CHUNK_SIZE
 
 if TYPE_CHECKING:
@@ -51,7 +50,7 @@ class NodeStore:
 
     def __init__(self, cache_dir: Path) -> None:
         self.root = cache_dir
-        self.state_file = cache_dir / "state.json"
+        self.state_file = StateFile(cache_dir)
         self.clips = cache_dir / "clips"
         self.partial = cache_dir / "partial"
         self.state = NodeState()
@@ -69,13 +68,10 @@ class NodeStore:
         self.state = self._load()
 
     def _load(self) -> NodeState:
-        try:
-            raw: Any = json.loads(self.state_file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        raw = self.state_file.load()
+        if raw is None:
             return NodeState()
-        except (OSError, ValueError) as exc:
-            # Refuse to start rather than forget what was played and play it again.
-            raise BroadcastdError(f"{self.state_file}: unreadable node state: {exc}") from None
+        where = self.state_file.slots[self.state_file.generation % 2]
         try:
             return NodeState(
                 played=set(raw.get("played", [])),
@@ -87,7 +83,7 @@ class NodeStore:
                 pending={str(k): str(v) for k, v in raw.get("pending", {}).items()},
             )
         except (AttributeError, TypeError, ValueError) as exc:
-            raise BroadcastdError(f"{self.state_file}: unreadable node state: {exc}") from None
+            raise BroadcastdError(f"{where}: unreadable node state: {exc}") from None
 
     def save(self) -> None:
         with self._lock:
@@ -108,10 +104,10 @@ class NodeStore:
             "pending": s.pending,
         }
         try:
-            _write_atomic(self.state_file, json.dumps(doc).encode(), durable=True)
+            self.state_file.save(doc)
         except OSError as exc:
             # Never play what could not be recorded: the caller stops rather than risk a replay.
-            raise BroadcastdError(f"{self.state_file}: cannot save node state: {exc}") from None
+            raise BroadcastdError(f"{self.root}: cannot save node state: {exc}") from None
         self._finished.difference_update(finished)
 
     # -- replay and at-most-once -------------------------------------------------------------------
@@ -182,7 +178,7 @@ class NodeStore:
     ) -> None:
         """Record the replay marks and keep the signed envelope (re-verified at start) until it
         is played, failed or expired; `supersedes` are pending ids it replaces. One durable write
-        of state.json: on an SD card every fsync'd file counts."""
+        of the state: on an SD card every fsync'd file counts."""
         with self._lock:
             self._mark("playlist", issued_at=issued_at, seq=seq, slot=slot)
             self._finished.update(supersedes)
@@ -258,7 +254,7 @@ class NodeStore:
             part.path.unlink(missing_ok=True)
             return False
         part.path.replace(self.clip_path(sha256))
-        _fsync_dir(self.clips)  # the rename itself must survive a power cut
+        fsync_dir(self.clips)  # the rename itself must survive a power cut
         return True
 
 
@@ -342,25 +338,3 @@ def _read_records(fd: int, chunks: int) -> tuple[set[int], int]:
     raw = os.pread(fd, length - start, start)
     whole = len(raw) // _RECORD.size  # a record torn by a power cut is overwritten by the next
     return {i for (i,) in _RECORD.iter_unpack(raw[: whole * _RECORD.size]) if i < chunks}, whole
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes, *, durable: bool) -> None:
-    # Unique per writer: a crashed agent's worker thread may still be writing when the next starts.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        if durable:
-            fh.flush()
-            os.fsync(fh.fileno())
-    tmp.replace(path)
-    if durable:
-        _fsync_dir(path.parent)  # the rename itself must survive a power cut

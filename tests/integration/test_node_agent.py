@@ -458,9 +458,10 @@ async def test_stop_cancel_and_volume_controls(tmp_path, mosquitto, controller):
         await ctl.wait_ack("evening", "played")
     assert [p for p, _, _ in player.plays] == ["routine", "evening"]
     assert player.volumes == [80, 35]
-    state = json.loads((tmp_path / "cache" / "state.json").read_text())
-    assert state["volume"] == 35
-    assert "later" in state["cancelled"]
+    saved = NodeStore(tmp_path / "cache")
+    saved.open()
+    assert saved.state.volume == 35
+    assert "later" in saved.state.cancelled
 
 
 async def test_the_broadcastd_node_command_plays_with_a_real_player_and_stops_cleanly(

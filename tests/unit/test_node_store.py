@@ -33,10 +33,11 @@ def test_state_survives_a_restart(tmp_path):
     assert again.state.slot_issued == {"noon": 100}
     assert again.state.seq == {"playlist": 5, "control": 6}
     assert "c-1" in again.state.controls
-    # Written atomically: no temp file left next to it.
+    # Saved in place, alternating between two files: no temp file left next to them.
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
         "clips",
         "partial",
+        "state.1.json",
         "state.json",
     ]
 
