@@ -247,6 +247,7 @@ class NodeStore:
             ok, got = part.verify(size, sha256)
             if ok:
                 os.fsync(part.fd)
+                _drop_behind(part.fd, 0)  # all of it is clean now: nothing of it stays in RAM
         finally:
             part.close()
         if not ok:
@@ -272,6 +273,13 @@ class PartialClip:
     costs far more than a 64 KiB write, and with no fsync a write is a copy into the page cache,
     cheap enough to do on the event loop. The sha256 is computed as chunks arrive in order, so
     the usual download is never read back; a resumed or out-of-order one is hashed from disk.
+
+    Written "drop-behind": after each chunk the kernel is asked to start writing the chunks out
+    and to drop from memory those already written (POSIX_FADV_DONTNEED over the chunk area; the
+    records' page stays). A clip plays hours later, so its pages serve nothing in RAM meanwhile;
+    the chunks reach the disk as they arrive instead of in one burst at the final fsync (less to
+    lose in a power cut); and the next download reuses the freed pages instead of taking new
+    ones (a fleet simulator in one process writes 1000 clips at once).
     Blocking methods except `write` (see there); one owner, not thread-safe.
     """
 
@@ -291,12 +299,14 @@ class PartialClip:
         self.closed = False
 
     def write(self, index: int, data: bytes) -> bool:
-        """Write one chunk; False if already present. Two page-cache writes to an open file, no
-        create/rename/fsync: tens of microseconds, less than a hop to a worker thread."""
+        """Write one chunk; False if already present. Two page-cache writes to an open file and
+        a drop-behind hint, no create/rename/fsync: tens of microseconds, less than a hop to a
+        worker thread."""
         if index in self.present:
             return False
         os.pwrite(self.fd, data, index * CHUNK_SIZE)
         os.pwrite(self.fd, _RECORD.pack(index), self._records_at + self._records * _RECORD.size)
+        _drop_behind(self.fd, self._records_at)
         self._records += 1
         self.present.add(index)
         self._log_to.append((self.path.name, index))
@@ -327,6 +337,12 @@ class PartialClip:
         if not self.closed:
             self.closed = True
             os.close(self.fd)
+
+
+def _drop_behind(fd: int, length: int) -> None:
+    """Start writeback of the file's first `length` bytes (0: all) and drop its clean pages."""
+    if hasattr(os, "posix_fadvise"):  # Linux; elsewhere the page cache keeps them, as before
+        os.posix_fadvise(fd, 0, length, os.POSIX_FADV_DONTNEED)
 
 
 def _read_records(fd: int, chunks: int) -> tuple[set[int], int]:
