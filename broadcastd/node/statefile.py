@@ -6,7 +6,8 @@ and deletes a file every time; here saves alternate between two files created on
 `state.json` and `state.1.json`, each overwritten in place and synced. Each holds a generation
 number and the sha256 of the state it carries, so a save torn by a power cut is recognised on the
 next start and the other slot, one save older and complete, is used instead. A `state.json`
-written by an older version (the bare state, replaced atomically) loads as generation 0.
+written by an older version (the bare state, replaced atomically) loads as generation 0. Both
+files are created (empty) when the speaker prepares its cache_dir, so no save creates a file.
 
 Blocking; one owner (the NodeStore, under its lock).
 """
@@ -41,6 +42,19 @@ class StateFile:
         self.generation = 0
         self._sizes = [-1, -1]  # bytes in each slot file; -1: not created yet
 
+    def prepare(self) -> None:
+        """Create the slot files that do not exist yet (empty: never saved into), once, at start:
+        a save then only overwrites a file, and the directory is synced here instead."""
+        created = False
+        for index, path in enumerate(self.slots):
+            if self._sizes[index] < 0:
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                    created = True
+                self._sizes[index] = path.stat().st_size
+        if created:
+            fsync_dir(self.directory)
+
     def load(self) -> dict[str, Any] | None:
         """The newest complete state; None if none was ever saved. BroadcastdError if state
         files exist but none is complete (never start from nothing: that could replay)."""
@@ -54,6 +68,8 @@ class StateFile:
             except OSError as exc:
                 raise BroadcastdError(f"{path}: unreadable node state: {exc.strerror}") from None
             self._sizes[index] = len(raw)
+            if not raw:
+                continue  # created by prepare(), never saved into (or not yet when power went)
             try:
                 found.append(_decode(raw))
             except TornSlotError as exc:

@@ -66,6 +66,10 @@ class NodeStore:
         except OSError as exc:
             raise BroadcastdError(f"{self.root}: cannot create cache_dir: {exc.strerror}") from None
         self.state = self._load()
+        try:
+            self.state_file.prepare()
+        except OSError as exc:
+            raise BroadcastdError(f"{self.root}: cannot create the state files: {exc}") from None
 
     def _load(self) -> NodeState:
         raw = self.state_file.load()

@@ -80,3 +80,17 @@ def test_a_failed_save_keeps_the_last_complete_one(tmp_path):
     (tmp_path / SLOT_NAMES[0]).rmdir()
     state_file.save({"volume": 30})  # the same slot again, now it can be
     assert StateFile(tmp_path).load() == {"volume": 30}
+
+
+def test_prepare_creates_both_files_empty_so_no_save_creates_one(tmp_path, caplog):
+    state_file = StateFile(tmp_path)
+    assert state_file.load() is None
+    state_file.prepare()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(SLOT_NAMES)
+    assert all((tmp_path / name).stat().st_size == 0 for name in SLOT_NAMES)
+    assert StateFile(tmp_path).load() is None  # empty files: never saved into
+    state_file.save({"volume": 10})
+    again = StateFile(tmp_path)
+    assert again.load() == {"volume": 10}
+    again.prepare()  # both exist: nothing to do
+    assert "complete copy" not in caplog.text  # an empty slot is not a torn one
