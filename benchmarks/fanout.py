@@ -10,8 +10,10 @@ sha256 and ack `ready`.
 The clock stops when the daemon has journaled N `ready` acks.
 
 Baseline, same run, same broker: N plain aiomqtt subscribers (connected beforehand); one plain
-aiomqtt publisher (also connected beforehand) puts the same bytes on retained chunk topics, then
-each subscriber subscribes to its hamlet's chunks and counts bytes until it has the whole clip.
+aiomqtt publisher (also connected beforehand) puts the same bytes on retained chunk topics, as
+the same MQTT messages (retained, with the message expiry DESIGN.md §5 gives audio chunks and the
+system's chunks carry: a v5 property each subscriber's client parses on every chunk), then each
+subscriber subscribes to its hamlet's chunks and counts bytes until it has the whole clip.
 No signatures, no disk, no acks: the floor the system is compared with; its clock also starts on
 a settled broker.
 
@@ -53,10 +55,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiomqtt
 from _commune import write_commune
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from broadcastd import protocol
 from broadcastd.broker import CONTROLLER_USER, Credentials
 from broadcastd.daemon import Daemon
+from broadcastd.dispatch import AUDIO_EXPIRY_MARGIN_S
 from broadcastd.models import Clip
 from broadcastd.sim import fleet_nodes
 
@@ -70,6 +75,14 @@ SETTLE_RTT_S = 0.05
 # agents' fsyncs queued 6 at a time: measured in one process, 13.0-13.5 s vs 15.8-16.3 s with 6
 # threads, 14.7 s with 64. The workers share this total, SIM_THREADS // K each.
 SIM_THREADS = 32
+PLAY_IN_S, EXPIRES_IN_S = 3600, 7200  # the benchmark's playlists: nothing plays during a run
+
+
+def chunk_properties() -> Properties:
+    """The message expiry the Dispatcher gives these chunks (`expires_at` + the margin)."""
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.MessageExpiryInterval = EXPIRES_IN_S + AUDIO_EXPIRY_MARGIN_S
+    return props
 
 
 def write_config(root: Path, hamlets: int, per_hamlet: int) -> Path:
@@ -108,8 +121,8 @@ def envelope(daemon: Daemon, hamlet: str, clip: Clip, now: int) -> dict[str, obj
             hamlet=hamlet,
             playlist_id=f"bench-{hamlet}-{clip.sha256[:8]}",
             slot="noon",
-            play_at=now + 3600,  # far ahead: the benchmark measures prefetch, nothing plays
-            expires_at=now + 7200,
+            play_at=now + PLAY_IN_S,  # far ahead: the benchmark measures prefetch, nothing plays
+            expires_at=now + EXPIRES_IN_S,
             priority="normal",
             issued_at=now,
             items=[item],
@@ -278,7 +291,13 @@ async def baseline_run(  # noqa: PLR0913 - the baseline's knobs, explicit
         meter.mark("baseline-start")
         for hamlet in hamlets:
             for index, chunk in enumerate(protocol.iter_chunks(data[hamlet])):
-                await pub.publish(f"{topic_root}/{hamlet}/{index}", chunk, qos=1, retain=True)
+                await pub.publish(
+                    f"{topic_root}/{hamlet}/{index}",
+                    chunk,
+                    qos=1,
+                    retain=True,
+                    properties=chunk_properties(),
+                )
         for worker in workers:
             worker.send("go")
         await all_say(workers, "done", limit_s)
