@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_VOLUME = 80
+DROP_BEHIND_EVERY = 4  # chunks (256 KiB) between two drop-behind hints; finish() drops the rest
 
 
 @dataclass(slots=True)
@@ -278,7 +279,7 @@ class PartialClip:
     cheap enough to do on the event loop. The sha256 is computed as chunks arrive in order, so
     the usual download is never read back; a resumed or out-of-order one is hashed from disk.
 
-    Written "drop-behind": after each chunk the kernel is asked to start writing the chunks out
+    Written "drop-behind": every few chunks the kernel is asked to start writing the chunks out
     and to drop from memory those already written (POSIX_FADV_DONTNEED over the chunk area; the
     records' page stays). A clip plays hours later, so its pages serve nothing in RAM meanwhile;
     the chunks reach the disk as they arrive instead of in one burst at the final fsync (less to
@@ -310,7 +311,8 @@ class PartialClip:
             return False
         os.pwrite(self.fd, data, index * CHUNK_SIZE)
         os.pwrite(self.fd, _RECORD.pack(index), self._records_at + self._records * _RECORD.size)
-        _drop_behind(self.fd, self._records_at)
+        if self._records % DROP_BEHIND_EVERY == 0:
+            _drop_behind(self.fd, self._records_at)
         self._records += 1
         self.present.add(index)
         self._log_to.append((self.path.name, index))
