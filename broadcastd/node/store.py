@@ -311,9 +311,9 @@ class PartialClip:
             return False
         os.pwrite(self.fd, data, index * CHUNK_SIZE)
         os.pwrite(self.fd, _RECORD.pack(index), self._records_at + self._records * _RECORD.size)
+        self._records += 1
         if self._records % DROP_BEHIND_EVERY == 0:
             _drop_behind(self.fd, self._records_at)
-        self._records += 1
         self.present.add(index)
         self._log_to.append((self.path.name, index))
         if self._digest is not None:
