@@ -159,11 +159,7 @@ class SlotFeed:
                 publish_at, _, expires_at = slot_times(self.config, day, name)
                 if publish_at <= now < expires_at:
                     due.append(SlotDue(day, name, "catch-up at start-up"))
-                elif (
-                    expires_at <= now
-                    and day == now.date()
-                    and not self._journal.dispatches_for(day, name)
-                ):
+                elif self._missed(day, name, expires_at, now):
                     reason = f"not dispatched: daemon was down until after {expires_at:%H:%M}"
                     log.warning("slot %s %s %s", day, name, reason)
                     await self._journal.record_skip(day, name, "*", reason)
@@ -173,6 +169,17 @@ class SlotFeed:
         for item in due:
             self._queue.put_nowait(item)
         return due
+
+    def _missed(self, day: dt.date, slot: str, expires_at: dt.datetime, now: dt.datetime) -> bool:
+        """A slot whose window closed in the last day with nothing dispatched and no skip
+        journaled yet (a window can close after midnight: its day is then yesterday)."""
+        if not expires_at <= now < expires_at + dt.timedelta(days=1):
+            return False
+        if self._journal.dispatches_for(day, slot):
+            return False
+        return not any(
+            s.slot == slot and s.hamlet == "*" for s in self._journal.skips_between(day, day)
+        )
 
     def mark_audio_state(self, plans: Iterable[SlotPlan], cache: _Cache) -> None:
         """Raise `slot_audio_not_ready{slot}` when a slot within `lead` still lacks audio."""
