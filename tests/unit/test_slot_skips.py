@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from broadcastd.config import load_config
-from broadcastd.dispatch import SlotDue
 from broadcastd.journal import Journal
 from broadcastd.metrics import Metrics
 from broadcastd.slots import SlotFeed
+
+if TYPE_CHECKING:
+    from broadcastd.dispatch import SlotDue
 
 CONFIG = """\
 commune: {id: thu, name: Xã Thử}
