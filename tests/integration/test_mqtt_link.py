@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from broadcastd.broker import free_port
 from broadcastd.errors import LinkError
-from broadcastd.mqtt import LinkSettings, MqttLink
+from broadcastd.mqtt import RECEIVE_MAXIMUM, LinkSettings, MqttLink
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,6 +72,15 @@ async def test_routes_messages_publishes_retained_with_expiry_and_clears(
             await late_inbox.wait_for(f"{p}/barrier")
             assert late_inbox.on(f"{p}/out") == []
     assert gauge._value.get() == 0
+
+
+async def test_connect_asks_for_the_v5_receive_window_not_the_brokers_20(new_inbox):
+    """Without Receive Maximum in CONNECT mosquitto keeps 20 QoS 1 messages in flight to a client
+    and refills one PUBACK per loop pass: the daemon, where every node's acks arrive, lagged."""
+    link = MqttLink(LinkSettings(host="127.0.0.1", port=1, client_id="rm"), new_inbox())
+    props = link._make_client()._properties  # what CONNECT will carry
+    assert props is not None
+    assert props.ReceiveMaximum == RECEIVE_MAXIMUM == 65535
 
 
 async def test_publish_while_disconnected_fails_fast(new_inbox, run_link):
@@ -129,7 +138,7 @@ async def test_survives_broker_kill_and_gets_messages_queued_while_away(
 
 _AGENT = """
 import asyncio, sys
-from broadcastd.mqtt import LinkSettings, MqttLink
+from broadcastd.mqtt import RECEIVE_MAXIMUM, LinkSettings, MqttLink
 
 async def main():
     url, cid, topic = sys.argv[1:4]
