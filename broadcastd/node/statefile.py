@@ -86,7 +86,7 @@ class StateFile:
     def save(self, state: dict[str, Any]) -> None:
         """Write `state` as the next generation into the older slot and sync it. OSError if the
         disk refuses; the newest complete state is then still the one saved before."""
-        body = json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
+        body = _canonical(state)
         generation = self.generation + 1
         digest = hashlib.sha256(body).hexdigest().encode()
         data = b'{"generation":%d,"sha256":"%s","state":%s}' % (generation, digest, body)
@@ -106,6 +106,11 @@ class StateFile:
         self.generation = generation
 
 
+def _canonical(state: dict[str, Any]) -> bytes:
+    """The bytes a slot's sha256 covers: the state as compact JSON with sorted keys."""
+    return json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
+
+
 def _decode(raw: bytes) -> tuple[int, dict[str, Any]]:
     """(generation, state) of one slot; TornSlotError if it is torn or not a state file."""
     try:
@@ -119,7 +124,7 @@ def _decode(raw: bytes) -> tuple[int, dict[str, Any]]:
     state, generation = doc.get("state"), doc.get("generation")
     if not isinstance(state, dict) or not isinstance(generation, int):
         raise TornSlotError("no generation or state in it")
-    body = json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
+    body = _canonical(state)
     if hashlib.sha256(body).hexdigest() != doc["sha256"]:
         raise TornSlotError("its sha256 does not match its state")
     return generation, state
