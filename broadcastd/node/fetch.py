@@ -45,6 +45,11 @@ class Fetch:
     progress_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
     @property
+    def complete(self) -> bool:
+        """Every chunk written (not yet verified)."""
+        return len(self.part.present) == self.chunks
+
+    @property
     def missing(self) -> list[int]:
         return [i for i in range(self.chunks) if i not in self.part.present]
 
@@ -107,7 +112,7 @@ class Fetcher:
             return
         fetch.part.write(index, payload)
         fetch.progress_at = asyncio.get_running_loop().time()
-        if len(fetch.part.present) == fetch.chunks:
+        if fetch.complete:
             await self._complete(fetch)
 
     async def resubscribe(self, *, stalled_only: bool = False) -> None:
@@ -116,7 +121,7 @@ class Fetcher:
             return
         now = asyncio.get_running_loop().time()
         for fetch in list(self.active.values()):
-            if len(fetch.part.present) < fetch.chunks and (
+            if not fetch.complete and (
                 not stalled_only or now - fetch.progress_at > self.refetch_after
             ):
                 fetch.progress_at = now
@@ -124,7 +129,7 @@ class Fetcher:
 
     def stall_check_in(self) -> float | None:
         """Seconds until the oldest download without progress counts as stalled; None if none."""
-        waiting = [f.progress_at for f in self.active.values() if len(f.part.present) < f.chunks]
+        waiting = [f.progress_at for f in self.active.values() if not f.complete]
         if not waiting:
             return None
         return min(waiting) + self.refetch_after - asyncio.get_running_loop().time()
