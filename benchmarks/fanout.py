@@ -49,6 +49,7 @@ import json
 import logging
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -84,9 +85,39 @@ SIM_THREADS = 32
 # its own board's, never the broker's disk. Beside it they paid for the broker's database, which
 # mosquitto replaces after every pass of its loop (`autosave_on_changes`): on ext4 without a
 # journal each file created in the same block group then scans past every inode deleted in the
-# last seconds, measured here 0.30-0.37 ms per create instead of 0.016 ms.
+# last seconds, measured here 0.30-0.37 ms per create instead of 0.016 ms. For the same reason
+# no run deletes a fleet's files before the benchmark ends (see FleetTrees).
 FLEET_TMP = "/var/tmp" if Path("/var/tmp").is_dir() else None  # noqa: S108 - a temp dir's parent
 PLAY_IN_S, EXPIRES_IN_S = 3600, 7200  # the benchmark's playlists: nothing plays during a run
+
+
+class FleetTrees:
+    """The simulated speakers' cache trees of every run, deleted only when the benchmark ends.
+
+    Deleting a run's ~5000 files (1000 agents' dirs, clips, partials, state files) right before
+    the next run made each of that run's creates scan past them: ext4 without a journal skips
+    inodes deleted in the last 5 s, or 305 s while their inode-table block is dirty, which the
+    next run's creates in the same block group keep it. Measured here 0.6-1.0 ms per
+    `PartialClip` open (on the agents' event loops, 0.6-1.0 s of CPU per run) instead of
+    0.04-0.13 ms with the files kept; no speaker deletes 1000 caches a second before a slot.
+    Between runs the files are truncated, which frees their blocks (disk use stays one run's)
+    and keeps their inodes."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="broadcastd-fanout-fleet-", dir=FLEET_TMP))
+
+    def new(self) -> Path:
+        return Path(tempfile.mkdtemp(prefix="run-", dir=self.root))
+
+    @staticmethod
+    def release(tree: Path) -> None:
+        """Free a finished run's disk blocks; its files and dirs stay until `remove`."""
+        for path in tree.rglob("*"):
+            if path.is_file():
+                os.truncate(path, 0)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def chunk_properties() -> Properties:
@@ -323,15 +354,13 @@ async def baseline_run(  # noqa: PLR0913 - the baseline's knobs, explicit
     return elapsed
 
 
-async def bench(
-    nodes: int, hamlets: int, size: int, limit_s: float, k: int
+async def bench(  # noqa: PLR0913 - one run's knobs, explicit
+    nodes: int, hamlets: int, size: int, limit_s: float, k: int, *, fleet: Path
 ) -> tuple[float, float, float]:
-    """One run with `k` worker processes: (system s, baseline s, summed peak RSS MB)."""
+    """One run with `k` worker processes, agents' caches in `fleet`: (system s, baseline s,
+    summed peak RSS MB)."""
     per_hamlet = nodes // hamlets
-    with (
-        tempfile.TemporaryDirectory(prefix="broadcastd-fanout-") as tmp,
-        tempfile.TemporaryDirectory(prefix="broadcastd-fanout-fleet-", dir=FLEET_TMP) as fleet,
-    ):
+    with tempfile.TemporaryDirectory(prefix="broadcastd-fanout-") as tmp:
         root = Path(tmp)
         config_path = write_config(root, hamlets, per_hamlet)
         daemon = Daemon(
@@ -363,7 +392,7 @@ async def bench(
                 "config_path": str(config_path),
                 "broker_url": f"mqtt://{daemon.config.broker.listen}",
                 "public_key": protocol.public_key_b64(key.public_key()),
-                "cache_root": fleet,
+                "cache_root": str(fleet),
                 "threads": max(1, SIM_THREADS // k),  # the same total pool, however split
             }
             # worker i gets every k-th baseline subscriber and agent: same share of each hamlet
@@ -438,19 +467,24 @@ def main() -> None:
     results: dict[int, list[tuple[float, float, float]]] = {}
     # K=1 once, for comparison; K=--workers --rounds times: one run's ratio moved by +-0.15 here
     # with nothing changed (the baseline alone by up to 30%), so the required line is the median.
-    for k in [1] * (args.workers != 1) + [args.workers] * args.rounds:
-        system, baseline, workers_rss = asyncio.run(
-            bench(args.nodes, args.hamlets, size, args.timeout, k)
-        )
-        # the parent holds only the daemon (ru_maxrss: its peak over every run so far)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + workers_rss
-        results.setdefault(k, []).append((system, baseline, peak))
-        sys.stderr.write(
-            f"fanout K={k}: {args.nodes} agents / {args.hamlets} hamlets / {size} B per hamlet: "
-            f"system {system:.2f}s, baseline {baseline:.2f}s, ratio {system / baseline:.2f}, "
-            f"peak rss {peak:.0f} MB, run so far {time.monotonic() - t0:.0f}s "
-            f"({dt.datetime.now(tz=dt.UTC):%Y-%m-%d %H:%M} UTC)\n"
-        )
+    trees = FleetTrees()
+    try:
+        for k in [1] * (args.workers != 1) + [args.workers] * args.rounds:
+            fleet = trees.new()
+            run = bench(args.nodes, args.hamlets, size, args.timeout, k, fleet=fleet)
+            system, baseline, workers_rss = asyncio.run(run)
+            trees.release(fleet)
+            # the parent holds only the daemon (ru_maxrss: its peak over every run so far)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + workers_rss
+            results.setdefault(k, []).append((system, baseline, peak))
+            sys.stderr.write(
+                f"fanout K={k}: {args.nodes} agents / {args.hamlets} hamlets / {size} B per "
+                f"hamlet: system {system:.2f}s, baseline {baseline:.2f}s, ratio "
+                f"{system / baseline:.2f}, peak rss {peak:.0f} MB, run so far "
+                f"{time.monotonic() - t0:.0f}s ({dt.datetime.now(tz=dt.UTC):%Y-%m-%d %H:%M} UTC)\n"
+            )
+    finally:
+        trees.remove()
     if args.workers != 1:
         system, baseline, peak = results[1][0]
         print(
