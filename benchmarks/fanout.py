@@ -6,8 +6,8 @@ per hamlet through `Dispatcher.publish` (retained 64 KiB chunks over the daemon'
 the playlists; what a slot dispatch does); N simulated reference agents (already connected, as
 at a real slot; the clock starts once the broker has worked off their connects, see `settle`)
 verify the playlist, subscribe to the chunks they lack, write them to their cache (in a temp
-tree of their own, apart from the daemon's and the broker's files: see FLEET_TMP), check the
-sha256 and ack `ready`.
+tree of their own, apart from the daemon's and the broker's files: see FLEET_TMP; kept until the
+benchmark ends: see FleetTrees), check the sha256 and ack `ready`.
 The clock stops when the daemon has journaled N `ready` acks.
 
 Baseline, same run, same broker: N plain aiomqtt subscribers (connected beforehand); one plain

@@ -16,6 +16,7 @@ import os
 import shutil
 import struct
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_VOLUME = 80
 DROP_BEHIND_EVERY = 4  # chunks (256 KiB) between two drop-behind hints; finish() drops the rest
+WRITES_KEPT = 4096  # chunk writes remembered for tests and logs: a speaker runs for months
 
 
 @dataclass(slots=True)
@@ -56,7 +58,8 @@ class NodeStore:
         self.partial = cache_dir / "partial"
         self.state = NodeState()
         self._finished: set[str] = set()  # pending ids done with; forgotten at the next save
-        self.chunks_written: list[tuple[str, int]] = []  # this process's writes, for tests/logs
+        # this process's last chunk writes (clip, index), for tests and logs
+        self.chunks_written: deque[tuple[str, int]] = deque(maxlen=WRITES_KEPT)
         # The agent's tasks call these from worker threads concurrently: one writer at a time.
         self._lock = threading.RLock()
 
@@ -288,7 +291,7 @@ class PartialClip:
     Blocking methods except `write` (see there); one owner, not thread-safe.
     """
 
-    def __init__(self, path: Path, chunks: int, log_to: list[tuple[str, int]]) -> None:
+    def __init__(self, path: Path, chunks: int, log_to: deque[tuple[str, int]]) -> None:
         self.path = path
         self.chunks = chunks
         self._log_to = log_to

@@ -150,3 +150,15 @@ def test_pending_playlists_survive_a_restart_until_finished(tmp_path):
     store.drop_pending("noon-2")
     store.set_volume(50)
     assert opened(tmp_path).pending_envelopes() == []
+
+
+def test_the_log_of_chunk_writes_stays_bounded(tmp_path, monkeypatch):
+    # a speaker runs for months: its record of writes (for tests and logs) must not grow forever
+    monkeypatch.setattr("broadcastd.node.store.WRITES_KEPT", 8)
+    store = opened(tmp_path)
+    part = store.open_partial("ab" * 32, 20)
+    assert part is not None
+    for index in range(20):
+        part.write(index, b"x")
+    part.close()
+    assert [i for _, i in store.chunks_written] == list(range(12, 20))
