@@ -23,6 +23,7 @@ from broadcastd.config import PRIORITY_RANK
 from broadcastd.errors import BroadcastdError, LinkError, ProtocolError
 from broadcastd.mqtt import LinkSettings, MqttLink
 from broadcastd.node.fetch import REFETCH_AFTER_S, Fetcher
+from broadcastd.node.outbox import Outbox
 from broadcastd.node.player import CommandPlayer, NullPlayer, Player, PlayerError
 from broadcastd.node.store import NodeStore
 
@@ -72,7 +73,6 @@ class NodeAgent:
         self.topics = protocol.Topics(config.node.commune)
         self.public_key = protocol.load_public_key(config.public_key)
         self.store = NodeStore(config.cache_dir)
-        self.started = clock()
         self.rejected: Counter[str] = Counter()  # reason -> count, for logs and the simulator
         self.dropped = 0  # inbound messages dropped by the simulated `loss`
         self.link = MqttLink(self._settings(), self._on_message, on_connect=self._on_connect)
@@ -83,10 +83,13 @@ class NodeAgent:
         self._expired: set[str] = set()
         # Ids between the _known() check and their entry in _pending: the same playlist can arrive
         # twice at once (restored from disk and retained on the broker) across the awaits below.
-        self._accepting: set[str] = set()
+        self._accepting: dict[str, protocol.Playlist] = {}
         self._current: tuple[protocol.Playlist, asyncio.Task[None]] | None = None
         self._stop_reason: dict[str, str] = {}
-        self._acks: asyncio.Queue[bytes] = asyncio.Queue()
+        self.outbox = Outbox(
+            self.link, self.topics, self.id, clock=clock, volume=lambda: self.store.state.volume
+        )
+        self._tidy_due = False  # a playlist finished: stop its downloads, prune the cache
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
@@ -134,15 +137,16 @@ class NodeAgent:
             self._tg = tg
             link = tg.create_task(self.link.run(), name=f"{self.id}-mqtt")
             helpers = [
-                tg.create_task(self._send_acks(), name=f"{self.id}-acks"),
-                tg.create_task(self._heartbeats(), name=f"{self.id}-heartbeat"),
+                tg.create_task(self.outbox.send_acks(), name=f"{self.id}-acks"),
+                tg.create_task(
+                    self.outbox.heartbeats(self.config.heartbeat_s), name=f"{self.id}-heartbeat"
+                ),
                 tg.create_task(self._schedule(), name=f"{self.id}-schedule"),
             ]
             await self._restore_pending()
             await self._stopping.wait()
             await self._interrupt("agent stopping")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._acks.join(), ACK_DRAIN_S)
+            await self.outbox.drain(ACK_DRAIN_S)
             for task in helpers:
                 task.cancel()
             offline = protocol.state_payload("offline", self.clock(), __version__)
@@ -158,6 +162,8 @@ class NodeAgent:
                 self.store.drop_pending(claimed)
                 continue
             await self._on_playlist(payload)
+        self._tidy_due = True  # whatever an earlier run left behind
+        self._wake.set()
 
     async def _on_connect(self) -> None:
         await self.fetcher.resubscribe()
@@ -208,11 +214,11 @@ class NodeAgent:
         except ProtocolError as exc:
             self._reject(pl.id, exc)
             return
-        self._accepting.add(pl.id)
+        self._accepting[pl.id] = pl
         try:
             await self._accept(pl, payload)
         finally:
-            self._accepting.discard(pl.id)
+            self._accepting.pop(pl.id, None)
 
     async def _accept(self, pl: protocol.Playlist, payload: bytes) -> None:
         superseded = [p.playlist.id for p in self._pending.values() if p.playlist.slot == pl.slot]
@@ -325,6 +331,8 @@ class NodeAgent:
         while True:
             self._wake.clear()
             await self._run_due(self.clock())
+            if self._tidy_due:
+                await self._tidy()
             await self.fetcher.resubscribe(stalled_only=True)
             if self.loss and loop.time() - asked > self.fetcher.refetch_after:
                 # Simulated loss can drop the retained playlist itself; a real QoS 1 session
@@ -342,6 +350,18 @@ class NodeAgent:
                 await self._wake.wait()
             finally:
                 timer.cancel()
+
+    async def _tidy(self) -> None:
+        """Once a playlist is done with: stop downloads no playlist needs any more and delete
+        clips unused for a week (NodeStore.prune); a speaker runs for years on a small card."""
+        self._tidy_due = False
+        playlists = [*self._accepting.values(), *(p.playlist for p in self._pending.values())]
+        if self._current is not None:
+            playlists.append(self._current[0])
+        keep = {item.sha256 for pl in playlists for item in pl.items}
+        await self.fetcher.abandon(keep)
+        removed = self.store.prune(keep | self.fetcher.active.keys())
+        self.fetcher.ready.difference_update(removed)
 
     def _next_wake(self, now: float, ask_in: float) -> float | None:
         """Seconds until something can fall due: a ready playlist's play_at, an expiry, a stalled
@@ -429,36 +449,10 @@ class NodeAgent:
     # -- outbound ----------------------------------------------------------------------------------
 
     def _ack(self, playlist_id: str, status: str, detail: str = "") -> None:
-        log.debug("node %s: ack %s %s %s", self.id, playlist_id, status, detail)
         if status in ("played", "failed", "expired"):
             self.store.drop_pending(playlist_id)  # finished, nothing to restore
-        self._acks.put_nowait(protocol.ack_payload(playlist_id, status, self.clock(), detail))
-
-    async def _send_acks(self) -> None:
-        topic = self.topics.node_ack(self.id)
-        while True:
-            payload = await self._acks.get()
-            while True:
-                await self.link.connected.wait()
-                try:
-                    await self.link.publish(topic, payload)
-                    break
-                except LinkError as exc:
-                    log.info("node %s: ack delayed: %s", self.id, exc)
-                    await asyncio.sleep(0.5)
-            self._acks.task_done()
-
-    async def _heartbeats(self) -> None:
-        topic = self.topics.node_heartbeat(self.id)
-        while True:
-            await self.link.connected.wait()
-            uptime = self.clock() - self.started
-            payload = protocol.heartbeat_payload(self.clock(), uptime, None, self.volume)
-            try:
-                await self.link.publish(topic, payload)
-            except LinkError as exc:
-                log.info("node %s: heartbeat skipped: %s", self.id, exc)
-            await asyncio.sleep(self.config.heartbeat_s)
+            self._tidy_due = True
+        self.outbox.ack(playlist_id, status, detail)
 
 
 def _interrupts(pl: protocol.Playlist) -> bool:

@@ -18,8 +18,11 @@ from broadcastd.errors import LinkError
 from broadcastd.protocol import CHUNK_SIZE
 
 if TYPE_CHECKING:
+    from collections.abc import Container
+
     from broadcastd.mqtt import MqttLink
-    from broadcastd.node.store import NodeStore, PartialClip
+    from broadcastd.node.partial import PartialClip
+    from broadcastd.node.store import NodeStore
     from broadcastd.protocol import PlaylistItem, Topics
 
 log = logging.getLogger(__name__)
@@ -80,14 +83,17 @@ class Fetcher:
     async def need(self, item: PlaylistItem) -> None:
         """Make sure `item`'s clip is on disk or on its way."""
         sha = item.sha256
-        if sha in self.ready or sha in self.active:
+        if sha in self.active:
             return
         # On the loop, not in a worker thread: a create and a read, no fsync, so a hop would cost
-        # more than it saves, and here it cannot queue behind other threads' fsyncs.
+        # more than it saves, and here it cannot queue behind other threads' fsyncs. Asked even
+        # for a clip verified before: that marks it used (see NodeStore.prune), and one deleted
+        # behind our back is fetched again.
         part = self.store.open_partial(sha, item.chunks)
         if part is None:
             self.ready.add(sha)
             return
+        self.ready.discard(sha)
         fetch = Fetch(sha, item.bytes, item.chunks, part, resumed=bool(part.present))
         self.active[sha] = fetch
         missing = len(fetch.missing)
@@ -133,6 +139,16 @@ class Fetcher:
         if not waiting:
             return None
         return min(waiting) + self.refetch_after - asyncio.get_running_loop().time()
+
+    async def abandon(self, keep: Container[str]) -> None:
+        """Stop downloading clips not in `keep` (no playlist needs them any more). What they
+        wrote stays on disk: resumed should a playlist need the clip again, else pruned with the
+        cache (NodeStore.prune). A download with every chunk written is being verified: left."""
+        for fetch in [f for f in self.active.values() if f.sha256 not in keep and not f.complete]:
+            del self.active[fetch.sha256]
+            fetch.part.close()
+            log.info("clip %s: download stopped, no playlist needs it", fetch.sha256[:12])
+            await self._unsubscribe(fetch)
 
     def close(self) -> None:
         """Close the open partial files (the agent is going away; the downloads resume later)."""

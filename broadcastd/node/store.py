@@ -3,35 +3,37 @@
 The state is small and saved durably (see StateFile) on every change that matters for safety
 (a playlist id is recorded as played *before* the first sound, so a crash mid-bulletin can never
 make it play twice). Audio arrives in `partial/<sha>` so a restart
-resumes (see PartialClip); a verified clip is `clips/<sha>.bin`. Methods here block: call them
-via asyncio.to_thread, except `open_partial`, `drop_pending` and PartialClip.write (no fsync:
-cheaper than a hop to a thread).
+resumes (see PartialClip); a verified clip is `clips/<sha>.bin`, deleted a week after its last
+use (`prune`). Methods here block: call them via asyncio.to_thread, except `open_partial`,
+`prune`, `drop_pending` and PartialClip.write (no fsync: cheaper than a hop to a thread).
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
 import os
+import re
 import shutil
-import struct
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from broadcastd.errors import BroadcastdError, ProtocolError
+from broadcastd.node.partial import PartialClip, drop_behind, read_records
 from broadcastd.node.statefile import StateFile, fsync_dir
-from broadcastd.protocol import CHUNK_SIZE
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-    from pathlib import Path
+    from collections.abc import Container, Iterable, Iterator
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VOLUME = 80
-DROP_BEHIND_EVERY = 4  # chunks (256 KiB) between two drop-behind hints; finish() drops the rest
+CLIP_KEEP_DAYS = 7  # a clip no pending playlist needs is deleted this long after its last use
+CLIP_KEEP_S = CLIP_KEEP_DAYS * 24 * 3600
 WRITES_KEPT = 4096  # chunk writes remembered for tests and logs: a speaker runs for months
 
 
@@ -214,13 +216,45 @@ class NodeStore:
         return self.clip_path(sha256).is_file()
 
     def open_partial(self, sha256: str, chunks: int) -> PartialClip | None:
-        """The download of `sha256` as left on disk (resumed), or None if the clip is verified."""
-        if self.has_clip(sha256):
+        """The download of `sha256` as left on disk (resumed), or None if the clip is verified
+        (then marked as used now: see `prune`)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.clip_path(sha256))
             return None
         path = self.partial / sha256
         if path.is_dir():  # an older layout's download (a folder per clip): start it again
             shutil.rmtree(path, ignore_errors=True)
         return PartialClip(path, chunks, self.chunks_written)
+
+    def prune(self, keep: Container[str]) -> list[str]:
+        """Delete the clips and downloads no sha256 in `keep` names that were last used more
+        than CLIP_KEEP_S ago; the sha256s deleted. A speaker's card is small and it runs for
+        years; a clip used again (a daily intro) counts as used then (`open_partial`), an
+        abandoned download as used at its last chunk (its mtime). No fsync: a deletion a power
+        cut undoes is done again next time."""
+        older_than = time.time() - CLIP_KEEP_S
+        removed = [
+            sha
+            for sha, entry in self._cached()
+            if sha not in keep and _delete_if_older(entry, older_than)
+        ]
+        if removed:
+            log.info(
+                "deleted %d clips or downloads unused for %d days", len(removed), CLIP_KEEP_DAYS
+            )
+        return removed
+
+    def _cached(self) -> Iterator[tuple[str, os.DirEntry[str]]]:
+        """(sha256, entry) for every verified clip and every download in the cache."""
+        for folder in (self.clips, self.partial):
+            try:
+                entries = list(os.scandir(folder))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                name = _CACHED.fullmatch(entry.name)
+                if name is not None:
+                    yield name[1], entry
 
     def missing_chunks(self, sha256: str, chunks: int) -> list[int]:
         try:
@@ -228,7 +262,7 @@ class NodeStore:
         except FileNotFoundError:
             return list(range(chunks))
         try:
-            present, _ = _read_records(fd, chunks)
+            present, _ = read_records(fd, chunks)
         finally:
             os.close(fd)
         return [i for i in range(chunks) if i not in present]
@@ -255,7 +289,7 @@ class NodeStore:
             ok, got = part.verify(size, sha256)
             if ok:
                 os.fsync(part.fd)
-                _drop_behind(part.fd, 0)  # all of it is clean now: nothing of it stays in RAM
+                drop_behind(part.fd, 0)  # all of it is clean now: nothing of it stays in RAM
         finally:
             part.close()
         if not ok:
@@ -267,99 +301,19 @@ class NodeStore:
         return True
 
 
-_RECORD = struct.Struct(">I")
+_CACHED = re.compile(r"([0-9a-f]{64})(?:\.bin)?")  # clips/<sha>.bin and partial/<sha>
 
 
-class PartialClip:
-    """One clip on its way, in one file `partial/<sha>`: chunk `i` is written at offset
-    `i * CHUNK_SIZE`, then its index is recorded after the last possible chunk (at
-    `chunks * CHUNK_SIZE + 4 * n`). A chunk counts as present only once its record is written,
-    after its bytes, so a killed agent never trusts a half-written chunk; `verify` cuts the
-    records off before checking the clip.
-
-    One file per clip, no folder and no file per chunk: on ext4 creating a directory or a file
-    costs far more than a 64 KiB write, and with no fsync a write is a copy into the page cache,
-    cheap enough to do on the event loop. The sha256 is computed as chunks arrive in order, so
-    the usual download is never read back; a resumed or out-of-order one is hashed from disk.
-
-    Written "drop-behind": every few chunks the kernel is asked to start writing the chunks out
-    and to drop from memory those already written (POSIX_FADV_DONTNEED over the chunk area; the
-    records' page stays). A clip plays hours later, so its pages serve nothing in RAM meanwhile;
-    the chunks reach the disk as they arrive instead of in one burst at the final fsync (less to
-    lose in a power cut); and the next download reuses the freed pages instead of taking new
-    ones (a fleet simulator in one process writes 1000 clips at once).
-    Blocking methods except `write` (see there); one owner, not thread-safe.
-    """
-
-    def __init__(self, path: Path, chunks: int, log_to: deque[tuple[str, int]]) -> None:
-        self.path = path
-        self.chunks = chunks
-        self._log_to = log_to
-        self._records_at = chunks * CHUNK_SIZE
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            self.present, self._records = _read_records(self.fd, chunks)
-        except OSError:
-            os.close(self.fd)
-            raise
-        self._digest: Any = None if self.present else hashlib.sha256()
-        self._next = 0  # the next index the running digest expects
-        self.closed = False
-
-    def write(self, index: int, data: bytes) -> bool:
-        """Write one chunk; False if already present. Two page-cache writes to an open file and
-        a drop-behind hint, no create/rename/fsync: tens of microseconds, less than a hop to a
-        worker thread."""
-        if index in self.present:
+def _delete_if_older(entry: os.DirEntry[str], older_than: float) -> bool:
+    """Delete a cache entry last modified before `older_than`; whether it was deleted."""
+    try:
+        if entry.stat(follow_symlinks=False).st_mtime >= older_than:
             return False
-        os.pwrite(self.fd, data, index * CHUNK_SIZE)
-        os.pwrite(self.fd, _RECORD.pack(index), self._records_at + self._records * _RECORD.size)
-        self._records += 1
-        if self._records % DROP_BEHIND_EVERY == 0:
-            _drop_behind(self.fd, self._records_at)
-        self.present.add(index)
-        self._log_to.append((self.path.name, index))
-        if self._digest is not None:
-            if index == self._next:
-                self._digest.update(data)
-                self._next += 1
-            else:
-                self._digest = None  # out of order: hash the file at the end instead
-        return True
-
-    def verify(self, size: int, sha256: str) -> tuple[bool, str]:
-        """(ok, what was found) for the clip written so far; drops the chunk records."""
-        os.ftruncate(self.fd, min(os.fstat(self.fd).st_size, size))
-        length = os.fstat(self.fd).st_size
-        if length != size or len(self.present) < self.chunks:
-            return False, f"{length} bytes in {len(self.present)} chunks, expected {size}"
-        if self._digest is not None and self._next == self.chunks:
-            got = self._digest.hexdigest()
+        if entry.is_dir(follow_symlinks=False):  # an older layout's download (a folder)
+            shutil.rmtree(entry.path)
         else:
-            digest = hashlib.sha256()
-            for offset in range(0, size, 1 << 20):
-                digest.update(os.pread(self.fd, 1 << 20, offset))
-            got = digest.hexdigest()
-        return got == sha256, f"sha256 {got[:12]}"
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            os.close(self.fd)
-
-
-def _drop_behind(fd: int, length: int) -> None:
-    """Start writeback of the file's first `length` bytes (0: all) and drop its clean pages."""
-    if hasattr(os, "posix_fadvise"):  # Linux; elsewhere the page cache keeps them, as before
-        os.posix_fadvise(fd, 0, length, os.POSIX_FADV_DONTNEED)
-
-
-def _read_records(fd: int, chunks: int) -> tuple[set[int], int]:
-    """The chunk indexes recorded in a partial clip file, and how many whole records it holds."""
-    start = chunks * CHUNK_SIZE
-    length = os.fstat(fd).st_size
-    if length <= start:
-        return set(), 0
-    raw = os.pread(fd, length - start, start)
-    whole = len(raw) // _RECORD.size  # a record torn by a power cut is overwritten by the next
-    return {i for (i,) in _RECORD.iter_unpack(raw[: whole * _RECORD.size]) if i < chunks}, whole
+            Path(entry.path).unlink()
+    except OSError as exc:
+        log.warning("cannot delete %s from the cache: %s", entry.path, exc)
+        return False
+    return True

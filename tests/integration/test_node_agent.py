@@ -546,3 +546,33 @@ async def test_simulated_message_loss_still_plays_exactly_once(tmp_path, mosquit
         await ctl.wait_ack("noon-1", "played")
     assert agent.dropped > 0
     assert [p for p, _, _ in player.plays] == ["noon-1"]
+
+
+async def test_an_expired_download_stops_and_clips_unused_for_a_week_are_deleted(
+    tmp_path, mosquitto, controller
+):
+    ctl, clock = controller, FakeClock(T0 + 30)
+    cfg = node_config(tmp_path, mosquitto, ctl)
+    earlier = NodeStore(cfg.cache_dir)  # what an earlier run left: a clip last used 8 days ago
+    earlier.open()
+    stale = b"stale" * 100
+    stale_sha = hashlib.sha256(stale).hexdigest()
+    earlier.write_chunk(stale_sha, 0, stale, 1)
+    assert earlier.assemble(stale_sha, len(stale), 1)
+    then = time.time() - 8 * 86400
+    os.utime(earlier.clip_path(stale_sha), (then, then))
+    data = os.urandom(200_000)  # 4 chunks; only 2 are published before the playlist expires
+    half = await ctl.publish_clip(data, range(2))
+    agent = make_agent(cfg, clock)
+    async with running(agent):
+        await eventually(lambda: not earlier.clip_path(stale_sha).exists())
+        await ctl.send_playlist(ctl.playlist("noon-1", [half]))
+        await ctl.wait_ack("noon-1", "received")
+        assert half.sha256 in agent.fetcher.active
+        clock.now = T0 + 1260
+        await ctl.wait_ack("noon-1", "expired")
+        await eventually(lambda: half.sha256 not in agent.fetcher.active)
+        await ctl.publish_clip(data, range(2, 4))  # too late: nobody is subscribed any more
+        await asyncio.sleep(0.5)
+    assert sorted(i for _, i in agent.store.chunks_written) == [0, 1]
+    assert (cfg.cache_dir / "partial" / half.sha256).exists()  # resumable for a week

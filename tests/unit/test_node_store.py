@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 
 import pytest
 
@@ -162,3 +163,40 @@ def test_the_log_of_chunk_writes_stays_bounded(tmp_path, monkeypatch):
         part.write(index, b"x")
     part.close()
     assert [i for _, i in store.chunks_written] == list(range(12, 20))
+
+
+def clip_in(store: NodeStore, data: bytes, *, age_days: float) -> str:
+    """A verified clip in the cache, last used `age_days` ago."""
+    sha = hashlib.sha256(data).hexdigest()
+    assert store.write_chunk(sha, 0, data, 1)
+    assert store.assemble(sha, len(data), 1)
+    then = time.time() - age_days * 86400
+    os.utime(store.clip_path(sha), (then, then))
+    return sha
+
+
+def test_prune_deletes_what_no_playlist_needs_and_nobody_used_for_a_week(tmp_path):
+    store = opened(tmp_path)
+    old, needed, recent = (
+        clip_in(store, c * 100, age_days=d) for c, d in [(b"o", 8), (b"n", 30), (b"r", 6)]
+    )
+    abandoned = "ab" * 32
+    store.write_chunk(abandoned, 0, b"x", 2)  # a download whose playlist expired long ago
+    then = time.time() - 9 * 86400
+    os.utime(store.partial / abandoned, (then, then))
+    (store.clips / "notes.txt").write_text("not ours")
+    assert sorted(store.prune({needed})) == sorted([old, abandoned])
+    assert not store.clip_path(old).exists()
+    assert not (store.partial / abandoned).exists()
+    assert store.clip_path(needed).exists()
+    assert store.clip_path(recent).exists()
+    assert (store.clips / "notes.txt").exists()
+    assert store.prune({needed}) == []
+
+
+def test_a_clip_needed_again_counts_as_used_now(tmp_path):
+    store = opened(tmp_path)
+    intro = clip_in(store, b"intro" * 100, age_days=8)  # plays every day
+    assert store.open_partial(intro, 1) is None  # a new playlist needs it: already verified
+    assert store.prune(set()) == []
+    assert store.clip_path(intro).exists()
