@@ -23,8 +23,9 @@ from broadcastd.config import PRIORITY_RANK
 from broadcastd.errors import BroadcastdError, LinkError, ProtocolError
 from broadcastd.mqtt import LinkSettings, MqttLink
 from broadcastd.node.fetch import REFETCH_AFTER_S, Fetcher
+from broadcastd.node.onair import OnAir, interrupts
 from broadcastd.node.outbox import Outbox
-from broadcastd.node.player import CommandPlayer, NullPlayer, Player, PlayerError
+from broadcastd.node.player import CommandPlayer, NullPlayer, Player
 from broadcastd.node.store import NodeStore
 
 if TYPE_CHECKING:
@@ -84,13 +85,19 @@ class NodeAgent:
         # Ids between the _known() check and their entry in _pending: the same playlist can arrive
         # twice at once (restored from disk and retained on the broker) across the awaits below.
         self._accepting: dict[str, protocol.Playlist] = {}
-        self._current: tuple[protocol.Playlist, asyncio.Task[None]] | None = None
-        self._stop_reason: dict[str, str] = {}
         self.outbox = Outbox(
             self.link, self.topics, self.id, clock=clock, volume=lambda: self.store.state.volume
         )
         self._tidy_due = False  # a playlist finished: stop its downloads, prune the cache
         self._wake = asyncio.Event()
+        self.on_air = OnAir(
+            self.player,
+            self.store.clip_path,
+            self._ack,
+            clock=clock,
+            volume=lambda: self.volume,
+            on_end=self._wake.set,
+        )
         self._stopping = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
 
@@ -145,7 +152,7 @@ class NodeAgent:
             ]
             await self._restore_pending()
             await self._stopping.wait()
-            await self._interrupt("agent stopping")
+            await self.on_air.interrupt("agent stopping")
             await self.outbox.drain(ACK_DRAIN_S)
             for task in helpers:
                 task.cancel()
@@ -255,7 +262,7 @@ class NodeAgent:
             await self.fetcher.need(item)
 
     def _known(self, playlist_id: str) -> bool:
-        current = self._current[0].id if self._current else None
+        current = self.on_air.playlist.id if self.on_air.playlist else None
         return (
             playlist_id in self.store.state.played
             or playlist_id in self._pending
@@ -288,13 +295,13 @@ class NodeAgent:
         )
         log.info("node %s: control %s %s", self.id, ctl.action, ctl.target or ctl.value or "")
         if ctl.action == "stop":
-            await self._interrupt(f"stopped by {ctl.id}")
+            await self.on_air.interrupt(f"stopped by {ctl.id}")
         elif ctl.action == "cancel" and ctl.target is not None:
             await asyncio.to_thread(self.store.mark_cancelled, ctl.target)
             if self._pending.pop(ctl.target, None) is not None:
                 self._ack(ctl.target, "failed", f"cancelled by {ctl.id}")
-            if self._current is not None and self._current[0].id == ctl.target:
-                await self._interrupt(f"cancelled by {ctl.id}")
+            if self.on_air.playlist is not None and self.on_air.playlist.id == ctl.target:
+                await self.on_air.interrupt(f"cancelled by {ctl.id}")
         elif ctl.action == "volume" and ctl.value is not None:
             await asyncio.to_thread(self.store.set_volume, ctl.value)
 
@@ -356,8 +363,8 @@ class NodeAgent:
         clips unused for a week (NodeStore.prune); a speaker runs for years on a small card."""
         self._tidy_due = False
         playlists = [*self._accepting.values(), *(p.playlist for p in self._pending.values())]
-        if self._current is not None:
-            playlists.append(self._current[0])
+        if self.on_air.playlist is not None:
+            playlists.append(self.on_air.playlist)
         keep = {item.sha256 for pl in playlists for item in pl.items}
         await self.fetcher.abandon(keep)
         removed = self.store.prune(keep | self.fetcher.active.keys())
@@ -392,16 +399,14 @@ class NodeAgent:
                 self._ack(pid, "expired", why)
         due = sorted(
             (p.playlist for p in self._pending.values() if p.ready and p.playlist.play_at <= now),
-            key=lambda pl: (not _interrupts(pl), PRIORITY_RANK.get(pl.priority, 9), pl.play_at),
+            key=lambda pl: (not interrupts(pl), PRIORITY_RANK.get(pl.priority, 9), pl.play_at),
         )
         if not due:
             return
         first = due[0]
-        playing = self._current[0] if self._current else None
-        if playing is not None:
-            if not _interrupts(first) or _interrupts(playing):
-                return  # wait for the current bulletin to end
-            await self._interrupt(f"interrupted by emergency {first.id}")
+        if not self.on_air.may_start(first):
+            return  # wait for the current bulletin to end
+        await self.on_air.interrupt(f"interrupted by emergency {first.id}")  # if any is on air
         del self._pending[first.id]
         if first.id in self.store.state.played:
             return  # at most once, ever: whatever queued it again, it has already played
@@ -409,42 +414,7 @@ class NodeAgent:
         if first.id in self.store.state.cancelled:
             return  # a cancel arrived while the mark was being written
         assert self._tg is not None  # noqa: S101 - set by run() before the scheduler starts
-        task = self._tg.create_task(self._play(first), name=f"{self.id}-play-{first.id}")
-        self._current = (first, task)
-
-    async def _play(self, pl: protocol.Playlist) -> None:
-        late = self.clock() - pl.play_at
-        self._ack(pl.id, "playing", f"late {late:.0f}s" if late >= 1 else "")
-        try:
-            for item in pl.items:
-                await self.player.play(
-                    self.store.clip_path(item.sha256),
-                    self.volume,
-                    playlist=pl.id,
-                    sha256=item.sha256,
-                    duration_ms=item.duration_ms,
-                )
-        except asyncio.CancelledError:
-            self._ack(pl.id, "failed", self._stop_reason.pop(pl.id, "stopped"))
-            raise
-        except PlayerError as exc:
-            self._ack(pl.id, "failed", str(exc))
-        else:
-            self._ack(pl.id, "played")
-        finally:
-            if self._current is not None and self._current[0].id == pl.id:
-                self._current = None
-            self._wake.set()
-
-    async def _interrupt(self, reason: str) -> None:
-        if self._current is None:
-            return
-        pl, task = self._current
-        self._stop_reason[pl.id] = reason
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        self._current = None
+        self.on_air.start(self._tg, first, name=f"{self.id}-play-{first.id}")
 
     # -- outbound ----------------------------------------------------------------------------------
 
@@ -453,11 +423,6 @@ class NodeAgent:
             self.store.drop_pending(playlist_id)  # finished, nothing to restore
             self._tidy_due = True
         self.outbox.ack(playlist_id, status, detail)
-
-
-def _interrupts(pl: protocol.Playlist) -> bool:
-    """A live emergency cuts in; an exercise never does, whatever priority it claims."""
-    return pl.priority == "emergency" and pl.status == "live"
 
 
 def _claimed_id(payload: bytes) -> str:
