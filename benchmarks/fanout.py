@@ -65,9 +65,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from broadcastd import protocol
+from broadcastd.audioout import AUDIO_EXPIRY_MARGIN_S
 from broadcastd.broker import CONTROLLER_USER, Credentials
 from broadcastd.daemon import Daemon
-from broadcastd.dispatch import AUDIO_EXPIRY_MARGIN_S
 from broadcastd.models import Clip
 from broadcastd.sim import fleet_nodes
 

@@ -13,10 +13,11 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from broadcastd import protocol
-from broadcastd.errors import BroadcastdError, LinkError, RenderError
+from broadcastd.audioout import AudioOut, Publisher
+from broadcastd.errors import BroadcastdError, LinkError, RenderError, handled_error
 from broadcastd.exercise import EXERCISE_SLOT, exercise_plans
 from broadcastd.models import Clip, PlanItem, SlotPlan, metric_slot
 from broadcastd.schedule import build_plan
@@ -34,21 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHIME_LANG = "zxx"  # ISO 639-2 "no linguistic content"
-AUDIO_EXPIRY_MARGIN_S = 3600  # audio outlives its playlists a little, for late fetchers
-PUBLISH_CONCURRENCY = 8
-
-
-class Publisher(Protocol):
-    async def publish(  # noqa: PLR0913 - mirrors MqttLink.publish
-        self,
-        topic: str,
-        payload: bytes,
-        *,
-        retain: bool = False,
-        qos: int = 1,
-        expiry: int | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109 - mirrors MqttLink.publish
-    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,17 +95,14 @@ class Dispatcher:
     ) -> None:
         self.config = config
         self._link = link
-        self._audio = audio if audio is not None else link  # audio chunks (see bulk.py)
+        self._topics = protocol.Topics(config.commune.id)
+        self._audio = AudioOut(audio if audio is not None else link, self._topics, clock)
         self._journal = journal
         self._renderer = renderer
         self._key = key
         self._metrics = metrics
         self._clock = clock
-        self._topics = protocol.Topics(config.commune.id)
         self._seq = SeqCounter(clock, journal.max_seq())
-        self._audio_expiry: dict[str, int] = {}  # sha256 -> expiry of its retained chunks
-        self._urgent_clear = asyncio.Event()  # cleared while an emergency is being published
-        self._urgent_clear.set()
         self._reconnected = asyncio.Event()
         self.idle = asyncio.Event()
         self.idle.set()
@@ -150,7 +133,7 @@ class Dispatcher:
         while True:
             await self._reconnected.wait()
             self._reconnected.clear()
-            self._audio_expiry.clear()  # the broker may have lost retained audio: publish it again
+            self._audio.forget()  # the broker may have lost retained audio: publish it again
             try:
                 await self.republish()
             except LinkError as exc:
@@ -214,16 +197,31 @@ class Dispatcher:
     async def publish(
         self, clips: Sequence[Clip], envelopes: Sequence[dict[str, object]], *, urgent: bool
     ) -> list[Published]:
-        """Audio first (each clip once), then every hamlet's playlist at the same time: one
-        hamlet must not wait for another's broker round trip and journal commit."""
+        """Each clip once, in the order the playlists name them; each playlist as soon as every
+        clip it names is retained. The first hamlets' speakers fetch while the rest is still
+        being published, and no hamlet waits for another's broker round trip or journal commit."""
         if urgent:
-            self._urgent_clear.clear()
+            self._audio.urgent_clear.clear()
+        retained = {c.sha256: asyncio.Event() for c in clips}
+
+        async def playlist(env: dict[str, object]) -> Published:
+            for item in _items(env):
+                if (event := retained.get(str(item["sha256"]))) is not None:
+                    await event.wait()
+            return await self._publish_playlist(env)
+
         try:
-            await self._publish_audio(clips, envelopes, urgent=urgent)
-            return list(await asyncio.gather(*(self._publish_playlist(e) for e in envelopes)))
+            async with asyncio.TaskGroup() as tg:
+                expires = _expires(envelopes)
+                audio = self._audio.publish(clips, expires, urgent=urgent, retained=retained)
+                tg.create_task(audio, name="audio")
+                sent = [tg.create_task(playlist(env)) for env in envelopes]
+        except ExceptionGroup as group:
+            raise handled_error(group) from None
         finally:
             if urgent:
-                self._urgent_clear.set()
+                self._audio.urgent_clear.set()
+        return [task.result() for task in sent]
 
     async def republish(self) -> None:
         """Outbox first (never published), then the current retained playlist of every hamlet."""
@@ -235,7 +233,7 @@ class Dispatcher:
             if env["id"] in seen:
                 continue
             seen.add(env["id"])
-            await self._publish_audio(self._stored_clips(env), [env], urgent=False)
+            await self._audio.publish(self._stored_clips(env), _expires([env]), urgent=False)
             await self._publish_playlist(env)
         if seen:
             log.info("re-published %d playlists", len(seen))
@@ -328,39 +326,6 @@ class Dispatcher:
 
     # -- publishing --------------------------------------------------------------------------------
 
-    async def _publish_audio(
-        self, clips: Iterable[Clip], envelopes: Sequence[dict[str, object]], *, urgent: bool
-    ) -> None:
-        """Each clip once, as retained chunks that outlive the last playlist using it."""
-        expires = max((int(str(e["expires_at"])) for e in envelopes), default=int(self._clock()))
-        wanted = expires + AUDIO_EXPIRY_MARGIN_S
-        unique = {c.sha256: c for c in clips if self._audio_expiry.get(c.sha256, 0) < expires}
-        sem = asyncio.Semaphore(PUBLISH_CONCURRENCY)
-
-        async def one(clip: Clip) -> None:
-            data = await asyncio.to_thread(clip.path.read_bytes)
-            for index, chunk in enumerate(protocol.iter_chunks(data)):
-                if not urgent:
-                    await self._urgent_clear.wait()  # an emergency goes first
-                async with sem:
-                    ttl = max(1, wanted - int(self._clock()))
-                    await self._audio.publish(
-                        self._topics.audio(clip.sha256, index), chunk, retain=True, expiry=ttl
-                    )
-            self._audio_expiry[clip.sha256] = wanted
-
-        try:
-            async with asyncio.TaskGroup() as tg:
-                for clip in unique.values():
-                    tg.create_task(one(clip), name=f"audio-{clip.sha256[:8]}")
-        except ExceptionGroup as group:
-            # Callers handle a BroadcastdError (e.g. not connected yet at start-up: the outbox is
-            # re-published on connect); wrapped in a group it would escape them and end the daemon.
-            first = next((e for e in group.exceptions if isinstance(e, BroadcastdError)), None)
-            if first is None:
-                raise
-            raise first from None
-
     async def _publish_playlist(self, env: dict[str, object]) -> Published:
         now = self._clock()
         pid, hamlet, slot = str(env["id"]), str(env["hamlet"]), str(env["slot"])
@@ -421,6 +386,16 @@ class Dispatcher:
         if action == "cancel" and target is not None:
             await self._journal.mark_cancelled(target, now)
         return cid
+
+
+def _expires(envelopes: Sequence[dict[str, object]]) -> int:
+    """When the last of these playlists expires: their audio must outlive it."""
+    return max((int(str(e["expires_at"])) for e in envelopes), default=0)
+
+
+def _items(env: dict[str, object]) -> list[dict[str, object]]:
+    items = env.get("items")
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
 
 
 def _rank(priority: str) -> int:

@@ -87,3 +87,13 @@ class LinkError(BroadcastdError):
 
 class DaemonNotRunningError(BroadcastdError):
     """A command needs the running daemon's control socket, and there is none."""
+
+
+def handled_error(group: ExceptionGroup[Exception]) -> Exception:
+    """The BroadcastdError inside a task group's failure, which callers handle (e.g. a LinkError
+    before the first connect); the group itself if there is none (a bug: let it end the task)."""
+    for exc in group.exceptions:
+        found = handled_error(exc) if isinstance(exc, ExceptionGroup) else exc
+        if isinstance(found, BroadcastdError):
+            return found
+    return group
