@@ -22,7 +22,7 @@ async def test_broker_sigkill_during_dispatch_loses_nothing_and_plays_nothing_tw
 ):
     seed = int(os.environ.get("BROADCASTD_SEED", time.time_ns() % 1_000_000))
     rng = random.Random(seed)
-    kills = count(3, 20)
+    kills = count(5, 20)  # the issue: killed and restarted 5x during a dispatch
     window = 1.0 * kills + 4.0  # kills land in the first `window` s; the slot plays after them
     broker = make_broker(persistence=True)
     e2e = use_external_broker(
