@@ -86,7 +86,7 @@ class NodeAgent:
         # twice at once (restored from disk and retained on the broker) across the awaits below.
         self._accepting: dict[str, protocol.Playlist] = {}
         self.outbox = Outbox(
-            self.link, self.topics, self.id, clock=clock, volume=lambda: self.store.state.volume
+            self.link, self.topics, self.id, clock=clock, volume=lambda: self.volume
         )
         self._tidy_due = False  # a playlist finished: stop its downloads, prune the cache
         self._wake = asyncio.Event()

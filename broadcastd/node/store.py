@@ -212,9 +212,6 @@ class NodeStore:
     def clip_path(self, sha256: str) -> Path:
         return self.clips / f"{sha256}.bin"
 
-    def has_clip(self, sha256: str) -> bool:
-        return self.clip_path(sha256).is_file()
-
     def open_partial(self, sha256: str, chunks: int) -> PartialClip | None:
         """The download of `sha256` as left on disk (resumed), or None if the clip is verified
         (then marked as used now: see `prune`)."""
