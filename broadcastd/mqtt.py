@@ -235,7 +235,6 @@ class MqttLink:
         """Announce, subscribe, hand over to the consumer; return when closing or dropped."""
         self._client = client
         self.connects += 1
-        log.info("mqtt: connected to %s as %s", self.settings.url, self.settings.client_id)
         if self.settings.online is not None:
             topic, payload = self.settings.online
             await client.publish(topic, payload, qos=1, retain=True)
@@ -244,6 +243,8 @@ class MqttLink:
             if any(getattr(code, "is_failure", False) for code in granted):
                 # Usually the ACL: the link stays up, but this filter delivers nothing.
                 log.error("mqtt: broker refused subscription to %s: %s", topic_filter, granted)
+        # Logged once announced and subscribed: a retained `online` is then on the broker.
+        log.info("mqtt: connected to %s as %s", self.settings.url, self.settings.client_id)
         self.connected.set()
         if self._gauge is not None:
             self._gauge.set(1)

@@ -127,6 +127,8 @@ def _retained_state(broker: MosquittoProcess, e2e: E2E) -> dict[str, object]:
         capture_output=True, text=True, timeout=10, check=False,
     )  # fmt: skip
     assert got.returncode == 0, got.stderr
+    # --retained-only exits silently on a live message: the state was not retained yet.
+    assert got.stdout, "no retained controller state on the broker"
     state: dict[str, object] = json.loads(got.stdout)
     return state
 
@@ -147,7 +149,8 @@ async def test_sigterm_publishes_retained_offline_and_exits_0_within_5s(tmp_path
     proc = _run_cli(e2e, log)
     try:
         await wait_log(log, "broadcastd running", proc)
-        await wait_log(log, "mqtt: connected", proc)  # "running" can precede the connection
+        # "running" can precede the connection; "connected" is logged once `online` is retained.
+        await wait_log(log, "mqtt: connected", proc)
         assert _retained_state(broker, e2e)["state"] == "online"
         await wait_log(log, "dispatching", proc)  # a slot is in flight (catch-up at start-up)
         proc.send_signal(signal.SIGTERM)
