@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from broadcastd import protocol
-from broadcastd.broker import free_port
+from broadcastd.transport.broker import free_port
 
 if TYPE_CHECKING:
     from pathlib import Path

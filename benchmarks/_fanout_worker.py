@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiomqtt
 
 from broadcastd.config import load_config
-from broadcastd.sim import Fleet, SimNode
+from broadcastd.sim.fleet import Fleet, SimNode
 
 CONNECT_CONCURRENCY = 50
 DEFAULT_GC_THRESHOLD = gc.get_threshold()

@@ -37,8 +37,8 @@ import yaml
 from _commune import write_commune
 
 from broadcastd import protocol
-from broadcastd.broker import Credentials
-from broadcastd.daemon import Daemon
+from broadcastd.controller.daemon import Daemon
+from broadcastd.transport.broker import Credentials
 
 TARGET = 1.6
 KEEPALIVE_S = 5.0

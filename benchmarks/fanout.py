@@ -65,11 +65,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from broadcastd import protocol
-from broadcastd.audioout import AUDIO_EXPIRY_MARGIN_S
-from broadcastd.broker import CONTROLLER_USER, Credentials
-from broadcastd.daemon import Daemon
+from broadcastd.controller.daemon import Daemon
 from broadcastd.models import Clip
-from broadcastd.sim import fleet_nodes
+from broadcastd.sim.fleet import fleet_nodes
+from broadcastd.transport.audioout import AUDIO_EXPIRY_MARGIN_S
+from broadcastd.transport.broker import CONTROLLER_USER, Credentials
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from broadcastd.controller.registry import NodeRegistry
 from broadcastd.metrics import Metrics
-from broadcastd.nodes import NodeRegistry
 
 NODES = 100_000
 HAMLETS = 500

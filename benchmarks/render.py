@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from broadcastd.audiostore import AudioStore
 from broadcastd.config import Config
 from broadcastd.models import PlanItem, SlotPlan
-from broadcastd.render import Renderer
-from broadcastd.tts import EspeakEngine, TtsChain
+from broadcastd.render.renderer import Renderer
+from broadcastd.render.store import AudioStore
+from broadcastd.render.tts import EspeakEngine, TtsChain
 
 TEXTS = [
     "Thông báo tiêm phòng cho gia súc vào sáng thứ hai tại nhà văn hóa thôn.",

@@ -1,7 +1,8 @@
-"""The exception hierarchy. Only `cli.py` turns these into exit codes."""
+"""The exception hierarchy, and how the command lines print an expected failure (no traceback)."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -97,3 +98,17 @@ def handled_error(group: ExceptionGroup[Exception]) -> Exception:
         if isinstance(found, BroadcastdError):
             return found
     return group
+
+
+def report_failure(prog: str, exc: BroadcastdError) -> int:
+    """Print an expected failure without a traceback; return its exit code.
+
+    A config error lists every problem, one `FILE:LINE:COL: path: message, got: value` per line.
+    """
+    if isinstance(exc, ConfigError):
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} error(s) in configuration", file=sys.stderr)
+    else:
+        print(f"{prog}: {exc}", file=sys.stderr)
+    return exc.exit_code

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     import datetime as dt
+    from collections.abc import Mapping
     from pathlib import Path
 
 ItemKind = Literal["tts", "recording", "chime"]
@@ -21,6 +22,11 @@ ACK_STATUSES: tuple[AckStatus, ...] = (
     "rejected",
 )
 PlayStatus = Literal["live", "exercise"]
+
+# The priority vocabulary, defined once: config, plan, envelopes and the node agent share it.
+Priority = Literal["normal", "priority", "emergency"]
+PRIORITIES: tuple[Priority, ...] = ("normal", "priority", "emergency")
+PRIORITY_RANK: Mapping[str, int] = {"emergency": 0, "priority": 1, "normal": 2}
 
 
 ADHOC_KINDS = ("announce", "emergency", "exercise")
@@ -113,3 +119,15 @@ class RenderSummary:
     failed: list[str] = field(default_factory=list)  # "announcement/lang: reason"
     audio_seconds: float = 0.0
     bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One journaled change of a node's reachability state, with its cause."""
+
+    node: str
+    hamlet: str
+    from_: str
+    to: str
+    cause: str
+    ts: float

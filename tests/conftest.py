@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from broadcastd.broker import BrokerError, BrokerOptions, MosquittoProcess
+from broadcastd.transport.broker import BrokerError, BrokerOptions, MosquittoProcess
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
     from contextlib import AbstractAsyncContextManager
     from pathlib import Path
 
-    from broadcastd.mqtt import MqttLink
+    from broadcastd.transport.link import MqttLink
 
 
 def _require_mosquitto() -> None:

@@ -19,21 +19,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broadcastd import __version__, protocol
-from broadcastd.config import PRIORITY_RANK
 from broadcastd.errors import BroadcastdError, LinkError, ProtocolError
-from broadcastd.mqtt import LinkSettings, MqttLink
+from broadcastd.models import PRIORITY_RANK
 from broadcastd.node.fetch import REFETCH_AFTER_S, Fetcher
 from broadcastd.node.onair import OnAir, interrupts
 from broadcastd.node.outbox import Outbox
 from broadcastd.node.player import CommandPlayer, NullPlayer, Player
 from broadcastd.node.store import NodeStore
+from broadcastd.transport.link import LinkSettings, MqttLink
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from paho.mqtt.properties import Properties
 
-    from broadcastd.node.config import NodeConfig
+    from broadcastd.node.settings import NodeConfig
 
 log = logging.getLogger(__name__)
 

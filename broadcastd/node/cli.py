@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broadcastd import __version__
-from broadcastd.cli import report_failure
-from broadcastd.errors import EX_OK, EX_USAGE, BroadcastdError
+from broadcastd.errors import EX_OK, EX_USAGE, BroadcastdError, report_failure
 from broadcastd.node.agent import NodeAgent
-from broadcastd.node.config import load_node_config
+from broadcastd.node.settings import load_node_config
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -20,10 +20,10 @@ from broadcastd.protocol import CHUNK_SIZE
 if TYPE_CHECKING:
     from collections.abc import Container
 
-    from broadcastd.mqtt import MqttLink
     from broadcastd.node.partial import PartialClip
     from broadcastd.node.store import NodeStore
     from broadcastd.protocol import PlaylistItem, Topics
+    from broadcastd.transport.link import MqttLink
 
 log = logging.getLogger(__name__)
 

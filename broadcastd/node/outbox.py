@@ -14,7 +14,7 @@ from broadcastd.errors import LinkError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from broadcastd.mqtt import MqttLink
+    from broadcastd.transport.link import MqttLink
 
 log = logging.getLogger(__name__)
 

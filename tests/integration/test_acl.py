@@ -8,9 +8,9 @@ import textwrap
 import aiomqtt
 import pytest
 
-from broadcastd.broker import CONTROLLER_USER, write_broker_files
 from broadcastd.config import load_config
-from broadcastd.mqtt import LinkSettings, MqttLink
+from broadcastd.transport.broker import CONTROLLER_USER, write_broker_files
+from broadcastd.transport.link import LinkSettings, MqttLink
 
 ROOT = "bcast/v1/sang-moc"
 

@@ -10,9 +10,9 @@ import time
 import uuid
 
 from broadcastd import protocol
-from broadcastd.audioout import AudioOut
 from broadcastd.models import Clip
-from broadcastd.mqtt import LinkSettings, MqttLink
+from broadcastd.transport.audioout import AudioOut
+from broadcastd.transport.link import LinkSettings, MqttLink
 
 
 def clip_file(tmp_path, data: bytes) -> Clip:

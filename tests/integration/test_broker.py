@@ -10,7 +10,9 @@ import textwrap
 import aiomqtt
 import pytest
 
-from broadcastd.broker import (
+from broadcastd.config import load_config
+from broadcastd.errors import LinkError
+from broadcastd.transport.broker import (
     BrokerError,
     BrokerOptions,
     MosquittoProcess,
@@ -18,9 +20,7 @@ from broadcastd.broker import (
     port_open,
     write_broker_files,
 )
-from broadcastd.config import load_config
-from broadcastd.errors import LinkError
-from broadcastd.mqtt import LinkSettings, MqttLink
+from broadcastd.transport.link import LinkSettings, MqttLink
 
 
 async def _retained(broker, topic, *, username=None, password=None, within=3.0):
@@ -44,7 +44,7 @@ async def _retained(broker, topic, *, username=None, password=None, within=3.0):
 
 
 async def test_supervisor_restarts_a_killed_broker_and_stops_it_on_exit(tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="broadcastd.broker")
+    caplog.set_level(logging.WARNING, logger="broadcastd.transport.broker")
     broker = MosquittoProcess(tmp_path, BrokerOptions(port=0), supervise_interval=0.05)
     async with broker:
         first_pid = broker.pid

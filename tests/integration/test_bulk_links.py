@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from broadcastd.bulk import BulkPublisher
-from broadcastd.mqtt import LinkSettings, MqttLink
+from broadcastd.transport.bulk import BulkPublisher
+from broadcastd.transport.link import LinkSettings, MqttLink
 
 
 def count_publishes(*links: MqttLink) -> dict[str, int]:

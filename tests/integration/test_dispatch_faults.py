@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 from support.e2e import E2E, wait_for, write_commune
 
 if TYPE_CHECKING:
-    from broadcastd.daemon import Daemon
+    from broadcastd.controller.daemon import Daemon
     from broadcastd.models import Ack
-    from broadcastd.sim import Fleet
+    from broadcastd.sim.fleet import Fleet
 
 CATCH_UP_S = 10.0
 

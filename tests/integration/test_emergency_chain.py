@@ -18,17 +18,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from support.e2e import wait_for, write_commune
 
-from broadcastd import audit, cli, protocol
+from broadcastd import cli, protocol
 from broadcastd.config import EXERCISE_NOTICE, WEEKDAYS, load_config
-from broadcastd.control import ControlError, request
+from broadcastd.controller.controlsocket import ControlError, request
+from broadcastd.journal import audit
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from support.e2e import E2E
 
-    from broadcastd.daemon import Daemon
-    from broadcastd.sim import Fleet
+    from broadcastd.controller.daemon import Daemon
+    from broadcastd.sim.fleet import Fleet
 
 CANCEL_TARGET_S = 5.0  # issue 8: a cancel reaches every online node in under 5 s
 CORRECTION = "Thông báo khẩn cấp vừa rồi là nhầm lẫn, xin bà con yên tâm."

@@ -25,13 +25,13 @@ from support.daemon_main import read_log, spawn, wait_log
 from support.e2e import E2E, wait_for, write_commune
 
 from broadcastd import cli
-from broadcastd.broker import CONTROLLER_USER, free_port, write_broker_files
-from broadcastd.daemon import STOP_DEADLINE_S
+from broadcastd.controller.daemon import STOP_DEADLINE_S
+from broadcastd.transport.broker import CONTROLLER_USER, free_port, write_broker_files
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from broadcastd.broker import MosquittoProcess
+    from broadcastd.transport.broker import MosquittoProcess
 
 BIN = Path(sys.executable).parent
 

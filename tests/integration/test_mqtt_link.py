@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from broadcastd.broker import free_port
 from broadcastd.errors import LinkError
-from broadcastd.mqtt import RECEIVE_MAXIMUM, LinkSettings, MqttLink
+from broadcastd.transport.broker import free_port
+from broadcastd.transport.link import RECEIVE_MAXIMUM, LinkSettings, MqttLink
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,7 +138,7 @@ async def test_survives_broker_kill_and_gets_messages_queued_while_away(
 
 _AGENT = """
 import asyncio, sys
-from broadcastd.mqtt import RECEIVE_MAXIMUM, LinkSettings, MqttLink
+from broadcastd.transport.link import RECEIVE_MAXIMUM, LinkSettings, MqttLink
 
 async def main():
     url, cid, topic = sys.argv[1:4]

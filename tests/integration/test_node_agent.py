@@ -20,11 +20,11 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broadcastd import protocol
-from broadcastd.mqtt import LinkSettings, MqttLink
 from broadcastd.node.agent import NodeAgent
-from broadcastd.node.config import NodeConfig
 from broadcastd.node.player import NullPlayer
+from broadcastd.node.settings import NodeConfig
 from broadcastd.node.store import NodeStore
+from broadcastd.transport.link import LinkSettings, MqttLink
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_800_000_000.0

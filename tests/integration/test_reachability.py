@@ -34,10 +34,10 @@ from paho.mqtt.client import MQTTv5
 from support.e2e import E2E, wait_for, write_commune
 
 from broadcastd import protocol
-from broadcastd.broker import Credentials
+from broadcastd.transport.broker import Credentials
 
 if TYPE_CHECKING:
-    from broadcastd.daemon import Daemon
+    from broadcastd.controller.daemon import Daemon
 
 BIN = Path(sys.executable).parent
 KEEPALIVE_S = 5.0  # the agent's floor (it never asks mosquitto for less than 5 s)

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 from support.daemon_main import read_log, spawn, wait_log
 from support.e2e import wait_for, write_commune
 
-from broadcastd.broker import free_port
-from broadcastd.journal import Journal
+from broadcastd.journal.store import Journal
+from broadcastd.transport.broker import free_port
 
 if TYPE_CHECKING:
     from support.e2e import E2E

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from broadcastd.audiostore import AudioStore
 from broadcastd.config import Config
 from broadcastd.metrics import Metrics
 from broadcastd.models import PlanItem, SlotPlan
-from broadcastd.render import Renderer, build_renderer
-from broadcastd.tts import EspeakEngine, GttsEngine, TtsChain
+from broadcastd.render.renderer import Renderer, build_renderer
+from broadcastd.render.store import AudioStore
+from broadcastd.render.tts import EspeakEngine, GttsEngine, TtsChain
 from tests.fakes.gtts_server import Blackhole, FakeGtts, make_speech_mp3
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,7 +194,7 @@ KILL_SCRIPT = textwrap.dedent(
     sys.path.insert(0, sys.argv[2])
     from pathlib import Path
     from tests.integration.test_render import TEXTS, item, plans, renderer
-    from broadcastd.tts import EspeakEngine
+    from broadcastd.render.tts import EspeakEngine
     r = renderer(Path(sys.argv[1]), [EspeakEngine(5.0)])
     r.concurrency = 1
     items = [item(i, t + " " + str(j)) for j in range(4) for i, t in enumerate(TEXTS)]

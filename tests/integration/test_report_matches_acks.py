@@ -22,8 +22,8 @@ import pytest
 from paho.mqtt.client import MQTTv5
 from support.e2e import wait_for, write_commune
 
-from broadcastd.broker import Credentials
 from broadcastd.node.player import PlayerError
+from broadcastd.transport.broker import Credentials
 
 BIN = Path(sys.executable).parent
 ABSENT = ("h00-n0", "h00-n1")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from support.daemon_main import read_log, spawn, wait_log
 from support.e2e import wait_for, write_commune
 
-from broadcastd.journal import Journal
+from broadcastd.journal.store import Journal
 
 if TYPE_CHECKING:
     from pathlib import Path

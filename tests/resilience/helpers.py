@@ -16,8 +16,8 @@ from support.e2e import E2E
 
 from broadcastd import protocol
 from broadcastd.node.agent import NodeAgent
-from broadcastd.node.config import NodeBroker, NodeConfig, NodeIdentity
 from broadcastd.node.player import NullPlayer
+from broadcastd.node.settings import NodeBroker, NodeConfig, NodeIdentity
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable

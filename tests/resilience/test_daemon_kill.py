@@ -24,8 +24,8 @@ from support.daemon_main import read_log, spawn, wait_log
 from support.e2e import write_commune
 
 from broadcastd import protocol
-from broadcastd.broker import Credentials
-from broadcastd.journal import Journal
+from broadcastd.journal.store import Journal
+from broadcastd.transport.broker import Credentials
 
 
 @dataclass(frozen=True)

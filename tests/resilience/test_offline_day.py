@@ -16,7 +16,7 @@ from resilience.helpers import node_config, running_agent, unique_commune
 from support.e2e import wait_for
 
 from broadcastd import protocol
-from broadcastd.mqtt import LinkSettings, MqttLink
+from broadcastd.transport.link import LinkSettings, MqttLink
 
 DAY = 86400
 CLIP = b"ID3" + bytes(range(256)) * 8

@@ -17,13 +17,14 @@ from hypothesis import strategies as st
 from resilience.helpers import examples
 from support.e2e import write_commune
 
-from broadcastd import payloads, protocol
+from broadcastd import protocol
 from broadcastd.config import Config, load_config
+from broadcastd.controller.operations import Operations
+from broadcastd.controller.registry import NodeRegistry
 from broadcastd.errors import ConfigError, ProtocolError
-from broadcastd.journal import Journal
+from broadcastd.journal.store import Journal
 from broadcastd.models import ACK_STATUSES
-from broadcastd.nodes import NodeRegistry
-from broadcastd.operations import Operations
+from broadcastd.protocol import payloads
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

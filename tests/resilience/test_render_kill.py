@@ -20,8 +20,8 @@ import time
 
 from resilience.helpers import count
 
-from broadcastd.audiostore import AudioStore
-from broadcastd.tts import EspeakEngine
+from broadcastd.render.store import AudioStore
+from broadcastd.render.tts import EspeakEngine
 from tests.integration.test_render import KILL_SCRIPT, ROOT, TEXTS, item, plans, renderer
 
 CLIPS = 16

@@ -16,7 +16,7 @@ from resilience.helpers import count, node_config, playlist, running_agent, uniq
 from support.e2e import wait_for
 
 from broadcastd import protocol
-from broadcastd.mqtt import LinkSettings, MqttLink
+from broadcastd.transport.link import LinkSettings, MqttLink
 
 HAMLET = "h1"
 

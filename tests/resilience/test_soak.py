@@ -20,7 +20,7 @@ import time
 from resilience.helpers import SOAK, count
 from support.e2e import TZ, write_commune
 
-from broadcastd.dispatch import SlotDue
+from broadcastd.controller.dispatch import SlotDue
 
 SPEEDUP = 2000.0
 PRE_S, POST_S = 4.0, 6.0  # real-speed window around each play_at, simulated = real seconds

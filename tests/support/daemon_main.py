@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from broadcastd.daemon import Daemon
+from broadcastd.controller.daemon import Daemon
+from broadcastd.controller.runner import run_until_stopped
 from broadcastd.errors import BroadcastdError, ConfigError
-from broadcastd.runner import run_until_stopped
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[2]

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from broadcastd import protocol
-from broadcastd.broker import Credentials, free_port
 from broadcastd.config import Config, load_config
-from broadcastd.daemon import Daemon
-from broadcastd.sim import Fleet, fleet_nodes
+from broadcastd.controller.daemon import Daemon
+from broadcastd.sim.fleet import Fleet, fleet_nodes
+from broadcastd.transport.broker import Credentials, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from broadcastd.audiostore import AudioStore
 from broadcastd.errors import RenderError
+from broadcastd.render.store import AudioStore
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from broadcastd import audit, cli
-from broadcastd.journal import Journal
-from broadcastd.models import Ack
-from broadcastd.nodes import Transition
+from broadcastd import cli
+from broadcastd.journal import audit
+from broadcastd.journal.store import Journal
+from broadcastd.models import Ack, Transition
 
 if TYPE_CHECKING:
     from pathlib import Path

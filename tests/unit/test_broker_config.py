@@ -10,7 +10,9 @@ import textwrap
 
 import pytest
 
-from broadcastd.broker import (
+from broadcastd.cli.main import run as cli
+from broadcastd.config import load_config
+from broadcastd.transport.broker import (
     CONTROLLER_USER,
     BrokerError,
     BrokerOptions,
@@ -20,8 +22,6 @@ from broadcastd.broker import (
     mosquitto_conf,
     password_file_lines,
 )
-from broadcastd.cli import run as cli
-from broadcastd.config import load_config
 
 NODES_V1 = """
   - {id: ban-chuong, name: "Bản Chương", households: 87,

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from broadcastd.cli import run
+from broadcastd.cli.main import run
 
 if TYPE_CHECKING:
     import pytest

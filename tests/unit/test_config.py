@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from broadcastd.config import Config, load_config
-from broadcastd.schedule import build_plan, plan_warnings
+from broadcastd.plan.slotplan import build_plan, plan_warnings
 
 ROOT = Path(__file__).parent.parent.parent
 EXAMPLE = ROOT / "config" / "sang-moc.yaml"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcastd.cli import run
+from broadcastd.cli.main import run
 
 BAD = Path(__file__).parent.parent / "data" / "bad"
 ROOT = Path(__file__).parent.parent.parent

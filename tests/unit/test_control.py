@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from broadcastd.control import MAX_REQUEST_BYTES, ControlError, ControlServer, request
+from broadcastd.controller.controlsocket import (
+    MAX_REQUEST_BYTES,
+    ControlError,
+    ControlServer,
+    request,
+)
 from broadcastd.errors import BroadcastdError, DaemonNotRunningError
 
 if TYPE_CHECKING:
@@ -91,7 +96,7 @@ async def test_unexpected_error_is_logged_answered_generically_and_server_surviv
     path = tmp_path / "broadcastd.sock"
     async with serving(path):
         with (
-            caplog.at_level(logging.ERROR, logger="broadcastd.control"),
+            caplog.at_level(logging.ERROR, logger="broadcastd.controller.controlsocket"),
             pytest.raises(ControlError) as info,
         ):
             await request(path, {"cmd": "crash"}, timeout=2)

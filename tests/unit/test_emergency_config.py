@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcastd.cli import run
+from broadcastd.cli.main import run
 from broadcastd.config import DEFAULT_CORRECTION, load_config
 
 ROOT = Path(__file__).parent.parent.parent

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from broadcastd.approvals import ApprovalError, Approvals, check_operator
 from broadcastd.config import EXERCISE_NOTICE, load_config
-from broadcastd.dispatch import SlotDue
-from broadcastd.exercise import EXERCISE_SLOT, exercise_plans, next_exercise
-from broadcastd.journal import Journal
+from broadcastd.controller.approvals import ApprovalError, Approvals, check_operator
+from broadcastd.controller.dispatch import SlotDue
+from broadcastd.controller.slotfeed import SlotFeed
+from broadcastd.journal.store import Journal
 from broadcastd.metrics import Metrics
-from broadcastd.slots import SlotFeed
+from broadcastd.plan.exercise import EXERCISE_SLOT, exercise_plans, next_exercise
 
 if TYPE_CHECKING:
     from pathlib import Path

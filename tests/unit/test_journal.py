@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from broadcastd import audit
-from broadcastd.journal import SCHEMA_VERSION, Journal, JournalError
-from broadcastd.models import Ack
-from broadcastd.nodes import Transition
+from broadcastd.journal import audit
+from broadcastd.journal.store import SCHEMA_VERSION, Journal, JournalError
+from broadcastd.models import Ack, Transition
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = 1_800_000_000.0
@@ -168,7 +167,7 @@ def test_not_a_journal_is_a_clear_error(tmp_path):
 WRITER = """
 import asyncio, sys
 sys.path.insert(0, {root!r})
-from broadcastd.journal import Journal
+from broadcastd.journal.store import Journal
 from broadcastd.models import Ack
 
 async def main():

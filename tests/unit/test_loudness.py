@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from broadcastd.loudness import Pcm, integrated_loudness, parse_wav, widened
-from broadcastd.render import HEADROOM
+from broadcastd.render.loudness import Pcm, integrated_loudness, parse_wav, widened
+from broadcastd.render.renderer import HEADROOM
 
 TEXTS = [
     "Thông báo tiêm phòng cho gia súc vào sáng thứ hai tại nhà văn hóa thôn.",

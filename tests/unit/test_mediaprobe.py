@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from broadcastd import mediaprobe
+from broadcastd.config import mediaprobe
 
 CHIME = Path(__file__).resolve().parents[2] / "audio" / "chimes" / "intro.wav"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
+from broadcastd.controller.registry import NodeRegistry
 from broadcastd.metrics import Metrics
-from broadcastd.nodes import NodeRegistry
 
 CONTRACT = (
     "mqtt_connected",

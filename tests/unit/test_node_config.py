@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broadcastd import protocol
 from broadcastd.errors import BroadcastdError, ConfigError
-from broadcastd.node.config import load_node_config
+from broadcastd.node.settings import load_node_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = protocol.public_key_b64(Ed25519PrivateKey.generate())

@@ -9,14 +9,14 @@ import random
 import pytest
 
 from broadcastd.config import Config
-from broadcastd.errors import ProtocolError
-from broadcastd.metrics import Metrics
-from broadcastd.nodes import (
+from broadcastd.controller.registry import (
     FLAP_LIMIT,
     NodeRegistry,
     Transition,
 )
-from broadcastd.payloads import MAX_NODE_PAYLOAD_BYTES, parse_heartbeat
+from broadcastd.errors import ProtocolError
+from broadcastd.metrics import Metrics
+from broadcastd.protocol.payloads import MAX_NODE_PAYLOAD_BYTES, parse_heartbeat
 
 HB = 30.0
 
@@ -200,7 +200,7 @@ def test_clock_skew_is_observed_and_reported(reg, clock, metrics):
 
 
 def test_unknown_node_is_counted_and_logged_once(reg, metrics, caplog):
-    with caplog.at_level(logging.WARNING, logger="broadcastd.nodes"):
+    with caplog.at_level(logging.WARNING, logger="broadcastd.controller.registry"):
         for _ in range(5):
             reg.on_heartbeat("intruder", hb(1))
     assert value(metrics, "bad_messages_total", reason="unknown_node") == 5
@@ -281,7 +281,7 @@ def _hostile_payloads() -> list[bytes]:
 def test_thousand_hostile_payloads_never_crash_and_each_is_counted(reg, metrics, clock, caplog):
     rng = random.Random(1234)
     fixed = _hostile_payloads()
-    with caplog.at_level(logging.WARNING, logger="broadcastd.nodes"):
+    with caplog.at_level(logging.WARNING, logger="broadcastd.controller.registry"):
         for i in range(1000):
             if rng.random() < 0.3:  # random bytes, sometimes not even UTF-8
                 payload = rng.randbytes(rng.randint(0, 300))

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broadcastd import payloads as pl
 from broadcastd import protocol as p
 from broadcastd.errors import BroadcastdError, ProtocolError
+from broadcastd.protocol import payloads as pl
 
 # Fixed vector: an independent speaker or controller must produce exactly these bytes and signature.
 SEED = bytes(range(32))
@@ -407,7 +407,7 @@ def test_node_payload_parsers_never_crash(payload):
 
 
 def test_keygen_command_creates_once_and_never_overwrites(tmp_path, capsys):
-    from broadcastd.cli import run as cli  # noqa: PLC0415 - the CLI is what this test drives
+    from broadcastd.cli.main import run as cli  # noqa: PLC0415 - the CLI is what this test drives
 
     config = tmp_path / "etc" / "broadcastd.yaml"
     config.parent.mkdir()
@@ -427,7 +427,7 @@ def test_keygen_command_creates_once_and_never_overwrites(tmp_path, capsys):
 
 
 def test_keygen_without_a_key_path_names_the_line(tmp_path, capsys):
-    from broadcastd.cli import run as cli  # noqa: PLC0415 - the CLI is what this test drives
+    from broadcastd.cli.main import run as cli  # noqa: PLC0415 - the CLI is what this test drives
 
     config = tmp_path / "c.yaml"
     config.write_text("commune: {id: x}\nsigning: {}\n")

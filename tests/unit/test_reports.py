@@ -10,9 +10,8 @@ import textwrap
 import pytest
 
 from broadcastd import cli
-from broadcastd.journal import Journal
-from broadcastd.models import Ack
-from broadcastd.nodes import Transition
+from broadcastd.journal.store import Journal
+from broadcastd.models import Ack, Transition
 
 T0 = 1_800_000_000.0
 

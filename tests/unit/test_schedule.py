@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from broadcastd.config import Config, load_config
-from broadcastd.schedule import build_plan, estimate_seconds, plan_warnings
+from broadcastd.plan.slotplan import build_plan, estimate_seconds, plan_warnings
 
 GOOD = Path(__file__).parent.parent / "data" / "good"
 RECORDINGS = Path(__file__).parent.parent.parent / "audio" / "recordings"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from broadcastd.sdnotify import SdNotifier
+from broadcastd.controller.sdnotify import SdNotifier
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -84,7 +84,7 @@ def test_default_reads_the_process_environment(notify_socket, monkeypatch):
 
 def test_send_failure_is_logged_once_and_never_raises(tmp_path, caplog):
     notifier = SdNotifier({"NOTIFY_SOCKET": str(tmp_path / "gone")})
-    with caplog.at_level(logging.WARNING, logger="broadcastd.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="broadcastd.controller.sdnotify"):
         for _ in range(5):
             assert notifier.watchdog() is False
     failures = [r for r in caplog.records if "sd_notify" in r.getMessage()]

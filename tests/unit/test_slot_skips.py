@@ -7,12 +7,12 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from broadcastd.config import load_config
-from broadcastd.journal import Journal
+from broadcastd.controller.slotfeed import SlotFeed
+from broadcastd.journal.store import Journal
 from broadcastd.metrics import Metrics
-from broadcastd.slots import SlotFeed
 
 if TYPE_CHECKING:
-    from broadcastd.dispatch import SlotDue
+    from broadcastd.controller.dispatch import SlotDue
 
 CONFIG = """\
 commune: {id: thu, name: Xã Thử}

@@ -9,7 +9,7 @@ import pytest
 
 from broadcastd.errors import RenderError
 from broadcastd.metrics import Metrics
-from broadcastd.tts import EspeakEngine, GttsEngine, TtsChain, TtsTimeoutError
+from broadcastd.render.tts import EspeakEngine, GttsEngine, TtsChain, TtsTimeoutError
 from tests.fakes.gtts_server import Blackhole, FakeGtts, make_speech_mp3
 
 if TYPE_CHECKING:

@@ -6,8 +6,8 @@ import asyncio
 import os
 from typing import TYPE_CHECKING
 
+from broadcastd.controller.configwatch import ConfigWatcher, parent_dirs
 from broadcastd.errors import BroadcastdError
-from broadcastd.watch import ConfigWatcher, parent_dirs
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -1,0 +1,161 @@
+"""The `broadcastd` command line. The only module that exits the process."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from broadcastd import __version__
+from broadcastd.errors import EX_USAGE, BroadcastdError, report_failure
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+DEFAULT_CONFIG = Path("/etc/broadcastd/broadcastd.yaml")
+
+# subcommand -> module under broadcastd.cli (imported only when used, so `check` stays fast)
+COMMANDS: dict[str, str] = {
+    "run": "run",
+    "check": "check",
+    "schedule": "schedule",
+    "render": "render",
+    "announce": "control",
+    "cancel": "control",
+    "stop": "control",
+    "approve": "control",
+    "nodes": "nodes",
+    "report": "report",
+    "keygen": "keygen",
+    "acl": "acl",
+    "node-config": "nodeconfig",
+    "demo": "demo",
+    "simulate": "simulate",
+    "audit": "audit",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="broadcastd", description="Commune loudspeaker bulletin controller"
+    )
+    parser.add_argument("--version", action="version", version=f"broadcastd {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
+    common.add_argument(
+        "-c", "--config", type=Path, default=DEFAULT_CONFIG, help="config YAML file"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+
+    _planning(add)
+    _control(add)
+    _fleet(add)
+    p = add("audit", "verify the journal's hash chain")
+    p.add_argument("action", choices=["verify"])
+    return parser
+
+
+def _planning(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    add("run", "run the daemon")
+    p = add("check", "validate the config and report every problem")
+    p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    p = add("schedule", "preview what plays where")
+    p.add_argument("--date", help="first date, YYYY-MM-DD (default: today)")
+    p.add_argument("--days", type=int, default=1, help="number of days (default 1)")
+    p.add_argument("--hamlet", help="only this hamlet id")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = add("render", "render the audio the plan needs")
+    p.add_argument("--date", help="render for this date instead of the next tts.render_ahead")
+    p.add_argument("--force", action="store_true", help="render again even if cached")
+
+
+def _control(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    p = add("announce", "send an announcement through the running daemon")
+    p.add_argument("--text", required=True, help="text to speak")
+    p.add_argument("--lang", default="vi")
+    p.add_argument("--hamlets", default="all", help="comma-separated hamlet ids, or all")
+    p.add_argument("--priority", choices=["normal", "priority", "emergency"], default="priority")
+    p.add_argument("--now", action="store_true", help="play at once instead of at the next slot")
+    p.add_argument("--exercise", action="store_true", help="mark as an exercise (never emergency)")
+    p.add_argument("--operator", help="who issues it (required when emergencies need approval)")
+    p = add("cancel", "cancel a playlist or request on every node")
+    p.add_argument("id")
+    p.add_argument("--say", help="a correction to announce at once")
+    p.add_argument("--correction", action="store_true", help="say emergency.correction after it")
+    p = add("stop", "silence nodes now")
+    p.add_argument("--hamlets", default="all")
+    p.add_argument("--all", action="store_true", help="every hamlet (kill switch)")
+    p = add("approve", "approve a pending emergency request")
+    p.add_argument("id")
+    p.add_argument("--operator", required=True)
+
+
+def _fleet(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    p = add("nodes", "list nodes and their reachability")
+    p.add_argument("--hamlet")
+    p.add_argument("--json", action="store_true")
+    p = add("report", "households reached per slot and hamlet")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--date")
+    g.add_argument("--month")
+    g2 = p.add_mutually_exclusive_group()
+    g2.add_argument("--json", action="store_true")
+    g2.add_argument("--csv", action="store_true")
+    add("keygen", "create the signing key and print its public key")
+    p = add("acl", "print mosquitto password and ACL entries")
+    p.add_argument("--out", type=Path, help="write passwd and acl files into this directory")
+    p = add("node-config", "print a ready node.yaml for one speaker")
+    p.add_argument("node")
+    p.add_argument(
+        "--out", type=Path, help="write node.yaml and password (0600) into this directory"
+    )
+    p.add_argument("--cache-dir", type=Path, help="cache_dir for node.yaml")
+    p = add("demo", "run a slot now on a simulated fleet and print coverage")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p = add("simulate", "run simulated speaker agents")
+    p.add_argument(
+        "--nodes", type=int, default=0, help="number of agents (default: the config's nodes)"
+    )
+    p.add_argument(
+        "--loss", type=float, default=0.0, help="probability of dropping an inbound message"
+    )
+    p.add_argument(
+        "--flap", type=float, default=0.0, help="probability per heartbeat of a disconnect"
+    )
+    p.add_argument("--broker", help="broker URL (default: from the config)")
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler logs every job addition at INFO; only its warnings matter to an operator.
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and on usage errors
+        return int(exc.code or 0) if exc.code in (0, None) else EX_USAGE
+    _setup_logging(args.verbose if args.command != "run" else max(1, args.verbose))
+    module = importlib.import_module(f"broadcastd.cli.{COMMANDS[args.command]}")
+    try:
+        code: int = module.run(args)
+    except BroadcastdError as exc:
+        return report_failure(f"broadcastd {args.command}", exc)
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,1 +1,0 @@
-"""One module per CLI subcommand; each exposes `run(args) -> int` and never exits itself."""

@@ -1,0 +1,254 @@
+"""Cross-reference checks between config sections, run on every part that is valid on its own.
+
+Schema validation of the whole `Config` stops being useful for references as soon as one field is
+wrong anywhere; `Parts` validates each section, hamlet and announcement separately so a typo in
+one hamlet does not hide an unknown slot name in an announcement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from broadcastd.config.schema import Announcement, Audio, Broker, Commune, Hamlet, Tts
+from broadcastd.config.yamlsource import Loc, Located, YamlPath, dotted, problem_at
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from broadcastd.errors import Problem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _valid(model: type[M], value: object) -> M | None:
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None
+
+
+def _items(data: dict[str, Any], key: str) -> list[Any]:
+    value = data.get(key)
+    return value if isinstance(value, list) else []
+
+
+@dataclass
+class Parts:
+    """What validated on its own, plus the ids as written (an id is referable even if its entry
+    has an error elsewhere: that error is reported once, not again as 'unknown id')."""
+
+    slot_names: list[str] = field(default_factory=list)
+    hamlet_ids: list[tuple[object, YamlPath]] = field(default_factory=list)
+    node_ids: list[tuple[object, YamlPath]] = field(default_factory=list)
+    announcement_ids: list[tuple[object, YamlPath]] = field(default_factory=list)
+    hamlets: list[tuple[int, Hamlet]] = field(default_factory=list)
+    announcements: list[tuple[int, Announcement]] = field(default_factory=list)
+    raw_announcements: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    commune: Commune | None = None
+    tts: Tts | None = None
+    audio: Audio | None = None
+
+    def known_hamlets(self) -> set[str]:
+        # a mistyped id (a list, a number) is a schema error reported elsewhere, never a set key
+        return {hid for hid, _ in self.hamlet_ids if isinstance(hid, str)}
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Parts:
+        parts = cls()
+        slots = data.get("slots")
+        if isinstance(slots, dict):
+            parts.slot_names = [str(k) for k in slots]
+        for i, h in enumerate(_items(data, "hamlets")):
+            if not isinstance(h, dict):
+                continue
+            parts.hamlet_ids.append((h.get("id"), ("hamlets", i, "id")))
+            for j, n in enumerate(_items(h, "nodes")):
+                if isinstance(n, dict):
+                    parts.node_ids.append((n.get("id"), ("hamlets", i, "nodes", j, "id")))
+            if (hamlet := _valid(Hamlet, h)) is not None:
+                parts.hamlets.append((i, hamlet))
+        for i, a in enumerate(_items(data, "announcements")):
+            if not isinstance(a, dict):
+                continue
+            parts.announcement_ids.append((a.get("id"), ("announcements", i, "id")))
+            parts.raw_announcements.append((i, a))
+            if (ann := _valid(Announcement, a)) is not None:
+                parts.announcements.append((i, ann))
+        parts.commune = _valid(Commune, data.get("commune"))
+        parts.tts = _valid(Tts, data.get("tts", {}))
+        parts.audio = _valid(Audio, data.get("audio", {}))
+        return parts
+
+
+def _unique(items: list[tuple[object, YamlPath]], located: Located, what: str) -> list[Problem]:
+    seen: dict[object, Loc] = {}
+    out: list[Problem] = []
+    for value, path in items:
+        if not isinstance(value, str):
+            continue  # a missing or mistyped id is a schema error, reported there
+        loc = located.where(path)
+        if value in seen:
+            first = seen[value]
+            message = f"duplicate {what} (first at {first.file.name}:{first.line})"
+            out.append(problem_at(loc, dotted(path), message, value))
+        else:
+            seen[value] = loc
+    return out
+
+
+def cross_check(parts: Parts, located: Located) -> list[Problem]:
+    """Every reference between sections: ids, slots, hamlets, languages, households, dates."""
+    problems: list[Problem] = []
+    problems += _unique(parts.hamlet_ids, located, "hamlet id")
+    problems += _unique(parts.node_ids, located, "node id")
+    problems += _unique(parts.announcement_ids, located, "announcement id")
+    tts_langs = parts.tts.languages if parts.tts is not None else None
+    if parts.commune is not None and tts_langs is not None:
+        lang = parts.commune.default_language
+        if lang not in tts_langs:
+            path: YamlPath = ("commune", "default_language")
+            spoken = ", ".join(sorted(tts_langs))
+            message = f"must be a language the TTS engines speak ({spoken})"
+            problems.append(problem_at(located.where(path), dotted(path), message, lang))
+    for i, h in parts.hamlets:
+        problems += _check_hamlet(i, h, located)
+    for i, raw in parts.raw_announcements:
+        problems += _check_references(parts, located, i, raw)
+    for i, a in parts.announcements:
+        problems += _check_content(parts, located, i, a)
+    problems += check_emergency(data_of(located), parts, located)
+    problems += _check_broker_files(data_of(located), located)
+    return problems
+
+
+def _check_broker_files(data: dict[str, Any], located: Located) -> list[Problem]:
+    """An external broker's password and CA files must exist: `run` would fail on them later."""
+    broker = _valid(Broker, data.get("broker", {}))
+    if broker is None or broker.mode != "external":
+        return []
+    problems: list[Problem] = []
+    for name in ("password_file", "ca_file"):
+        path: Path | None = getattr(broker, name)
+        if path is not None and not path.is_file():
+            where: YamlPath = ("broker", name)
+            problems.append(
+                problem_at(located.where(where), dotted(where), "file not found", str(path))
+            )
+    return problems
+
+
+def data_of(located: Located) -> dict[str, Any]:
+    return located.data if isinstance(located.data, dict) else {}
+
+
+def check_emergency(data: dict[str, Any], parts: Parts, located: Located) -> list[Problem]:
+    """The `exercise` and `emergency` sections against the rest: hamlets, languages, operators."""
+    problems: list[Problem] = []
+    exercise = data.get("exercise")
+    if isinstance(exercise, dict):
+        known = parts.known_hamlets()
+        for j, hid in _strings(exercise, "hamlets"):
+            if hid not in known:
+                path: YamlPath = ("exercise", "hamlets", j)
+                problems.append(
+                    problem_at(located.where(path), dotted(path), "unknown hamlet id", hid)
+                )
+        lang = exercise.get("lang", "vi")
+        if parts.tts is not None and isinstance(lang, str) and lang not in parts.tts.languages:
+            path = ("exercise", "lang")
+            message = "the exercise is spoken by TTS: use a language a TTS engine speaks"
+            problems.append(problem_at(located.where(path), dotted(path), message, lang))
+        if "exercise" in parts.slot_names:
+            path = ("slots", "exercise")
+            message = "slot name 'exercise' is reserved for the monthly exercise section"
+            problems.append(problem_at(located.where(path, key=True), dotted(path), message))
+    emergency = data.get("emergency")
+    if isinstance(emergency, dict):
+        names = _strings(emergency, "operators")
+        for j, name in names:
+            if [n for _, n in names].index(name) != j:
+                path = ("emergency", "operators", j)
+                problems.append(
+                    problem_at(located.where(path), dotted(path), "operator listed twice", name)
+                )
+        if emergency.get("approvals") == 2 and len({n for _, n in names}) < 2:
+            has_ops = "operators" in emergency
+            path = ("emergency", "operators") if has_ops else ("emergency", "approvals")
+            message = "two-person approval needs at least 2 named operators"
+            problems.append(problem_at(located.where(path), dotted(path), message, len(names)))
+    return problems
+
+
+def _check_hamlet(i: int, h: Hamlet, located: Located) -> list[Problem]:
+    problems: list[Problem] = []
+    total = sum(n.households for n in h.nodes)
+    if total > h.households:
+        path: YamlPath = ("hamlets", i, "nodes")
+        message = f"nodes cover more households than the hamlet has ({h.households})"
+        problems.append(problem_at(located.where(path), dotted(path), message, total))
+    for j, lang in enumerate(h.languages):
+        if h.languages.index(lang) != j:
+            path = ("hamlets", i, "languages", j)
+            problems.append(
+                problem_at(located.where(path), dotted(path), "language listed twice", lang)
+            )
+    return problems
+
+
+def _strings(raw: dict[str, Any], key: str) -> list[tuple[int, str]]:
+    value = raw.get(key)
+    return (
+        [(j, v) for j, v in enumerate(value) if isinstance(v, str)]
+        if isinstance(value, list)
+        else []
+    )
+
+
+def _check_references(parts: Parts, located: Located, i: int, raw: dict[str, Any]) -> list[Problem]:
+    """Slot and hamlet names, checked as written: also in an announcement with other errors."""
+    problems: list[Problem] = []
+    base: YamlPath = ("announcements", i)
+    if parts.slot_names:
+        defined = ", ".join(parts.slot_names)
+        for j, slot in _strings(raw, "slots"):
+            if slot not in parts.slot_names:
+                path: YamlPath = (*base, "slots", j)
+                message = f"unknown slot (defined: {defined})"
+                problems.append(problem_at(located.where(path), dotted(path), message, slot))
+    known_hamlets = parts.known_hamlets()
+    for j, hid in _strings(raw, "hamlets"):
+        if hid not in known_hamlets:
+            path = (*base, "hamlets", j)
+            problems.append(problem_at(located.where(path), dotted(path), "unknown hamlet id", hid))
+    return problems
+
+
+def _check_content(parts: Parts, located: Located, i: int, a: Announcement) -> list[Problem]:
+    problems: list[Problem] = []
+    base: YamlPath = ("announcements", i)
+    if parts.tts is not None:
+        engines = ", ".join(parts.tts.engines)
+        for lang in a.text:
+            if lang not in parts.tts.languages:
+                path: YamlPath = (*base, "text", lang)
+                message = (
+                    f"no configured TTS engine ({engines}) speaks this language; "
+                    "give a recording under 'audio'"
+                )
+                problems.append(
+                    problem_at(located.where(path, key=True), dotted(path), message, lang)
+                )
+    if not a.text and not a.audio:
+        message = "announcement has neither text nor audio"
+        problems.append(problem_at(located.where(base), dotted(base), message, a.id))
+    if a.from_ is not None and a.until is not None and a.from_ > a.until:
+        path = (*base, "until")
+        message = f"must not be before 'from' ({a.from_})"
+        problems.append(problem_at(located.where(path), dotted(path), message, str(a.until)))
+    return problems
+
+
+__all__ = ["Parts", "cross_check"]

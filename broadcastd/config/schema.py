@@ -1,0 +1,292 @@
+"""The configuration schema (DESIGN.md §4): frozen models, and every error with its line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+
+from broadcastd.config.fields import (
+    WEEKDAYS,
+    Bitrate,
+    ClockTime,
+    Count,
+    Duration,
+    HostPort,
+    Lang,
+    Model,
+    Slug,
+    TimeZoneName,
+    Weekday,
+    validation_problems,
+)
+from broadcastd.config.yamlsource import Loc, Located, YamlPath
+from broadcastd.errors import ConfigError
+from broadcastd.models import Priority
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+# Languages a TTS engine can speak. Every other language needs a recorded clip.
+ENGINE_LANGUAGES: Mapping[str, frozenset[str]] = {
+    "gtts": frozenset({"vi"}),
+    "espeak": frozenset({"vi"}),
+}
+
+
+class Commune(Model):
+    id: Slug
+    name: Annotated[str, Field(min_length=1)]
+    timezone: TimeZoneName = "Asia/Ho_Chi_Minh"
+    default_language: Lang = "vi"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Broker(Model):
+    mode: Literal["embedded", "external"] = "embedded"
+    listen: HostPort = "127.0.0.1:1883"
+    url: str | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    # The URL speakers use to reach the broker (what `node-config` writes into node.yaml).
+    # Defaults to `url` for an external broker, or mqtt://<listen> for the embedded one.
+    node_url: str | None = None
+
+    @property
+    def url_for_nodes(self) -> str:
+        if self.node_url:
+            return self.node_url
+        if self.mode == "external" and self.url:
+            return self.url
+        return f"mqtt://{self.listen}"
+
+    @model_validator(mode="after")
+    def _external_needs_url(self) -> Broker:
+        if self.mode == "external" and not self.url:
+            raise ValueError(
+                "an external broker needs 'url' (mqtt://host:1883 or mqtts://host:8883)"
+            )
+        if self.url is not None and not re.match(r"^mqtts?://[^/\s]+$", self.url):
+            raise ValueError(
+                f"url must look like mqtt://host:1883 or mqtts://host:8883, got: {self.url!r}"
+            )
+        return self
+
+
+class Signing(Model):
+    private_key_file: Path
+
+
+class Metrics(Model):
+    listen: HostPort = "127.0.0.1:9108"
+    per_node: Annotated[bool, Field(strict=True)] = False
+
+
+class Slot(Model):
+    at: ClockTime
+    max_duration: Duration = dt.timedelta(minutes=15)
+    lead: Duration = dt.timedelta(minutes=30)
+    catch_up: Duration = dt.timedelta(minutes=20)
+
+
+class Audio(Model):
+    format: Literal["mp3", "opus"] = "mp3"
+    bitrate: Bitrate = "32k"
+    sample_rate: Literal[8000, 11025, 16000, 22050, 24000, 44100, 48000] = 22050
+    loudness_lufs: Annotated[float, Field(ge=-40, le=-5)] = -16.0
+    gap: Duration = dt.timedelta(seconds=1)
+    intro: Path | None = None
+    outro: Path | None = None
+
+
+class Tts(Model):
+    engines: Annotated[tuple[Literal["gtts", "espeak"], ...], Field(min_length=1)] = (
+        "gtts",
+        "espeak",
+    )
+    timeout: Duration = dt.timedelta(seconds=10)
+    render_ahead: Duration = dt.timedelta(hours=6)
+
+    @property
+    def languages(self) -> frozenset[str]:
+        return frozenset().union(*(ENGINE_LANGUAGES[e] for e in self.engines))
+
+
+class NodesCfg(Model):
+    heartbeat: Duration = dt.timedelta(seconds=30)
+    keepalive: Duration = dt.timedelta(seconds=30)
+
+
+class NodeRef(Model):
+    id: Slug
+    households: Count = 0
+
+
+class Hamlet(Model):
+    id: Slug
+    name: Annotated[str, Field(min_length=1)]
+    households: Count
+    languages: Annotated[tuple[Lang, ...], Field(min_length=1)] = ("vi",)
+    nodes: tuple[NodeRef, ...] = ()
+
+
+class Announcement(Model):
+    id: Slug
+    title: Annotated[str, Field(min_length=1)]
+    category: str = "general"
+    text: dict[Lang, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
+    audio: dict[Lang, Path] = Field(default_factory=dict)
+    slots: Annotated[tuple[str, ...], Field(min_length=1)]
+    days: tuple[Weekday, ...] = WEEKDAYS
+    from_: dt.date | None = Field(default=None, alias="from")
+    until: dt.date | None = None
+    hamlets: Literal["all"] | tuple[str, ...] = "all"
+    priority: Priority = "normal"
+
+    @property
+    def languages(self) -> frozenset[str]:
+        return frozenset(self.text) | frozenset(self.audio)
+
+    def active_on(self, day: dt.date) -> bool:
+        if self.from_ is not None and day < self.from_:
+            return False
+        if self.until is not None and day > self.until:
+            return False
+        return WEEKDAYS[day.weekday()] in self.days
+
+    def targets(self, hamlet_id: str) -> bool:
+        return self.hamlets == "all" or hamlet_id in self.hamlets
+
+
+ORDINALS: tuple[str, ...] = ("first", "second", "third", "fourth", "last")
+EXERCISE_NOTICE = "Đây là tin thử nghiệm."  # "this is a test", spoken before every exercise
+DEFAULT_CORRECTION = (
+    "Thông báo khẩn cấp vừa rồi là nhầm lẫn. Không có tình huống khẩn cấp. Xin bà con yên tâm."
+)
+
+
+def _month_day(value: str) -> str:
+    ordinal, _, weekday = value.partition("-")
+    if ordinal not in ORDINALS or weekday not in WEEKDAYS:
+        raise ValueError(
+            "expected an ordinal weekday of the month such as first-wed or last-fri "
+            f"({'|'.join(ORDINALS)} + -{'|'.join(WEEKDAYS)})"
+        )
+    return value
+
+
+def _operator(value: str) -> str:
+    if not value.strip() or value != value.strip():
+        raise ValueError("expected an operator name without surrounding spaces")
+    return value
+
+
+class Exercise(Model):
+    """The monthly exercise slot: `day: first-wed` (first|second|third|fourth|last + weekday)."""
+
+    day: Annotated[str, Field(strict=True), AfterValidator(_month_day)]
+    at: ClockTime
+    text: Annotated[str, Field(min_length=1)] = "Kiểm tra định kỳ hệ thống loa truyền thanh của xã."
+    lang: Lang = "vi"
+    hamlets: Literal["all"] | tuple[str, ...] = "all"
+    lead: Duration = dt.timedelta(minutes=30)
+    catch_up: Duration = dt.timedelta(minutes=20)
+
+    def occurs_on(self, day: dt.date) -> bool:
+        ordinal, _, weekday = self.day.partition("-")
+        if WEEKDAYS[day.weekday()] != weekday:
+            return False
+        if ordinal == "last":
+            return (day + dt.timedelta(days=7)).month != day.month
+        return (day.day - 1) // 7 == ORDINALS.index(ordinal)
+
+    def targets(self, hamlet_id: str) -> bool:
+        return self.hamlets == "all" or hamlet_id in self.hamlets
+
+
+class Emergency(Model):
+    """Who may issue emergencies, how many must agree, and the false-alarm correction."""
+
+    approvals: Literal[1, 2] = 1
+    operators: tuple[Annotated[str, Field(strict=True), AfterValidator(_operator)], ...] = ()
+    request_ttl: Duration = dt.timedelta(minutes=10)
+    correction: Annotated[str, Field(min_length=1)] = DEFAULT_CORRECTION
+
+
+class Config(Model):
+    commune: Commune
+    broker: Broker = Broker()
+    signing: Signing
+    state_dir: Path
+    metrics: Metrics = Metrics()
+    slots: Annotated[dict[Slug, Slot], Field(min_length=1)]
+    audio: Audio = Audio()
+    tts: Tts = Tts()
+    nodes: NodesCfg = NodesCfg()
+    hamlets: Annotated[tuple[Hamlet, ...], Field(min_length=1)]
+    announcements: tuple[Announcement, ...] = ()
+    exercise: Exercise | None = None
+    emergency: Emergency = Emergency()
+
+    # Filled by the loader, not by YAML: where the config came from and what it measured.
+    _files: tuple[Path, ...] = PrivateAttr(default=())
+    _clip_seconds: dict[Path, float] = PrivateAttr(default_factory=dict)
+    # Where every value was written, so later checks (plan warnings) can name file:line:col.
+    _located: Located | None = PrivateAttr(default=None)
+    # node id -> hamlet, built on first use: every ack from a node looks its hamlet up.
+    _node_hamlets: dict[str, Hamlet] | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Path:
+        """The main config file."""
+        return self._files[0] if self._files else Path("config.yaml")
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file read: the main one, then included ones (the reload watcher watches these)."""
+        return self._files
+
+    def clip_seconds(self, path: Path) -> float:
+        """The real duration of a recorded clip, measured by ffprobe at load time."""
+        return self._clip_seconds.get(path, 0.0)
+
+    def where(self, path: YamlPath, *, key: bool = False) -> Loc:
+        """The file:line:col a value (or with `key`, its key) was written at; `?:1:1` if unknown."""
+        if self._located is None:
+            return Loc(self.source, 1, 1)
+        return self._located.where(path, key=key)
+
+    def hamlet(self, hamlet_id: str) -> Hamlet:
+        for h in self.hamlets:
+            if h.id == hamlet_id:
+                return h
+        raise KeyError(hamlet_id)
+
+    def node_hamlets(self) -> Mapping[str, Hamlet]:
+        """node id -> its hamlet (built once: the config is frozen)."""
+        if self._node_hamlets is None:
+            self._node_hamlets = {n.id: h for h in self.hamlets for n in h.nodes}
+        return MappingProxyType(self._node_hamlets)
+
+
+def config_from_yaml_data(data: Any, located: Located) -> Config:
+    """Validate an already-read tree (used by the loader); raises ConfigError with locations."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, located)) from None

@@ -1,0 +1,415 @@
+"""Dispatch: a slot's plan becomes retained audio chunks and one signed playlist per hamlet.
+
+The journal, not the broker, is the source of truth: a playlist is journaled (the outbox) before
+it is published and marked published after the broker acknowledged it; after every reconnect
+the current playlist of every hamlet and its audio are published again, byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from broadcastd import protocol
+from broadcastd.errors import BroadcastdError, LinkError, RenderError, handled_error
+from broadcastd.models import Clip, PlanItem, SlotPlan, metric_slot
+from broadcastd.plan.exercise import EXERCISE_SLOT, exercise_plans
+from broadcastd.plan.slotplan import build_plan
+from broadcastd.transport.audioout import AudioOut, Publisher
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from broadcastd.config import Config
+    from broadcastd.journal.store import Journal
+    from broadcastd.metrics import Metrics
+    from broadcastd.render.renderer import Renderer
+
+log = logging.getLogger(__name__)
+
+CHIME_LANG = "zxx"  # ISO 639-2 "no linguistic content"
+
+
+@dataclass(frozen=True, slots=True)
+class SlotDue:
+    """A scheduler job's only output: this slot of this date is due for dispatch."""
+
+    date: dt.date
+    slot: str
+    reason: str = "scheduled"
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    playlist: str
+    hamlet: str
+    slot: str
+    play_at: int
+    expires_at: int
+
+
+class SeqCounter:
+    """Per-controller monotonic sequence: clock milliseconds, never repeating or going back."""
+
+    def __init__(self, clock: Callable[[], float], floor: int = 0) -> None:
+        self._clock = clock
+        self._last = floor
+
+    def next(self) -> int:
+        self._last = max(self._last + 1, int(self._clock() * 1000))
+        return self._last
+
+
+def playlist_id(
+    plan_date: dt.date, slot: str, hamlet: str, entries: Sequence[tuple[str, str]], status: str
+) -> str:
+    """Stable for the same (announcement, clip) entries, so a restart re-publishes the same id and
+    nodes deduplicate; an ad-hoc announcement repeated word for word is a new announcement id,
+    hence a new playlist that plays again."""
+    parts = [status, *(f"{ann}:{sha}" for ann, sha in entries)]
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:10]
+    return f"{plan_date:%Y%m%d}-{slot}-{hamlet}-{digest}"
+
+
+class Dispatcher:
+    """Owns publishing; one instance per daemon, driven by `SlotDue`s and control requests."""
+
+    def __init__(  # noqa: PLR0913 - the composition root hands over each collaborator
+        self,
+        config: Config,
+        *,
+        link: Publisher,
+        journal: Journal,
+        renderer: Renderer,
+        key: Ed25519PrivateKey,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        audio: Publisher | None = None,
+    ) -> None:
+        self.config = config
+        self._link = link
+        self._topics = protocol.Topics(config.commune.id)
+        self._audio = AudioOut(audio if audio is not None else link, self._topics, clock)
+        self._journal = journal
+        self._renderer = renderer
+        self._key = key
+        self._metrics = metrics
+        self._clock = clock
+        self._seq = SeqCounter(clock, journal.max_seq())
+        self._reconnected = asyncio.Event()
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def replace_config(self, config: Config) -> None:
+        self.config = config
+
+    def next_adhoc_number(self) -> int:
+        """A fresh number for an ad-hoc announcement's id (unique per controller)."""
+        return self._seq.next()
+
+    # -- the dispatch task -------------------------------------------------------------------------
+
+    async def run(self, queue: asyncio.Queue[SlotDue]) -> None:
+        while True:
+            due = await queue.get()
+            self.idle.clear()
+            try:
+                await self.dispatch_slot(due.date, due.slot, reason=due.reason)
+            except BroadcastdError as exc:
+                log.error("slot %s %s not dispatched: %s", due.date, due.slot, exc)
+            finally:
+                if queue.empty():
+                    self.idle.set()
+
+    async def run_republisher(self) -> None:
+        """After every (re)connect: publish the outbox and each hamlet's current playlist again."""
+        while True:
+            await self._reconnected.wait()
+            self._reconnected.clear()
+            self._audio.forget()  # the broker may have lost retained audio: publish it again
+            try:
+                await self.republish()
+            except LinkError as exc:
+                log.warning("re-publish after reconnect interrupted: %s", exc)
+
+    async def on_connect(self) -> None:
+        """MqttLink hook: must return quickly, the work happens in `run_republisher`."""
+        self._reconnected.set()
+
+    async def dispatch_slot(
+        self,
+        day: dt.date,
+        slot: str,
+        *,
+        reason: str = "scheduled",
+        play_at: dt.datetime | None = None,
+    ) -> list[Published]:
+        """Dispatch one slot of one date to every hamlet that has something to play."""
+        if slot == EXERCISE_SLOT:  # the monthly exercise: its own plan, always status exercise
+            log.info("dispatching the %s exercise (%s)", day, reason)
+            return await self.dispatch_plans(exercise_plans(self.config, day), status="exercise")
+        plans = [p for p in build_plan(self.config, day) if p.slot == slot]
+        if play_at is not None:
+            shift = play_at - plans[0].play_at if plans else dt.timedelta(0)
+            plans = [_shifted(p, shift) for p in plans]
+        log.info("dispatching %s %s to %d hamlets (%s)", day, slot, len(plans), reason)
+        return await self.dispatch_plans(plans)
+
+    async def dispatch_plans(
+        self,
+        plans: Iterable[SlotPlan],
+        *,
+        priority: str | None = None,
+        status: str = "live",
+        urgent: bool = False,
+    ) -> list[Published]:
+        now = self._clock()
+        ready: list[tuple[SlotPlan, list[Clip], list[PlanItem]]] = []
+        for plan in plans:
+            if plan.expires_at.timestamp() <= now:
+                await self._journal.record_skip(
+                    plan.date, plan.slot, plan.hamlet, "expired before dispatch"
+                )
+                continue
+            clips, items = await self._clips(plan)
+            if not items:
+                await self._journal.record_skip(
+                    plan.date, plan.slot, plan.hamlet, "nothing to play"
+                )
+                continue
+            ready.append((plan, clips, items))
+        envelopes = [
+            self._envelope(plan, clips, items, priority, status) for plan, clips, items in ready
+        ]
+        for env in envelopes:
+            await self._journal.record_dispatch(env)
+        return await self.publish(
+            [c for _, clips, _ in ready for c in clips], envelopes, urgent=urgent
+        )
+
+    async def publish(
+        self, clips: Sequence[Clip], envelopes: Sequence[dict[str, object]], *, urgent: bool
+    ) -> list[Published]:
+        """Each clip once, in the order the playlists name them; each playlist as soon as every
+        clip it names is retained. The first hamlets' speakers fetch while the rest is still
+        being published, and no hamlet waits for another's broker round trip or journal commit."""
+        if urgent:
+            self._audio.urgent_clear.clear()
+        retained = {c.sha256: asyncio.Event() for c in clips}
+
+        async def playlist(env: dict[str, object]) -> Published:
+            for item in _items(env):
+                if (event := retained.get(str(item["sha256"]))) is not None:
+                    await event.wait()
+            return await self._publish_playlist(env)
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                expires = _expires(envelopes)
+                audio = self._audio.publish(clips, expires, urgent=urgent, retained=retained)
+                tg.create_task(audio, name="audio")
+                sent = [tg.create_task(playlist(env)) for env in envelopes]
+        except ExceptionGroup as group:
+            raise handled_error(group) from None
+        finally:
+            if urgent:
+                self._audio.urgent_clear.set()
+        return [task.result() for task in sent]
+
+    async def republish(self) -> None:
+        """Outbox first (never published), then the current retained playlist of every hamlet."""
+        now = self._clock()
+        rows = [*self._journal.unpublished(now), *self._journal.latest_per_hamlet(now)]
+        seen: set[str] = set()
+        for row in rows:
+            env = json.loads(row.envelope)
+            if env["id"] in seen:
+                continue
+            seen.add(env["id"])
+            await self._audio.publish(self._stored_clips(env), _expires([env]), urgent=False)
+            await self._publish_playlist(env)
+        if seen:
+            log.info("re-published %d playlists", len(seen))
+
+    def _stored_clips(self, env: dict[str, Any]) -> list[Clip]:
+        clips: list[Clip] = []
+        for item in env["items"]:
+            path = self._renderer.store.path_for(item["sha256"])
+            if path is None:
+                log.error(
+                    "playlist %s: clip %s is no longer in the audio store",
+                    env["id"],
+                    item["sha256"],
+                )
+                continue
+            clips.append(Clip(item["sha256"], path, int(item["bytes"]), int(item["duration_ms"])))
+        return clips
+
+    # -- building ----------------------------------------------------------------------------------
+
+    async def _clips(self, plan: SlotPlan) -> tuple[list[Clip], list[PlanItem]]:
+        """The playlist's clips in play order (intro, items, outro) and the items that rendered."""
+        clips: list[Clip] = []
+        items: list[PlanItem] = []
+        for item in plan.items:
+            try:
+                clips.append(await self._renderer.clip_for(item))
+                items.append(item)
+            except RenderError as exc:
+                log.error(
+                    "hamlet %s: %s/%s left out: %s", plan.hamlet, item.announcement, item.lang, exc
+                )
+        if not items:
+            return [], []
+        audio = self.config.audio
+        head = [await self._renderer.chime(audio.intro)] if audio.intro else []
+        tail = [await self._renderer.chime(audio.outro)] if audio.outro else []
+        return head + clips + tail, items
+
+    def _envelope(
+        self,
+        plan: SlotPlan,
+        clips: list[Clip],
+        items: list[PlanItem],
+        priority: str | None,
+        status: str,
+    ) -> dict[str, object]:
+        audio = self.config.audio
+        labels: list[tuple[str, str, str]] = []
+        if audio.intro:
+            labels.append(("intro", CHIME_LANG, "intro"))
+        labels += [(i.title, i.lang, i.announcement) for i in items]
+        if audio.outro:
+            labels.append(("outro", CHIME_LANG, "outro"))
+        entries = [
+            protocol.PlaylistItem(
+                sha256=c.sha256,
+                bytes=c.size,
+                chunks=protocol.chunk_count(c.size),
+                duration_ms=c.duration_ms,
+                title=title,
+                lang=lang,
+                announcement=ann,
+            )
+            for c, (title, lang, ann) in zip(clips, labels, strict=True)
+        ]
+        top = priority or min((i.priority for i in items), key=_rank)
+        keyed = [(ann, c.sha256) for c, (_, _, ann) in zip(clips, labels, strict=True)]
+        pid = playlist_id(plan.date, plan.slot, plan.hamlet, keyed, status)
+        existing = self._journal.dispatch(pid)
+        if existing is not None:
+            envelope: dict[str, object] = json.loads(existing.envelope)
+            return envelope
+        return protocol.sign(
+            protocol.playlist_envelope(
+                commune=self.config.commune.id,
+                hamlet=plan.hamlet,
+                playlist_id=pid,
+                slot=plan.slot,
+                play_at=int(plan.play_at.timestamp()),
+                expires_at=int(plan.expires_at.timestamp()),
+                priority=top,
+                issued_at=int(self._clock()),
+                items=entries,
+                status=status,
+                seq=self._seq.next(),
+            ),
+            self._key,
+        )
+
+    # -- publishing --------------------------------------------------------------------------------
+
+    async def _publish_playlist(self, env: dict[str, object]) -> Published:
+        now = self._clock()
+        pid, hamlet, slot = str(env["id"]), str(env["hamlet"]), str(env["slot"])
+        play_at, expires_at = int(str(env["play_at"])), int(str(env["expires_at"]))
+        ttl = max(1, expires_at - int(now))
+        await self._link.publish(
+            self._topics.playlist(hamlet), protocol.encode(env), retain=True, expiry=ttl
+        )
+        first = await self._journal.mark_published(pid, now)
+        if first:
+            self._metrics.playlists_published_total.labels(
+                slot=metric_slot(slot), priority=str(env["priority"])
+            ).inc()
+            self._metrics.dispatch_lag_seconds.observe(
+                max(0.0, now - float(str(env.get("issued_at", now))))
+            )
+        return Published(pid, hamlet, slot, play_at, expires_at)
+
+    # -- control ----------------------------------------------------------------------------------
+
+    async def control(
+        self,
+        hamlets: Iterable[str],
+        action: str,
+        *,
+        target: str | None = None,
+        value: int | None = None,
+    ) -> str:
+        """Sign and send stop / cancel / volume to hamlets; returns the control id."""
+        now = int(self._clock())
+        seq = self._seq.next()
+        cid = f"{action}-{seq}"
+        for hamlet in hamlets:
+            env = protocol.sign(
+                protocol.control_envelope(
+                    commune=self.config.commune.id,
+                    hamlet=hamlet,
+                    control_id=cid,
+                    action=action,
+                    target=target,
+                    value=value,
+                    issued_at=now,
+                    expires_at=now + 600,
+                    seq=seq,
+                ),
+                self._key,
+            )
+            await self._link.publish(
+                self._topics.control(hamlet), protocol.encode(env), retain=False
+            )
+            if action == "cancel" and target is not None:
+                row = self._journal.dispatch(target)
+                if row is not None and row.hamlet == hamlet:
+                    await self._link.publish(self._topics.playlist(hamlet), b"", retain=True)
+        await self._journal.record_event(
+            action, json.dumps({"id": cid, "target": target, "value": value})
+        )
+        if action == "cancel" and target is not None:
+            await self._journal.mark_cancelled(target, now)
+        return cid
+
+
+def _expires(envelopes: Sequence[dict[str, object]]) -> int:
+    """When the last of these playlists expires: their audio must outlive it."""
+    return max((int(str(e["expires_at"])) for e in envelopes), default=0)
+
+
+def _items(env: dict[str, object]) -> list[dict[str, object]]:
+    items = env.get("items")
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def _rank(priority: str) -> int:
+    return {"emergency": 0, "priority": 1}.get(priority, 2)
+
+
+def _shifted(plan: SlotPlan, shift: dt.timedelta) -> SlotPlan:
+    return SlotPlan(
+        date=plan.date,
+        slot=plan.slot,
+        hamlet=plan.hamlet,
+        play_at=plan.play_at + shift,
+        expires_at=plan.expires_at + shift,
+        publish_at=plan.publish_at + shift,
+        items=plan.items,
+        dropped=plan.dropped,
+    )

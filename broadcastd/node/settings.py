@@ -1,0 +1,111 @@
+"""node.yaml (DESIGN.md §9): the speaker agent's config, validated with file:line:col errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, ValidationError, model_validator
+
+from broadcastd import protocol
+from broadcastd.config.fields import Duration, Model, Slug, validation_problems
+from broadcastd.config.yamlsource import read_yaml
+from broadcastd.errors import BroadcastdError, ConfigError, Problem
+
+
+def _public_key(value: str) -> str:
+    try:
+        protocol.load_public_key(value)
+    except BroadcastdError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _player(value: str | None) -> str | None:
+    if value is not None and "{file}" not in value:
+        raise ValueError("player must contain {file}, such as 'ffplay -nodisp -autoexit {file}'")
+    return value
+
+
+def _broker_url(value: str) -> str:
+    if not value.startswith(("mqtt://", "mqtts://")):
+        raise ValueError("url must look like mqtt://host:1883 or mqtts://host:8883")
+    return value
+
+
+class NodeIdentity(Model):
+    id: Slug
+    hamlet: Slug
+    commune: Slug
+
+
+class NodeBroker(Model):
+    url: Annotated[str, AfterValidator(_broker_url)]
+    username: str | None = None
+    password_file: Path | None = None
+    password: Annotated[str | None, Field(repr=False)] = None  # `node-config` without --out
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_password(self) -> NodeBroker:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give either password or password_file, not both")
+        return self
+
+    def read_password(self) -> str | None:
+        if self.password_file is None:
+            return self.password
+        try:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise BroadcastdError(
+                f"{self.password_file}: cannot read broker password: {exc.strerror}"
+            ) from None
+
+
+class NodeConfig(Model):
+    node: NodeIdentity
+    broker: NodeBroker
+    public_key: Annotated[str, AfterValidator(_public_key)]
+    cache_dir: Path
+    player: Annotated[str | None, AfterValidator(_player)] = None
+    heartbeat: Duration = dt.timedelta(seconds=30)
+    keepalive: Duration = dt.timedelta(seconds=30)
+
+    @property
+    def heartbeat_s(self) -> float:
+        return max(0.05, self.heartbeat.total_seconds())
+
+
+# Relative paths in node.yaml resolve against the file's directory, like the main config.
+_PATHS = (("cache_dir",), ("broker", "password_file"), ("broker", "ca_file"))
+
+
+def load_node_config(path: Path) -> NodeConfig:
+    """Read and validate node.yaml; ConfigError listing every problem with its line."""
+    located = read_yaml(path)
+    data = located.data
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [
+                Problem(
+                    path,
+                    1,
+                    1,
+                    "",
+                    "node config must be a mapping (node, broker, ...)",
+                    has_value=False,
+                )
+            ]
+        )
+    for keys in _PATHS:
+        parent: Any = data
+        for key in keys[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and isinstance(parent.get(keys[-1]), str):
+            parent[keys[-1]] = str(path.parent / Path(parent[keys[-1]]).expanduser())
+    try:
+        return NodeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, located)) from None

@@ -1,0 +1,259 @@
+"""Playlist and control envelopes (DESIGN.md §5): typed forms, builders and strict validators.
+
+A validator names the offending field in ProtocolError("malformed"); builders run it too, so the
+daemon never signs an envelope a node would reject. Signing and verifying live in protocol.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from broadcastd.errors import ProtocolError
+from broadcastd.models import PRIORITIES
+from broadcastd.protocol.limits import SHA256_RE, VERSION, brief, chunk_count, is_int
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+MAX_ITEMS: Final = 256
+MAX_CLIP_BYTES: Final = 256 * 1024 * 1024
+MAX_TIME: Final = 2**40  # Unix seconds; keeps arithmetic on hostile numbers cheap
+MAX_ID: Final = 128
+MAX_TEXT: Final = 1024
+STATUSES: Final = ("live", "exercise")
+ACTIONS: Final = ("stop", "cancel", "volume")
+
+
+@dataclass(frozen=True, slots=True)
+class PlaylistItem:
+    sha256: str
+    bytes: int
+    chunks: int
+    duration_ms: int
+    title: str
+    lang: str
+    announcement: str
+
+
+@dataclass(frozen=True, slots=True)
+class Playlist:
+    """A verified playlist envelope, typed. `seq` is None and `status` "live" when absent."""
+
+    commune: str
+    hamlet: str
+    id: str
+    slot: str
+    play_at: int
+    expires_at: int
+    priority: str
+    issued_at: int
+    items: tuple[PlaylistItem, ...]
+    status: str = "live"
+    seq: int | None = None
+
+    @classmethod
+    def from_envelope(cls, env: Mapping[str, Any]) -> Playlist:
+        validate_playlist(env)
+        return cls(
+            commune=env["commune"],
+            hamlet=env["hamlet"],
+            id=env["id"],
+            slot=env["slot"],
+            play_at=env["play_at"],
+            expires_at=env["expires_at"],
+            priority=env["priority"],
+            issued_at=env["issued_at"],
+            items=tuple(PlaylistItem(**{k: i[k] for k in _ITEM_FIELDS}) for i in env["items"]),
+            status=env.get("status", "live"),
+            seq=env.get("seq"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A verified control envelope, typed."""
+
+    commune: str
+    hamlet: str
+    id: str
+    action: str
+    target: str | None
+    value: int | None
+    issued_at: int
+    expires_at: int
+    status: str = "live"
+    seq: int | None = None
+
+    @classmethod
+    def from_envelope(cls, env: Mapping[str, Any]) -> Control:
+        validate_control(env)
+        return cls(
+            commune=env["commune"],
+            hamlet=env["hamlet"],
+            id=env["id"],
+            action=env["action"],
+            target=env.get("target"),
+            value=env.get("value"),
+            issued_at=env["issued_at"],
+            expires_at=env["expires_at"],
+            status=env.get("status", "live"),
+            seq=env.get("seq"),
+        )
+
+
+_ITEM_FIELDS = ("sha256", "bytes", "chunks", "duration_ms", "title", "lang", "announcement")
+
+
+def playlist_envelope(  # noqa: PLR0913 - one keyword per contract field
+    *,
+    commune: str,
+    hamlet: str,
+    playlist_id: str,
+    slot: str,
+    play_at: int,
+    expires_at: int,
+    priority: str,
+    issued_at: int,
+    items: Sequence[PlaylistItem],
+    status: str = "live",
+    seq: int | None = None,
+) -> dict[str, object]:
+    """An unsigned playlist envelope (pass it to `sign`)."""
+    env: dict[str, object] = {
+        "v": VERSION,
+        "kind": "playlist",
+        "commune": commune,
+        "hamlet": hamlet,
+        "id": playlist_id,
+        "slot": slot,
+        "play_at": int(play_at),
+        "expires_at": int(expires_at),
+        "priority": priority,
+        "issued_at": int(issued_at),
+        "items": [asdict(i) for i in items],
+        "status": status,
+    }
+    if seq is not None:
+        env["seq"] = int(seq)
+    validate_playlist(env)  # never sign something a node would reject as malformed
+    return env
+
+
+def control_envelope(  # noqa: PLR0913 - one keyword per contract field
+    *,
+    commune: str,
+    hamlet: str,
+    control_id: str,
+    action: str,
+    issued_at: int,
+    expires_at: int,
+    target: str | None = None,
+    value: int | None = None,
+    status: str | None = None,
+    seq: int | None = None,
+) -> dict[str, object]:
+    """An unsigned control envelope: stop, cancel (target = playlist id), volume (value 0-100)."""
+    env: dict[str, object] = {
+        "v": VERSION,
+        "kind": "control",
+        "commune": commune,
+        "hamlet": hamlet,
+        "id": control_id,
+        "action": action,
+        "target": target,
+        "value": value,
+        "issued_at": int(issued_at),
+        "expires_at": int(expires_at),
+    }
+    if status is not None:
+        env["status"] = status
+    if seq is not None:
+        env["seq"] = int(seq)
+    validate_control(env)
+    return env
+
+
+def validate_playlist(env: Mapping[str, Any]) -> None:
+    """Strict field types for a playlist; ProtocolError("malformed") naming the field."""
+    _common(env, "playlist")
+    _text(env, "slot", MAX_ID)
+    _time(env, "play_at")
+    _choice(env, "priority", PRIORITIES)
+    items = env.get("items")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
+        raise ProtocolError("malformed", f"items must be a list of 1..{MAX_ITEMS} entries")
+    for n, item in enumerate(items):
+        _item(item, f"items[{n}]")
+    if env["play_at"] > env["expires_at"]:
+        raise ProtocolError("malformed", "play_at is after expires_at")
+
+
+def validate_control(env: Mapping[str, Any]) -> None:
+    _common(env, "control")
+    _choice(env, "action", ACTIONS)
+    target, value = env.get("target"), env.get("value")
+    if target is not None:
+        _text(env, "target", MAX_ID)
+    if env["action"] == "cancel" and target is None:
+        raise ProtocolError("malformed", "cancel needs a target playlist id")
+    if value is not None and (not is_int(value) or not 0 <= value <= 100):
+        raise ProtocolError("malformed", f"value must be an integer 0..100, got: {brief(value)}")
+    if env["action"] == "volume" and value is None:
+        raise ProtocolError("malformed", "volume needs a value 0..100")
+
+
+def _common(env: Mapping[str, Any], kind: str) -> None:
+    if env.get("v") != VERSION or not is_int(env.get("v")):
+        raise ProtocolError("unsupported_version", f"v must be {VERSION}")
+    if env.get("kind") != kind:
+        raise ProtocolError("malformed", f"kind must be {kind!r}, got: {brief(env.get('kind'))}")
+    for name in ("commune", "hamlet", "id"):
+        _text(env, name, MAX_ID)
+    _time(env, "issued_at")
+    _time(env, "expires_at")
+    if "status" in env:
+        _choice(env, "status", STATUSES)
+    seq = env.get("seq")
+    if seq is not None and (not is_int(seq) or not 0 <= seq < 2**63):
+        raise ProtocolError("malformed", f"seq must be a non-negative integer, got: {brief(seq)}")
+
+
+def _item(item: object, where: str) -> None:
+    if not isinstance(item, dict):
+        raise ProtocolError("malformed", f"{where} must be an object")
+    sha = item.get("sha256")
+    if not isinstance(sha, str) or not SHA256_RE.match(sha):
+        raise ProtocolError("malformed", f"{where}.sha256 must be 64 lowercase hex digits")
+    size, chunks, duration = item.get("bytes"), item.get("chunks"), item.get("duration_ms")
+    if not is_int(size) or not 1 <= size <= MAX_CLIP_BYTES:
+        raise ProtocolError("malformed", f"{where}.bytes must be 1..{MAX_CLIP_BYTES}")
+    if not is_int(chunks) or chunks != chunk_count(size):
+        raise ProtocolError("malformed", f"{where}.chunks must be {chunk_count(size)}")
+    if not is_int(duration) or not 0 <= duration <= 24 * 3600 * 1000:
+        raise ProtocolError("malformed", f"{where}.duration_ms must be 0..86400000")
+    for name in ("title", "lang", "announcement"):
+        value = item.get(name)
+        if not isinstance(value, str) or len(value) > MAX_TEXT:
+            raise ProtocolError("malformed", f"{where}.{name} must be text up to {MAX_TEXT}")
+
+
+def _text(env: Mapping[str, Any], name: str, limit: int) -> None:
+    value = env.get(name)
+    if not isinstance(value, str) or not 1 <= len(value) <= limit:
+        raise ProtocolError("malformed", f"{name} must be text of 1..{limit}, got: {brief(value)}")
+
+
+def _time(env: Mapping[str, Any], name: str) -> None:
+    value = env.get(name)
+    if not is_int(value) or not 0 <= value < MAX_TIME:
+        raise ProtocolError(
+            "malformed", f"{name} must be integer Unix seconds, got: {brief(value)}"
+        )
+
+
+def _choice(env: Mapping[str, Any], name: str, allowed: Sequence[str]) -> None:
+    if env.get(name) not in allowed:
+        raise ProtocolError(
+            "malformed", f"{name} must be one of {', '.join(allowed)}, got: {brief(env.get(name))}"
+        )

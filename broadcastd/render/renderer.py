@@ -1,0 +1,388 @@
+"""Announcements and chimes -> loudness-normalised, low-bitrate clips in the store (DESIGN.md §4).
+
+Per clip: TTS (or the recorded file) -> mono PCM at `audio.sample_rate` -> integrated loudness
+measured -> a linear gain applied to 32-bit samples -> one ffmpeg run (started while the speech is
+made) limits peaks at -1 dBFS, re-measures with ebur128 on the way to the encoder (verification
+costs no extra process) and encodes once to `audio.format`. Off target, the gain is corrected
+once; past ±1.5 LU the clip fails.
+A render key (text or recording hash, language, engines and voices, audio settings,
+RENDERER_VERSION) indexes the result, so an unchanged announcement is never rendered twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import re
+import struct
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from broadcastd.errors import RenderError
+from broadcastd.models import Clip, PlanItem, RenderSummary, SlotPlan
+from broadcastd.render.loudness import (
+    Pcm,
+    decode,
+    finish_tool,
+    gain_for,
+    start_tool,
+    stop_tool,
+    widened,
+)
+from broadcastd.render.store import AudioStore
+from broadcastd.render.tts import GTTS_URL_ENV, EspeakEngine, GttsEngine, TtsChain, TtsEngine
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from broadcastd.config import Audio, Config
+    from broadcastd.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+RENDERER_VERSION = 1
+TOLERANCE_LU = 1.5
+# Aim tighter than the bar: the 32 kbit/s encoder itself shaves ~0.4-0.7 LU off short clips.
+AIM_LU = 0.7
+CEILING_DBFS = -1.0
+_I_RE = re.compile(r"I:\s+(-?\d+(?:\.\d+)?) LUFS")
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+class Renderer:
+    """Turns plan items into clips, rendering only what the store does not already hold."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: AudioStore,
+        chain: TtsChain,
+        metrics: Metrics | None = None,
+        *,
+        concurrency: int | None = None,
+    ) -> None:
+        self.audio = config.audio
+        self.store = store
+        self.chain = chain
+        self.metrics = metrics
+        # ffmpeg is CPU-bound: one clip per core keeps both cores busy without thrashing.
+        self.concurrency = concurrency or max(2, os.cpu_count() or 2)
+        self.encoder = Encoder(config.audio)
+        self._recording_hashes: dict[tuple[Path, int, int], str] = {}
+
+    # --- keys and lookups -------------------------------------------------------------------------
+
+    def key_for(self, item: PlanItem) -> str:
+        """The render key: everything that changes the produced audio."""
+        if item.kind == "tts":
+            if not item.text:
+                raise RenderError(f"{item.announcement}/{item.lang}: no text to speak")
+            source: list[object] = ["tts", item.text, item.lang, list(self.chain.signature)]
+        else:
+            if item.recording is None:
+                raise RenderError(f"{item.announcement}/{item.lang}: no recording")
+            source = ["file", self._recording_hash(item.recording)]
+        a = self.audio
+        settings = [a.format, a.bitrate, a.sample_rate, a.loudness_lufs, RENDERER_VERSION]
+        blob = json.dumps([source, settings], ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _recording_hash(self, path: Path) -> str:
+        try:
+            st = path.stat()
+            memo = (path, st.st_mtime_ns, st.st_size)
+            if memo not in self._recording_hashes:
+                self._recording_hashes[memo] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise RenderError(f"cannot read recording {path}: {exc.strerror}") from None
+        return self._recording_hashes[memo]
+
+    def cached(self, item: PlanItem) -> Clip | None:
+        """What the store already has for `item`; never renders."""
+        try:
+            found = self.store.lookup(self.key_for(item))
+        except RenderError:
+            return None
+        return found[0] if found else None
+
+    # --- rendering --------------------------------------------------------------------------------
+
+    def _distinct(self, plans: Iterable[SlotPlan], *, chimes: bool) -> list[PlanItem]:
+        extra = (self.audio.intro, self.audio.outro) if chimes else ()
+        return _distinct_items(plans, extra)
+
+    async def clip_for(self, item: PlanItem, *, force: bool = False) -> Clip:
+        clip, _ = await self._clip(item, force=force)
+        return clip
+
+    async def chime(self, path: Path) -> Clip:
+        return await self.clip_for(chime_item(path))
+
+    async def _clip(self, item: PlanItem, *, force: bool) -> tuple[Clip, str | None]:
+        """The clip and the engine that rendered it now (None: it came from the cache)."""
+        what = f"{item.announcement}/{item.lang}" if item.lang else item.announcement
+        key = await asyncio.to_thread(self.key_for, item)
+        if not force:
+            found = await asyncio.to_thread(self.store.lookup, key)
+            if found is not None:
+                if self.metrics is not None:
+                    self.metrics.render_cache_hits_total.inc()
+                return found[0], None
+        started = time.perf_counter()
+        # ffmpeg loads while the speech is made; it is stopped if the speech fails
+        encoder = await self.encoder.start(what=what)
+        try:
+            if item.kind == "tts":
+                speech = await self.chain.speak(item.text or "", item.lang)
+                pcm, engine = speech.pcm, speech.engine
+            else:
+                assert item.recording is not None  # noqa: S101 - key_for() checked it
+                data = await asyncio.to_thread(item.recording.read_bytes)
+                pcm, engine = await decode(data, self.audio.sample_rate, what=what), "recording"
+            encoded, lufs = await self.encoder.encode(pcm, what=what, started=encoder)
+        finally:
+            await stop_tool(encoder)
+        duration_ms = encoded_duration_ms(encoded, self.audio.format)
+        clip = await asyncio.to_thread(
+            self.store.put,
+            key,
+            encoded,
+            self.audio.format,
+            duration_ms,
+            engine=engine,
+            lufs=round(lufs, 2),
+            announcement=item.announcement,
+            lang=item.lang,
+        )
+        if self.metrics is not None:
+            self.metrics.render_seconds.observe(time.perf_counter() - started)
+        return clip, engine
+
+    async def render_plans(
+        self,
+        plans: Iterable[SlotPlan],
+        *,
+        force: bool = False,
+        progress: Progress | None = None,
+        chimes: bool = True,
+    ) -> RenderSummary:
+        """Render each distinct item of `plans` and the configured chimes; collect failures."""
+        items = self._distinct(plans, chimes=chimes)
+        summary = RenderSummary()
+        total, done = len(items), 0
+        if progress is not None:
+            progress(0, total)
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(item: PlanItem) -> None:
+            nonlocal done
+            async with gate:
+                try:
+                    clip, engine = await self._clip(item, force=force)
+                except RenderError as exc:
+                    name = f"{item.announcement}/{item.lang}" if item.lang else item.announcement
+                    summary.failed.append(f"{name}: {exc}")
+                    log.warning("cannot render %s: %s", name, exc)
+                else:
+                    if engine is None:
+                        summary.cached += 1
+                    else:
+                        summary.rendered[engine] = summary.rendered.get(engine, 0) + 1
+                    summary.audio_seconds += clip.duration_ms / 1000
+                    summary.bytes += clip.size
+            done += 1
+            if progress is not None:
+                progress(done, total)
+
+        async with asyncio.TaskGroup() as tg:
+            for item in items:
+                tg.create_task(one(item), name=f"render {item.announcement}/{item.lang}")
+        summary.failed.sort()
+        return summary
+
+
+def _distinct_items(
+    plans: Iterable[SlotPlan], chime_paths: Iterable[Path | None]
+) -> list[PlanItem]:
+    """Every item once (a bulletin repeats across hamlets and slots), chimes if anything plays."""
+    items: dict[tuple[object, ...], PlanItem] = {}
+    for plan in plans:
+        for item in plan.items:
+            items.setdefault((item.kind, item.text, item.recording, item.lang), item)
+    if items:
+        for path in chime_paths:
+            if path is not None:
+                items.setdefault(("chime", None, path, ""), chime_item(path))
+    return list(items.values())
+
+
+def chime_item(path: Path) -> PlanItem:
+    """A chime as a plan item: a recording without a language, named after its file."""
+    return PlanItem(path.stem, path.stem, "chime", "", "chime", "normal", 0.0, recording=path)
+
+
+# --- encoding ---------------------------------------------------------------------------------
+
+
+class Encoder:
+    """Gain to the target loudness and encode once, learning how much the peak limiter takes.
+
+    `gain_for` estimates the limiter's cost by hard clipping, which underestimates what ffmpeg's
+    alimiter takes by ~0.5-1 LU on espeak-ng speech. Each limited encode's ebur128 reading updates a
+    running correction, so after a batch's first clip the first encode usually lands within AIM_LU.
+
+    The gain is applied here, to 32-bit samples with HEADROOM to spare, not in ffmpeg's arguments:
+    the ffmpeg command line then does not depend on the audio, so `start()` can launch ffmpeg while
+    the speech is still being synthesised and measured (ffmpeg takes ~65 ms to load; a shell
+    pipeline `espeak-ng | ffmpeg` overlaps the two processes the same way).
+    """
+
+    def __init__(self, audio: Audio) -> None:
+        self.audio = audio
+        # measured minus intended loudness of limited encodes (EMA); starts at what espeak-ng shows
+        self.limiter_bias = -0.7
+        self.encodes = 0
+
+    async def start(self, *, what: str) -> asyncio.subprocess.Process:
+        """An ffmpeg waiting for `encode()`'s samples; the caller stops it with `stop_tool`."""
+        return await start_tool(_encode_argv(self.audio, self.audio.sample_rate), what=what)
+
+    async def encode(
+        self, pcm: Pcm, *, what: str, started: asyncio.subprocess.Process | None = None
+    ) -> tuple[bytes, float]:
+        """Returns the encoded bytes and the loudness ebur128 measured on the way to the encoder.
+
+        `started` (from `start()`) is used for the first encode when it expects `pcm`'s rate.
+        """
+        target = self.audio.loudness_lufs
+        gain = await asyncio.to_thread(gain_for, pcm, target, CEILING_DBFS)
+        limited = pcm.peak_dbfs + gain > CEILING_DBFS
+        if limited:
+            gain -= self.limiter_bias
+        if pcm.rate != self.audio.sample_rate:
+            started = None
+        for attempt in range(2):
+            self.encodes += 1
+            samples = await asyncio.to_thread(widened, pcm, gain, HEADROOM)
+            proc = started or await start_tool(_encode_argv(self.audio, pcm.rate), what=what)
+            started = None
+            data, lufs = await _encode_once(proc, samples, what=what)
+            if limited and attempt == 0:
+                self.limiter_bias += 0.5 * (lufs - target)
+            if abs(lufs - target) <= AIM_LU:
+                return data, lufs
+            gain += target - lufs  # the estimate was off: correct once with the measurement
+        if abs(lufs - target) <= TOLERANCE_LU:
+            return data, lufs
+        raise RenderError(
+            f"{what}: loudness {lufs:.1f} LUFS is outside {target:g}±{TOLERANCE_LU} LUFS "
+            f"(peaks limit the gain)"
+        )
+
+
+# s16 samples become s32 scaled by gain / HEADROOM; ffmpeg multiplies by HEADROOM back in float.
+# 2**12 leaves 72 dB of gain before saturation and 19 bits of resolution at any gain.
+HEADROOM = 4096
+
+
+def _encode_argv(audio: Audio, rate: int) -> list[str]:
+    # Peaks over -1 dBFS are limited there; with none, alimiter (latency-compensated) passes the
+    # samples through bit for bit. ebur128 measures what reaches the encoder.
+    limit = f"alimiter=limit={10 ** (CEILING_DBFS / 20):.4f}:level=disabled:latency=1"
+    filters = f"volume={HEADROOM}:precision=float,{limit},ebur128=framelog=verbose"
+    if audio.format == "mp3":
+        codec = ["-c:a", "libmp3lame", "-ar", str(audio.sample_rate), "-id3v2_version", "0"]
+        codec += ["-write_xing", "0", "-f", "mp3"]
+    else:
+        codec = ["-c:a", "libopus", "-application", "voip", "-f", "opus"]
+    return [
+        "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info",
+        "-f", "s32le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
+        "-af", filters, "-ac", "1", "-b:a", audio.bitrate, *codec,
+        "-map_metadata", "-1", "-fflags", "+bitexact", "pipe:1",
+    ]  # fmt: skip
+
+
+async def _encode_once(
+    proc: asyncio.subprocess.Process, samples: bytes, *, what: str
+) -> tuple[bytes, float]:
+    out, err = await finish_tool(proc, "ffmpeg", samples, what=f"{what}: encode")
+    found = _I_RE.findall(err.decode("utf-8", "replace"))
+    if not out or not found:
+        raise RenderError(f"{what}: ffmpeg produced no audio")
+    return out, float(found[-1])
+
+
+# --- durations, read from the encoded bytes -----------------------------------------------------
+
+_MP3_BITRATES = {
+    3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),  # MPEG-1 layer III
+    2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),  # MPEG-2/2.5 layer III
+}
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def encoded_duration_ms(data: bytes, fmt: str) -> int:
+    return _mp3_duration_ms(data) if fmt == "mp3" else _opus_duration_ms(data)
+
+
+def _mp3_duration_ms(data: bytes) -> int:
+    """Sum of layer III frame durations, walking the frame headers."""
+    pos, samples, rate = 0, 0, 0
+    while pos + 4 <= len(data):
+        (header,) = struct.unpack_from(">I", data, pos)
+        version, layer = (header >> 19) & 3, (header >> 17) & 3
+        bitrate_i, rate_i = (header >> 12) & 15, (header >> 10) & 3
+        if (
+            header >> 21 != 0x7FF
+            or layer != 1
+            or version == 1
+            or bitrate_i in (0, 15)
+            or rate_i == 3
+        ):
+            pos += 1  # not a layer III frame header: resynchronise
+            continue
+        kbps = _MP3_BITRATES[3 if version == 3 else 2][bitrate_i]
+        rate = _MP3_RATES[version][rate_i]
+        per_frame = 1152 if version == 3 else 576
+        samples += per_frame
+        pos += per_frame // 8 * kbps * 1000 // rate + ((header >> 9) & 1)
+    if not samples:
+        raise RenderError("encoded mp3 holds no frames")
+    return int(samples * 1000 / rate + 0.5)
+
+
+def _opus_duration_ms(data: bytes) -> int:
+    """Last Ogg page's granule position minus the OpusHead pre-skip, at Opus's 48 kHz."""
+    head = data.find(b"OpusHead")
+    last = data.rfind(b"OggS")
+    if head < 0 or last < 0 or last + 14 > len(data):
+        raise RenderError("encoded opus has no Ogg/Opus headers")
+    (pre_skip,) = struct.unpack_from("<H", data, head + 10)
+    (granule,) = struct.unpack_from("<q", data, last + 6)
+    samples: int = granule - pre_skip
+    return max(0, round(samples / 48))
+
+
+# --- composition ---------------------------------------------------------------------------------
+
+
+def build_renderer(
+    config: Config, metrics: Metrics | None = None, *, engines: Sequence[str] | None = None
+) -> Renderer:
+    """The renderer for `config`; `engines` overrides `tts.engines` (the demo uses ["espeak"])."""
+    timeout = config.tts.timeout.total_seconds()
+    built: list[TtsEngine] = []
+    for name in engines if engines is not None else config.tts.engines:
+        if name == "gtts":
+            built.append(GttsEngine(timeout, base_url=os.environ.get(GTTS_URL_ENV) or None))
+        elif name == "espeak":
+            built.append(EspeakEngine(timeout))
+        else:
+            raise RenderError(f"unknown TTS engine {name!r} (expected gtts or espeak)")
+    chain = TtsChain(built, config.audio.sample_rate, metrics)
+    return Renderer(config, AudioStore(config.state_dir / "audio"), chain, metrics)

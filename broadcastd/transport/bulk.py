@@ -1,0 +1,99 @@
+"""Extra publish-only broker connections that carry a slot's audio chunks.
+
+mosquitto reads at most one packet from each connection per pass of its event loop, and with
+`autosave_on_changes` (see broker.py) every pass that stored a retained message rewrites its
+whole database, audio included. Over the daemon's one connection a slot's N chunks cost N
+passes and N rewrites of that database; spread over `BULK_LINKS` more connections they cost a
+fraction of both (benchmarks/fanout.py: 160 chunks of 64 KiB took 1.9 s over one connection,
+0.4 s over nine).
+
+Each bulk link is an `MqttLink` with the daemon's broker, credentials and TLS settings, no
+subscriptions, no Last Will and no session kept after a disconnect. A publish goes to the
+least busy bulk link that is up, and to the main link when none is up or the bulk link fails,
+so a bulk link that is down never delays audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from typing import TYPE_CHECKING
+
+from broadcastd.errors import LinkError
+from broadcastd.transport.link import MqttLink
+
+if TYPE_CHECKING:
+    from paho.mqtt.properties import Properties
+
+log = logging.getLogger(__name__)
+
+BULK_LINKS = 8
+
+
+async def _no_messages(_topic: str, _payload: bytes, _props: Properties | None) -> None:
+    """Bulk links subscribe to nothing; the broker has nothing to route to them."""
+
+
+class BulkPublisher:
+    """`publish` like an MqttLink, spread over `count` extra connections; `run()` keeps them up."""
+
+    def __init__(self, main: MqttLink, count: int = BULK_LINKS) -> None:
+        self.main = main
+        base = main.settings
+        self.links = [
+            MqttLink(
+                dataclasses.replace(
+                    base,
+                    client_id=f"{base.client_id}-bulk{i}",
+                    will=None,
+                    online=None,
+                    subscriptions=(),
+                    session_expiry=0,
+                ),
+                _no_messages,
+            )
+            for i in range(1, count + 1)
+        ]
+        self._busy = [0] * count  # publishes in flight on each bulk link
+
+    async def run(self) -> None:
+        """Run every bulk link until `close()`."""
+        async with asyncio.TaskGroup() as tg:
+            for link in self.links:
+                tg.create_task(link.run(), name=f"mqtt-{link.settings.client_id}")
+
+    async def close(self) -> None:
+        await asyncio.gather(*(link.close() for link in self.links))
+
+    def _pick(self) -> int | None:
+        up = [i for i, link in enumerate(self.links) if link.connected.is_set()]
+        return min(up, key=self._busy.__getitem__) if up else None
+
+    async def publish(  # noqa: PLR0913 - mirrors MqttLink.publish
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        retain: bool = False,
+        qos: int = 1,
+        expiry: int | None = None,
+        timeout: float = 10.0,  # noqa: ASYNC109 - mirrors MqttLink.publish
+    ) -> None:
+        """Publish on the least busy bulk link that is up; on the main link otherwise."""
+        index = self._pick()
+        if index is not None:
+            self._busy[index] += 1
+            try:
+                await self.links[index].publish(
+                    topic, payload, retain=retain, qos=qos, expiry=expiry, timeout=timeout
+                )
+            except LinkError as exc:
+                log.info("bulk link %d: %s; using the main link", index + 1, exc)
+            else:
+                return
+            finally:
+                self._busy[index] -= 1
+        await self.main.publish(
+            topic, payload, retain=retain, qos=qos, expiry=expiry, timeout=timeout
+        )
