@@ -53,9 +53,7 @@ class Metrics:
             ["hamlet", "slot"],
             registry=r,
         )
-        self.households_total = Gauge(
-            f"{p}households_total", "Households per hamlet", ["hamlet"], registry=r
-        )
+        self.households = Gauge(f"{p}households", "Households per hamlet", ["hamlet"], registry=r)
         self.tts_renders_total = Counter(
             f"{p}tts_renders_total", "TTS render attempts", ["engine", "result"], registry=r
         )
