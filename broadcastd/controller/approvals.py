@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from broadcastd.errors import BroadcastdError
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from broadcastd.config import Config
+    from broadcastd.controller.requests import Announce
 
 FORGET_AFTER_S = (
     86400.0  # expired requests are remembered this long, to say "expired", not "unknown"
@@ -30,7 +31,7 @@ class ApprovalError(BroadcastdError):
 class EmergencyRequest:
     id: str
     operator: str
-    request: dict[str, Any]  # the original `announce` request, published as is once approved
+    request: Announce  # the original request, published as is once approved
     created_at: float
     expires_at: float
 
@@ -61,12 +62,12 @@ class Approvals:
         self._pending: dict[str, EmergencyRequest] = {}
 
     def open(
-        self, config: Config, operator: str, request: dict[str, Any], number: int
+        self, config: Config, operator: str, request: Announce, number: int
     ) -> EmergencyRequest:
         now = self._clock()
         self._forget_old(now)
         ttl = config.emergency.request_ttl.total_seconds()
-        req = EmergencyRequest(f"req-{number}", operator, dict(request), now, now + ttl)
+        req = EmergencyRequest(f"req-{number}", operator, request, now, now + ttl)
         self._pending[req.id] = req
         return req
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import os
 import signal
 import time
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broadcastd import protocol
@@ -17,22 +17,24 @@ from broadcastd.config import Config, load_config
 from broadcastd.controller.configwatch import ConfigWatcher, parent_dirs
 from broadcastd.controller.controlsocket import ControlServer
 from broadcastd.controller.dispatch import Dispatcher, SlotDue
-from broadcastd.controller.operations import Operations
+from broadcastd.controller.inbound import NodeInbox
+from broadcastd.controller.operations import Health, Operations
 from broadcastd.controller.registry import NodeRegistry
-from broadcastd.controller.runner import FORCE_EXIT_S, reclaim_orphan_broker
+from broadcastd.controller.renderahead import RenderAhead
+from broadcastd.controller.runner import FORCE_EXIT_S
 from broadcastd.controller.sdnotify import SdNotifier
 from broadcastd.controller.slotfeed import SlotFeed
 from broadcastd.errors import BroadcastdError, ConfigError
 from broadcastd.journal.store import Journal
 from broadcastd.metrics import Metrics
-from broadcastd.plan.slotplan import build_plan
 from broadcastd.render.renderer import build_renderer
 from broadcastd.transport.broker import MosquittoProcess, write_broker_files
 from broadcastd.transport.bulk import BulkPublisher
 from broadcastd.transport.link import LinkSettings, MqttLink
+from broadcastd.transport.reclaim import reclaim_orphan_broker
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Coroutine, Sequence
     from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -41,11 +43,15 @@ STOP_GRACE_S = 3.0  # an in-flight dispatch may finish within this; the whole st
 STOP_DEADLINE_S = 4.0  # past this after SIGTERM, the process exits without waiting for stuck tasks
 OVERDUE_UNWIND_S = 0.5  # ... giving the tasks only this long to unwind (the total stays under 5 s)
 SWEEP_INTERVAL_S = 1.0
-RENDER_AHEAD_INTERVAL_S = 300.0
-# Clips no plan has asked for in this long leave the audio store (a live playlist's clips are
-# looked up at every dispatch and re-publish, which keeps them fresh).
-AUDIO_RETENTION_S = 30 * 86400.0
-AUDIO_PRUNE_EVERY_S = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerLogin:
+    """Where and as whom the controller's MQTT link logs in."""
+
+    url: str
+    username: str | None
+    password: str | None
 
 
 class _Stop(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -87,86 +93,137 @@ class Daemon:
         self.unwind_s = FORCE_EXIT_S  # how long run_until_stopped() lets tasks unwind on SystemExit
 
     async def run(self) -> None:
-        config = self.config
-        key = protocol.load_private_key(config.signing.private_key_file)
-        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Build every collaborator in order, run them as named tasks until stopped."""
+        key = protocol.load_private_key(self.config.signing.private_key_file)
+        self.config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         async with AsyncExitStack() as stack:
-            journal = Journal.open(config.state_dir / "journal.sqlite3")
-            stack.callback(journal.close)
-            self.journal = journal
-            url, username, password = await self._broker(stack)
-            renderer = build_renderer(config, self.metrics, engines=self.engines)
-            self.registry = NodeRegistry(
-                config, self.metrics, now=self.clock, journal_cb=journal.transition_sink()
-            )
-            topics = protocol.Topics(config.commune.id)
-            self.link = MqttLink(
-                LinkSettings.from_url(
-                    url,
-                    client_id=f"broadcastd-{config.commune.id}",
-                    username=username,
-                    password=password,
-                    tls_ca=config.broker.ca_file,
-                    keepalive=int(config.nodes.keepalive.total_seconds()),
-                    will=(
-                        topics.controller_state(),
-                        protocol.state_payload("offline", int(self.clock())),
-                    ),
-                    online=(
-                        topics.controller_state(),
-                        protocol.state_payload("online", int(self.clock())),
-                    ),
-                    subscriptions=((topics.nodes_filter(), 1),),
-                ),
-                self._on_message,
-                on_connect=self._on_connect,
-                metrics_gauge=self.metrics.mqtt_connected,
-            )
+            self.journal = self._open_journal(stack)
+            login = await self._start_broker(stack)
+            self.registry = self._build_registry()
+            self.link = self._build_link(login)
             self.bulk = BulkPublisher(self.link)
-            self.dispatcher = Dispatcher(
-                config,
-                link=self.link,
-                audio=self.bulk,
-                journal=journal,
-                renderer=renderer,
-                key=key,
+            self.renderer = build_renderer(self.config, self.metrics, engines=self.engines)
+            self.dispatcher = self._build_dispatcher(key)
+            self.ops = self._build_operations()
+            self.inbox = NodeInbox(
+                lambda: self.config,
+                registry=self.registry,
+                operations=self.ops,
                 metrics=self.metrics,
-                clock=self.clock,
             )
-            self.ops = Operations(self, renderer)
-            self.feed = SlotFeed(config, self.queue, journal, self.metrics, clock=self.clock)
-            if self.serve_metrics:
-                host, _, port = config.metrics.listen.rpartition(":")
-                self.metrics.serve(host.strip("[]"), int(port))
-            self._set_static_metrics(config)
-            control = ControlServer(config.state_dir / "broadcastd.sock", self.ops.handle)
+            self.feed = SlotFeed(
+                self.config, self.queue, self.journal, self.metrics, clock=self.clock
+            )
+            self._start_metrics()
+            control = ControlServer(self.config.state_dir / "broadcastd.sock", self.ops.handle)
             try:
                 async with asyncio.TaskGroup() as tg:
-                    tg.create_task(journal.run(), name="journal")
-                    tg.create_task(self.link.run(), name="mqtt")
-                    tg.create_task(self.bulk.run(), name="mqtt-bulk")
-                    tg.create_task(self.dispatcher.run(self.queue), name="dispatch")
-                    tg.create_task(self.dispatcher.run_republisher(), name="republish")
-                    if self.scheduling:
-                        tg.create_task(self.feed.run(), name="scheduler-feed")
-                        tg.create_task(self._render_ahead(), name="render-ahead")
-                    tg.create_task(self._sweep(), name="registry-sweep")
-                    tg.create_task(control.run(), name="control")
-                    tg.create_task(self._watchdog(), name="watchdog")
-                    if self.watch_files:
-                        # Watching the directories too: a newly added included file is an edit.
-                        watcher = ConfigWatcher(
-                            lambda: self.config.files,
-                            self.reload,
-                            dirs=lambda: parent_dirs(self.config.files),
-                        )
-                        tg.create_task(watcher.run(), name="reload-watcher")
-                    tg.create_task(self._lifecycle(), name="lifecycle")
+                    for name, job in self._tasks(control):
+                        tg.create_task(job, name=name)
             except* _Stop:
                 pass
             finally:
                 if self._overdue is not None:
                     self._overdue.cancel()  # stopped in time; never fire in a loop that goes on
+
+    # -- composition: one step per collaborator ---------------------------------------------------
+
+    def _open_journal(self, stack: AsyncExitStack) -> Journal:
+        journal = Journal.open(self.config.state_dir / "journal.sqlite3")
+        stack.callback(journal.close)
+        return journal
+
+    def _build_registry(self) -> NodeRegistry:
+        return NodeRegistry(
+            self.config, self.metrics, now=self.clock, journal_cb=self.journal.transition_sink()
+        )
+
+    def _build_link(self, login: BrokerLogin) -> MqttLink:
+        config = self.config
+        topics = protocol.Topics(config.commune.id)
+        return MqttLink(
+            LinkSettings.from_url(
+                login.url,
+                client_id=f"broadcastd-{config.commune.id}",
+                username=login.username,
+                password=login.password,
+                tls_ca=config.broker.ca_file,
+                keepalive=int(config.nodes.keepalive.total_seconds()),
+                will=(
+                    topics.controller_state(),
+                    protocol.state_payload("offline", int(self.clock())),
+                ),
+                online=(
+                    topics.controller_state(),
+                    protocol.state_payload("online", int(self.clock())),
+                ),
+                subscriptions=((topics.nodes_filter(), 1),),
+            ),
+            # Looked up per call: the inbox and the dispatcher are built after (and from) the link.
+            lambda topic, payload, props: self.inbox.on_message(topic, payload, props),  # noqa: PLW0108
+            on_connect=lambda: self.dispatcher.on_connect(),  # noqa: PLW0108
+            metrics_gauge=self.metrics.mqtt_connected,
+        )
+
+    def _build_dispatcher(self, key: protocol.Ed25519PrivateKey) -> Dispatcher:
+        return Dispatcher(
+            self.config,
+            link=self.link,
+            audio=self.bulk,
+            journal=self.journal,
+            renderer=self.renderer,
+            key=key,
+            metrics=self.metrics,
+            clock=self.clock,
+        )
+
+    def _build_operations(self) -> Operations:
+        return Operations(
+            self.config,
+            dispatcher=self.dispatcher,
+            journal=self.journal,
+            registry=self.registry,
+            renderer=self.renderer,
+            metrics=self.metrics,
+            clock=self.clock,
+            health=lambda: Health(
+                connected=self.link.connected.is_set(), ready=self.ready.is_set()
+            ),
+        )
+
+    def _start_metrics(self) -> None:
+        if self.serve_metrics:
+            host, _, port = self.config.metrics.listen.rpartition(":")
+            self.metrics.serve(host.strip("[]"), int(port))
+        self._set_static_metrics(self.config)
+
+    def _tasks(self, control: ControlServer) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        """The daemon's long-running tasks, by name (the names show in logs and tracebacks)."""
+        tasks: list[tuple[str, Coroutine[Any, Any, None]]] = [
+            ("journal", self.journal.run()),
+            ("mqtt", self.link.run()),
+            ("mqtt-bulk", self.bulk.run()),
+            ("dispatch", self.dispatcher.run(self.queue)),
+            ("republish", self.dispatcher.run_republisher()),
+        ]
+        if self.scheduling:
+            ahead = RenderAhead(lambda: self.config, self.renderer, self.feed, clock=self.clock)
+            tasks += [("scheduler-feed", self.feed.run()), ("render-ahead", ahead.run())]
+        tasks += [
+            ("registry-sweep", self._sweep()),
+            ("control", control.run()),
+            ("watchdog", self._watchdog()),
+        ]
+        if self.watch_files:
+            # Watching the directories too: a newly added included file is an edit.
+            watcher = ConfigWatcher(
+                lambda: self.config.files,
+                self.reload,
+                dirs=lambda: parent_dirs(self.config.files),
+            )
+            tasks.append(("reload-watcher", watcher.run()))
+        tasks.append(("lifecycle", self._lifecycle()))
+        return tasks
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -254,7 +311,8 @@ class Daemon:
 
     # -- wiring ------------------------------------------------------------------------------------
 
-    async def _broker(self, stack: AsyncExitStack) -> tuple[str, str | None, str | None]:
+    async def _start_broker(self, stack: AsyncExitStack) -> BrokerLogin:
+        """The embedded mosquitto (started, supervised) or the external broker's login."""
         broker = self.config.broker
         if broker.mode == "external":
             password = (
@@ -262,7 +320,7 @@ class Daemon:
                 if broker.password_file
                 else None
             )
-            return str(broker.url), broker.username, password
+            return BrokerLogin(str(broker.url), broker.username, password)
         directory = self.config.state_dir / "broker"
         passwd, acl, creds = write_broker_files(self.config, directory)
         proc = MosquittoProcess.from_config(
@@ -272,7 +330,7 @@ class Daemon:
         await stack.enter_async_context(proc)
         self.broker = proc  # the supervised child: operators and fault tests reach its pid here
         user, password = creds.controller
-        return proc.url, user, password
+        return BrokerLogin(proc.url, user, password)
 
     def _refresh_broker_acl(self, config: Config) -> None:
         """A node added (or removed) by a reload can connect (or not) without a restart.
@@ -286,36 +344,9 @@ class Daemon:
         with contextlib.suppress(ProcessLookupError):  # died just now: the supervisor restarts it
             os.kill(proc.pid, signal.SIGHUP)
 
-    async def _on_connect(self) -> None:
-        await self.dispatcher.on_connect()
-
-    async def _on_message(self, topic: str, payload: bytes, _props: Any) -> None:
-        parsed = self.topics_parse(topic)
-        if parsed is None:
-            self.metrics.bad_messages_total.labels(reason="unknown_topic").inc()
-            return
-        kind, node = parsed
-        if kind == "state":
-            self.registry.on_state(node, payload)
-        elif kind == "heartbeat":
-            self.registry.on_heartbeat(node, payload)
-        elif kind == "ack":
-            await self.ops.on_ack(node, payload)
-        else:
-            self.metrics.bad_messages_total.labels(reason="unknown_topic").inc()
-
-    def topics_parse(self, topic: str) -> tuple[str, str] | None:
-        prefix = protocol.Topics(self.config.commune.id).node_state("").rsplit("/", 2)[0] + "/"
-        if not topic.startswith(prefix):
-            return None
-        rest = topic[len(prefix) :].split("/")
-        if len(rest) != 2:
-            return None
-        return rest[1], rest[0]
-
     def _set_static_metrics(self, config: Config) -> None:
         for hamlet in config.hamlets:
-            self.metrics.households_total.labels(hamlet=hamlet.id).set(hamlet.households)
+            self.metrics.households.labels(hamlet=hamlet.id).set(hamlet.households)
 
     async def _sweep(self) -> None:
         while True:
@@ -332,33 +363,3 @@ class Daemon:
         while True:
             self.notifier.notify("WATCHDOG=1")
             await asyncio.sleep(interval / 2)
-
-    async def _render_ahead(self) -> None:
-        """Render the next `tts.render_ahead` of slots early so a slot never waits on TTS; once a
-        day, prune clips unused for AUDIO_RETENTION_S."""
-        pruned_at = 0.0
-        while True:
-            if time.monotonic() - pruned_at >= AUDIO_PRUNE_EVERY_S or not pruned_at:
-                pruned_at = time.monotonic()
-                store = self.ops.renderer.store
-                removed = await asyncio.to_thread(store.prune, AUDIO_RETENTION_S)
-                if removed:
-                    log.info("audio store: pruned %d files unused for 30 days", removed)
-            config = self.config
-            now = dt.datetime.fromtimestamp(self.clock(), tz=config.commune.tz)
-            horizon = now + config.tts.render_ahead
-            days = (horizon.date() - now.date()).days + 1
-            plans = [p for p in build_plan(config, now.date(), days) if now < p.play_at <= horizon]
-            try:
-                summary = await self.ops.renderer.render_plans(plans)
-            except BroadcastdError as exc:
-                log.error("render-ahead failed: %s", exc)
-            else:
-                if summary.failed:
-                    log.error(
-                        "render-ahead: %d clips failed: %s",
-                        len(summary.failed),
-                        "; ".join(summary.failed),
-                    )
-            self.feed.mark_audio_state(plans, self.ops.renderer)
-            await asyncio.sleep(RENDER_AHEAD_INTERVAL_S)

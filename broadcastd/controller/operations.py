@@ -10,19 +10,33 @@ import datetime as dt
 import json
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from broadcastd import protocol
 from broadcastd.controller.approvals import Approvals, check_operator
+from broadcastd.controller.requests import (
+    Announce,
+    Approve,
+    Cancel,
+    RequestError,
+    Status,
+    Stop,
+    parse_request,
+)
 from broadcastd.errors import BroadcastdError, ProtocolError
 from broadcastd.models import ADHOC_KINDS, Ack, AckStatus, PlanItem, SlotPlan, metric_slot
 from broadcastd.plan.exercise import EXERCISE_SLOT, notice_item
 from broadcastd.plan.slotplan import estimate_seconds
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from broadcastd.config import Config
-    from broadcastd.controller.daemon import Daemon
-    from broadcastd.journal.store import DispatchRow
+    from broadcastd.controller.dispatch import Dispatcher
+    from broadcastd.controller.registry import NodeRegistry
+    from broadcastd.journal.store import DispatchRow, Journal
+    from broadcastd.metrics import Metrics
     from broadcastd.render.renderer import Renderer
 
 log = logging.getLogger(__name__)
@@ -30,51 +44,69 @@ log = logging.getLogger(__name__)
 ADHOC_SLOT = "announce"
 
 
-class RequestError(BroadcastdError):
-    """A control request the daemon refuses; its message goes back to the CLI."""
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What `broadcastd status` reports of the running daemon besides its requests."""
+
+    connected: bool  # the controller's MQTT link is up
+    ready: bool  # start-up (catch-up of missed slots) is done
 
 
 class Operations:
     """Control-socket handler and ack sink. Holds no state the journal does not also have."""
 
-    def __init__(self, daemon: Daemon, renderer: Renderer) -> None:
-        self._daemon = daemon
+    def __init__(  # noqa: PLR0913 - the collaborators, handed over by the composition root
+        self,
+        config: Config,
+        *,
+        dispatcher: Dispatcher,
+        journal: Journal,
+        registry: NodeRegistry,
+        renderer: Renderer,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        health: Callable[[], Health],
+    ) -> None:
+        self.config = config
+        self.dispatcher = dispatcher
+        self.journal = journal
+        self.registry = registry
         self.renderer = renderer
-        self.config = daemon.config
+        self.metrics = metrics
+        self.clock = clock
+        self._health = health
         # playlist id -> (hamlet, slot), and who played it, for households_reached
         self._playlists: dict[str, tuple[str, str]] = {}
         self._played: dict[str, set[str]] = defaultdict(set)
-        self.approvals = Approvals(daemon.clock)
+        self.approvals = Approvals(clock)
 
     def replace_config(self, config: Config) -> None:
         self.config = config
 
-    async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        cmd = request.get("cmd")
-        if cmd == "announce":
-            return await self.announce(request)
-        if cmd == "cancel":
-            return await self.cancel(
-                str(request.get("id", "")),
-                request.get("say"),
-                correction=bool(request.get("correction")),
-            )
-        if cmd == "approve":
-            return await self.approve(str(request.get("id", "")), request.get("operator"))
-        if cmd == "stop":
-            hamlets = self._hamlets(request.get("hamlets", "all"))
-            cid = await self._daemon.dispatcher.control(hamlets, "stop")
-            return {"control": cid, "hamlets": hamlets}
-        if cmd == "status":
-            return {
-                "commune": self.config.commune.id,
-                "connected": self._daemon.link.connected.is_set(),
-                "ready": self._daemon.ready.is_set(),
-                "pending_requests": [r.id for r in self.approvals.pending()],
-            }
-        raise RequestError(f"unknown request {cmd!r}")
+    async def handle(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """One control-socket request, parsed and checked before anything acts on it."""
+        request = parse_request(raw)
+        match request:
+            case Announce():
+                return await self.announce(request)
+            case Cancel():
+                return await self.cancel(request)
+            case Approve():
+                return await self.approve(request.id, request.operator)
+            case Stop():
+                hamlets = self._hamlets(request.hamlets)
+                cid = await self.dispatcher.control(hamlets, "stop")
+                return {"control": cid, "hamlets": hamlets}
+            case Status():
+                health = self._health()
+                return {
+                    "commune": self.config.commune.id,
+                    "connected": health.connected,
+                    "ready": health.ready,
+                    "pending_requests": [r.id for r in self.approvals.pending()],
+                }
 
-    def _hamlets(self, spec: object) -> list[str]:
+    def _hamlets(self, spec: str | None) -> list[str]:
         known = [h.id for h in self.config.hamlets]
         if spec in (None, "", "all"):
             return known
@@ -86,31 +118,25 @@ class Operations:
             )
         return wanted
 
-    async def announce(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def announce(self, request: Announce) -> dict[str, Any]:
         """An ad-hoc announcement: now (emergency plays at once) or at the next slot.
 
         With `emergency.approvals: 2` an emergency only opens a pending request (see `approve`).
         """
-        priority = str(request.get("priority") or "priority")
-        exercise = bool(request.get("exercise"))
-        if exercise and priority == "emergency":
-            raise RequestError(
-                "an exercise is never an emergency: drop --priority emergency or --exercise"
-            )
-        two_person = priority == "emergency" and self.config.emergency.approvals == 2
-        operator = check_operator(self.config, request.get("operator"), required=two_person)
-        self._validate(request, priority)
+        two_person = request.priority == "emergency" and self.config.emergency.approvals == 2
+        operator = check_operator(self.config, request.operator, required=two_person)
+        self._validate(request)
         if not two_person:
             return await self._publish(request, operator=operator, approver=None)
-        number = self._daemon.dispatcher.next_adhoc_number()
+        number = self.dispatcher.next_adhoc_number()
         req = self.approvals.open(self.config, str(operator), request, number)
-        hamlets = self._hamlets(request.get("hamlets", "all"))
+        hamlets = self._hamlets(request.hamlets)
         await self._event(
             "request",
             id=req.id,
             operator=req.operator,
             hamlets=hamlets,
-            text=str(request.get("text"))[:200],
+            text=request.text[:200],
         )
         expires = dt.datetime.fromtimestamp(req.expires_at, tz=self.config.commune.tz)
         log.warning("emergency request %s by %s awaits a second operator", req.id, req.operator)
@@ -122,7 +148,7 @@ class Operations:
             "next": f"broadcastd approve {req.id} --operator OTHER",
         }
 
-    async def approve(self, request_id: str, operator: object) -> dict[str, Any]:
+    async def approve(self, request_id: str, operator: str | None) -> dict[str, Any]:
         """The second operator's confirmation: publish the pending emergency request."""
         try:
             req = self.approvals.approve(self.config, request_id, operator)
@@ -133,33 +159,33 @@ class Operations:
         result = await self._publish(req.request, operator=req.operator, approver=str(operator))
         return {"request": req.id, "approved_by": str(operator), **result}
 
-    def _validate(self, request: dict[str, Any], priority: str) -> None:
-        text = str(request.get("text") or "").strip()
-        lang = str(request.get("lang") or self.config.commune.default_language)
-        if not text:
-            raise RequestError("announce needs --text")
+    def _lang(self, request: Announce) -> str:
+        return request.lang or self.config.commune.default_language
+
+    def _validate(self, request: Announce) -> None:
+        lang = self._lang(request)
         if lang not in self.config.tts.languages:
             raise RequestError(
                 f"no TTS engine speaks {lang!r}; ad-hoc announcements need a TTS language"
             )
-        if priority not in ("normal", "priority", "emergency"):
-            raise RequestError(f"priority must be normal, priority or emergency, got: {priority!r}")
-        self._hamlets(request.get("hamlets", "all"))
+        self._hamlets(request.hamlets)
 
     async def _publish(
-        self, request: dict[str, Any], *, operator: str | None, approver: str | None
+        self, request: Announce, *, operator: str | None, approver: str | None
     ) -> dict[str, Any]:
-        text = str(request.get("text") or "").strip()
-        lang = str(request.get("lang") or self.config.commune.default_language)
-        priority = str(request.get("priority") or "priority")
-        exercise = bool(request.get("exercise"))
-        hamlets = self._hamlets(request.get("hamlets", "all"))
-        now = dt.datetime.fromtimestamp(self._daemon.clock(), tz=self.config.commune.tz)
-        if request.get("now") or priority == "emergency":
+        text, lang, priority, exercise = (
+            request.text,
+            self._lang(request),
+            request.priority,
+            request.exercise,
+        )
+        hamlets = self._hamlets(request.hamlets)
+        now = dt.datetime.fromtimestamp(self.clock(), tz=self.config.commune.tz)
+        if request.now or priority == "emergency":
             play_at, catch_up = now, max(s.catch_up for s in self.config.slots.values())
         else:
             play_at, catch_up = self._next_slot(now)
-        seq = self._daemon.dispatcher.next_adhoc_number()
+        seq = self.dispatcher.next_adhoc_number()
         item = PlanItem(
             announcement=f"announce-{seq}",
             title=text[:60],
@@ -189,12 +215,12 @@ class Operations:
             for h in hamlets
         ]
         status = "exercise" if exercise else "live"
-        await self._daemon.journal.record_event(
+        await self.journal.record_event(
             "issue",
             f"{priority} {status} announcement {item.announcement} to {','.join(hamlets)}"
             f" (operator: {operator or '-'}, approved by: {approver or '-'}): {text[:200]}",
         )
-        published = await self._daemon.dispatcher.dispatch_plans(
+        published = await self.dispatcher.dispatch_plans(
             plans, priority=priority, status=status, urgent=priority == "emergency"
         )
         for p in published:
@@ -207,7 +233,7 @@ class Operations:
         }
 
     async def _event(self, kind: str, **detail: object) -> None:
-        await self._daemon.journal.record_event(kind, json.dumps(detail, ensure_ascii=False))
+        await self.journal.record_event(kind, json.dumps(detail, ensure_ascii=False))
 
     def _next_slot(self, now: dt.datetime) -> tuple[dt.datetime, dt.timedelta]:
         best: tuple[dt.datetime, dt.timedelta] | None = None
@@ -221,12 +247,11 @@ class Operations:
             raise RequestError("no slot is configured")
         return best
 
-    async def cancel(self, target: str, say: object, *, correction: bool = False) -> dict[str, Any]:
+    async def cancel(self, request: Cancel) -> dict[str, Any]:
         """Cancel a playlist id, or every playlist of an ad-hoc announcement id (`announce-N`),
         or withdraw a pending emergency request (`req-N`); then say the correction, if any."""
-        if say and correction:
-            raise RequestError("give either --say TEXT or --correction, not both")
-        text = self.config.emergency.correction if correction else str(say) if say else ""
+        target = request.id
+        text = self.config.emergency.correction if request.correction else request.say or ""
         withdrawn = self.approvals.withdraw(target)
         if withdrawn is not None:
             await self._event("withdraw", id=target, requested_by=withdrawn.operator)
@@ -234,8 +259,7 @@ class Operations:
         rows = self._cancel_rows(target)
         # One signed cancel per playlist: each hamlet got its own id, and nodes match on it.
         controls = [
-            await self._daemon.dispatcher.control([row.hamlet], "cancel", target=row.id)
-            for row in rows
+            await self.dispatcher.control([row.hamlet], "cancel", target=row.id) for row in rows
         ]
         hamlets = sorted({row.hamlet for row in rows})
         result: dict[str, Any] = {
@@ -246,17 +270,24 @@ class Operations:
             "hamlets": hamlets,
         }
         if text:
-            result["correction"] = await self.announce(
-                {"text": text, "hamlets": ",".join(hamlets), "priority": "priority", "now": True}
+            correction = Announce(
+                text=text,
+                lang=None,
+                hamlets=",".join(hamlets),
+                priority="priority",
+                now=True,
+                exercise=False,
+                operator=None,
             )
+            result["correction"] = await self.announce(correction)
         return result
 
     def _cancel_rows(self, target: str) -> list[DispatchRow]:
-        journal = self._daemon.journal
+        journal = self.journal
         row = journal.dispatch(target)
         if row is not None:
             return [row]
-        today = dt.datetime.fromtimestamp(self._daemon.clock(), tz=self.config.commune.tz).date()
+        today = dt.datetime.fromtimestamp(self.clock(), tz=self.config.commune.tz).date()
         rows = [
             r
             for r in journal.dispatches_between(
@@ -271,7 +302,7 @@ class Operations:
         return rows
 
     async def on_ack(self, node: str, payload: bytes) -> None:
-        metrics = self._daemon.metrics
+        metrics = self.metrics
         hamlet = self.config.node_hamlets().get(node)
         if hamlet is None:
             metrics.bad_messages_total.labels(reason="unknown_node").inc()
@@ -289,18 +320,15 @@ class Operations:
             detail=parsed.detail,
         )
         metrics.playlist_acks_total.labels(hamlet=hamlet.id, status=ack.status).inc()
-        await self._daemon.journal.record_ack(ack, hamlet.id)
-        self.registry_ack(node, ack)
+        await self.journal.record_ack(ack, hamlet.id)
+        self.registry.on_ack(node, ack.playlist, ack.status)
         if ack.status == "played":
             self._count_played(ack, hamlet.id)
-
-    def registry_ack(self, node: str, ack: Ack) -> None:
-        self._daemon.registry.on_ack(node, ack.playlist, ack.status)
 
     def _count_played(self, ack: Ack, hamlet_id: str) -> None:
         where = self._playlists.get(ack.playlist)
         if where is None:
-            row = self._daemon.journal.dispatch(ack.playlist)
+            row = self.journal.dispatch(ack.playlist)
             if row is None:
                 return
             where = (row.hamlet, row.slot)
@@ -310,7 +338,7 @@ class Operations:
         households = {n.id: n.households for n in hamlet.nodes}
         reached = sum(households.get(n, 0) for n in self._played[ack.playlist])
         label = metric_slot(where[1])
-        self._daemon.metrics.households_reached.labels(hamlet=where[0], slot=label).set(reached)
+        self.metrics.households_reached.labels(hamlet=where[0], slot=label).set(reached)
 
 
 def _adhoc(slot: str) -> bool:

@@ -119,7 +119,7 @@ class SlotFeed:
         )
 
     def _due(self, slot: str) -> None:
-        """The job: enqueue, nothing more (STYLE.md principle 4)."""
+        """The job: enqueue, nothing more (a scheduler job that did work would block the loop)."""
         now = dt.datetime.fromtimestamp(self._clock(), tz=self.config.commune.tz)
         if slot == EXERCISE_SLOT and self.config.exercise is not None:
             play_date = (now + self.config.exercise.lead).date()

@@ -1,4 +1,4 @@
-"""The journal's schema: its migrations and the rows its queries return (see journal.py)."""
+"""The journal's schema: its migrations and the rows its queries return (see store.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Playlist and control envelopes (DESIGN.md §5): typed forms, builders and strict validators.
 
 A validator names the offending field in ProtocolError("malformed"); builders run it too, so the
-daemon never signs an envelope a node would reject. Signing and verifying live in protocol.py.
+daemon never signs an envelope a node would reject. Signing and verifying live in signing.py.
 """
 
 from __future__ import annotations

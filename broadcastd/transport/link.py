@@ -1,7 +1,7 @@
 """`MqttLink`: one long-lived MQTT v5 connection that reconnects by itself.
 
 aiomqtt never reconnects, so `run()` owns the reconnect loop; the aiomqtt client lives only
-inside that loop's `async with` (STYLE.md principle 1). Sessions are persistent
+inside that loop's `async with`, so no half-open client outlives a drop. Sessions are persistent
 (`clean_start=False` + `SessionExpiryInterval`) so QoS 1 messages queued by the broker while a
 speaker's 3G link was down are delivered when it comes back.
 """

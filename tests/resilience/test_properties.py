@@ -19,10 +19,12 @@ from support.e2e import write_commune
 
 from broadcastd import protocol
 from broadcastd.config import Config, load_config
-from broadcastd.controller.operations import Operations
+from broadcastd.controller.inbound import NodeInbox
+from broadcastd.controller.operations import Health, Operations
 from broadcastd.controller.registry import NodeRegistry
 from broadcastd.errors import ConfigError, ProtocolError
 from broadcastd.journal.store import Journal
+from broadcastd.metrics import Metrics
 from broadcastd.models import ACK_STATUSES
 from broadcastd.protocol import payloads
 
@@ -104,16 +106,26 @@ def test_signed_unicode_envelope_round_trips_and_any_text_change_breaks_it(env, 
 
 
 class Router:
-    """A Daemon wired as `run()` wires it, minus the broker: its real `_on_message`."""
+    """The daemon's inbound wiring as `run()` builds it, minus the broker: its real NodeInbox."""
 
     def __init__(self, tmp_path: Any) -> None:
         e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=2)
-        self.daemon = e2e.daemon()
-        self.daemon.journal = Journal.open(tmp_path / "journal.sqlite3")
-        self.daemon.registry = NodeRegistry(
-            e2e.config, self.daemon.metrics, now=e2e.clock, journal_cb=None
+        self.metrics = Metrics()
+        self.journal = Journal.open(tmp_path / "journal.sqlite3")
+        registry = NodeRegistry(e2e.config, self.metrics, now=e2e.clock, journal_cb=None)
+        operations = Operations(
+            e2e.config,
+            dispatcher=None,  # type: ignore[arg-type] # acks never dispatch
+            journal=self.journal,
+            registry=registry,
+            renderer=None,  # type: ignore[arg-type] # nor render
+            metrics=self.metrics,
+            clock=e2e.clock,
+            health=lambda: Health(connected=False, ready=False),
         )
-        self.daemon.ops = Operations(self.daemon, None)  # type: ignore[arg-type]
+        self.inbox = NodeInbox(
+            lambda: e2e.config, registry=registry, operations=operations, metrics=self.metrics
+        )
         self.topics = protocol.Topics(e2e.config.commune.id)
         self.nodes = e2e.node_ids
         self.loop = asyncio.new_event_loop()
@@ -121,17 +133,17 @@ class Router:
     def bad(self) -> float:
         return sum(
             s.value
-            for m in self.daemon.metrics.registry.collect()
+            for m in self.metrics.registry.collect()
             if m.name == "broadcastd_bad_messages"
             for s in m.samples
             if s.name.endswith("_total")
         )
 
     def send(self, topic: str, payload: bytes) -> None:
-        self.loop.run_until_complete(self.daemon._on_message(topic, payload, None))
+        self.loop.run_until_complete(self.inbox.on_message(topic, payload, None))
 
     def close(self) -> None:
-        self.daemon.journal.close()
+        self.journal.close()
         self.loop.close()
 
 
@@ -194,7 +206,7 @@ def test_any_payload_on_any_inbound_topic_is_counted_or_accepted_never_a_crash(
         topic = f"{router.topics.root}/node/{node}/{raw_topic or 'x'}"
     else:
         topic = getattr(router.topics, f"node_{kind}")(node)
-    parsed = router.daemon.topics_parse(topic)
+    parsed = router.inbox.parse(topic)
     before = router.bad()
     router.send(topic, payload)  # must not raise
     delta = router.bad() - before

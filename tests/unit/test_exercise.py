@@ -11,6 +11,7 @@ import pytest
 from broadcastd.config import EXERCISE_NOTICE, load_config
 from broadcastd.controller.approvals import ApprovalError, Approvals, check_operator
 from broadcastd.controller.dispatch import SlotDue
+from broadcastd.controller.requests import Announce
 from broadcastd.controller.slotfeed import SlotFeed
 from broadcastd.journal.store import Journal
 from broadcastd.metrics import Metrics
@@ -103,11 +104,23 @@ async def test_feed_enqueues_the_exercise_only_on_its_day(tmp_path):
 TWO = "emergency: {approvals: 2, operators: [an, binh, chi], request_ttl: 10m}\n"
 
 
+def flood_warning(text: str = "Lũ quét") -> Announce:
+    return Announce(
+        text=text,
+        lang=None,
+        hamlets=None,
+        priority="emergency",
+        now=False,
+        exercise=False,
+        operator="an",
+    )
+
+
 def test_second_different_operator_approves(tmp_path):
     config = config_with(tmp_path, TWO)
     now = [1000.0]
     approvals = Approvals(lambda: now[0])
-    req = approvals.open(config, "an", {"text": "Lũ quét"}, 7)
+    req = approvals.open(config, "an", flood_warning(), 7)
     assert req.id == "req-7"
     assert [r.id for r in approvals.pending()] == ["req-7"]
     with pytest.raises(ApprovalError, match="issued by an: a second, different operator"):
@@ -117,7 +130,7 @@ def test_second_different_operator_approves(tmp_path):
     with pytest.raises(ApprovalError, match="pass --operator NAME"):
         approvals.approve(config, "req-7", None)
     approved = approvals.approve(config, "req-7", "binh")
-    assert approved.request == {"text": "Lũ quét"}
+    assert approved.request == flood_warning()
     with pytest.raises(ApprovalError, match="no pending emergency request 'req-7'"):
         approvals.approve(config, "req-7", "chi")  # approving twice publishes nothing twice
 
@@ -126,7 +139,7 @@ def test_an_expired_request_is_refused(tmp_path):
     config = config_with(tmp_path, TWO)
     now = [1000.0]
     approvals = Approvals(lambda: now[0])
-    approvals.open(config, "an", {}, 1)
+    approvals.open(config, "an", flood_warning(), 1)
     now[0] += 600  # exactly request_ttl later
     assert approvals.pending() == []
     with pytest.raises(ApprovalError, match=r"expired at .* issue the emergency again"):
@@ -138,7 +151,7 @@ def test_an_expired_request_is_refused(tmp_path):
 def test_withdrawn_request_cannot_be_approved(tmp_path):
     config = config_with(tmp_path, TWO)
     approvals = Approvals(lambda: 0.0)
-    approvals.open(config, "an", {}, 1)
+    approvals.open(config, "an", flood_warning(), 1)
     assert approvals.withdraw("req-1") is not None
     with pytest.raises(ApprovalError, match="no pending"):
         approvals.approve(config, "req-1", "binh")

@@ -1,0 +1,57 @@
+"""What nodes send the controller (state, heartbeat, ack), routed to the registry and operations.
+
+Anything else arriving under the nodes' topics is counted as a bad message, never trusted.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from broadcastd.protocol.topics import Topics
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from broadcastd.config import Config
+    from broadcastd.controller.operations import Operations
+    from broadcastd.controller.registry import NodeRegistry
+    from broadcastd.metrics import Metrics
+
+NODE_MESSAGES = ("state", "heartbeat", "ack")
+
+
+class NodeInbox:
+    """The controller link's message handler for `bcast/v1/<commune>/node/<node>/<kind>`."""
+
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        *,
+        registry: NodeRegistry,
+        operations: Operations,
+        metrics: Metrics,
+    ) -> None:
+        self._config = config  # read at every message: a reload may rename the commune
+        self._registry = registry
+        self._operations = operations
+        self._metrics = metrics
+
+    def parse(self, topic: str) -> tuple[str, str] | None:
+        """(kind, node) for a node topic of this commune; None for anything else."""
+        parsed = Topics(self._config().commune.id).parse(topic)
+        if parsed is None or not parsed[0].startswith("node_"):
+            return None
+        return parsed[0].removeprefix("node_"), parsed[1]
+
+    async def on_message(self, topic: str, payload: bytes, _props: Any) -> None:
+        parsed = self.parse(topic)
+        if parsed is None:
+            self._metrics.bad_messages_total.labels(reason="unknown_topic").inc()
+            return
+        kind, node = parsed
+        if kind == "state":
+            self._registry.on_state(node, payload)
+        elif kind == "heartbeat":
+            self._registry.on_heartbeat(node, payload)
+        else:
+            await self._operations.on_ack(node, payload)

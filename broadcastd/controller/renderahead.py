@@ -1,0 +1,77 @@
+"""Rendering the coming slots' audio early, so a slot never waits on TTS, and pruning old clips."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from broadcastd.errors import BroadcastdError
+from broadcastd.plan.slotplan import build_plan
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from broadcastd.config import Config
+    from broadcastd.controller.slotfeed import SlotFeed
+    from broadcastd.render.renderer import Renderer
+
+log = logging.getLogger(__name__)
+
+RENDER_AHEAD_INTERVAL_S = 300.0
+# Clips no plan has asked for in this long leave the audio store (a live playlist's clips are
+# looked up at every dispatch and re-publish, which keeps them fresh).
+AUDIO_RETENTION_S = 30 * 86400.0
+AUDIO_PRUNE_EVERY_S = 86400.0
+
+
+class RenderAhead:
+    """Every few minutes: render the next `tts.render_ahead` of slots; once a day, prune."""
+
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        renderer: Renderer,
+        feed: SlotFeed,
+        *,
+        clock: Callable[[], float],
+    ) -> None:
+        self._config = config  # read each round: a reload changes what is ahead
+        self._renderer = renderer
+        self._feed = feed
+        self._clock = clock
+
+    async def run(self) -> None:
+        pruned_at = 0.0
+        while True:
+            if time.monotonic() - pruned_at >= AUDIO_PRUNE_EVERY_S or not pruned_at:
+                pruned_at = time.monotonic()
+                await self._prune()
+            await self.render_once()
+            await asyncio.sleep(RENDER_AHEAD_INTERVAL_S)
+
+    async def _prune(self) -> None:
+        removed = await asyncio.to_thread(self._renderer.store.prune, AUDIO_RETENTION_S)
+        if removed:
+            log.info("audio store: pruned %d files unused for 30 days", removed)
+
+    async def render_once(self) -> None:
+        config = self._config()
+        now = dt.datetime.fromtimestamp(self._clock(), tz=config.commune.tz)
+        horizon = now + config.tts.render_ahead
+        days = (horizon.date() - now.date()).days + 1
+        plans = [p for p in build_plan(config, now.date(), days) if now < p.play_at <= horizon]
+        try:
+            summary = await self._renderer.render_plans(plans)
+        except BroadcastdError as exc:
+            log.error("render-ahead failed: %s", exc)
+        else:
+            if summary.failed:
+                log.error(
+                    "render-ahead: %d clips failed: %s",
+                    len(summary.failed),
+                    "; ".join(summary.failed),
+                )
+        self._feed.mark_audio_state(plans, self._renderer)

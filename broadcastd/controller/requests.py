@@ -1,0 +1,131 @@
+"""Control-socket requests, parsed once from their JSON object into typed values.
+
+Whatever arrives on the socket is checked here, field by field, before anything acts on it: a
+wrong type or an unknown command is refused with a message naming the field and the value.
+What needs the config (known hamlets, languages, operators) is checked by `Operations`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from broadcastd.errors import BroadcastdError
+from broadcastd.models import PRIORITIES, Priority
+from broadcastd.protocol.envelopes import MAX_TEXT
+from broadcastd.protocol.limits import brief
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+MAX_FIELD_CHARS = 200  # ids, names, hamlet lists, language tags
+
+
+class RequestError(BroadcastdError):
+    """A control request the daemon refuses; its message goes back to the CLI."""
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """An ad-hoc announcement: `hamlets` is None for all of them."""
+
+    text: str
+    lang: str | None
+    hamlets: str | None
+    priority: Priority
+    now: bool
+    exercise: bool
+    operator: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    id: str
+    say: str | None
+    correction: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Approve:
+    id: str
+    operator: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    hamlets: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    pass
+
+
+Request = Announce | Cancel | Approve | Stop | Status
+
+
+def parse_request(raw: Mapping[str, object]) -> Request:
+    """The typed request for one JSON object from the control socket; RequestError if malformed."""
+    cmd = raw.get("cmd")
+    if cmd == "announce":
+        return _announce(raw)
+    if cmd == "cancel":
+        request = Cancel(
+            id=_text(raw, "id") or "",
+            say=_text(raw, "say", limit=MAX_TEXT),
+            correction=_flag(raw, "correction"),
+        )
+        if request.say and request.correction:
+            raise RequestError("give either --say TEXT or --correction, not both")
+        return request
+    if cmd == "approve":
+        return Approve(id=_text(raw, "id") or "", operator=_text(raw, "operator"))
+    if cmd == "stop":
+        return Stop(hamlets=_text(raw, "hamlets"))
+    if cmd == "status":
+        return Status()
+    raise RequestError(f"unknown request {brief(cmd)}")
+
+
+def _announce(raw: Mapping[str, object]) -> Announce:
+    priority = _text(raw, "priority") or "priority"
+    if priority not in PRIORITIES:
+        raise RequestError(f"priority must be normal, priority or emergency, got: {priority!r}")
+    exercise = _flag(raw, "exercise")
+    if exercise and priority == "emergency":
+        raise RequestError(
+            "an exercise is never an emergency: drop --priority emergency or --exercise"
+        )
+    text = (_text(raw, "text", limit=MAX_TEXT) or "").strip()
+    if not text:
+        raise RequestError("announce needs --text")
+    return Announce(
+        text=text,
+        lang=_text(raw, "lang"),
+        hamlets=_text(raw, "hamlets"),
+        priority=priority,
+        now=_flag(raw, "now"),
+        exercise=exercise,
+        operator=_text(raw, "operator"),
+    )
+
+
+def _text(raw: Mapping[str, object], name: str, *, limit: int = MAX_FIELD_CHARS) -> str | None:
+    """A string field; absent, null and "" are all None."""
+    value = raw.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RequestError(f"{name} must be text, got: {brief(value)}")
+    if len(value) > limit:
+        raise RequestError(f"{name} must be at most {limit} characters, got: {len(value)}")
+    return value
+
+
+def _flag(raw: Mapping[str, object], name: str) -> bool:
+    value = raw.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise RequestError(f"{name} must be true or false, got: {brief(value)}")
+    return value
