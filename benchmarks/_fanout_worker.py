@@ -122,7 +122,7 @@ async def baseline(job: dict[str, Any]) -> None:
 
 async def agents(job: dict[str, Any]) -> None:
     await hear("fleet")
-    config = load_config(job["config_path"], probe_media=False)
+    config = load_config(job["config_path"], probe_media=False).config
     fleet = Fleet(
         config,
         [SimNode(*node) for node in job["nodes"]],

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def run(args: argparse.Namespace) -> int:
     # Media files do not affect who may publish where; skip probing them.
-    config = load_config(args.config, probe_media=False)
+    config = load_config(args.config, probe_media=False).config
     if args.out is not None:
         passwd, acl, creds = write_broker_files(config, args.out)
         print(f"wrote {passwd} and {acl} ({len(creds.passwords)} users, mode 0600)")

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config, probe_media=False)
+    config = load_config(args.config, probe_media=False).config
     path = config.state_dir / "journal.sqlite3"
     finding = verify(path)
     if finding is not None:

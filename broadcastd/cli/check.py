@@ -19,31 +19,32 @@ from broadcastd.plan.slotplan import plan_warnings
 if TYPE_CHECKING:
     import argparse
 
-    from broadcastd.config import Config
+    from broadcastd.config import Config, LoadedConfig
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
+        loaded = load_config(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(f"{args.config}: {_count(len(exc.problems), 'error')}")
         return EX_CONFIG
+    config = loaded.config
     today = dt.datetime.now(config.commune.tz).date()
-    warnings = config_warnings(config, today)
+    warnings = config_warnings(loaded, today)
     for w in warnings:
         print(format_warning(w), file=sys.stderr)
     print(f"{args.config}: 0 errors, {_count(len(warnings), 'warning')} ({_sizes(config)})")
     return EX_CONFIG if warnings and args.strict else EX_OK
 
 
-def config_warnings(config: Config, today: dt.date) -> list[Problem]:
+def config_warnings(loaded: LoadedConfig, today: dt.date) -> list[Problem]:
     """Everything `check` warns about: a missing signing key, then the plan's warnings."""
     out: list[Problem] = []
-    key = config.signing.private_key_file
+    key = loaded.config.signing.private_key_file
     if not key.exists():
-        loc = config.where(("signing", "private_key_file"))
+        loc = loaded.where(("signing", "private_key_file"))
         out.append(
             Problem(
                 loc.file,
@@ -54,7 +55,7 @@ def config_warnings(config: Config, today: dt.date) -> list[Problem]:
                 str(key),
             )
         )
-    return out + plan_warnings(config, today)
+    return out + plan_warnings(loaded, today)
 
 
 def format_warning(w: Problem) -> str:

@@ -47,7 +47,7 @@ def _payload(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     payload = _payload(args)
-    config = load_config(args.config, probe_media=False)
+    config = load_config(args.config, probe_media=False).config
     result = asyncio.run(
         request(config.state_dir / "broadcastd.sock", payload, timeout=REQUEST_TIMEOUT_S)
     )

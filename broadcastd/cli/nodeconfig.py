@@ -31,7 +31,7 @@ def node_yaml(
     hamlets = config.node_hamlets()
     if node_id not in hamlets:
         known = ", ".join(sorted(hamlets)) or "none"
-        raise UsageError(f"no node {node_id!r} in {config.source} (known nodes: {known})")
+        raise UsageError(f"no node {node_id!r} in the config (known nodes: {known})")
     key = protocol.load_private_key(config.signing.private_key_file)
     broker: dict[str, object] = {"url": config.broker.url_for_nodes, "username": node_id}
     if password_file is not None:
@@ -52,7 +52,7 @@ def node_yaml(
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config, probe_media=False)
+    config = load_config(args.config, probe_media=False).config
     password = Credentials.load_or_create(config).password(args.node)
     out: Path | None = getattr(args, "out", None)
     cache_dir: Path | None = getattr(args, "cache_dir", None)

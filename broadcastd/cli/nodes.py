@@ -55,7 +55,7 @@ def node_states(config: Config, journal: Journal, hamlet: str | None) -> list[di
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config, probe_media=False)
+    config = load_config(args.config, probe_media=False).config
     if args.hamlet is not None and args.hamlet not in {h.id for h in config.hamlets}:
         known = ", ".join(h.id for h in config.hamlets)
         raise UsageError(f"--hamlet must be one of {known}, got: {args.hamlet!r}")

@@ -19,14 +19,14 @@ from broadcastd.render.renderer import build_renderer
 if TYPE_CHECKING:
     import argparse
 
-    from broadcastd.config import Config
+    from broadcastd.config import LoadedConfig
     from broadcastd.models import RenderSummary, SlotPlan
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    plans = _plans(config, args.date)
-    renderer = build_renderer(config, Metrics())
+    loaded = load_config(args.config)
+    plans = _plans(loaded, args.date)
+    renderer = build_renderer(loaded.config, Metrics())
     err = Console(stderr=True)
     with Progress(
         "[progress.description]{task.description}",
@@ -51,20 +51,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plans(config: Config, date: str | None) -> list[SlotPlan]:
+def _plans(loaded: LoadedConfig, date: str | None) -> list[SlotPlan]:
     from broadcastd.plan.slotplan import build_plan  # noqa: PLC0415 - keeps `render --help` light
 
+    config = loaded.config
     tz = config.commune.tz
     if date is not None:
         try:
             day = dt.date.fromisoformat(date)
         except ValueError:
             raise UsageError(f"--date must be YYYY-MM-DD, got: {date!r}") from None
-        return build_plan(config, day)
+        return build_plan(loaded, day)
     now = dt.datetime.now(tz)
     until = now + config.tts.render_ahead
     days = (until.date() - now.date()).days + 1
-    return [p for p in build_plan(config, now.date(), days) if now <= p.play_at <= until]
+    return [p for p in build_plan(loaded, now.date(), days) if now <= p.play_at <= until]
 
 
 def _print_summary(summary: RenderSummary) -> None:

@@ -35,7 +35,7 @@ def period(date: str | None, month: str | None, today: dt.date) -> tuple[dt.date
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config, probe_media=False)
+    config = load_config(args.config, probe_media=False).config
     today = dt.datetime.fromtimestamp(time.time(), tz=config.commune.tz).date()
     first, last = period(args.date, args.month, today)
     journal = Journal.open(config.state_dir / "journal.sqlite3", readonly=True)

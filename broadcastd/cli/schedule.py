@@ -16,14 +16,15 @@ from broadcastd.plan.slotplan import build_plan, on_air_seconds
 if TYPE_CHECKING:
     import argparse
 
-    from broadcastd.config import Config
+    from broadcastd.config import Config, LoadedConfig
     from broadcastd.models import PlanItem, SlotPlan
 
 MAX_DAYS = 366
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    loaded = load_config(args.config)
+    config = loaded.config
     start = _start_date(args.date, config)
     if not 1 <= args.days <= MAX_DAYS:
         msg = f"--days must be between 1 and {MAX_DAYS}, got: {args.days}"
@@ -32,11 +33,11 @@ def run(args: argparse.Namespace) -> int:
         known = ", ".join(h.id for h in config.hamlets)
         msg = f"--hamlet must be one of {known}, got: {args.hamlet!r}"
         raise UsageError(msg)
-    plans = build_plan(config, start, args.days, args.hamlet)
+    plans = build_plan(loaded, start, args.days, args.hamlet)
     if args.json:
         print(json.dumps([p.as_json() for p in plans], ensure_ascii=False, indent=2))
     else:
-        Console(highlight=False).print(_table(config, plans))
+        Console(highlight=False).print(_table(loaded, plans))
     return 0
 
 
@@ -56,7 +57,8 @@ def _item(item: PlanItem) -> str:
     return f"{item.announcement} {item.lang}/{mark} {item.duration_s:.0f}s{prio}"
 
 
-def _table(config: Config, plans: list[SlotPlan]) -> Table:
+def _table(loaded: LoadedConfig, plans: list[SlotPlan]) -> Table:
+    config = loaded.config
     table = Table(title=f"{config.commune.name}: bulletin plan", show_lines=True)
     for name in ("date", "slot", "hamlet"):
         table.add_column(name)
@@ -66,7 +68,7 @@ def _table(config: Config, plans: list[SlotPlan]) -> Table:
     if any_dropped:
         table.add_column("dropped (too long)", no_wrap=True)
     for p in plans:
-        seconds = on_air_seconds(config, p.items)
+        seconds = on_air_seconds(loaded, p.items)
         row = [
             f"{p.date:%a %m-%d}",
             f"{p.slot} {p.play_at:%H:%M}",

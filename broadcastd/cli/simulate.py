@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def run(args: argparse.Namespace) -> int:
     if not 0 <= args.loss < 1 or not 0 <= args.flap < 1:
         raise UsageError("--loss and --flap are probabilities between 0 and 1")
-    config = load_config(args.config, probe_media=False)
+    config = load_config(args.config, probe_media=False).config
     key = protocol.load_private_key(config.signing.private_key_file)
     creds = Credentials.load_or_create(config)
     nodes = fleet_nodes(config, creds.passwords, count=args.nodes, fallback=creds.controller)

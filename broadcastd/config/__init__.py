@@ -2,6 +2,7 @@
 
 from broadcastd.config.fields import WEEKDAYS
 from broadcastd.config.load import load_config
+from broadcastd.config.loaded import LoadedConfig
 from broadcastd.config.schema import (
     DEFAULT_CORRECTION,
     ENGINE_LANGUAGES,
@@ -28,6 +29,7 @@ __all__ = [
     "Commune",
     "Config",
     "Hamlet",
+    "LoadedConfig",
     "Signing",
     "Slot",
     "Tts",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broadcastd.config.crosscheck import Parts, cross_check
+from broadcastd.config.loaded import LoadedConfig
 from broadcastd.config.mediaprobe import probe_all
 from broadcastd.config.schema import Config, config_from_yaml_data
 from broadcastd.config.yamlsource import Located, dotted, problem_at, read_yaml
@@ -32,7 +33,7 @@ _PATH_FIELDS: tuple[YamlPath, ...] = (
 )
 
 
-def load_config(path: Path | str, *, probe_media: bool = True) -> Config:
+def load_config(path: Path | str, *, probe_media: bool = True) -> LoadedConfig:
     """Read, validate and cross-check a config file; raises ConfigError listing every problem.
 
     Problems name files as the caller spelled them (relative stays so).
@@ -78,10 +79,12 @@ def load_config(path: Path | str, *, probe_media: bool = True) -> Config:
         problems += _probe_media(parts, located, written, clip_seconds, cache_dir)
     if problems or config is None:
         raise ConfigError(_ordered(problems, files))
-    config._files = tuple(f.absolute() for f in files)  # noqa: SLF001 - the loader owns these fields
-    config._clip_seconds = clip_seconds  # noqa: SLF001
-    config._located = located  # noqa: SLF001
-    return config
+    return LoadedConfig(
+        config,
+        files=tuple(f.absolute() for f in files),
+        located=located,
+        clip_durations=clip_seconds,
+    )
 
 
 def _yaml_kind(value: object) -> str:

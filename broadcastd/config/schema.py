@@ -31,12 +31,13 @@ from broadcastd.config.fields import (
     Weekday,
     validation_problems,
 )
-from broadcastd.config.yamlsource import Loc, Located, YamlPath
 from broadcastd.errors import ConfigError
 from broadcastd.models import Priority
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from broadcastd.config.yamlsource import Located
 
 # Languages a TTS engine can speak. Every other language needs a recorded clip.
 ENGINE_LANGUAGES: Mapping[str, frozenset[str]] = {
@@ -243,33 +244,8 @@ class Config(Model):
     exercise: Exercise | None = None
     emergency: Emergency = Emergency()
 
-    # Filled by the loader, not by YAML: where the config came from and what it measured.
-    _files: tuple[Path, ...] = PrivateAttr(default=())
-    _clip_seconds: dict[Path, float] = PrivateAttr(default_factory=dict)
-    # Where every value was written, so later checks (plan warnings) can name file:line:col.
-    _located: Located | None = PrivateAttr(default=None)
     # node id -> hamlet, built on first use: every ack from a node looks its hamlet up.
     _node_hamlets: dict[str, Hamlet] | None = PrivateAttr(default=None)
-
-    @property
-    def source(self) -> Path:
-        """The main config file."""
-        return self._files[0] if self._files else Path("config.yaml")
-
-    @property
-    def files(self) -> tuple[Path, ...]:
-        """Every file read: the main one, then included ones (the reload watcher watches these)."""
-        return self._files
-
-    def clip_seconds(self, path: Path) -> float:
-        """The real duration of a recorded clip, measured by ffprobe at load time."""
-        return self._clip_seconds.get(path, 0.0)
-
-    def where(self, path: YamlPath, *, key: bool = False) -> Loc:
-        """The file:line:col a value (or with `key`, its key) was written at; `?:1:1` if unknown."""
-        if self._located is None:
-            return Loc(self.source, 1, 1)
-        return self._located.where(path, key=key)
 
     def hamlet(self, hamlet_id: str) -> Hamlet:
         for h in self.hamlets:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broadcastd import protocol
-from broadcastd.config import Config, load_config
+from broadcastd.config import Config, LoadedConfig, load_config
 from broadcastd.controller.configwatch import ConfigWatcher, parent_dirs
 from broadcastd.controller.controlsocket import ControlServer
 from broadcastd.controller.dispatch import Dispatcher, SlotDue
@@ -70,11 +70,11 @@ class Daemon:
         serve_metrics: bool = True,
         watch_files: bool = True,
         handle_signals: bool = True,
-        config: Config | None = None,
+        config: LoadedConfig | None = None,
         scheduling: bool = True,
     ) -> None:
         self.config_path = config_path
-        self.config: Config = config if config is not None else load_config(config_path)
+        self.loaded = config if config is not None else load_config(config_path)
         self.clock = clock
         self.engines = engines
         self.serve_metrics = serve_metrics
@@ -91,6 +91,11 @@ class Daemon:
         self._overdue: asyncio.TimerHandle | None = None  # bounds the orderly stop
         self._drained = False
         self.unwind_s = FORCE_EXIT_S  # how long run_until_stopped() lets tasks unwind on SystemExit
+
+    @property
+    def config(self) -> Config:
+        """The config running now (a reload swaps it)."""
+        return self.loaded.config
 
     async def run(self) -> None:
         """Build every collaborator in order, run them as named tasks until stopped."""
@@ -167,7 +172,7 @@ class Daemon:
 
     def _build_dispatcher(self, key: protocol.Ed25519PrivateKey) -> Dispatcher:
         return Dispatcher(
-            self.config,
+            self.loaded,
             link=self.link,
             audio=self.bulk,
             journal=self.journal,
@@ -207,7 +212,7 @@ class Daemon:
             ("republish", self.dispatcher.run_republisher()),
         ]
         if self.scheduling:
-            ahead = RenderAhead(lambda: self.config, self.renderer, self.feed, clock=self.clock)
+            ahead = RenderAhead(lambda: self.loaded, self.renderer, self.feed, clock=self.clock)
             tasks += [("scheduler-feed", self.feed.run()), ("render-ahead", ahead.run())]
         tasks += [
             ("registry-sweep", self._sweep()),
@@ -217,9 +222,9 @@ class Daemon:
         if self.watch_files:
             # Watching the directories too: a newly added included file is an edit.
             watcher = ConfigWatcher(
-                lambda: self.config.files,
+                lambda: self.loaded.files,
                 self.reload,
-                dirs=lambda: parent_dirs(self.config.files),
+                dirs=lambda: parent_dirs(self.loaded.files),
             )
             tasks.append(("reload-watcher", watcher.run()))
         tasks.append(("lifecycle", self._lifecycle()))
@@ -292,19 +297,19 @@ class Daemon:
                 await self.journal.record_reload("error", str(exc))
                 self.notifier.notify("READY=1")
                 return False
-            self.config = new
+            self.loaded, config = new, new.config
             self.dispatcher.replace_config(new)
-            self.registry.replace_config(new)
-            self.ops.replace_config(new)
-            self.feed.replace_config(new)
-            self._set_static_metrics(new)
-            await asyncio.to_thread(self._refresh_broker_acl, new)
+            self.registry.replace_config(config)
+            self.ops.replace_config(config)
+            self.feed.replace_config(config)
+            self._set_static_metrics(config)
+            await asyncio.to_thread(self._refresh_broker_acl, config)
             self.metrics.config_reloads_total.labels(result="ok").inc()
-            await self.journal.record_reload("ok", f"{len(new.announcements)} announcements")
+            await self.journal.record_reload("ok", f"{len(config.announcements)} announcements")
             log.info(
                 "config reloaded: %d hamlets, %d announcements",
-                len(new.hamlets),
-                len(new.announcements),
+                len(config.hamlets),
+                len(config.announcements),
             )
             self.notifier.notify("READY=1")
             return True

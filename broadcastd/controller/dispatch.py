@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from broadcastd.config import Config
+    from broadcastd.config import LoadedConfig
     from broadcastd.journal.store import Journal
     from broadcastd.metrics import Metrics
     from broadcastd.render.renderer import Renderer
@@ -83,7 +83,7 @@ class Dispatcher:
 
     def __init__(  # noqa: PLR0913 - the composition root hands over each collaborator
         self,
-        config: Config,
+        loaded: LoadedConfig,
         *,
         link: Publisher,
         journal: Journal,
@@ -93,9 +93,10 @@ class Dispatcher:
         clock: Callable[[], float],
         audio: Publisher | None = None,
     ) -> None:
-        self.config = config
+        self._loaded = loaded  # the plan needs the measured clip lengths beside the config
+        self.config = loaded.config
         self._link = link
-        self._topics = protocol.Topics(config.commune.id)
+        self._topics = protocol.Topics(self.config.commune.id)
         self._audio = AudioOut(audio if audio is not None else link, self._topics, clock)
         self._journal = journal
         self._renderer = renderer
@@ -107,8 +108,9 @@ class Dispatcher:
         self.idle = asyncio.Event()
         self.idle.set()
 
-    def replace_config(self, config: Config) -> None:
-        self.config = config
+    def replace_config(self, loaded: LoadedConfig) -> None:
+        self._loaded = loaded
+        self.config = loaded.config
 
     def next_adhoc_number(self) -> int:
         """A fresh number for an ad-hoc announcement's id (unique per controller)."""
@@ -155,7 +157,7 @@ class Dispatcher:
         if slot == EXERCISE_SLOT:  # the monthly exercise: its own plan, always status exercise
             log.info("dispatching the %s exercise (%s)", day, reason)
             return await self.dispatch_plans(exercise_plans(self.config, day), status="exercise")
-        plans = [p for p in build_plan(self.config, day) if p.slot == slot]
+        plans = [p for p in build_plan(self._loaded, day) if p.slot == slot]
         if play_at is not None:
             shift = play_at - plans[0].play_at if plans else dt.timedelta(0)
             plans = [_shifted(p, shift) for p in plans]

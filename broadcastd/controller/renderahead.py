@@ -14,7 +14,7 @@ from broadcastd.plan.slotplan import build_plan
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from broadcastd.config import Config
+    from broadcastd.config import LoadedConfig
     from broadcastd.controller.slotfeed import SlotFeed
     from broadcastd.render.renderer import Renderer
 
@@ -32,13 +32,13 @@ class RenderAhead:
 
     def __init__(
         self,
-        config: Callable[[], Config],
+        loaded: Callable[[], LoadedConfig],
         renderer: Renderer,
         feed: SlotFeed,
         *,
         clock: Callable[[], float],
     ) -> None:
-        self._config = config  # read each round: a reload changes what is ahead
+        self._loaded = loaded  # read each round: a reload changes what is ahead
         self._renderer = renderer
         self._feed = feed
         self._clock = clock
@@ -58,11 +58,12 @@ class RenderAhead:
             log.info("audio store: pruned %d files unused for 30 days", removed)
 
     async def render_once(self) -> None:
-        config = self._config()
+        loaded = self._loaded()
+        config = loaded.config
         now = dt.datetime.fromtimestamp(self._clock(), tz=config.commune.tz)
         horizon = now + config.tts.render_ahead
         days = (horizon.date() - now.date()).days + 1
-        plans = [p for p in build_plan(config, now.date(), days) if now < p.play_at <= horizon]
+        plans = [p for p in build_plan(loaded, now.date(), days) if now < p.play_at <= horizon]
         try:
             summary = await self._renderer.render_plans(plans)
         except BroadcastdError as exc:

@@ -1,6 +1,7 @@
 """The plan: which announcement plays, in which language, in which slot and hamlet, on which date.
 
-Pure functions of the frozen `Config`: no I/O, no clock (the caller passes the dates).
+Pure functions of a loaded config (the frozen `Config` and its measured clip lengths): no I/O, no
+clock (the caller passes the dates).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from broadcastd.models import PRIORITY_RANK, ItemKind, PlanItem, SlotPlan
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from broadcastd.config import Announcement, Config, Hamlet, Slot
+    from broadcastd.config import Announcement, Config, Hamlet, LoadedConfig, Slot
     from broadcastd.config.yamlsource import Loc
     from broadcastd.errors import Problem
 
@@ -33,12 +34,13 @@ def estimate_seconds(text: str) -> float:
 
 
 def build_plan(
-    config: Config, start: dt.date, days: int = 1, hamlet: str | None = None
+    loaded: LoadedConfig, start: dt.date, days: int = 1, hamlet: str | None = None
 ) -> list[SlotPlan]:
     """For each date, slot (by time of day) and hamlet, the ordered items to play.
 
     One `SlotPlan` per (date, slot, hamlet), also when it has nothing to play (`items == ()`).
     """
+    config = loaded.config
     slots = sorted(config.slots.items(), key=lambda kv: kv[1].at)
     hamlets = [h for h in config.hamlets if hamlet is None or h.id == hamlet]
     plans: list[SlotPlan] = []
@@ -46,7 +48,7 @@ def build_plan(
         day = start + dt.timedelta(days=offset)
         for slot_id, slot in slots:
             anns = _announcements_for(config, day, slot_id)
-            plans.extend(_slot_plan(config, day, slot_id, slot, h, anns) for h in hamlets)
+            plans.extend(_slot_plan(loaded, day, slot_id, slot, h, anns) for h in hamlets)
     return plans
 
 
@@ -60,7 +62,7 @@ def _announcements_for(config: Config, day: dt.date, slot_id: str) -> list[Annou
     return [a for _, _, a in sorted(active, key=lambda t: (t[0], t[1]))]
 
 
-def items_for(config: Config, ann: Announcement, hamlet: Hamlet) -> list[PlanItem]:
+def items_for(loaded: LoadedConfig, ann: Announcement, hamlet: Hamlet) -> list[PlanItem]:
     """The language variants of `ann` that `hamlet` hears, in the hamlet's language order.
 
     A recording is preferred over TTS: a person speaking beats a synthetic voice. A language the
@@ -71,7 +73,7 @@ def items_for(config: Config, ann: Announcement, hamlet: Hamlet) -> list[PlanIte
         if lang in ann.audio:
             path = ann.audio[lang]
             kind: ItemKind = "recording"
-            seconds, text, recording = config.clip_seconds(path), None, path
+            seconds, text, recording = loaded.clip_seconds(path), None, path
         elif lang in ann.text:
             kind, recording = "tts", None
             text = ann.text[lang]
@@ -94,12 +96,13 @@ def items_for(config: Config, ann: Announcement, hamlet: Hamlet) -> list[PlanIte
     return items
 
 
-def on_air_seconds(config: Config, items: Iterable[PlanItem]) -> float:
+def on_air_seconds(loaded: LoadedConfig, items: Iterable[PlanItem]) -> float:
     """How long a slot with these items lasts: chimes, items, and `audio.gap` between them all."""
+    config = loaded.config
     parts = [i.duration_s for i in items]
     if not parts:
         return 0.0
-    parts += [config.clip_seconds(c) for c in (config.audio.intro, config.audio.outro) if c]
+    parts += [loaded.clip_seconds(c) for c in (config.audio.intro, config.audio.outro) if c]
     return sum(parts) + config.audio.gap.total_seconds() * (len(parts) - 1)
 
 
@@ -113,26 +116,26 @@ def window(
 
 
 def _slot_plan(  # noqa: PLR0913, PLR0917 - one call site; a parameter object would only rename these
-    config: Config,
+    loaded: LoadedConfig,
     day: dt.date,
     slot_id: str,
     slot: Slot,
     hamlet: Hamlet,
     anns: list[Announcement],
 ) -> SlotPlan:
-    items = [item for a in anns if a.targets(hamlet.id) for item in items_for(config, a, hamlet)]
+    items = [item for a in anns if a.targets(hamlet.id) for item in items_for(loaded, a, hamlet)]
     budget = slot.max_duration.total_seconds()
     dropped: list[PlanItem] = []
     # Items are in play order, so the last non-emergency item is the lowest-priority, latest one.
     # An emergency is never dropped for time.
-    while on_air_seconds(config, items) > budget:
+    while on_air_seconds(loaded, items) > budget:
         victim = next(
             (k for k in range(len(items) - 1, -1, -1) if items[k].priority != "emergency"), None
         )
         if victim is None:
             break
         dropped.insert(0, items.pop(victim))
-    publish_at, play_at, expires_at = window(config, day, slot.at, slot.lead, slot.catch_up)
+    publish_at, play_at, expires_at = window(loaded.config, day, slot.at, slot.lead, slot.catch_up)
     return SlotPlan(
         date=day,
         slot=slot_id,
@@ -148,13 +151,13 @@ def _slot_plan(  # noqa: PLR0913, PLR0917 - one call site; a parameter object wo
 # --- warnings --------------------------------------------------------------------------------
 
 
-def plan_warnings(config: Config, today: dt.date) -> list[Problem]:
+def plan_warnings(loaded: LoadedConfig, today: dt.date) -> list[Problem]:
     """What is valid but probably not what staff meant: over-long slots, unheard announcements,
     hamlets with nothing to hear. Each names the place in the YAML to look at."""
     return [
-        *_overlong_slots(config, today),
-        *_unheard_announcements(config, today),
-        *_silent_hamlets(config, today),
+        *_overlong_slots(loaded, today),
+        *_unheard_announcements(loaded, today),
+        *_silent_hamlets(loaded, today),
     ]
 
 
@@ -177,21 +180,22 @@ def _sample_days(config: Config, today: dt.date) -> list[dt.date]:
     return sorted({e + dt.timedelta(days=k) for e in edges if e >= today for k in range(7)})
 
 
-def _overlong_slots(config: Config, today: dt.date) -> list[Problem]:
+def _overlong_slots(loaded: LoadedConfig, today: dt.date) -> list[Problem]:
+    config = loaded.config
     problems: list[Problem] = []
     worst: dict[str, tuple[dt.date, str, float, int]] = {}
     for day in _sample_days(config, today):
-        for plan in build_plan(config, day):
+        for plan in build_plan(loaded, day):
             if not plan.dropped or plan.slot in worst:
                 continue
-            seconds = on_air_seconds(config, (*plan.items, *plan.dropped))
+            seconds = on_air_seconds(loaded, (*plan.items, *plan.dropped))
             worst[plan.slot] = (day, plan.hamlet, seconds, len(plan.dropped))
     for slot_id, (day, hamlet_id, seconds, n) in worst.items():
         path: YamlPath = ("slots", slot_id, "max_duration")
         limit = _mmss(config.slots[slot_id].max_duration.total_seconds())
         problems.append(
             _warn(
-                config.where(path),
+                loaded.where(path),
                 path,
                 f"planned content exceeds {limit} on {day} in {hamlet_id}; "
                 f"{n} item(s) will be dropped",
@@ -206,14 +210,15 @@ def _mmss(seconds: float) -> str:
     return f"{m}m{s:02d}s"
 
 
-def _unheard_announcements(config: Config, today: dt.date) -> list[Problem]:
+def _unheard_announcements(loaded: LoadedConfig, today: dt.date) -> list[Problem]:
+    config = loaded.config
     problems: list[Problem] = []
     for i, a in enumerate(config.announcements):
         path: YamlPath = ("announcements", i)
         reason, value = _why_unheard(config, a, today)
         if reason:
             problems.append(
-                _warn(config.where((*path, "id")), path, f"reaches no hamlet: {reason}", value)
+                _warn(loaded.where((*path, "id")), path, f"reaches no hamlet: {reason}", value)
             )
     return problems
 
@@ -233,7 +238,8 @@ def _why_unheard(config: Config, a: Announcement, today: dt.date) -> tuple[str, 
     return "", None
 
 
-def _silent_hamlets(config: Config, today: dt.date) -> list[Problem]:
+def _silent_hamlets(loaded: LoadedConfig, today: dt.date) -> list[Problem]:
+    config = loaded.config
     problems: list[Problem] = []
     current = [a for a in config.announcements if a.until is None or a.until >= today]
     for i, h in enumerate(config.hamlets):
@@ -241,7 +247,7 @@ def _silent_hamlets(config: Config, today: dt.date) -> list[Problem]:
             path: YamlPath = ("hamlets", i, "languages")
             problems.append(
                 _warn(
-                    config.where(path),
+                    loaded.where(path),
                     path,
                     "no current announcement has content in this hamlet's languages",
                     list(h.languages),

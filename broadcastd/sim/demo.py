@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broadcastd import protocol
-from broadcastd.config import Config, Signing, load_config
+from broadcastd.config import Config, LoadedConfig, Signing, load_config
 from broadcastd.controller.daemon import Daemon
 from broadcastd.journal.reports import build_report
 from broadcastd.journal.reporttable import render, wide_console
@@ -38,8 +38,9 @@ PLAY_DELAY_S = 3.0  # play_at this far after dispatch: the fleet prefetches, the
 PLAY_TIMEOUT_S = 30.0
 
 
-def demo_config(base: Config, root: Path) -> Config:
+def demo_config(loaded: LoadedConfig, root: Path) -> LoadedConfig:
     """The example commune, moved into `root`: its own broker port, key, state and espeak only."""
+    base = loaded.config
     derived = base.model_copy(
         update={
             "broker": base.broker.model_copy(
@@ -51,9 +52,7 @@ def demo_config(base: Config, root: Path) -> Config:
             "tts": base.tts.model_copy(update={"engines": ("espeak",)}),
         }
     )
-    derived._files = base._files  # noqa: SLF001 - the loader's private fields travel with the copy
-    derived._clip_seconds = base._clip_seconds  # noqa: SLF001
-    return derived
+    return loaded.with_config(derived)
 
 
 async def run_demo(config_path: Path, console: Console, *, keep: bool = False) -> bool:
@@ -63,12 +62,13 @@ async def run_demo(config_path: Path, console: Console, *, keep: bool = False) -
         root = Path(tempfile.mkdtemp(prefix="broadcastd-demo-"))
         if not keep:
             stack.callback(_remove, root)
-        config = demo_config(base, root)
+        loaded = demo_config(base, root)
+        config = loaded.config
         key = protocol.generate_private_key(config.signing.private_key_file)
         console.print(f"[bold]broadcastd demo[/] in {root} ({config.commune.name})")
         daemon = Daemon(
             config_path,
-            config=config,
+            config=loaded,
             serve_metrics=False,
             watch_files=False,
             handle_signals=False,
@@ -136,7 +136,7 @@ async def _wait_online(daemon: Daemon, count: int) -> None:
 async def _run_slot(daemon: Daemon, config: Config, console: Console) -> list[Published]:
     today = dt.datetime.now(tz=config.commune.tz).date()
     slot = min(config.slots, key=lambda s: config.slots[s].at)
-    plans = [p for p in build_plan(config, today) if p.slot == slot]
+    plans = [p for p in build_plan(daemon.loaded, today) if p.slot == slot]
     with console.status(f"rendering today's {slot} bulletin with espeak-ng ..."):
         summary = await daemon.ops.renderer.render_plans(plans)
     console.print(

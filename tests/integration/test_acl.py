@@ -31,7 +31,7 @@ def secured(tmp_path, make_broker):
         """),
         encoding="utf-8",
     )
-    config = load_config(cfg, probe_media=False)
+    config = load_config(cfg, probe_media=False).config
     passwd, acl, creds = write_broker_files(config, tmp_path / "broker-files")
     broker = make_broker(password_file=passwd, acl_file=acl, persistence=False)
     return broker, creds

@@ -123,7 +123,7 @@ async def test_daemon_broker_from_config_requires_the_generated_credentials(tmp_
         """),
         encoding="utf-8",
     )
-    config = load_config(cfg, probe_media=False)
+    config = load_config(cfg, probe_media=False).config
     broker_dir = config.state_dir / "broker"
     passwd, acl, creds = write_broker_files(config, broker_dir)
     async with MosquittoProcess.from_config(

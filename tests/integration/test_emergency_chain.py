@@ -208,7 +208,7 @@ async def test_exercises_kill_switch_reload_and_replay_guard(tmp_path, capsys): 
             f"exercise: {{day: {ordinal}-{WEEKDAYS[day.weekday()]}, at: '{ex_at:%H:%M}', "
             "text: Diễn tập phòng cháy, hamlets: all}\n"
         )
-    e2e.config = load_config(e2e.config_path)
+    e2e.config = load_config(e2e.config_path).config
     journal_path = e2e.config.state_dir / "journal.sqlite3"
     async with asyncio.TaskGroup() as tg:
         daemon, fleet = await start(e2e, tg)

@@ -289,7 +289,7 @@ documents = (
 def test_the_base_document_is_valid(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(BASE, allow_unicode=True), encoding="utf-8")
     protocol.generate_private_key(tmp_path / "ed25519.key")
-    assert isinstance(load_config(tmp_path / "c.yaml"), Config)
+    assert isinstance(load_config(tmp_path / "c.yaml").config, Config)
 
 
 @examples(150, 3000)
@@ -300,4 +300,4 @@ def test_any_yaml_document_is_a_config_or_a_config_error(tmp_path_factory, doc):
     path = root / "c.yaml"
     path.write_text(doc, encoding="utf-8", errors="surrogatepass")
     with contextlib.suppress(ConfigError):
-        assert isinstance(load_config(path), Config)
+        assert isinstance(load_config(path).config, Config)

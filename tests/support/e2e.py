@@ -42,7 +42,7 @@ class E2E:
     config: Config = field(init=False)
 
     def __post_init__(self) -> None:
-        self.config = load_config(self.config_path)
+        self.config = load_config(self.config_path).config
 
     def clock(self) -> float:
         return time.time() + self.offset

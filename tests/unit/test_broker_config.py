@@ -86,7 +86,7 @@ def test_conf_without_persistence(tmp_path):
 
 
 def test_credentials_are_private_stable_and_follow_the_node_list(tmp_path):
-    config = load_config(write_config(tmp_path), probe_media=False)
+    config = load_config(write_config(tmp_path), probe_media=False).config
     first = Credentials.load_or_create(config)
     assert first.path == tmp_path / "state" / "broker" / "credentials.json"
     assert stat.S_IMODE(first.path.stat().st_mode) == 0o600
@@ -96,7 +96,7 @@ def test_credentials_are_private_stable_and_follow_the_node_list(tmp_path):
 
     assert Credentials.load_or_create(config).passwords == first.passwords
 
-    config2 = load_config(write_config(tmp_path, NODES_V2), probe_media=False)
+    config2 = load_config(write_config(tmp_path, NODES_V2), probe_media=False).config
     second = Credentials.load_or_create(config2)
     assert set(second.passwords) == {CONTROLLER_USER, "bc-01", "bc-03", "nl-01"}
     for kept in (CONTROLLER_USER, "bc-01", "nl-01"):
@@ -109,7 +109,7 @@ def test_credentials_are_private_stable_and_follow_the_node_list(tmp_path):
 
 
 def test_corrupt_credentials_file_is_a_clear_error(tmp_path):
-    config = load_config(write_config(tmp_path), probe_media=False)
+    config = load_config(write_config(tmp_path), probe_media=False).config
     path = Credentials.path_for(config)
     path.parent.mkdir(parents=True)
     path.write_text("{not json", encoding="utf-8")
@@ -136,7 +136,7 @@ def test_password_file_has_one_hashed_line_per_user(tmp_path):
 
 
 def test_acl_gives_each_node_only_its_own_topics(tmp_path):
-    config = load_config(write_config(tmp_path), probe_media=False)
+    config = load_config(write_config(tmp_path), probe_media=False).config
     text = "\n".join(ln for ln in acl_text(config).splitlines() if not ln.startswith("#"))
     blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in text.strip().split("\n\n")}
     root = "bcast/v1/sang-moc"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcastd.config import Config, load_config
+from broadcastd.config import Config, LoadedConfig, load_config
 from broadcastd.plan.slotplan import build_plan, plan_warnings
 
 ROOT = Path(__file__).parent.parent.parent
@@ -15,8 +15,13 @@ EXAMPLE = ROOT / "config" / "sang-moc.yaml"
 
 
 @pytest.fixture(scope="module")
-def example() -> Config:
+def loaded_example() -> LoadedConfig:
     return load_config(EXAMPLE)
+
+
+@pytest.fixture(scope="module")
+def example(loaded_example: LoadedConfig) -> Config:
+    return loaded_example.config
 
 
 def test_example_is_the_commune_of_the_design(example: Config) -> None:
@@ -50,15 +55,17 @@ def test_example_is_the_commune_of_the_design(example: Config) -> None:
     }
 
 
-def test_paths_resolve_against_the_file_that_names_them(example: Config) -> None:
+def test_paths_resolve_against_the_file_that_names_them(
+    example: Config, loaded_example: LoadedConfig
+) -> None:
     assert example.audio.intro == ROOT / "audio" / "chimes" / "intro.wav"
     agriculture = next(a for a in example.announcements if a.id == "sau-cuon-la")
     clip = ROOT / "audio" / "recordings" / "sau-cuon-la-dao.ogg"
     assert agriculture.audio["dao"] == clip  # named from config/announcements/agriculture.yaml
-    assert 1.0 < example.clip_seconds(clip) < 10.0
-    assert example.clip_seconds(example.audio.intro) == pytest.approx(0.6, abs=0.05)
-    assert example.files[0] == EXAMPLE
-    assert {f.name for f in example.files[1:]} == {
+    assert 1.0 < loaded_example.clip_seconds(clip) < 10.0
+    assert loaded_example.clip_seconds(example.audio.intro) == pytest.approx(0.6, abs=0.05)
+    assert loaded_example.files[0] == EXAMPLE
+    assert {f.name for f in loaded_example.files[1:]} == {
         "agriculture.yaml",
         "health.yaml",
         "policy.yaml",
@@ -66,18 +73,20 @@ def test_paths_resolve_against_the_file_that_names_them(example: Config) -> None
     }
 
 
-def test_where_points_into_included_files(example: Config) -> None:
+def test_where_points_into_included_files(example: Config, loaded_example: LoadedConfig) -> None:
     i = next(i for i, a in enumerate(example.announcements) if a.id == "ret-dam")
-    loc = example.where(("announcements", i, "id"))
+    loc = loaded_example.where(("announcements", i, "id"))
     assert (loc.file.name, loc.line, loc.col) == ("weather.yaml", 17, 7)
 
 
-def test_example_has_no_plan_warnings_while_its_windows_run(example: Config) -> None:
-    assert plan_warnings(example, dt.date(2026, 11, 24)) == []
+def test_example_has_no_plan_warnings_while_its_windows_run(loaded_example: LoadedConfig) -> None:
+    assert plan_warnings(loaded_example, dt.date(2026, 11, 24)) == []
 
 
-def test_example_plays_something_everywhere_on_later_dates(example: Config) -> None:
+def test_example_plays_something_everywhere_on_later_dates(
+    loaded_example: LoadedConfig,
+) -> None:
     # Open-ended announcements keep the example useful after its dated windows close.
-    for plan in build_plan(example, dt.date(2027, 6, 7)):  # a Monday
+    for plan in build_plan(loaded_example, dt.date(2027, 6, 7)):  # a Monday
         assert plan.items, (plan.slot, plan.hamlet)
-    assert all(p.dropped == () for p in build_plan(example, dt.date(2026, 11, 23), days=14))
+    assert all(p.dropped == () for p in build_plan(loaded_example, dt.date(2026, 11, 23), days=14))

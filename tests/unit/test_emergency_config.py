@@ -40,7 +40,7 @@ def check(tmp_path: Path, extra: str, capsys: pytest.CaptureFixture[str]) -> tup
 
 
 def test_defaults_are_one_person_no_exercise(tmp_path):
-    config = load_config(write(tmp_path, ""), probe_media=False)
+    config = load_config(write(tmp_path, ""), probe_media=False).config
     assert config.exercise is None
     assert config.emergency.approvals == 1
     assert config.emergency.operators == ()
@@ -57,7 +57,7 @@ def test_full_sections_load(tmp_path):
         "  request_ttl: 5m\n"
         "  correction: Nhầm lẫn, xin lỗi bà con.\n"
     )
-    config = load_config(write(tmp_path, extra), probe_media=False)
+    config = load_config(write(tmp_path, extra), probe_media=False).config
     assert config.exercise is not None
     assert config.exercise.at == dt.time(11, 45)
     assert config.exercise.hamlets == ("ban-b",)
@@ -67,7 +67,7 @@ def test_full_sections_load(tmp_path):
 
 
 def test_the_example_commune_has_both_sections():
-    config = load_config(ROOT / "config" / "sang-moc.yaml", probe_media=False)
+    config = load_config(ROOT / "config" / "sang-moc.yaml", probe_media=False).config
     assert config.exercise is not None
     assert config.exercise.day == "first-wed"
     assert "nhầm lẫn" in config.emergency.correction
@@ -85,7 +85,7 @@ def test_the_example_commune_has_both_sections():
     ],
 )
 def test_exercise_day_falls_on_the_named_weekday_of_the_month(tmp_path, spec, dates, not_dates):
-    config = load_config(write(tmp_path, f"exercise: {{day: {spec}, at: '11:45'}}\n"))
+    config = load_config(write(tmp_path, f"exercise: {{day: {spec}, at: '11:45'}}\n")).config
     assert config.exercise is not None
     for d in dates:
         assert config.exercise.occurs_on(dt.date.fromisoformat(d)), d

@@ -40,7 +40,7 @@ FIRST_WED = dt.date(2026, 12, 2)
 def config_with(tmp_path: Path, extra: str) -> Config:
     path = tmp_path / "c.yaml"
     path.write_text(BASE + extra, encoding="utf-8")
-    return load_config(path, probe_media=False)
+    return load_config(path, probe_media=False).config
 
 
 def at(config: Config, day: dt.date, hh: int, mm: int) -> float:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from broadcastd.config import Config, load_config
+from broadcastd.config import LoadedConfig, load_config
 from broadcastd.plan.slotplan import build_plan, estimate_seconds, plan_warnings
 
 GOOD = Path(__file__).parent.parent / "data" / "good"
@@ -48,18 +48,18 @@ MONDAY_PLAN: dict[tuple[str, str], list[tuple[str, str, str]]] = {
 
 
 @pytest.fixture(scope="module")
-def monday() -> Config:
+def monday() -> LoadedConfig:
     return load_config(GOOD / "monday.yaml")
 
 
-def test_monday_plan_matches_the_hand_computed_one(monday: Config) -> None:
+def test_monday_plan_matches_the_hand_computed_one(monday: LoadedConfig) -> None:
     plans = build_plan(monday, MONDAY)
     got = [((p.slot, p.hamlet), [(i.announcement, i.lang, i.kind) for i in p.items]) for p in plans]
     assert got == list(MONDAY_PLAN.items())
     assert all(p.dropped == () for p in plans)
 
 
-def test_times_are_local_and_follow_lead_and_catch_up(monday: Config) -> None:
+def test_times_are_local_and_follow_lead_and_catch_up(monday: LoadedConfig) -> None:
     noon, *_ = build_plan(monday, MONDAY, hamlet="ban-b")
     assert noon.play_at == dt.datetime(2026, 11, 30, 11, 30, tzinfo=HCM)
     assert noon.play_at.utcoffset() == dt.timedelta(hours=7)
@@ -67,7 +67,7 @@ def test_times_are_local_and_follow_lead_and_catch_up(monday: Config) -> None:
     assert noon.expires_at == dt.datetime(2026, 11, 30, 11, 40, tzinfo=HCM)  # catch_up 10m
 
 
-def test_durations_recording_is_measured_tts_is_estimated(monday: Config) -> None:
+def test_durations_recording_is_measured_tts_is_estimated(monday: LoadedConfig) -> None:
     plan = build_plan(monday, MONDAY, hamlet="ban-a")[0]
     tts, rec, _ = plan.items
     text = "Thông báo tiêm phòng cho gia súc, gia cầm tại nhà văn hóa thôn."
@@ -77,7 +77,7 @@ def test_durations_recording_is_measured_tts_is_estimated(monday: Config) -> Non
     assert rec.duration_s == pytest.approx(4.48, abs=0.05)  # ffprobe of the real clip
 
 
-def test_hamlet_filter_and_days(monday: Config) -> None:
+def test_hamlet_filter_and_days(monday: LoadedConfig) -> None:
     plans = build_plan(monday, MONDAY, days=2, hamlet="ban-c")
     assert [(p.date, p.slot) for p in plans] == [
         (MONDAY, "noon"),

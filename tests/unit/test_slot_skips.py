@@ -30,7 +30,7 @@ DAY = dt.date(2026, 11, 24)
 async def test_a_window_closing_after_midnight_is_journaled_once_under_its_own_day(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(CONFIG, encoding="utf-8")
-    config = load_config(path, probe_media=False)
+    config = load_config(path, probe_media=False).config
     tz = config.commune.tz
     # 00:20 the next day: the 23:50 slot's window (until 00:10) closed while the daemon was down
     now = [dt.datetime.combine(DAY + dt.timedelta(days=1), dt.time(0, 20), tzinfo=tz).timestamp()]
