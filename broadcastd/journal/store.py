@@ -17,6 +17,7 @@ import logging
 import sqlite3
 import threading
 import time
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from broadcastd.errors import BroadcastdError
@@ -33,10 +34,11 @@ from broadcastd.journal.schema import SkipRow as SkipRow
 from broadcastd.models import Transition
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
     from pathlib import Path
 
     from broadcastd.models import Ack
+    from broadcastd.protocol import Playlist, Signed
 
 log = logging.getLogger(__name__)
 
@@ -215,34 +217,32 @@ class Journal:
 
     # -- writes (async API used by the daemon) ----------------------------------------------------
 
-    async def record_dispatch(self, envelope: Mapping[str, Any] | bytes) -> None:
+    async def record_dispatch(self, signed: Signed[Playlist]) -> None:
         """Journal a signed playlist before publishing it (the outbox); committed on return.
 
         Recording the same id again is a no-op: the first envelope stays the one re-published.
         """
-        text = envelope.decode() if isinstance(envelope, bytes) else _dumps(envelope)
-        env = json.loads(text)
-        pid = str(env["id"])
+        pl = signed.envelope
         sql = (
             "INSERT INTO dispatches (id, date, slot, hamlet, play_at, expires_at, priority, status,"
             " seq, items, envelope, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT(id) DO NOTHING"
         )
         params = (
-            pid,
-            _slot_date(pid, int(env["play_at"])),
-            str(env["slot"]),
-            str(env["hamlet"]),
-            int(env["play_at"]),
-            int(env["expires_at"]),
-            str(env.get("priority", "normal")),
-            str(env.get("status", "live")),
-            int(env.get("seq", 0)),
-            _dumps(env.get("items", [])),
-            text,
+            pl.id,
+            _slot_date(pl.id, pl.play_at),
+            pl.slot,
+            pl.hamlet,
+            pl.play_at,
+            pl.expires_at,
+            pl.priority,
+            pl.status,
+            0 if pl.seq is None else pl.seq,
+            _dumps([asdict(item) for item in pl.items]),
+            signed.wire.decode(),
             self._clock(),
         )
-        future = self._enqueue((sql, params, "dispatches", pid), wait=True)
+        future = self._enqueue((sql, params, "dispatches", pl.id), wait=True)
         await self._drain()
         assert future is not None  # noqa: S101 - wait=True always returns a future
         await future

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from broadcastd import cli
+from broadcastd import cli, protocol
 from broadcastd.journal import audit
 from broadcastd.journal.store import Journal
 from broadcastd.models import Ack, Transition
@@ -20,19 +20,20 @@ if TYPE_CHECKING:
 NOW = 1_800_000_000.0
 
 
-def envelope(pid: str) -> dict:
-    return {
-        "id": pid,
-        "hamlet": "ban-a",
-        "slot": "noon",
-        "play_at": 1_800_000_600,
-        "expires_at": 1_800_001_800,
-        "priority": "normal",
-        "status": "live",
-        "seq": 1,
-        "items": [],
-        "sig": "c2ln",
-    }
+def envelope(pid: str) -> protocol.Signed[protocol.Playlist]:
+    playlist = protocol.Playlist(
+        commune="sm",
+        hamlet="ban-a",
+        id=pid,
+        slot="noon",
+        play_at=1_800_000_600,
+        expires_at=1_800_001_800,
+        priority="normal",
+        issued_at=1_800_000_000,
+        items=(protocol.PlaylistItem("ab" * 32, 10, 1, 1000, "t", "vi", "a"),),
+        seq=1,
+    )
+    return protocol.Signed(playlist, protocol.encode({**playlist.unsigned(), "sig": "c2ln"}))
 
 
 async def _filled(path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from broadcastd import protocol
 from broadcastd.journal import audit
 from broadcastd.journal.store import SCHEMA_VERSION, Journal, JournalError
 from broadcastd.models import Ack, Transition
@@ -54,6 +55,10 @@ def envelope(
     }
 
 
+def signed(env: dict) -> protocol.Signed[protocol.Playlist]:
+    return protocol.signed_playlist(protocol.encode(env))
+
+
 @pytest.fixture
 async def journal(tmp_path: Path):
     j = Journal.open(tmp_path / "journal.sqlite3", clock=lambda: NOW)
@@ -63,7 +68,7 @@ async def journal(tmp_path: Path):
 
 async def test_outbox_until_published_then_current_per_hamlet(journal):
     env = envelope("20270115-noon-ban-a-1")
-    await journal.record_dispatch(env)
+    await journal.record_dispatch(signed(env))
     assert [r.id for r in journal.unpublished(NOW)] == [env["id"]]
     row = journal.dispatch(env["id"])
     assert row is not None
@@ -82,9 +87,9 @@ async def test_outbox_until_published_then_current_per_hamlet(journal):
 
 
 async def test_latest_per_hamlet_prefers_the_newest_and_skips_cancelled(journal):
-    await journal.record_dispatch(envelope("20270115-noon-ban-a-1", seq=1))
-    await journal.record_dispatch(envelope("20270115-noon-ban-a-2", seq=2))
-    await journal.record_dispatch(envelope("20270115-noon-ban-b-1", "ban-b", seq=3))
+    await journal.record_dispatch(signed(envelope("20270115-noon-ban-a-1", seq=1)))
+    await journal.record_dispatch(signed(envelope("20270115-noon-ban-a-2", seq=2)))
+    await journal.record_dispatch(signed(envelope("20270115-noon-ban-b-1", "ban-b", seq=3)))
     await journal.mark_published("20270115-noon-ban-a-1", NOW + 1)
     await journal.mark_published("20270115-noon-ban-a-2", NOW + 2)
     latest = {r.hamlet: r.id for r in journal.latest_per_hamlet(NOW)}
@@ -99,8 +104,8 @@ async def test_latest_per_hamlet_prefers_the_newest_and_skips_cancelled(journal)
 
 async def test_recording_the_same_playlist_twice_keeps_the_first_envelope(journal):
     first = envelope("20270115-noon-ban-a-1")
-    await journal.record_dispatch(first)
-    await journal.record_dispatch({**first, "issued_at": 5, "sig": "b3RoZXI="})
+    await journal.record_dispatch(signed(first))
+    await journal.record_dispatch(signed({**first, "issued_at": 5, "sig": "b3RoZXI="}))
     assert json.loads(journal.dispatch(first["id"]).envelope)["sig"] == first["sig"]
 
 
