@@ -97,7 +97,7 @@ class Daemon:
             url, username, password = await self._broker(stack)
             renderer = build_renderer(config, self.metrics, engines=self.engines)
             self.registry = NodeRegistry(
-                config, self.metrics, now=self.clock, journal_cb=journal.transition_sink()
+                config, self.metrics, now=self.clock, journal_cb=journal.record_transition
             )
             topics = protocol.Topics(config.commune.id)
             self.link = MqttLink(
@@ -232,7 +232,7 @@ class Daemon:
                 for problem in exc.problems:
                     log.error("reload rejected: %s", problem)
                 self.metrics.config_reloads_total.labels(result="error").inc()
-                await self.journal.record_reload("error", str(exc))
+                self.journal.record_reload("error", str(exc))
                 self.notifier.notify("READY=1")
                 return False
             self.config = new
@@ -243,7 +243,7 @@ class Daemon:
             self._set_static_metrics(new)
             await asyncio.to_thread(self._refresh_broker_acl, new)
             self.metrics.config_reloads_total.labels(result="ok").inc()
-            await self.journal.record_reload("ok", f"{len(new.announcements)} announcements")
+            self.journal.record_reload("ok", f"{len(new.announcements)} announcements")
             log.info(
                 "config reloaded: %d hamlets, %d announcements",
                 len(new.hamlets),

@@ -182,15 +182,13 @@ class Dispatcher:
         ready: list[tuple[SlotPlan, list[Clip], list[PlanItem]]] = []
         for plan in plans:
             if plan.expires_at.timestamp() <= now:
-                await self._journal.record_skip(
+                self._journal.record_skip(
                     plan.date, plan.slot, plan.hamlet, "expired before dispatch"
                 )
                 continue
             clips, items = await self._clips(plan)
             if not items:
-                await self._journal.record_skip(
-                    plan.date, plan.slot, plan.hamlet, "nothing to play"
-                )
+                self._journal.record_skip(plan.date, plan.slot, plan.hamlet, "nothing to play")
                 continue
             ready.append((plan, clips, items))
         playlists = [
@@ -385,7 +383,7 @@ class Dispatcher:
                 row = self._journal.dispatch(target)
                 if row is not None and row.hamlet == hamlet:
                     await self._link.publish(self._topics.playlist(hamlet), b"", retain=True)
-        await self._journal.record_event(
+        self._journal.record_event(
             action, json.dumps({"id": cid, "target": target, "value": value})
         )
         if action == "cancel" and target is not None:

@@ -189,7 +189,7 @@ class Operations:
             for h in hamlets
         ]
         status = "exercise" if exercise else "live"
-        await self._daemon.journal.record_event(
+        self._daemon.journal.record_event(
             "issue",
             f"{priority} {status} announcement {item.announcement} to {','.join(hamlets)}"
             f" (operator: {operator or '-'}, approved by: {approver or '-'}): {text[:200]}",
@@ -207,7 +207,7 @@ class Operations:
         }
 
     async def _event(self, kind: str, **detail: object) -> None:
-        await self._daemon.journal.record_event(kind, json.dumps(detail, ensure_ascii=False))
+        self._daemon.journal.record_event(kind, json.dumps(detail, ensure_ascii=False))
 
     def _next_slot(self, now: dt.datetime) -> tuple[dt.datetime, dt.timedelta]:
         best: tuple[dt.datetime, dt.timedelta] | None = None
@@ -289,7 +289,7 @@ class Operations:
             detail=parsed.detail,
         )
         metrics.playlist_acks_total.labels(hamlet=hamlet.id, status=ack.status).inc()
-        await self._daemon.journal.record_ack(ack, hamlet.id)
+        self._daemon.journal.record_ack(ack, hamlet.id)
         self.registry_ack(node, ack)
         if ack.status == "played":
             self._count_played(ack, hamlet.id)

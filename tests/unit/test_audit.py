@@ -40,10 +40,10 @@ async def _filled(path: Path) -> None:
     j = Journal.open(path, clock=lambda: NOW)
     await j.record_dispatch(envelope("20270115-noon-ban-a-1"))
     await j.mark_published("20270115-noon-ban-a-1", NOW + 1)
-    await j.record_ack(Ack("a1", "20270115-noon-ban-a-1", "played", 5), "ban-a")
-    await j.record_ack(Ack("a2", "20270115-noon-ban-a-1", "failed", 6, "no audio"), "ban-a")
-    j.add_transition(Transition("a1", "ban-a", "unknown", "online", "heartbeat", NOW))
-    await j.record_event("approve", "op=lan")
+    j.record_ack(Ack("a1", "20270115-noon-ban-a-1", "played", 5), "ban-a")
+    j.record_ack(Ack("a2", "20270115-noon-ban-a-1", "failed", 6, "no audio"), "ban-a")
+    j.record_transition(Transition("a1", "ban-a", "unknown", "online", "heartbeat", NOW))
+    j.record_event("approve", "op=lan")
     await j.flush()
     j.close()
 
@@ -131,7 +131,7 @@ async def test_chain_continues_across_reopen(tmp_path):
     path = tmp_path / "j.sqlite3"
     await _filled(path)
     j = Journal.open(path, clock=lambda: NOW)
-    await j.record_event("stop", "all hamlets")
+    j.record_event("stop", "all hamlets")
     await j.flush()
     j.close()
     assert audit.verify(path) is None

@@ -111,7 +111,7 @@ async def test_recording_the_same_playlist_twice_keeps_the_first_envelope(journa
 
 async def test_acks_are_batched_and_visible_after_flush(journal):
     for i in range(50):
-        await journal.record_ack(Ack(f"n{i}", "p1", "played", 100 + i), "ban-a")
+        journal.record_ack(Ack(f"n{i}", "p1", "played", 100 + i), "ban-a")
     assert journal.acks_for("p1") == [], "not yet committed: writes are batched"
     await journal.flush()
     acks = journal.acks_for("p1")
@@ -127,12 +127,12 @@ async def test_acks_are_batched_and_visible_after_flush(journal):
 
 async def test_writer_task_commits_in_the_background(journal):
     task = asyncio.create_task(journal.run())
-    sink = journal.transition_sink()
+    sink = journal.record_transition
     sink(Transition("a1", "ban-a", "unknown", "online", "heartbeat", NOW))
     sink(Transition("a1", "ban-a", "online", "stale", "silent 60s", NOW + 60))
-    await journal.record_event("issue", "emergency: flood")
-    await journal.record_reload("error", "bad yaml")
-    await journal.record_skip(dt.date(2027, 1, 15), "noon", "*", "started after expires_at")
+    journal.record_event("issue", "emergency: flood")
+    journal.record_reload("error", "bad yaml")
+    journal.record_skip(dt.date(2027, 1, 15), "noon", "*", "started after expires_at")
     for _ in range(100):
         if journal.latest_transitions():
             break
@@ -183,7 +183,7 @@ async def main():
     for batch in range(10_000):
         ids = [f"{{run}}-{{batch}}-{{i}}" for i in range(1 + batch % 20)]
         for ack_id in ids:
-            await j.record_ack(Ack("n1", ack_id, "played", batch), "ban-a")
+            j.record_ack(Ack("n1", ack_id, "played", batch), "ban-a")
         await asyncio.sleep(0)
         await j.flush()
         print(" ".join(ids), flush=True)
@@ -225,7 +225,7 @@ def test_kill_9_at_random_moments_loses_no_committed_ack(tmp_path):
 async def test_close_commits_what_is_still_queued(tmp_path):
     path = tmp_path / "j.sqlite3"
     j = Journal.open(path, clock=lambda: NOW)
-    await j.record_ack(Ack("a1", "p1", "played", 1), "ban-a")
+    j.record_ack(Ack("a1", "p1", "played", 1), "ban-a")
     j.close()
     again = Journal.open(path, readonly=True)
     assert [a.node for a in again.acks_for("p1")] == ["a1"]

@@ -81,12 +81,12 @@ async def _fill(path):
         ("a2", "played"),
         ("a3", "failed"),
     ]:
-        await j.record_ack(Ack(node, "20270115-noon-ban-a-1", status, int(T0)), "ban-a")
-    await j.record_ack(Ack("b1", "20270115-noon-ban-b-1", "ready", int(T0)), "ban-b")
-    await j.record_ack(Ack("b1", "20270115-noon-ban-b-1", "rejected", int(T0), "bad sig"), "ban-b")
-    await j.record_ack(Ack("b2", "20270115-noon-ban-b-x", "played", int(T0)), "ban-b")
-    j.add_transition(Transition("a3", "ban-a", "online", "offline", "silent 90s", T0 + 5))
-    j.add_transition(Transition("a1", "ban-a", "unknown", "online", "heartbeat", T0))
+        j.record_ack(Ack(node, "20270115-noon-ban-a-1", status, int(T0)), "ban-a")
+    j.record_ack(Ack("b1", "20270115-noon-ban-b-1", "ready", int(T0)), "ban-b")
+    j.record_ack(Ack("b1", "20270115-noon-ban-b-1", "rejected", int(T0), "bad sig"), "ban-b")
+    j.record_ack(Ack("b2", "20270115-noon-ban-b-x", "played", int(T0)), "ban-b")
+    j.record_transition(Transition("a3", "ban-a", "online", "offline", "silent 90s", T0 + 5))
+    j.record_transition(Transition("a1", "ban-a", "unknown", "online", "heartbeat", T0))
     await j.flush()
     j.close()
 
