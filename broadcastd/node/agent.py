@@ -196,16 +196,13 @@ class NodeAgent:
 
     def _verify(self, payload: bytes, kind: type[_E]) -> _E:
         """The envelope, typed, if it is valid here and of the kind its topic carries."""
-        envelope = protocol.verify(
-            payload,
-            self.public_key,
-            commune=self.config.node.commune,
-            hamlet=self.hamlet,
-            now=self.clock(),
+        node = self.config.node
+        env = protocol.verify(
+            payload, self.public_key, commune=node.commune, hamlet=node.hamlet, now=self.clock()
         )
-        if not isinstance(envelope, kind):
-            raise ProtocolError("malformed", f"kind must be {kind.kind!r}, got: {envelope.kind!r}")
-        return envelope
+        if not isinstance(env, kind):
+            raise ProtocolError("malformed", f"kind must be {kind.kind!r}, got: {env.kind!r}")
+        return env
 
     async def _on_playlist(self, payload: bytes) -> None:
         if not payload:
