@@ -147,7 +147,9 @@ def make_clips(root: Path, hamlets: list[str], size: int) -> dict[str, Clip]:
     return clips
 
 
-def envelope(daemon: Daemon, hamlet: str, clip: Clip, now: int) -> dict[str, object]:
+def envelope(
+    daemon: Daemon, hamlet: str, clip: Clip, now: int
+) -> protocol.Signed[protocol.Playlist]:
     item = protocol.PlaylistItem(
         sha256=clip.sha256,
         bytes=clip.size,
@@ -158,17 +160,17 @@ def envelope(daemon: Daemon, hamlet: str, clip: Clip, now: int) -> dict[str, obj
         announcement="bench",
     )
     key = protocol.load_private_key(daemon.config.signing.private_key_file)
-    return protocol.sign(
-        protocol.playlist_envelope(
+    return protocol.seal(
+        protocol.Playlist(
             commune=daemon.config.commune.id,
             hamlet=hamlet,
-            playlist_id=f"bench-{hamlet}-{clip.sha256[:8]}",
+            id=f"bench-{hamlet}-{clip.sha256[:8]}",
             slot="noon",
             play_at=now + PLAY_IN_S,  # far ahead: the benchmark measures prefetch, nothing plays
             expires_at=now + EXPIRES_IN_S,
             priority="normal",
             issued_at=now,
-            items=[item],
+            items=(item,),
             seq=daemon.dispatcher.next_adhoc_number(),
         ),
         key,

@@ -140,7 +140,7 @@ class Daemon:
 
     def _build_registry(self) -> NodeRegistry:
         return NodeRegistry(
-            self.config, self.metrics, now=self.clock, journal_cb=self.journal.transition_sink()
+            self.config, self.metrics, now=self.clock, journal_cb=self.journal.record_transition
         )
 
     def _build_link(self, login: BrokerLogin) -> MqttLink:
@@ -294,7 +294,7 @@ class Daemon:
                 for problem in exc.problems:
                     log.error("reload rejected: %s", problem)
                 self.metrics.config_reloads_total.labels(result="error").inc()
-                await self.journal.record_reload("error", str(exc))
+                self.journal.record_reload("error", str(exc))
                 self.notifier.notify("READY=1")
                 return False
             self.loaded, config = new, new.config
@@ -305,7 +305,7 @@ class Daemon:
             self._set_static_metrics(config)
             await asyncio.to_thread(self._refresh_broker_acl, config)
             self.metrics.config_reloads_total.labels(result="ok").inc()
-            await self.journal.record_reload("ok", f"{len(config.announcements)} announcements")
+            self.journal.record_reload("ok", f"{len(config.announcements)} announcements")
             log.info(
                 "config reloaded: %d hamlets, %d announcements",
                 len(config.hamlets),

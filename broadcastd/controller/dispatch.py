@@ -13,10 +13,16 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from broadcastd import protocol
-from broadcastd.errors import BroadcastdError, LinkError, RenderError, handled_error
+from broadcastd.errors import (
+    BroadcastdError,
+    LinkError,
+    ProtocolError,
+    RenderError,
+    handled_error,
+)
 from broadcastd.models import Clip, PlanItem, SlotPlan, metric_slot
 from broadcastd.plan.exercise import EXERCISE_SLOT, exercise_plans
 from broadcastd.plan.slotplan import build_plan
@@ -33,6 +39,8 @@ if TYPE_CHECKING:
     from broadcastd.render.renderer import Renderer
 
 log = logging.getLogger(__name__)
+
+SignedPlaylist = protocol.Signed[protocol.Playlist]
 
 CHIME_LANG = "zxx"  # ISO 639-2 "no linguistic content"
 
@@ -176,28 +184,26 @@ class Dispatcher:
         ready: list[tuple[SlotPlan, list[Clip], list[PlanItem]]] = []
         for plan in plans:
             if plan.expires_at.timestamp() <= now:
-                await self._journal.record_skip(
+                self._journal.record_skip(
                     plan.date, plan.slot, plan.hamlet, "expired before dispatch"
                 )
                 continue
             clips, items = await self._clips(plan)
             if not items:
-                await self._journal.record_skip(
-                    plan.date, plan.slot, plan.hamlet, "nothing to play"
-                )
+                self._journal.record_skip(plan.date, plan.slot, plan.hamlet, "nothing to play")
                 continue
             ready.append((plan, clips, items))
-        envelopes = [
-            self._envelope(plan, clips, items, priority, status) for plan, clips, items in ready
+        playlists = [
+            self._playlist(plan, clips, items, priority, status) for plan, clips, items in ready
         ]
-        for env in envelopes:
-            await self._journal.record_dispatch(env)
+        for signed in playlists:
+            await self._journal.record_dispatch(signed)
         return await self.publish(
-            [c for _, clips, _ in ready for c in clips], envelopes, urgent=urgent
+            [c for _, clips, _ in ready for c in clips], playlists, urgent=urgent
         )
 
     async def publish(
-        self, clips: Sequence[Clip], envelopes: Sequence[dict[str, object]], *, urgent: bool
+        self, clips: Sequence[Clip], playlists: Sequence[SignedPlaylist], *, urgent: bool
     ) -> list[Published]:
         """Each clip once, in the order the playlists name them; each playlist as soon as every
         clip it names is retained. The first hamlets' speakers fetch while the rest is still
@@ -206,18 +212,18 @@ class Dispatcher:
             self._audio.urgent_clear.clear()
         retained = {c.sha256: asyncio.Event() for c in clips}
 
-        async def playlist(env: dict[str, object]) -> Published:
-            for item in _items(env):
-                if (event := retained.get(str(item["sha256"]))) is not None:
+        async def playlist(signed: SignedPlaylist) -> Published:
+            for item in signed.envelope.items:
+                if (event := retained.get(item.sha256)) is not None:
                     await event.wait()
-            return await self._publish_playlist(env)
+            return await self._publish_playlist(signed)
 
         try:
             async with asyncio.TaskGroup() as tg:
-                expires = _expires(envelopes)
+                expires = _expires(playlists)
                 audio = self._audio.publish(clips, expires, urgent=urgent, retained=retained)
                 tg.create_task(audio, name="audio")
-                sent = [tg.create_task(playlist(env)) for env in envelopes]
+                sent = [tg.create_task(playlist(signed)) for signed in playlists]
         except ExceptionGroup as group:
             raise handled_error(group) from None
         finally:
@@ -231,27 +237,30 @@ class Dispatcher:
         rows = [*self._journal.unpublished(now), *self._journal.latest_per_hamlet(now)]
         seen: set[str] = set()
         for row in rows:
-            env = json.loads(row.envelope)
-            if env["id"] in seen:
+            if row.id in seen:
                 continue
-            seen.add(env["id"])
-            await self._audio.publish(self._stored_clips(env), _expires([env]), urgent=False)
-            await self._publish_playlist(env)
+            seen.add(row.id)
+            try:
+                signed = row.signed()
+            except ProtocolError as exc:
+                log.error("playlist %s not re-published: journaled envelope: %s", row.id, exc)
+                continue
+            clips = self._stored_clips(signed.envelope)
+            await self._audio.publish(clips, _expires([signed]), urgent=False)
+            await self._publish_playlist(signed)
         if seen:
             log.info("re-published %d playlists", len(seen))
 
-    def _stored_clips(self, env: dict[str, Any]) -> list[Clip]:
+    def _stored_clips(self, pl: protocol.Playlist) -> list[Clip]:
         clips: list[Clip] = []
-        for item in env["items"]:
-            path = self._renderer.store.path_for(item["sha256"])
+        for item in pl.items:
+            path = self._renderer.store.path_for(item.sha256)
             if path is None:
                 log.error(
-                    "playlist %s: clip %s is no longer in the audio store",
-                    env["id"],
-                    item["sha256"],
+                    "playlist %s: clip %s is no longer in the audio store", pl.id, item.sha256
                 )
                 continue
-            clips.append(Clip(item["sha256"], path, int(item["bytes"]), int(item["duration_ms"])))
+            clips.append(Clip(item.sha256, path, item.bytes, item.duration_ms))
         return clips
 
     # -- building ----------------------------------------------------------------------------------
@@ -275,14 +284,14 @@ class Dispatcher:
         tail = [await self._renderer.chime(audio.outro)] if audio.outro else []
         return head + clips + tail, items
 
-    def _envelope(
+    def _playlist(
         self,
         plan: SlotPlan,
         clips: list[Clip],
         items: list[PlanItem],
         priority: str | None,
         status: str,
-    ) -> dict[str, object]:
+    ) -> SignedPlaylist:
         audio = self.config.audio
         labels: list[tuple[str, str, str]] = []
         if audio.intro:
@@ -307,19 +316,18 @@ class Dispatcher:
         pid = playlist_id(plan.date, plan.slot, plan.hamlet, keyed, status)
         existing = self._journal.dispatch(pid)
         if existing is not None:
-            envelope: dict[str, object] = json.loads(existing.envelope)
-            return envelope
-        return protocol.sign(
-            protocol.playlist_envelope(
+            return existing.signed()
+        return protocol.seal(
+            protocol.Playlist(
                 commune=self.config.commune.id,
                 hamlet=plan.hamlet,
-                playlist_id=pid,
+                id=pid,
                 slot=plan.slot,
                 play_at=int(plan.play_at.timestamp()),
                 expires_at=int(plan.expires_at.timestamp()),
                 priority=top,
                 issued_at=int(self._clock()),
-                items=entries,
+                items=tuple(entries),
                 status=status,
                 seq=self._seq.next(),
             ),
@@ -328,23 +336,20 @@ class Dispatcher:
 
     # -- publishing --------------------------------------------------------------------------------
 
-    async def _publish_playlist(self, env: dict[str, object]) -> Published:
+    async def _publish_playlist(self, signed: SignedPlaylist) -> Published:
         now = self._clock()
-        pid, hamlet, slot = str(env["id"]), str(env["hamlet"]), str(env["slot"])
-        play_at, expires_at = int(str(env["play_at"])), int(str(env["expires_at"]))
-        ttl = max(1, expires_at - int(now))
+        pl = signed.envelope
+        ttl = max(1, pl.expires_at - int(now))
         await self._link.publish(
-            self._topics.playlist(hamlet), protocol.encode(env), retain=True, expiry=ttl
+            self._topics.playlist(pl.hamlet), signed.wire, retain=True, expiry=ttl
         )
-        first = await self._journal.mark_published(pid, now)
+        first = await self._journal.mark_published(pl.id, now)
         if first:
             self._metrics.playlists_published_total.labels(
-                slot=metric_slot(slot), priority=str(env["priority"])
+                slot=metric_slot(pl.slot), priority=pl.priority
             ).inc()
-            self._metrics.dispatch_lag_seconds.observe(
-                max(0.0, now - float(str(env.get("issued_at", now))))
-            )
-        return Published(pid, hamlet, slot, play_at, expires_at)
+            self._metrics.dispatch_lag_seconds.observe(max(0.0, now - pl.issued_at))
+        return Published(pl.id, pl.hamlet, pl.slot, pl.play_at, pl.expires_at)
 
     # -- control ----------------------------------------------------------------------------------
 
@@ -361,11 +366,11 @@ class Dispatcher:
         seq = self._seq.next()
         cid = f"{action}-{seq}"
         for hamlet in hamlets:
-            env = protocol.sign(
-                protocol.control_envelope(
+            signed = protocol.seal(
+                protocol.Control(
                     commune=self.config.commune.id,
                     hamlet=hamlet,
-                    control_id=cid,
+                    id=cid,
                     action=action,
                     target=target,
                     value=value,
@@ -375,14 +380,12 @@ class Dispatcher:
                 ),
                 self._key,
             )
-            await self._link.publish(
-                self._topics.control(hamlet), protocol.encode(env), retain=False
-            )
+            await self._link.publish(self._topics.control(hamlet), signed.wire, retain=False)
             if action == "cancel" and target is not None:
                 row = self._journal.dispatch(target)
                 if row is not None and row.hamlet == hamlet:
                     await self._link.publish(self._topics.playlist(hamlet), b"", retain=True)
-        await self._journal.record_event(
+        self._journal.record_event(
             action, json.dumps({"id": cid, "target": target, "value": value})
         )
         if action == "cancel" and target is not None:
@@ -390,14 +393,9 @@ class Dispatcher:
         return cid
 
 
-def _expires(envelopes: Sequence[dict[str, object]]) -> int:
+def _expires(playlists: Sequence[SignedPlaylist]) -> int:
     """When the last of these playlists expires: their audio must outlive it."""
-    return max((int(str(e["expires_at"])) for e in envelopes), default=0)
-
-
-def _items(env: dict[str, object]) -> list[dict[str, object]]:
-    items = env.get("items")
-    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+    return max((s.envelope.expires_at for s in playlists), default=0)
 
 
 def _rank(priority: str) -> int:

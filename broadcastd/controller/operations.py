@@ -131,7 +131,7 @@ class Operations:
         number = self.dispatcher.next_adhoc_number()
         req = self.approvals.open(self.config, str(operator), request, number)
         hamlets = self._hamlets(request.hamlets)
-        await self._event(
+        self._event(
             "request",
             id=req.id,
             operator=req.operator,
@@ -153,9 +153,9 @@ class Operations:
         try:
             req = self.approvals.approve(self.config, request_id, operator)
         except BroadcastdError as exc:
-            await self._event("refused", id=request_id, operator=str(operator), reason=str(exc))
+            self._event("refused", id=request_id, operator=str(operator), reason=str(exc))
             raise
-        await self._event("approve", id=req.id, operator=str(operator), requested_by=req.operator)
+        self._event("approve", id=req.id, operator=str(operator), requested_by=req.operator)
         result = await self._publish(req.request, operator=req.operator, approver=str(operator))
         return {"request": req.id, "approved_by": str(operator), **result}
 
@@ -215,7 +215,7 @@ class Operations:
             for h in hamlets
         ]
         status = "exercise" if exercise else "live"
-        await self.journal.record_event(
+        self.journal.record_event(
             "issue",
             f"{priority} {status} announcement {item.announcement} to {','.join(hamlets)}"
             f" (operator: {operator or '-'}, approved by: {approver or '-'}): {text[:200]}",
@@ -232,8 +232,8 @@ class Operations:
             "play_at": play_at.isoformat(),
         }
 
-    async def _event(self, kind: str, **detail: object) -> None:
-        await self.journal.record_event(kind, json.dumps(detail, ensure_ascii=False))
+    def _event(self, kind: str, **detail: object) -> None:
+        self.journal.record_event(kind, json.dumps(detail, ensure_ascii=False))
 
     def _next_slot(self, now: dt.datetime) -> tuple[dt.datetime, dt.timedelta]:
         best: tuple[dt.datetime, dt.timedelta] | None = None
@@ -254,7 +254,7 @@ class Operations:
         text = self.config.emergency.correction if request.correction else request.say or ""
         withdrawn = self.approvals.withdraw(target)
         if withdrawn is not None:
-            await self._event("withdraw", id=target, requested_by=withdrawn.operator)
+            self._event("withdraw", id=target, requested_by=withdrawn.operator)
             return {"withdrawn": target}
         rows = self._cancel_rows(target)
         # One signed cancel per playlist: each hamlet got its own id, and nodes match on it.
@@ -320,7 +320,7 @@ class Operations:
             detail=parsed.detail,
         )
         metrics.playlist_acks_total.labels(hamlet=hamlet.id, status=ack.status).inc()
-        await self.journal.record_ack(ack, hamlet.id)
+        self.journal.record_ack(ack, hamlet.id)
         self.registry.on_ack(node, ack.playlist, ack.status)
         if ack.status == "played":
             self._count_played(ack, hamlet.id)

@@ -162,7 +162,7 @@ class SlotFeed:
                 elif self._missed(day, name, expires_at, now):
                     reason = f"not dispatched: daemon was down until after {expires_at:%H:%M}"
                     log.warning("slot %s %s %s", day, name, reason)
-                    await self._journal.record_skip(day, name, "*", reason)
+                    self._journal.record_skip(day, name, "*", reason)
             times = exercise_times(self.config, day)
             if times is not None and times[0] <= now < times[2]:
                 due.append(SlotDue(day, EXERCISE_SLOT, "exercise catch-up at start-up"))

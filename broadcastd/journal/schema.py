@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from broadcastd import protocol
+
 # Migration N (index N-1) brings a journal from user_version N-1 to N. Append only; never edit one.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -58,6 +60,10 @@ class DispatchRow:
     created_at: float
     published_at: float | None
     cancelled_at: float | None
+
+    def signed(self) -> protocol.Signed[protocol.Playlist]:
+        """The journaled envelope, typed again; ProtocolError if it is not a valid playlist."""
+        return protocol.signed_playlist(self.envelope.encode())
 
     def item_list(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = json.loads(self.items)

@@ -1,11 +1,19 @@
 """The journal: SQLite in WAL mode, the daemon's memory across restarts and the source of reports.
 
 Writes are queued by the event loop and committed in batches in a thread (`run()`), so a burst
-of acks never blocks the loop on fsync. Dispatch writes (`record_dispatch`, `mark_published`,
-`mark_cancelled`) are the outbox: they return only once committed. Everything else returns at once
-and is committed by the next batch (or `flush()`). Every row is mirrored into the `audit` hash
-chain in the same transaction (see audit.py). `synchronous=FULL`: a commit survives kill -9 and a
-power cut, which a commune office without a UPS will see; batching keeps the fsync count low.
+of acks never blocks the loop on fsync. Each writer has one form, chosen by what its caller needs:
+
+- the outbox (`record_dispatch`, `mark_published`, `mark_cancelled`) is async and returns once
+  committed: a playlist must be journaled before it is published, and a publish or cancel is
+  recorded before the dispatcher moves on;
+- every other writer (`record_ack`, `record_transition`, `record_event`, `record_reload`,
+  `record_skip`) is a plain call that queues the row and returns: there is nothing to wait for,
+  and the node registry must journal a transition from synchronous code. The next batch commits
+  it; `flush()` is the one awaitable, for whoever needs those rows committed (shutdown, tests).
+
+Every row is mirrored into the `audit` hash chain in the same transaction (see audit.py).
+`synchronous=FULL`: a commit survives kill -9 and a power cut, which a commune office without a
+UPS will see; batching keeps the fsync count low.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import logging
 import sqlite3
 import threading
 import time
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from broadcastd.errors import BroadcastdError
@@ -33,10 +42,11 @@ from broadcastd.journal.schema import SkipRow as SkipRow
 from broadcastd.models import Transition
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
     from pathlib import Path
 
     from broadcastd.models import Ack
+    from broadcastd.protocol import Playlist, Signed
 
 log = logging.getLogger(__name__)
 
@@ -213,36 +223,34 @@ class Journal:
         self._wake.set()
         return future
 
-    # -- writes (async API used by the daemon) ----------------------------------------------------
+    # -- outbox writes: each returns once committed -----------------------------------------------
 
-    async def record_dispatch(self, envelope: Mapping[str, Any] | bytes) -> None:
+    async def record_dispatch(self, signed: Signed[Playlist]) -> None:
         """Journal a signed playlist before publishing it (the outbox); committed on return.
 
         Recording the same id again is a no-op: the first envelope stays the one re-published.
         """
-        text = envelope.decode() if isinstance(envelope, bytes) else _dumps(envelope)
-        env = json.loads(text)
-        pid = str(env["id"])
+        pl = signed.envelope
         sql = (
             "INSERT INTO dispatches (id, date, slot, hamlet, play_at, expires_at, priority, status,"
             " seq, items, envelope, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT(id) DO NOTHING"
         )
         params = (
-            pid,
-            _slot_date(pid, int(env["play_at"])),
-            str(env["slot"]),
-            str(env["hamlet"]),
-            int(env["play_at"]),
-            int(env["expires_at"]),
-            str(env.get("priority", "normal")),
-            str(env.get("status", "live")),
-            int(env.get("seq", 0)),
-            _dumps(env.get("items", [])),
-            text,
+            pl.id,
+            _slot_date(pl.id, pl.play_at),
+            pl.slot,
+            pl.hamlet,
+            pl.play_at,
+            pl.expires_at,
+            pl.priority,
+            pl.status,
+            0 if pl.seq is None else pl.seq,
+            _dumps([asdict(item) for item in pl.items]),
+            signed.wire.decode(),
             self._clock(),
         )
-        future = self._enqueue((sql, params, "dispatches", pid), wait=True)
+        future = self._enqueue((sql, params, "dispatches", pl.id), wait=True)
         await self._drain()
         assert future is not None  # noqa: S101 - wait=True always returns a future
         await future
@@ -262,10 +270,9 @@ class Journal:
         assert future is not None  # noqa: S101 - wait=True always returns a future
         return await future > 0
 
-    async def record_ack(self, ack: Ack, hamlet: str) -> None:
-        self.add_ack(ack, hamlet)
+    # -- log writes: queued, committed by the next batch or `flush()` ---------------------------
 
-    def add_ack(self, ack: Ack, hamlet: str) -> None:
+    def record_ack(self, ack: Ack, hamlet: str) -> None:
         sql = (
             "INSERT INTO acks (node, hamlet, playlist, status, ts, detail, received_at)"
             " VALUES (?,?,?,?,?,?,?)"
@@ -273,26 +280,20 @@ class Journal:
         params = (ack.node, hamlet, ack.playlist, ack.status, ack.ts, ack.detail, self._clock())
         self._enqueue((sql, params, "acks", None))
 
-    async def record_transition(self, transition: Transition) -> None:
-        self.add_transition(transition)
-
-    def add_transition(self, t: Transition) -> None:
+    def record_transition(self, t: Transition) -> None:
+        """Also NodeRegistry's `journal_cb`, called from synchronous code: it never blocks."""
         sql = 'INSERT INTO transitions (node, hamlet, "from", "to", cause, ts) VALUES (?,?,?,?,?,?)'
         self._enqueue((sql, (t.node, t.hamlet, t.from_, t.to, t.cause, t.ts), "transitions", None))
 
-    def transition_sink(self) -> Callable[[Transition], None]:
-        """For NodeRegistry's `journal_cb`: synchronous, never blocks; the next batch commits it."""
-        return self.add_transition
-
-    async def record_reload(self, result: str, detail: str) -> None:
+    def record_reload(self, result: str, detail: str) -> None:
         sql = "INSERT INTO reloads (ts, result, detail) VALUES (?,?,?)"
         self._enqueue((sql, (self._clock(), result, detail), "reloads", None))
 
-    async def record_event(self, kind: str, detail: str) -> None:
+    def record_event(self, kind: str, detail: str) -> None:
         sql = "INSERT INTO events (ts, kind, detail) VALUES (?,?,?)"
         self._enqueue((sql, (self._clock(), kind, detail), "events", None))
 
-    async def record_skip(self, date: dt.date, slot: str, hamlet: str, reason: str) -> None:
+    def record_skip(self, date: dt.date, slot: str, hamlet: str, reason: str) -> None:
         sql = "INSERT INTO skips (date, slot, hamlet, reason, ts) VALUES (?,?,?,?,?)"
         params = (date.isoformat(), slot, hamlet, reason, self._clock())
         self._enqueue((sql, params, "skips", None))

@@ -16,7 +16,7 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from broadcastd import __version__, protocol
 from broadcastd.errors import BroadcastdError, LinkError, ProtocolError
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 ACK_DRAIN_S = 3.0  # how long a clean stop waits for queued acks to reach the broker
 MIN_WAIT_S = 0.005  # the scheduler's shortest sleep: a deadline a hair away is not a busy loop
+
+_E = TypeVar("_E", protocol.Playlist, protocol.Control)
 
 
 @dataclass(slots=True)
@@ -192,20 +194,21 @@ class NodeAgent:
             case ("control", hamlet) if hamlet == self.hamlet:
                 await self._on_control(payload)
 
-    def _verify(self, payload: bytes) -> dict[str, Any]:
-        return protocol.verify(
-            payload,
-            self.public_key,
-            commune=self.config.node.commune,
-            hamlet=self.hamlet,
-            now=self.clock(),
+    def _verify(self, payload: bytes, kind: type[_E]) -> _E:
+        """The envelope, typed, if it is valid here and of the kind its topic carries."""
+        node = self.config.node
+        env = protocol.verify(
+            payload, self.public_key, commune=node.commune, hamlet=node.hamlet, now=self.clock()
         )
+        if not isinstance(env, kind):
+            raise ProtocolError("malformed", f"kind must be {kind.kind!r}, got: {env.kind!r}")
+        return env
 
     async def _on_playlist(self, payload: bytes) -> None:
         if not payload:
             return  # the controller cleared the retained playlist (a cancel)
         try:
-            pl = protocol.Playlist.from_envelope(self._verify(payload))
+            pl = self._verify(payload, protocol.Playlist)
         except ProtocolError as exc:
             claimed = _claimed_id(payload)
             if exc.reason != "expired":
@@ -274,7 +277,7 @@ class NodeAgent:
         if not payload:
             return
         try:
-            ctl = protocol.Control.from_envelope(self._verify(payload))
+            ctl = self._verify(payload, protocol.Control)
         except ProtocolError as exc:
             self._reject(_claimed_id(payload), exc)
             return

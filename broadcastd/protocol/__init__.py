@@ -41,11 +41,14 @@ from broadcastd.protocol.payloads import (
 from broadcastd.protocol.signing import (
     MAX_ENVELOPE_BYTES,
     REJECT_REASONS,
+    Signed,
     canonical_json,
     decode_json,
     encode,
     iter_chunks,
+    seal,
     sign,
+    signed_playlist,
     verify,
 )
 from broadcastd.protocol.topics import Topics
@@ -70,6 +73,7 @@ __all__ = [
     "KeyFileExistsError",
     "Playlist",
     "PlaylistItem",
+    "Signed",
     "Topics",
     "ack_payload",
     "canonical_json",
@@ -85,7 +89,9 @@ __all__ = [
     "parse_ack",
     "playlist_envelope",
     "public_key_b64",
+    "seal",
     "sign",
+    "signed_playlist",
     "state_payload",
     "validate_control",
     "validate_playlist",

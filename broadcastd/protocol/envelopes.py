@@ -1,13 +1,15 @@
 """Playlist and control envelopes (DESIGN.md §5): typed forms, builders and strict validators.
 
-A validator names the offending field in ProtocolError("malformed"); builders run it too, so the
-daemon never signs an envelope a node would reject. Signing and verifying live in signing.py.
+`Playlist` and `Control` are what the daemon builds and what a speaker acts on; the JSON object
+form exists only at the edge: `unsigned()` makes it for signing, `from_envelope` reads it back. A
+validator names the offending field in ProtocolError("malformed"); `unsigned()` runs it too, so
+the daemon never signs an envelope a node would reject. Signing and verifying live in signing.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from broadcastd.errors import ProtocolError
 from broadcastd.models import PRIORITIES
@@ -38,7 +40,9 @@ class PlaylistItem:
 
 @dataclass(frozen=True, slots=True)
 class Playlist:
-    """A verified playlist envelope, typed. `seq` is None and `status` "live" when absent."""
+    """A playlist envelope, typed. `seq` is None and `status` "live" when absent."""
+
+    kind: ClassVar[str] = "playlist"
 
     commune: str
     hamlet: str
@@ -69,10 +73,33 @@ class Playlist:
             seq=env.get("seq"),
         )
 
+    def unsigned(self) -> dict[str, object]:
+        """The JSON object to sign (see `seal`); ProtocolError if a node would reject it."""
+        env: dict[str, object] = {
+            "v": VERSION,
+            "kind": self.kind,
+            "commune": self.commune,
+            "hamlet": self.hamlet,
+            "id": self.id,
+            "slot": self.slot,
+            "play_at": self.play_at,
+            "expires_at": self.expires_at,
+            "priority": self.priority,
+            "issued_at": self.issued_at,
+            "items": [asdict(i) for i in self.items],
+            "status": self.status,
+        }
+        if self.seq is not None:
+            env["seq"] = self.seq
+        validate_playlist(env)
+        return env
+
 
 @dataclass(frozen=True, slots=True)
 class Control:
-    """A verified control envelope, typed."""
+    """A control envelope, typed: stop, cancel (target = playlist id), volume (value 0-100)."""
+
+    kind: ClassVar[str] = "control"
 
     commune: str
     hamlet: str
@@ -101,6 +128,29 @@ class Control:
             seq=env.get("seq"),
         )
 
+    def unsigned(self) -> dict[str, object]:
+        """The JSON object to sign (see `seal`); ProtocolError if a node would reject it."""
+        env: dict[str, object] = {
+            "v": VERSION,
+            "kind": self.kind,
+            "commune": self.commune,
+            "hamlet": self.hamlet,
+            "id": self.id,
+            "action": self.action,
+            "target": self.target,
+            "value": self.value,
+            "issued_at": self.issued_at,
+            "expires_at": self.expires_at,
+        }
+        # Controls have always been signed without `status` when live; the field stays out so
+        # their bytes do not change (a node reads an absent status as "live").
+        if self.status != "live":
+            env["status"] = self.status
+        if self.seq is not None:
+            env["seq"] = self.seq
+        validate_control(env)
+        return env
+
 
 _ITEM_FIELDS = ("sha256", "bytes", "chunks", "duration_ms", "title", "lang", "announcement")
 
@@ -119,25 +169,20 @@ def playlist_envelope(  # noqa: PLR0913 - one keyword per contract field
     status: str = "live",
     seq: int | None = None,
 ) -> dict[str, object]:
-    """An unsigned playlist envelope (pass it to `sign`)."""
-    env: dict[str, object] = {
-        "v": VERSION,
-        "kind": "playlist",
-        "commune": commune,
-        "hamlet": hamlet,
-        "id": playlist_id,
-        "slot": slot,
-        "play_at": int(play_at),
-        "expires_at": int(expires_at),
-        "priority": priority,
-        "issued_at": int(issued_at),
-        "items": [asdict(i) for i in items],
-        "status": status,
-    }
-    if seq is not None:
-        env["seq"] = int(seq)
-    validate_playlist(env)  # never sign something a node would reject as malformed
-    return env
+    """An unsigned playlist envelope as a JSON object (for tests and tools that sign by hand)."""
+    return Playlist(
+        commune=commune,
+        hamlet=hamlet,
+        id=playlist_id,
+        slot=slot,
+        play_at=int(play_at),
+        expires_at=int(expires_at),
+        priority=priority,
+        issued_at=int(issued_at),
+        items=tuple(items),
+        status=status,
+        seq=None if seq is None else int(seq),
+    ).unsigned()
 
 
 def control_envelope(  # noqa: PLR0913 - one keyword per contract field
@@ -153,25 +198,19 @@ def control_envelope(  # noqa: PLR0913 - one keyword per contract field
     status: str | None = None,
     seq: int | None = None,
 ) -> dict[str, object]:
-    """An unsigned control envelope: stop, cancel (target = playlist id), volume (value 0-100)."""
-    env: dict[str, object] = {
-        "v": VERSION,
-        "kind": "control",
-        "commune": commune,
-        "hamlet": hamlet,
-        "id": control_id,
-        "action": action,
-        "target": target,
-        "value": value,
-        "issued_at": int(issued_at),
-        "expires_at": int(expires_at),
-    }
-    if status is not None:
-        env["status"] = status
-    if seq is not None:
-        env["seq"] = int(seq)
-    validate_control(env)
-    return env
+    """An unsigned control envelope as a JSON object (for tests and tools that sign by hand)."""
+    return Control(
+        commune=commune,
+        hamlet=hamlet,
+        id=control_id,
+        action=action,
+        target=target,
+        value=value,
+        issued_at=int(issued_at),
+        expires_at=int(expires_at),
+        status="live" if status is None else status,
+        seq=None if seq is None else int(seq),
+    ).unsigned()
 
 
 def validate_playlist(env: Mapping[str, Any]) -> None:

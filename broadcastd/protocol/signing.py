@@ -1,9 +1,10 @@
 """Canonical JSON, Ed25519 sign/verify and chunking of the MQTT contract (DESIGN.md §5).
 
 Everything a speaker receives is hostile until `verify` says otherwise: it bounds sizes, rejects
-duplicate JSON keys and non-finite numbers, checks every field's type, then the Ed25519 signature
-over the canonical JSON. An independent implementation interoperates by following §5 and the
-fixed test vector in tests/unit/test_protocol.py.
+duplicate JSON keys and non-finite numbers, checks the Ed25519 signature over the canonical JSON,
+then every field's type, and hands back a typed `Playlist` or `Control`. The daemon goes the other
+way with `seal`: a typed envelope in, its `Signed` wire bytes out. An independent implementation
+interoperates by following §5 and the fixed test vector in tests/unit/test_protocol.py.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 
 from broadcastd.errors import ProtocolError
-from broadcastd.protocol.envelopes import validate_control, validate_playlist
+from broadcastd.protocol.envelopes import Control, Playlist
 from broadcastd.protocol.limits import CHUNK_SIZE, VERSION, brief, is_int
 
 if TYPE_CHECKING:
@@ -39,6 +41,21 @@ REJECT_REASONS: Final = (
     "unsupported_version",
 )
 
+E = TypeVar("E", bound=Playlist | Control)
+
+
+@dataclass(frozen=True, slots=True)
+class Signed(Generic[E]):
+    """A signed envelope: what it says, typed, and the exact bytes that carry it.
+
+    `wire` is what is published and journaled; it is never rebuilt from `envelope`, so a
+    re-publish after a restart sends the very bytes (and signature) the speakers saw first.
+    """
+
+    envelope: E
+    wire: bytes
+
+
 # -- canonical JSON and signatures -----------------------------------------------------------------
 
 
@@ -57,6 +74,22 @@ def sign(envelope: Mapping[str, object], key: Ed25519PrivateKey) -> dict[str, ob
     body = {k: v for k, v in envelope.items() if k != "sig"}
     signature = key.sign(canonical_json(body))
     return {**body, "sig": base64.b64encode(signature).decode("ascii")}
+
+
+def seal(envelope: E, key: Ed25519PrivateKey) -> Signed[E]:
+    """Sign a typed envelope; ProtocolError("malformed") if a node would reject it."""
+    return Signed(envelope, encode(sign(envelope.unsigned(), key)))
+
+
+def signed_playlist(wire: bytes) -> Signed[Playlist]:
+    """A playlist signed earlier, typed again from its wire bytes (a journaled one).
+
+    Its fields are validated, its signature is not: the bytes are the daemon's own, from its
+    audited journal, and the speakers check the signature whenever they are published again.
+    """
+    env = decode_json(wire, MAX_ENVELOPE_BYTES)
+    env.pop("sig", None)
+    return Signed(Playlist.from_envelope(env), wire)
 
 
 def _reject_constant(name: str) -> None:
@@ -89,8 +122,8 @@ def decode_json(payload: bytes, limit: int) -> dict[str, Any]:
 
 def verify(
     payload: bytes, public_key: Ed25519PublicKey, *, commune: str, hamlet: str, now: float
-) -> dict[str, Any]:
-    """Check a playlist or control envelope end to end and return it (without `sig`).
+) -> Playlist | Control:
+    """Check a playlist or control envelope end to end and return it, typed.
 
     Raises ProtocolError with reason malformed, unsupported_version, unsigned, bad_signature,
     wrong_commune, wrong_hamlet or expired. Replay is for the caller's store to judge.
@@ -103,19 +136,20 @@ def verify(
         raise ProtocolError("unsupported_version", f"v must be {VERSION}, got: {version}")
     _check_signature(env, public_key)
     kind = env.get("kind")
-    if kind == "playlist":
-        validate_playlist(env)
-    elif kind == "control":
-        validate_control(env)
+    envelope: Playlist | Control
+    if kind == Playlist.kind:
+        envelope = Playlist.from_envelope(env)
+    elif kind == Control.kind:
+        envelope = Control.from_envelope(env)
     else:
         raise ProtocolError("malformed", f"kind must be playlist or control, got: {brief(kind)}")
-    if env["commune"] != commune:
-        raise ProtocolError("wrong_commune", f"for {env['commune']!r}, this is {commune!r}")
-    if env["hamlet"] != hamlet:
-        raise ProtocolError("wrong_hamlet", f"for {env['hamlet']!r}, this is {hamlet!r}")
-    if now >= env["expires_at"]:
-        raise ProtocolError("expired", f"expired at {env['expires_at']}, now {int(now)}")
-    return env
+    if envelope.commune != commune:
+        raise ProtocolError("wrong_commune", f"for {envelope.commune!r}, this is {commune!r}")
+    if envelope.hamlet != hamlet:
+        raise ProtocolError("wrong_hamlet", f"for {envelope.hamlet!r}, this is {hamlet!r}")
+    if now >= envelope.expires_at:
+        raise ProtocolError("expired", f"expired at {envelope.expires_at}, now {int(now)}")
+    return envelope
 
 
 def _check_signature(env: dict[str, Any], public_key: Ed25519PublicKey) -> None:

@@ -216,6 +216,24 @@ async def test_plays_a_signed_playlist_once_at_play_at(tmp_path, mosquitto, cont
     assert states[-1]["state"] == "offline"  # a clean stop says so, retained
 
 
+async def test_a_signed_envelope_on_the_other_kinds_topic_is_malformed(
+    tmp_path, mosquitto, controller
+):
+    ctl, clock = controller, FakeClock(T0 + 100)
+    item = await ctl.publish_clip(b"audio" * 100)
+    player = NullPlayer(clock=clock)
+    agent = make_agent(node_config(tmp_path, mosquitto, ctl), clock, player)
+    async with running(agent):
+        await ctl.send_playlist(ctl.control("stop-on-playlist", "stop"), retain=False)
+        assert await ctl.wait_ack("stop-on-playlist", "rejected") == "malformed"
+        await ctl.send_control(ctl.playlist("playlist-on-control", [item]))
+        assert await ctl.wait_ack("playlist-on-control", "rejected") == "malformed"
+        assert agent.rejected == {"malformed": 2}
+        assert agent.store.state.controls == {}
+        assert "playlist-on-control" not in agent._pending
+    assert player.plays == []
+
+
 async def test_hostile_envelopes_are_rejected_and_nothing_plays(tmp_path, mosquitto, controller):
     ctl, clock = controller, FakeClock(T0 + 100)
     item = await ctl.publish_clip(b"audio" * 100)

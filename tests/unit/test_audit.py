@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from broadcastd import cli
+from broadcastd import cli, protocol
 from broadcastd.journal import audit
 from broadcastd.journal.store import Journal
 from broadcastd.models import Ack, Transition
@@ -20,29 +20,30 @@ if TYPE_CHECKING:
 NOW = 1_800_000_000.0
 
 
-def envelope(pid: str) -> dict:
-    return {
-        "id": pid,
-        "hamlet": "ban-a",
-        "slot": "noon",
-        "play_at": 1_800_000_600,
-        "expires_at": 1_800_001_800,
-        "priority": "normal",
-        "status": "live",
-        "seq": 1,
-        "items": [],
-        "sig": "c2ln",
-    }
+def envelope(pid: str) -> protocol.Signed[protocol.Playlist]:
+    playlist = protocol.Playlist(
+        commune="sm",
+        hamlet="ban-a",
+        id=pid,
+        slot="noon",
+        play_at=1_800_000_600,
+        expires_at=1_800_001_800,
+        priority="normal",
+        issued_at=1_800_000_000,
+        items=(protocol.PlaylistItem("ab" * 32, 10, 1, 1000, "t", "vi", "a"),),
+        seq=1,
+    )
+    return protocol.Signed(playlist, protocol.encode({**playlist.unsigned(), "sig": "c2ln"}))
 
 
 async def _filled(path: Path) -> None:
     j = Journal.open(path, clock=lambda: NOW)
     await j.record_dispatch(envelope("20270115-noon-ban-a-1"))
     await j.mark_published("20270115-noon-ban-a-1", NOW + 1)
-    await j.record_ack(Ack("a1", "20270115-noon-ban-a-1", "played", 5), "ban-a")
-    await j.record_ack(Ack("a2", "20270115-noon-ban-a-1", "failed", 6, "no audio"), "ban-a")
-    j.add_transition(Transition("a1", "ban-a", "unknown", "online", "heartbeat", NOW))
-    await j.record_event("approve", "op=lan")
+    j.record_ack(Ack("a1", "20270115-noon-ban-a-1", "played", 5), "ban-a")
+    j.record_ack(Ack("a2", "20270115-noon-ban-a-1", "failed", 6, "no audio"), "ban-a")
+    j.record_transition(Transition("a1", "ban-a", "unknown", "online", "heartbeat", NOW))
+    j.record_event("approve", "op=lan")
     await j.flush()
     j.close()
 
@@ -130,7 +131,7 @@ async def test_chain_continues_across_reopen(tmp_path):
     path = tmp_path / "j.sqlite3"
     await _filled(path)
     j = Journal.open(path, clock=lambda: NOW)
-    await j.record_event("stop", "all hamlets")
+    j.record_event("stop", "all hamlets")
     await j.flush()
     j.close()
     assert audit.verify(path) is None

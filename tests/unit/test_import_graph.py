@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "plan": {"kernel", "config"},
     "render": {"kernel", "config"},
     "transport": {"kernel", "config", "protocol"},
-    "journal": {"kernel", "config"},
+    "journal": {"kernel", "config", "protocol"},  # it keeps the signed envelopes it journals
     "node": {"kernel", "protocol", "transport", "config.fields", "config.yamlsource"},
     "controller": {"kernel", "config", "protocol", "plan", "render", "transport", "journal"},
     "sim": {"kernel", "config", "protocol", "plan", "transport", "journal", "node", "controller"},

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from broadcastd import protocol
 from broadcastd.journal import audit
 from broadcastd.journal.store import SCHEMA_VERSION, Journal, JournalError
 from broadcastd.models import Ack, Transition
@@ -54,6 +55,10 @@ def envelope(
     }
 
 
+def signed(env: dict) -> protocol.Signed[protocol.Playlist]:
+    return protocol.signed_playlist(protocol.encode(env))
+
+
 @pytest.fixture
 async def journal(tmp_path: Path):
     j = Journal.open(tmp_path / "journal.sqlite3", clock=lambda: NOW)
@@ -63,7 +68,7 @@ async def journal(tmp_path: Path):
 
 async def test_outbox_until_published_then_current_per_hamlet(journal):
     env = envelope("20270115-noon-ban-a-1")
-    await journal.record_dispatch(env)
+    await journal.record_dispatch(signed(env))
     assert [r.id for r in journal.unpublished(NOW)] == [env["id"]]
     row = journal.dispatch(env["id"])
     assert row is not None
@@ -82,9 +87,9 @@ async def test_outbox_until_published_then_current_per_hamlet(journal):
 
 
 async def test_latest_per_hamlet_prefers_the_newest_and_skips_cancelled(journal):
-    await journal.record_dispatch(envelope("20270115-noon-ban-a-1", seq=1))
-    await journal.record_dispatch(envelope("20270115-noon-ban-a-2", seq=2))
-    await journal.record_dispatch(envelope("20270115-noon-ban-b-1", "ban-b", seq=3))
+    await journal.record_dispatch(signed(envelope("20270115-noon-ban-a-1", seq=1)))
+    await journal.record_dispatch(signed(envelope("20270115-noon-ban-a-2", seq=2)))
+    await journal.record_dispatch(signed(envelope("20270115-noon-ban-b-1", "ban-b", seq=3)))
     await journal.mark_published("20270115-noon-ban-a-1", NOW + 1)
     await journal.mark_published("20270115-noon-ban-a-2", NOW + 2)
     latest = {r.hamlet: r.id for r in journal.latest_per_hamlet(NOW)}
@@ -99,14 +104,14 @@ async def test_latest_per_hamlet_prefers_the_newest_and_skips_cancelled(journal)
 
 async def test_recording_the_same_playlist_twice_keeps_the_first_envelope(journal):
     first = envelope("20270115-noon-ban-a-1")
-    await journal.record_dispatch(first)
-    await journal.record_dispatch({**first, "issued_at": 5, "sig": "b3RoZXI="})
+    await journal.record_dispatch(signed(first))
+    await journal.record_dispatch(signed({**first, "issued_at": 5, "sig": "b3RoZXI="}))
     assert json.loads(journal.dispatch(first["id"]).envelope)["sig"] == first["sig"]
 
 
 async def test_acks_are_batched_and_visible_after_flush(journal):
     for i in range(50):
-        await journal.record_ack(Ack(f"n{i}", "p1", "played", 100 + i), "ban-a")
+        journal.record_ack(Ack(f"n{i}", "p1", "played", 100 + i), "ban-a")
     assert journal.acks_for("p1") == [], "not yet committed: writes are batched"
     await journal.flush()
     acks = journal.acks_for("p1")
@@ -122,12 +127,12 @@ async def test_acks_are_batched_and_visible_after_flush(journal):
 
 async def test_writer_task_commits_in_the_background(journal):
     task = asyncio.create_task(journal.run())
-    sink = journal.transition_sink()
+    sink = journal.record_transition
     sink(Transition("a1", "ban-a", "unknown", "online", "heartbeat", NOW))
     sink(Transition("a1", "ban-a", "online", "stale", "silent 60s", NOW + 60))
-    await journal.record_event("issue", "emergency: flood")
-    await journal.record_reload("error", "bad yaml")
-    await journal.record_skip(dt.date(2027, 1, 15), "noon", "*", "started after expires_at")
+    journal.record_event("issue", "emergency: flood")
+    journal.record_reload("error", "bad yaml")
+    journal.record_skip(dt.date(2027, 1, 15), "noon", "*", "started after expires_at")
     for _ in range(100):
         if journal.latest_transitions():
             break
@@ -178,7 +183,7 @@ async def main():
     for batch in range(10_000):
         ids = [f"{{run}}-{{batch}}-{{i}}" for i in range(1 + batch % 20)]
         for ack_id in ids:
-            await j.record_ack(Ack("n1", ack_id, "played", batch), "ban-a")
+            j.record_ack(Ack("n1", ack_id, "played", batch), "ban-a")
         await asyncio.sleep(0)
         await j.flush()
         print(" ".join(ids), flush=True)
@@ -220,7 +225,7 @@ def test_kill_9_at_random_moments_loses_no_committed_ack(tmp_path):
 async def test_close_commits_what_is_still_queued(tmp_path):
     path = tmp_path / "j.sqlite3"
     j = Journal.open(path, clock=lambda: NOW)
-    await j.record_ack(Ack("a1", "p1", "played", 1), "ban-a")
+    j.record_ack(Ack("a1", "p1", "played", 1), "ban-a")
     j.close()
     again = Journal.open(path, readonly=True)
     assert [a.node for a in again.acks_for("p1")] == ["a1"]

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from broadcastd import cli
+from broadcastd import cli, protocol
 from broadcastd.journal.store import Journal
 from broadcastd.models import Ack, Transition
 
@@ -49,22 +49,24 @@ def _config(tmp_path):
 
 def env(pid, hamlet, *, slot="noon", status="live", priority="normal"):
     items = [
-        {"announcement": "intro", "duration_ms": 3000, "lang": "zxx"},
-        {"announcement": "vaccine", "duration_ms": 90000, "lang": "vi"},
-        {"announcement": "rice", "duration_ms": 60000, "lang": "vi"},
+        protocol.PlaylistItem("ab" * 32, 10, 1, 3000, "intro", "zxx", "intro"),
+        protocol.PlaylistItem("cd" * 32, 10, 1, 90000, "Vaccine", "vi", "vaccine"),
+        protocol.PlaylistItem("ef" * 32, 10, 1, 60000, "Rice", "vi", "rice"),
     ]
-    return {
-        "id": pid,
-        "hamlet": hamlet,
-        "slot": slot,
-        "play_at": int(T0),
-        "expires_at": int(T0) + 1200,
-        "priority": priority,
-        "status": status,
-        "seq": 1,
-        "items": items,
-        "sig": "x",
-    }
+    playlist = protocol.Playlist(
+        commune="sm",
+        hamlet=hamlet,
+        id=pid,
+        slot=slot,
+        play_at=int(T0),
+        expires_at=int(T0) + 1200,
+        priority=priority,
+        issued_at=int(T0),
+        items=tuple(items),
+        status=status,
+        seq=1,
+    )
+    return protocol.Signed(playlist, protocol.encode({**playlist.unsigned(), "sig": "x"}))
 
 
 async def _fill(path):
@@ -79,12 +81,12 @@ async def _fill(path):
         ("a2", "played"),
         ("a3", "failed"),
     ]:
-        await j.record_ack(Ack(node, "20270115-noon-ban-a-1", status, int(T0)), "ban-a")
-    await j.record_ack(Ack("b1", "20270115-noon-ban-b-1", "ready", int(T0)), "ban-b")
-    await j.record_ack(Ack("b1", "20270115-noon-ban-b-1", "rejected", int(T0), "bad sig"), "ban-b")
-    await j.record_ack(Ack("b2", "20270115-noon-ban-b-x", "played", int(T0)), "ban-b")
-    j.add_transition(Transition("a3", "ban-a", "online", "offline", "silent 90s", T0 + 5))
-    j.add_transition(Transition("a1", "ban-a", "unknown", "online", "heartbeat", T0))
+        j.record_ack(Ack(node, "20270115-noon-ban-a-1", status, int(T0)), "ban-a")
+    j.record_ack(Ack("b1", "20270115-noon-ban-b-1", "ready", int(T0)), "ban-b")
+    j.record_ack(Ack("b1", "20270115-noon-ban-b-1", "rejected", int(T0), "bad sig"), "ban-b")
+    j.record_ack(Ack("b2", "20270115-noon-ban-b-x", "played", int(T0)), "ban-b")
+    j.record_transition(Transition("a3", "ban-a", "online", "offline", "silent 90s", T0 + 5))
+    j.record_transition(Transition("a1", "ban-a", "unknown", "online", "heartbeat", T0))
     await j.flush()
     j.close()
 
