@@ -11,9 +11,9 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from resilience.helpers import count
 from support.daemon_main import read_log, spawn, wait_log
 from support.e2e import write_commune
+from support.soak import count
 
 from broadcastd import protocol
 from broadcastd.transport.broker import Credentials, write_broker_files

@@ -13,8 +13,8 @@ import os
 import random
 import time
 
-from resilience.helpers import count, use_external_broker
 from support.e2e import wait_for, write_commune
+from support.soak import count
 
 
 async def test_broker_sigkill_during_dispatch_loses_nothing_and_plays_nothing_twice(
@@ -25,11 +25,9 @@ async def test_broker_sigkill_during_dispatch_loses_nothing_and_plays_nothing_tw
     kills = count(5, 20)  # the issue: killed and restarted 5x during a dispatch
     window = 1.0 * kills + 4.0  # kills land in the first `window` s; the slot plays after them
     broker = make_broker(persistence=True)
-    e2e = use_external_broker(
-        write_commune(tmp_path, hamlets=10, nodes_per_hamlet=5, play_in=window + 4.0),
-        broker.host,
-        broker.port,
-    )
+    e2e = write_commune(
+        tmp_path, hamlets=10, nodes_per_hamlet=5, play_in=window + 4.0
+    ).use_external_broker(broker.host, broker.port)
     daemon = e2e.daemon()
     moments: list[float] = []
     async with asyncio.TaskGroup() as tg:

@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass
 
 import aiomqtt
-from resilience.helpers import count
 from support.daemon_main import read_log, spawn, wait_log
 from support.e2e import write_commune
+from support.soak import count
 
 from broadcastd import protocol
 from broadcastd.journal.store import Journal

@@ -12,8 +12,9 @@ import hashlib
 import json
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from resilience.helpers import node_config, running_agent, unique_commune
+from support.agents import node_config, running_agent, unique_commune
 from support.e2e import wait_for
+from support.envelopes import signed_playlist
 
 from broadcastd import protocol
 from broadcastd.transport.link import LinkSettings, MqttLink
@@ -32,19 +33,18 @@ def _signed(key, commune: str, pid: str, slot: str, play_at: int, issued_at: int
         lang="vi",
         announcement="ann",
     )
-    env = protocol.playlist_envelope(
+    return signed_playlist(
+        key,
         commune=commune,
         hamlet="h1",
         playlist_id=pid,
         slot=slot,
         play_at=play_at,
         expires_at=play_at + 1200,
-        priority="normal",
         issued_at=issued_at,
         items=[item],
         seq=issued_at,
     )
-    return protocol.encode(protocol.sign(env, key))
 
 
 async def test_node_back_after_a_day_plays_the_latest_and_no_stale_playlist(

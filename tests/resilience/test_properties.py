@@ -14,8 +14,8 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from resilience.helpers import examples
 from support.e2e import write_commune
+from support.soak import examples
 
 from broadcastd import protocol
 from broadcastd.config import Config, load_config

@@ -12,8 +12,10 @@ import json
 import random
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from resilience.helpers import count, node_config, playlist, running_agent, unique_commune
+from support.agents import node_config, running_agent, unique_commune
 from support.e2e import wait_for
+from support.envelopes import signed_control, signed_playlist
+from support.soak import count
 
 from broadcastd import protocol
 from broadcastd.transport.link import LinkSettings, MqttLink
@@ -52,17 +54,16 @@ async def test_forged_replayed_and_foreign_envelopes_are_all_rejected_and_counte
         public_key=protocol.public_key_b64(key.public_key()),
     )
 
-    def pl(pid: str, issued_at: int, seq: int, **kw: object) -> bytes:
-        return playlist(
+    def pl(pid: str, issued_at: int, seq: int) -> bytes:
+        return signed_playlist(
             key,
             commune=commune,
             hamlet=HAMLET,
-            pid=pid,
+            playlist_id=pid,
             play_at=now + 3600,
             expires_at=now + 7200,
             issued_at=issued_at,
             seq=seq,
-            **kw,  # type: ignore[arg-type]
         )
 
     # Yesterday's and this morning's real playlists, recorded by an attacker, then the current one.
@@ -90,18 +91,14 @@ async def test_forged_replayed_and_foreign_envelopes_are_all_rejected_and_counte
     assert base64.b64decode(tweaked) == base64.b64decode(sig)
     hostile.append(protocol.encode({**json.loads(fresh), "sig": tweaked}))
     controls = [
-        protocol.encode(
-            protocol.sign(
-                protocol.control_envelope(
-                    commune=commune,
-                    hamlet=HAMLET,
-                    control_id=f"stop-{i}",
-                    action="stop",
-                    issued_at=now,
-                    expires_at=now + 600,
-                ),
-                other,  # a kill switch from the wrong key
-            )
+        signed_control(
+            other,  # a kill switch from the wrong key
+            commune=commune,
+            hamlet=HAMLET,
+            control_id=f"stop-{i}",
+            action="stop",
+            issued_at=now,
+            expires_at=now + 600,
         )
         for i in range(10)
     ]

@@ -17,8 +17,8 @@ import datetime as dt
 import statistics
 import time
 
-from resilience.helpers import SOAK, count
 from support.e2e import TZ, write_commune
+from support.soak import SOAK, count
 
 from broadcastd.controller.dispatch import SlotDue
 

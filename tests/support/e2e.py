@@ -79,6 +79,18 @@ class E2E:
     def node_ids(self) -> list[str]:
         return [n.id for h in self.config.hamlets for n in h.nodes]
 
+    def use_external_broker(self, host: str, port: int) -> E2E:
+        """The same commune pointed at a broker the test owns (so the test can SIGKILL it)."""
+        text = self.config_path.read_text(encoding="utf-8")
+        lines = [
+            f"broker: {{mode: external, url: 'mqtt://{host}:{port}', listen: '{host}:{port}'}}"
+            if line.startswith("broker:")
+            else line
+            for line in text.splitlines()
+        ]
+        self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return E2E(self.root, self.config_path, self.offset, self.play_at)
+
 
 def write_commune(  # noqa: PLR0913 - each knob is a scenario parameter
     root: Path,
