@@ -7,16 +7,16 @@ import textwrap
 
 import aiomqtt
 import pytest
+from support.mqtt import link_as
 
 from broadcastd.config import load_config
-from broadcastd.transport.broker import CONTROLLER_USER, write_broker_files
-from broadcastd.transport.link import LinkSettings, MqttLink
+from broadcastd.transport.broker import CONTROLLER_USER
 
 ROOT = "bcast/v1/sang-moc"
 
 
 @pytest.fixture
-def secured(tmp_path, make_broker):
+def secured(tmp_path, secured_broker):
     cfg = tmp_path / "commune.yaml"
     cfg.write_text(
         textwrap.dedent("""
@@ -31,24 +31,7 @@ def secured(tmp_path, make_broker):
         """),
         encoding="utf-8",
     )
-    config = load_config(cfg, probe_media=False)
-    passwd, acl, creds = write_broker_files(config, tmp_path / "broker-files")
-    broker = make_broker(password_file=passwd, acl_file=acl, persistence=False)
-    return broker, creds
-
-
-def link_as(broker, user, password, inbox, *filters):
-    return MqttLink(
-        LinkSettings(
-            host=broker.host,
-            port=broker.port,
-            client_id=f"{user}-test",
-            username=user,
-            password=password,
-            subscriptions=tuple((f, 1) for f in filters),
-        ),
-        inbox,
-    )
+    return secured_broker(load_config(cfg, probe_media=False), persistence=False)
 
 
 DENIED_FOR_BC01 = [

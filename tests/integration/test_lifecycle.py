@@ -26,12 +26,12 @@ from support.e2e import E2E, wait_for, write_commune
 
 from broadcastd import cli
 from broadcastd.controller.daemon import STOP_DEADLINE_S
-from broadcastd.transport.broker import CONTROLLER_USER, free_port, write_broker_files
+from broadcastd.transport.broker import CONTROLLER_USER, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from broadcastd.transport.broker import MosquittoProcess
+    from broadcastd.transport.broker import Credentials, MosquittoProcess
 
 BIN = Path(sys.executable).parent
 
@@ -96,10 +96,11 @@ async def test_started_after_expires_at_does_not_dispatch_and_the_report_says_wh
 # -- acceptance 4: SIGTERM on a real `broadcastd run` ---------------------------------------------
 
 
-def _external(e2e: E2E, make_broker: Callable[..., MosquittoProcess]) -> MosquittoProcess:
+def _external(
+    e2e: E2E, secured_broker: Callable[..., tuple[MosquittoProcess, Credentials]]
+) -> MosquittoProcess:
     """Point the commune at a test-owned mosquitto using the generated passwd/ACL files."""
-    passwd, acl, creds = write_broker_files(e2e.config, e2e.root / "broker-files")
-    broker = make_broker(password_file=passwd, acl_file=acl)
+    broker, creds = secured_broker(e2e.config)
     user, password = creds.controller
     (e2e.root / "controller.pw").write_text(password + "\n", encoding="utf-8")
     text = e2e.config_path.read_text(encoding="utf-8")
@@ -142,9 +143,9 @@ def _run_cli(e2e: E2E, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def test_sigterm_publishes_retained_offline_and_exits_0_within_5s(tmp_path, make_broker):
+async def test_sigterm_publishes_retained_offline_and_exits_0_within_5s(tmp_path, secured_broker):
     e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=1, play_in=8.0)
-    broker = _external(e2e, make_broker)
+    broker = _external(e2e, secured_broker)
     log = tmp_path / "run.log"
     proc = _run_cli(e2e, log)
     try:
@@ -168,9 +169,9 @@ async def test_sigterm_publishes_retained_offline_and_exits_0_within_5s(tmp_path
     print(f"SIGTERM to exit: {took:.2f}s")
 
 
-async def test_a_second_signal_exits_at_once(tmp_path, make_broker):
+async def test_a_second_signal_exits_at_once(tmp_path, secured_broker):
     e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, play_in=8.0)
-    _external(e2e, make_broker)
+    _external(e2e, secured_broker)
     log = tmp_path / "run.log"
     proc = _run_cli(e2e, log)
     try:
@@ -234,10 +235,10 @@ async def test_sd_notify_ready_watchdog_reloading_stopping(tmp_path, monkeypatch
     assert "MONOTONIC_USEC=" in reload_msg  # required by Type=notify-reload
 
 
-async def test_a_stop_stuck_in_a_task_still_exits_0_within_5s(tmp_path, make_broker):
+async def test_a_stop_stuck_in_a_task_still_exits_0_within_5s(tmp_path, secured_broker):
     """The stop deadline: a task that never finishes its cancellation cannot hold the exit."""
     e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, play_in=60.0)
-    broker = _external(e2e, make_broker)
+    broker = _external(e2e, secured_broker)
     log = tmp_path / "daemon.log"
     proc = spawn(e2e.config_path, 0.0, log, "--stubborn")
     try:

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support.agents import node_config, running_agent, unique_commune
 from support.e2e import wait_for
 from support.envelopes import signed_playlist
+from support.mqtt import link_as
 
 from broadcastd import protocol
-from broadcastd.transport.link import LinkSettings, MqttLink
 
 DAY = 86400
 CLIP = b"ID3" + bytes(range(256)) * 8
@@ -63,15 +63,7 @@ async def test_node_back_after_a_day_plays_the_latest_and_no_stale_playlist(
     )
     t0 = int(fake_clock())
     acks = new_inbox()
-    daemon = MqttLink(
-        LinkSettings(
-            host=mosquitto.host,
-            port=mosquitto.port,
-            client_id=f"ctl-{commune}",
-            subscriptions=((topics.node_ack("n1"), 1),),
-        ),
-        acks,
-    )
+    daemon = link_as(mosquitto, None, None, acks, topics.node_ack("n1"), client_id=f"ctl-{commune}")
     async with run_link(daemon):
         await daemon.publish(topics.audio(hashlib.sha256(CLIP).hexdigest(), 0), CLIP, retain=True)
         async with running_agent(config, fake_clock):

@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support.agents import node_config, running_agent, unique_commune
 from support.e2e import wait_for
 from support.envelopes import signed_control, signed_playlist
+from support.mqtt import link_as
 from support.soak import count
 
 from broadcastd import protocol
-from broadcastd.transport.link import LinkSettings, MqttLink
 
 HAMLET = "h1"
 
@@ -104,14 +104,8 @@ async def test_forged_replayed_and_foreign_envelopes_are_all_rejected_and_counte
     ]
 
     acks = new_inbox()
-    attacker = MqttLink(
-        LinkSettings(
-            host=mosquitto.host,
-            port=mosquitto.port,
-            client_id=f"attacker-{commune}",
-            subscriptions=((topics.node_ack("n1"), 1),),
-        ),
-        acks,
+    attacker = link_as(
+        mosquitto, None, None, acks, topics.node_ack("n1"), client_id=f"attacker-{commune}"
     )
     async with running_agent(config, fake_clock) as agent, run_link(attacker):
         await attacker.publish(topics.playlist(HAMLET), current)
