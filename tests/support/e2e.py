@@ -11,14 +11,14 @@ import asyncio
 import datetime as dt
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 from zoneinfo import ZoneInfo
 
 from broadcastd import protocol
 from broadcastd.config import Config, load_config
 from broadcastd.controller.daemon import Daemon
-from broadcastd.sim.fleet import Fleet, fleet_nodes
-from broadcastd.transport.broker import Credentials, free_port
+from broadcastd.sim.fleet import Fleet, FleetOptions
+from broadcastd.transport.broker import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,21 +58,11 @@ class E2E:
         options.update(kwargs)
         return Daemon(self.config_path, **options)  # type: ignore[arg-type]
 
-    def fleet(self, *, nodes: list[str] | None = None, **kwargs: object) -> Fleet:
-        creds = Credentials.load_or_create(self.config)
-        key = protocol.load_private_key(self.config.signing.private_key_file)
-        specs = fleet_nodes(self.config, creds.passwords)
-        if nodes is not None:
-            specs = [s for s in specs if s.id in nodes]
-        options: dict[str, object] = {"clock": self.clock, "heartbeat_s": 1.0}
-        options.update(kwargs)
-        return Fleet(
-            self.config,
-            specs,
-            broker_url=f"mqtt://{self.config.broker.listen}",
-            public_key=protocol.public_key_b64(key.public_key()),
-            cache_root=self.root / "nodes",
-            **options,  # type: ignore[arg-type]
+    def fleet(self, *, nodes: list[str] | None = None, **options: Unpack[FleetOptions]) -> Fleet:
+        """The commune's speakers (only `nodes`, if given) on the shared clock, not started."""
+        defaults: FleetOptions = {"clock": self.clock, "heartbeat_s": 1.0}
+        return Fleet.for_config(
+            self.config, cache_root=self.root / "nodes", nodes=nodes, **(defaults | options)
         )
 
     @property
