@@ -58,19 +58,12 @@ async def test_offline_at_play_at_plays_late_before_expiry_and_acks_expired_afte
     crash_back_late = "h00-n2"  # prefetched, crashed, back after expiry
     first_seen_late = "h01-n2"  # never online until after play_at, before expiry
     never_in_time = "h01-n3"  # never online until after expiry
-    daemon = e2e.daemon()
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
+    async with e2e.running(fleet=False) as run:
+        daemon = run.daemon
         day = e2e.play_at.date()
-        fleets: list[Fleet] = []
-        tasks: list[asyncio.Task[None]] = []
 
         def start(nodes: list[str]) -> asyncio.Task[None]:
-            fleet = e2e.fleet(nodes=nodes)
-            fleets.append(fleet)
-            tasks.append(tg.create_task(fleet.run()))
-            return tasks[-1]
+            return run.start(e2e.fleet(nodes=nodes))
 
         def pid_of(hamlet: str) -> str:
             rows = {r.hamlet: r.id for r in daemon.journal.dispatches_for(day, "noon")}
@@ -115,6 +108,7 @@ async def test_offline_at_play_at_plays_late_before_expiry_and_acks_expired_afte
         )
         await asyncio.sleep(1.5)  # a wrong late play would show up here
         await daemon.journal.flush()
+        fleets = list(run.fleets)
 
         for node in steady:
             pid = h00 if node.startswith("h00") else h01
@@ -136,21 +130,11 @@ async def test_offline_at_play_at_plays_late_before_expiry_and_acks_expired_afte
         assert _plays(fleets, h01, never_in_time) == 0
         assert "played" not in _statuses(daemon, h01, never_in_time)
 
-        for fleet in fleets:
-            fleet.stop()
-        await asyncio.gather(*(t for t in tasks if not t.cancelled()))
-        daemon.request_stop()
-        await daemon_task
-
 
 async def test_broker_sigkilled_five_times_during_dispatch_every_agent_plays_once(tmp_path):
     e2e = write_commune(tmp_path, hamlets=5, nodes_per_hamlet=2, play_in=16.0)
-    daemon = e2e.daemon()
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
-        fleet = e2e.fleet()
-        fleet_task = tg.create_task(fleet.run())
+    async with e2e.running() as run:
+        daemon, fleet = run.daemon, run.fleet
         broker = daemon.broker
         assert broker is not None
         killed: list[int] = []
@@ -192,7 +176,3 @@ async def test_broker_sigkilled_five_times_during_dispatch_every_agent_plays_onc
             assert [p[1] for p in sim.player.plays] == [i["sha256"] for i in env["items"]]
             statuses = _statuses(daemon, row.id, node_id)
             assert statuses.count("played") == 1, (node_id, statuses)
-        fleet.stop()
-        await fleet_task
-        daemon.request_stop()
-        await daemon_task

@@ -26,7 +26,7 @@ from broadcastd.journal import audit
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from support.e2e import E2E
+    from support.e2e import E2E, Running
 
     from broadcastd.controller.daemon import Daemon
     from broadcastd.sim.fleet import Fleet
@@ -63,18 +63,13 @@ def events(path: Path) -> list[tuple[str, str]]:
         conn.close()
 
 
-async def start(e2e: E2E, tg: asyncio.TaskGroup, **fleet_options: Any) -> tuple[Daemon, Fleet]:
-    daemon = e2e.daemon()
-    tg.create_task(daemon.run())
-    await asyncio.wait_for(daemon.ready.wait(), 20)
-    fleet = e2e.fleet(**fleet_options)
-    tg.create_task(fleet.run())
+async def all_online(e2e: E2E, run: Running) -> tuple[Daemon, Fleet]:
     await wait_for(
-        lambda: all(daemon.registry.state(n) == "online" for n in e2e.node_ids),
+        lambda: all(run.daemon.registry.state(n) == "online" for n in e2e.node_ids),
         20,
         "every node online",
     )
-    return daemon, fleet
+    return run.daemon, run.fleet
 
 
 def today(e2e: E2E) -> dt.date:
@@ -103,8 +98,8 @@ async def test_two_person_emergency_cancelled_mid_play_with_the_correction(tmp_p
         ),
     )
     journal_path = e2e.config.state_dir / "journal.sqlite3"
-    async with asyncio.TaskGroup() as tg:
-        daemon, fleet = await start(e2e, tg)
+    async with e2e.running() as run:
+        daemon, fleet = await all_online(e2e, run)
         slow_players(fleet, 60.0)
         flood = {"cmd": "announce", "text": "Lũ quét, bà con di chuyển lên cao ngay!"}
         flood["priority"] = "emergency"
@@ -173,9 +168,6 @@ async def test_two_person_emergency_cancelled_mid_play_with_the_correction(tmp_p
             assert daemon.journal.dispatch(pid).cancelled_at is not None  # type: ignore[union-attr]
         assert await cli_run(e2e, "cancel", approved["id"], "--say", "x", "--correction") == 2
 
-        fleet.stop()
-        daemon.request_stop()
-
     kinds = [k for k, _ in events(journal_path)]
     for kind in ("request", "refused", "withdraw", "approve", "issue", "cancel"):
         assert kind in kinds, kinds
@@ -210,8 +202,8 @@ async def test_exercises_kill_switch_reload_and_replay_guard(tmp_path, capsys): 
         )
     e2e.config = load_config(e2e.config_path)
     journal_path = e2e.config.state_dir / "journal.sqlite3"
-    async with asyncio.TaskGroup() as tg:
-        daemon, fleet = await start(e2e, tg)
+    async with e2e.running() as run:
+        daemon, fleet = await all_online(e2e, run)
 
         # 1. the monthly exercise, caught up at start-up: status exercise, the notice first
         await wait_for(
@@ -284,7 +276,7 @@ async def test_exercises_kill_switch_reload_and_replay_guard(tmp_path, capsys): 
             "the fleet offline",
         )
         fleet2 = e2e.fleet()
-        tg.create_task(fleet2.run())
+        run.start(fleet2)
         key = protocol.load_private_key(e2e.config.signing.private_key_file)
         old = json.loads(rows[0].envelope)
         old.pop("sig")
@@ -299,9 +291,6 @@ async def test_exercises_kill_switch_reload_and_replay_guard(tmp_path, capsys): 
         )
         await asyncio.sleep(0.5)
         assert all(v == 0 for v in fleet2.plays_of("replayed-low-seq").values())
-
-        fleet2.stop()
-        daemon.request_stop()
 
     kinds = [k for k, _ in events(journal_path)]
     assert "issue" in kinds

@@ -41,14 +41,10 @@ BIN = Path(sys.executable).parent
 
 async def test_started_five_minutes_after_play_at_dispatches_at_once_and_agents_play(tmp_path):
     e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=1, play_in=-300.0)
-    daemon = e2e.daemon()
     day = e2e.play_at.date()
-    async with asyncio.TaskGroup() as tg:
-        started = e2e.clock()
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
-        fleet = e2e.fleet()
-        fleet_task = tg.create_task(fleet.run())
+    started = e2e.clock()
+    async with e2e.running() as run:
+        daemon, fleet = run.daemon, run.fleet
 
         def published() -> bool:
             rows = daemon.journal.dispatches_for(day, "noon")
@@ -63,23 +59,14 @@ async def test_started_five_minutes_after_play_at_dispatches_at_once_and_agents_
             return all(fleet.plays_of(r.id)[f"{r.hamlet}-n0"] == 1 for r in rows)
 
         await wait_for(played, 30, "both agents to play the late slot")
-        fleet.stop()
-        await fleet_task
-        daemon.request_stop()
-        await daemon_task
 
 
 async def test_started_after_expires_at_does_not_dispatch_and_the_report_says_why(tmp_path, capsys):
     e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=1, play_in=-(20 * 60 + 60.0))
-    daemon = e2e.daemon()
     day = e2e.play_at.date()
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
+    async with e2e.running(fleet=False) as run:
         await asyncio.sleep(1.0)  # a dispatch, had one been queued, would have started by now
-        assert daemon.journal.dispatches_for(day, "noon") == []
-        daemon.request_stop()
-        await daemon_task
+        assert run.daemon.journal.dispatches_for(day, "noon") == []
     assert cli.run(["report", "-c", str(e2e.config_path), "--date", day.isoformat(), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     expires = e2e.play_at + e2e.config.slots["noon"].catch_up
@@ -212,16 +199,12 @@ async def test_sd_notify_ready_watchdog_reloading_stopping(tmp_path, monkeypatch
             while True:
                 got.append((await loop.sock_recv(sock, 4096)).decode())
 
-        daemon = e2e.daemon()
-        async with asyncio.TaskGroup() as tg:
-            receiver = tg.create_task(receive())
-            daemon_task = tg.create_task(daemon.run())
-            await asyncio.wait_for(daemon.ready.wait(), 20)
+        async with e2e.running(fleet=False) as run:
+            receiver = run.tasks.create_task(receive())
             await wait_for(lambda: any("READY=1" in g for g in got), 5, "READY=1")
             await wait_for(lambda: sum("WATCHDOG=1" in g for g in got) >= 3, 5, "3 pings")
-            assert await daemon.reload()
-            daemon.request_stop()
-            await daemon_task
+            assert await run.daemon.reload()
+            await run.stop()
             await wait_for(lambda: any("STOPPING=1" in g for g in got), 5, "STOPPING=1")
             receiver.cancel()
         sock.close()

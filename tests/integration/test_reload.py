@@ -128,10 +128,8 @@ async def test_a_new_file_matching_an_include_glob_is_loaded_without_a_signal(tm
     (included / "a.yaml").write_text(item.format("ann-a"), encoding="utf-8")
     text = e2e.config_path.read_text(encoding="utf-8")
     e2e.config_path.write_text(text + "include: [announcements/*.yaml]\n", encoding="utf-8")
-    daemon = e2e.daemon(watch_files=True, scheduling=False)
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
+    async with e2e.running(fleet=False, watch_files=True, scheduling=False) as run:
+        daemon = run.daemon
         await asyncio.sleep(1.5)  # the watcher has taken its baseline
         # A file the running config never read: only the watched directory can reveal it.
         (included / "b.yaml").write_text(item.format("ann-b"), encoding="utf-8")
@@ -141,5 +139,3 @@ async def test_a_new_file_matching_an_include_glob_is_loaded_without_a_signal(tm
 
         await wait_for(loaded, 15, "the new include to be loaded")
         assert daemon.metrics.config_reloads_total.labels(result="ok")._value.get() == 1
-        daemon.request_stop()
-        await daemon_task

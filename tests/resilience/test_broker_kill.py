@@ -28,13 +28,9 @@ async def test_broker_sigkill_during_dispatch_loses_nothing_and_plays_nothing_tw
     e2e = write_commune(
         tmp_path, hamlets=10, nodes_per_hamlet=5, play_in=window + 4.0
     ).use_external_broker(broker.host, broker.port)
-    daemon = e2e.daemon()
     moments: list[float] = []
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 30)
-        fleet = e2e.fleet()
-        fleet_task = tg.create_task(fleet.run())
+    async with e2e.running() as run:
+        daemon, fleet = run.daemon, run.fleet
         t0 = time.monotonic()
         # stratified: one kill in each equal part of the window, so the early fetch is hit too
         for at in [window * (k + rng.random()) / kills for k in range(kills)]:
@@ -62,8 +58,4 @@ async def test_broker_sigkill_during_dispatch_loses_nothing_and_plays_nothing_tw
         for node, sim in fleet.agents.items():
             assert fleet.plays_of(got[sim.spec.hamlet])[node] == 1, (node, why)
             assert {p[0] for p in sim.player.plays} == {got[sim.spec.hamlet]}, (node, why)
-        fleet.stop()
-        await fleet_task
-        daemon.request_stop()
-        await daemon_task
     print(f"broker kill: {kills} SIGKILLs at {moments}s (seed {seed}); 50/50 played once")
