@@ -95,7 +95,7 @@ async def baseline(job: dict[str, Any]) -> None:
             await go.wait()
             await client.subscribe(f"{job['topic_root']}/{hamlet}/+", qos=1)
             async for message in client.messages:
-                received[n] += len(message.payload)  # type: ignore[arg-type]
+                received[n] += len(message.payload)
                 if received[n] >= sizes[hamlet]:
                     finished += 1
                     if finished == len(received):

@@ -185,7 +185,7 @@ def acks_ready(daemon: Daemon, hamlets: list[str]) -> int:
     return total
 
 
-async def wait_until(predicate, limit_s: float, what: str) -> None:
+async def wait_until(predicate: Callable[[], bool], limit_s: float, what: str) -> None:
     deadline = time.monotonic() + limit_s
     while not predicate():
         if time.monotonic() > deadline:
@@ -378,7 +378,7 @@ async def bench(  # noqa: PLR0913 - one run's knobs, explicit
             await daemon.link.wait_connected(30)
             creds = Credentials.load_or_create(daemon.config)
             host, _, port = daemon.config.broker.listen.rpartition(":")
-            nodes = [n.id for h in daemon.config.hamlets for n in h.nodes]
+            node_ids = [n.id for h in daemon.config.hamlets for n in h.nodes]
             ids = list(range(per_hamlet * hamlets))
             topic_root = f"bcast/v1/bench/baseline-{os.getpid()}"
             common = {
@@ -394,7 +394,7 @@ async def bench(  # noqa: PLR0913 - one run's knobs, explicit
             }
             # worker i gets every k-th baseline subscriber and agent: same share of each hamlet
             workers = [
-                await Worker.start(common | {"baseline_ids": ids[i::k], "nodes": nodes[i::k]})
+                await Worker.start(common | {"baseline_ids": ids[i::k], "nodes": node_ids[i::k]})
                 for i in range(k)
             ]
             pids = {"daemon": os.getpid()}
@@ -416,7 +416,7 @@ async def bench(  # noqa: PLR0913 - one run's knobs, explicit
                 for worker in workers:
                     worker.send("fleet")
                 await all_say(workers, "started", limit_s)
-                system = await system_run(daemon, len(nodes), clips, limit_s, meter)
+                system = await system_run(daemon, len(node_ids), clips, limit_s, meter)
                 sys.stderr.write(
                     f"fanout K={k} cpu seconds on the clock: baseline "
                     f"{meter.between('baseline-start', 'baseline-stop')}; system "

@@ -19,13 +19,13 @@ from support.e2e import E2E, wait_for, write_commune
 
 if TYPE_CHECKING:
     from broadcastd.controller.daemon import Daemon
-    from broadcastd.models import Ack
+    from broadcastd.journal.schema import AckRow
     from broadcastd.sim.fleet import Fleet
 
 CATCH_UP_S = 10.0
 
 
-def _acks(daemon: Daemon, pid: str, node: str) -> list[Ack]:
+def _acks(daemon: Daemon, pid: str, node: str) -> list[AckRow]:
     return [a for a in daemon.journal.acks_for(pid) if a.node == node]
 
 
@@ -118,9 +118,9 @@ async def test_offline_at_play_at_plays_late_before_expiry_and_acks_expired_afte
         for node, pid in ((crash_back_early, h00), (first_seen_late, h01)):
             assert _plays(fleets, pid, node) == 1, node
             assert _statuses(daemon, pid, node).count("played") == 1, node
-            (playing,) = [a for a in _acks(daemon, pid, node) if a.status == "playing"]
-            assert playing.detail.startswith("late "), (node, playing.detail)
-            assert 1 <= int(playing.detail.split()[1].rstrip("s")) < CATCH_UP_S
+            (late,) = [a for a in _acks(daemon, pid, node) if a.status == "playing"]
+            assert late.detail.startswith("late "), (node, late.detail)
+            assert 1 <= int(late.detail.split()[1].rstrip("s")) < CATCH_UP_S
         statuses = _statuses(daemon, h00, crash_back_late)
         assert "playing" not in statuses
         assert "played" not in statuses

@@ -232,10 +232,10 @@ async def test_exercises_kill_switch_reload_and_replay_guard(tmp_path, capsys): 
         adhoc = await ask(daemon, cmd="announce", text="Thử loa", exercise=True, now=True)
         assert adhoc["status"] == "exercise"
         for pid in adhoc["playlists"]:
-            row = daemon.journal.dispatch(pid)
-            assert row is not None
-            assert row.status == "exercise"
-            assert next(i["announcement"] for i in row.item_list()) == "exercise-notice"
+            adhoc_row = daemon.journal.dispatch(pid)
+            assert adhoc_row is not None
+            assert adhoc_row.status == "exercise"
+            assert next(i["announcement"] for i in adhoc_row.item_list()) == "exercise-notice"
         notice_sha = json.loads(rows[0].envelope)["items"][0]["sha256"]
         await wait_for(
             lambda: acks(daemon, adhoc["playlists"], "played") == set(e2e.node_ids),

@@ -101,9 +101,10 @@ async def test_a_node_added_by_a_reload_can_connect_without_a_restart(tmp_path):
         text = text.replace("{id: h00-n0, households: 10}", "{id: h00-n0, households: 10}, "
                             "{id: h00-n9, households: 10}")  # fmt: skip
         e2e.config_path.write_text(text, encoding="utf-8")
+        cmd: list[str | Path] = [BIN / "broadcastd", "node-config", "h00-n9", "-c", e2e.config_path]
         made = await asyncio.to_thread(
             subprocess.run,
-            [BIN / "broadcastd", "node-config", "h00-n9", "-c", e2e.config_path],
+            cmd,
             capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
         assert made.returncode == 0, made.stderr

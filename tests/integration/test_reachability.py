@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING
 
 import aiomqtt
 import yaml
-from paho.mqtt.client import MQTTv5
 from support.e2e import E2E, wait_for, write_commune
 
 from broadcastd import protocol
@@ -177,7 +176,8 @@ async def test_silent_but_connected_agent_is_stale_at_2x_and_offline_at_3x_heart
         daemon = run.daemon
         client = await stack.enter_async_context(
             aiomqtt.Client(
-                host, int(port), username=user, password=password, protocol=MQTTv5,
+                host, int(port), username=user, password=password,
+                protocol=aiomqtt.ProtocolVersion.V5,
                 identifier=f"reachability-observer-{os.getpid()}",
             )
         )  # fmt: skip

@@ -86,9 +86,10 @@ async def test_sighup_rejects_a_broken_config_then_applies_a_good_one_without_re
         broken = good.replace("announcements:\n", "announcements:\n" + NEW_ANNOUNCEMENT)
         broken = broken.replace("    slots: [late]\n", "    slots: [late, lunch]\n")
         e2e.config_path.write_text(broken, encoding="utf-8")
+        cmd: list[str | Path] = [BIN / "broadcastd", "check", "-c", e2e.config_path]
         check = await asyncio.to_thread(
             subprocess.run,
-            [BIN / "broadcastd", "check", "-c", e2e.config_path],
+            cmd,
             capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
         assert check.returncode == 78

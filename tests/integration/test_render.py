@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from support.gtts_server import Blackhole, FakeGtts, make_speech_mp3
@@ -28,10 +29,15 @@ from support.rendering import (
 from broadcastd.metrics import Metrics
 from broadcastd.models import PlanItem
 from broadcastd.render.renderer import build_renderer
-from broadcastd.render.tts import EspeakEngine, GttsEngine
+from broadcastd.render.tts import EspeakEngine, GttsEngine, TtsEngine
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+T = TypeVar("T")
 
 
-def probe(path: Path) -> dict[str, str]:
+def probe(path: Path) -> dict[str, Any]:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-of", "json", "-show_entries",
          "stream=codec_name,channels,sample_rate,bit_rate:format=duration", str(path)],
@@ -58,7 +64,7 @@ def google_mp3(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 async def test_every_clip_has_format_loudness_and_duration(tmp_path, google_mp3):
     metrics = Metrics()
     with FakeGtts(google_mp3) as fake:
-        engines = [GttsEngine(2.0, base_url=fake.url), EspeakEngine(5.0)]
+        engines: list[TtsEngine] = [GttsEngine(2.0, base_url=fake.url), EspeakEngine(5.0)]
         r = renderer(tmp_path, engines, metrics)
         gtts_clip = await r.clip_for(item(9, "Thông báo của ủy ban xã."))
     espeak = renderer(tmp_path, [EspeakEngine(5.0)])
@@ -170,7 +176,9 @@ def test_kill_9_mid_render_leaves_no_partial_clip(tmp_path):
     assert summary.cached + summary.rendered["espeak"] == KILL_CLIPS
 
 
-def asyncio_run(coro):  # a sync test: the kill loop above polls the file system
+def asyncio_run(
+    coro: Coroutine[Any, Any, T],
+) -> T:  # a sync test: the kill loop above polls the file system
     import asyncio  # noqa: PLC0415 - only this helper needs it
 
     return asyncio.run(coro)

@@ -17,7 +17,7 @@ from support.mqtt import link_as
 from support.soak import count
 
 from broadcastd import protocol
-from broadcastd.transport.broker import Credentials
+from broadcastd.transport.broker import Credentials, MosquittoProcess
 
 TEN_MB = 10 * 1024 * 1024
 
@@ -106,7 +106,7 @@ async def test_ten_megabyte_publish_is_refused_by_the_broker(
     assert "closed" in read_log_of(broker) or result.returncode != 0
 
 
-def read_log_of(broker) -> str:
+def read_log_of(broker: MosquittoProcess) -> str:
     try:
         return broker.log_path.read_text(encoding="utf-8", errors="replace")
     except OSError:

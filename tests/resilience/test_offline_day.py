@@ -81,10 +81,10 @@ async def test_node_back_after_a_day_plays_the_latest_and_no_stale_playlist(
         await daemon.publish(topics.playlist("h1"), latest, retain=True, expiry=3600)
 
         fake_clock.t = t0 + DAY  # a day later by the node's own clock
-        async with running_agent(config, fake_clock) as agent:
+        async with running_agent(config, fake_clock) as (agent, player):
             await wait_for(lambda: "t-noon" in agent._pending, 10, "today's playlist")
             fake_clock.t = today + 1
-            await wait_for(lambda: agent.player.plays, 10, "a play")
+            await wait_for(lambda: player.plays, 10, "a play")
             await wait_for(
                 lambda: any(
                     json.loads(p)["status"] == "played" for p in acks.on(topics.node_ack("n1"))
@@ -92,7 +92,7 @@ async def test_node_back_after_a_day_plays_the_latest_and_no_stale_playlist(
                 10,
                 "the played ack",
             )
-            plays = list(agent.player.plays)
+            plays = list(player.plays)
         statuses = [
             (json.loads(p)["playlist"], json.loads(p)["status"])
             for p in acks.on(topics.node_ack("n1"))

@@ -83,7 +83,7 @@ def test_signed_unicode_envelope_round_trips_and_any_text_change_breaks_it(env, 
     )
     assert got == env
     pl = protocol.Playlist.from_envelope(got)
-    assert [i.title for i in pl.items] == [i["title"] for i in env["items"]]  # type: ignore[attr-defined]
+    assert [i.title for i in pl.items] == [i["title"] for i in env["items"]]
     # change one item title by one character: the signature no longer matches
     tampered = copy.deepcopy(signed)
     items: Any = tampered["items"]

@@ -107,7 +107,7 @@ async def test_forged_replayed_and_foreign_envelopes_are_all_rejected_and_counte
     attacker = link_as(
         mosquitto, None, None, acks, topics.node_ack("n1"), client_id=f"attacker-{commune}"
     )
-    async with running_agent(config, fake_clock) as agent, run_link(attacker):
+    async with running_agent(config, fake_clock) as (agent, player), run_link(attacker):
         await attacker.publish(topics.playlist(HAMLET), current)
         await wait_for(lambda: "current" in agent._pending, 10, "the current playlist accepted")
         for payload in hostile:
@@ -130,7 +130,7 @@ async def test_forged_replayed_and_foreign_envelopes_are_all_rejected_and_counte
         assert sum(agent.rejected.values()) == total, agent.rejected
         assert rejected_acks() == total
         assert list(agent._pending) == ["current"], "nothing hostile may become pending"
-        assert agent.player.plays == []
+        assert player.plays == []
         assert agent.store.state.seq.get("control") is None, "no forged control accepted"
         assert agent.rejected["replay"] == len(old)
         assert agent.rejected["wrong_commune"] >= 1

@@ -64,7 +64,7 @@ class WarpClock:
             await asyncio.sleep(0.02)
 
 
-async def test_soak_every_online_node_plays_each_slot_late_under_two_seconds(tmp_path):
+async def test_soak_every_online_node_plays_each_slot_late_under_two_seconds(tmp_path):  # noqa: PLR0915 - one scenario, read top to bottom
     hours = 48 if SOAK else 6
     e2e = write_commune(
         tmp_path,
@@ -120,7 +120,8 @@ async def test_soak_every_online_node_plays_each_slot_late_under_two_seconds(tmp
             await clock.until(play_at + POST_S)
             online = {n for n in up if fleet.agents[n].restarts == restarts[n]}
             ids = {r.hamlet: r.id for r in daemon.journal.dispatches_for(day, slot)}
-            missed, lost_playlist = [], []
+            missed: list[str] = []
+            lost_playlist: list[str] = []
             for node in sorted(online):
                 sim = fleet.agents[node]
                 pid = ids[sim.spec.hamlet]

@@ -45,13 +45,16 @@ def node_config(  # noqa: PLR0913 - one knob per NodeConfig field a test varies
 
 
 @contextlib.asynccontextmanager
-async def running_agent(config: NodeConfig, clock: Callable[[], float]) -> AsyncIterator[NodeAgent]:
-    """A NodeAgent (null player) connected for the block, stopped cleanly afterwards."""
-    agent = NodeAgent(config, clock=clock, player=NullPlayer(clock=clock))
+async def running_agent(
+    config: NodeConfig, clock: Callable[[], float]
+) -> AsyncIterator[tuple[NodeAgent, NullPlayer]]:
+    """A NodeAgent connected for the block, stopped cleanly afterwards; and its null player."""
+    player = NullPlayer(clock=clock)
+    agent = NodeAgent(config, clock=clock, player=player)
     task = asyncio.create_task(agent.run())
     try:
         await asyncio.wait_for(agent.link.connected.wait(), 10)
-        yield agent
+        yield agent, player
     finally:
         agent.stop()
         await asyncio.wait_for(task, 10)

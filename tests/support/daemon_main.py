@@ -90,7 +90,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.stubborn:
-        Daemon._sweep = _stubborn_sweep  # type: ignore[method-assign]
+        Daemon._sweep = _stubborn_sweep  # type: ignore[method-assign, assignment]
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,

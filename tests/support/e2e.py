@@ -225,7 +225,7 @@ def write_commune(  # noqa: PLR0913 - each knob is a scenario parameter
     return E2E(root, path, offset, at)
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:  # noqa: ASYNC109 - a polling deadline, not a cancel scope
+async def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:  # noqa: ASYNC109 - a polling deadline, not a cancel scope
     """Poll `predicate` until true; fail the test with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():

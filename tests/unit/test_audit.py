@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import textwrap
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 NOW = 1_800_000_000.0
 
 
-def envelope(pid: str) -> dict:
+def envelope(pid: str) -> dict[str, Any]:
     return {
         "id": pid,
         "hamlet": "ban-a",

@@ -7,6 +7,7 @@ import json
 import stat
 import subprocess
 import textwrap
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -23,6 +24,9 @@ from broadcastd.transport.broker import (
     password_file_lines,
 )
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 NODES_V1 = """
   - {id: ban-chuong, name: "Bản Chương", households: 87,
      nodes: [{id: bc-01, households: 50}, {id: bc-02, households: 37}]}
@@ -35,7 +39,7 @@ NODES_V2 = """
 """
 
 
-def write_config(tmp_path, hamlets=NODES_V1):
+def write_config(tmp_path: Path, hamlets: str = NODES_V1) -> Path:
     path = tmp_path / "commune.yaml"
     path.write_text(
         textwrap.dedent("""
@@ -50,7 +54,7 @@ def write_config(tmp_path, hamlets=NODES_V1):
     return path
 
 
-def conf_lines(opts, tmp_path):
+def conf_lines(opts: BrokerOptions, tmp_path: Path) -> list[str]:
     return mosquitto_conf(opts, tmp_path).splitlines()
 
 

@@ -10,13 +10,10 @@ import pytest
 from support.clock import FakeClock
 
 from broadcastd.config import Config
-from broadcastd.controller.registry import (
-    FLAP_LIMIT,
-    NodeRegistry,
-    Transition,
-)
+from broadcastd.controller.registry import FLAP_LIMIT, NodeRegistry
 from broadcastd.errors import ProtocolError
 from broadcastd.metrics import Metrics
+from broadcastd.models import Transition
 from broadcastd.protocol.payloads import MAX_NODE_PAYLOAD_BYTES, parse_heartbeat
 
 HB = 30.0

@@ -11,7 +11,7 @@ from support.gtts_server import Blackhole, FakeGtts, make_speech_mp3
 
 from broadcastd.errors import RenderError
 from broadcastd.metrics import Metrics
-from broadcastd.render.tts import EspeakEngine, GttsEngine, TtsChain, TtsTimeoutError
+from broadcastd.render.tts import EspeakEngine, GttsEngine, TtsChain, TtsEngine, TtsTimeoutError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,7 +34,7 @@ def renders(metrics: Metrics, engine: str, result: str) -> float:
 def chain(
     url: str, metrics: Metrics, clock: FakeClock | None = None, timeout: float = 1.0
 ) -> TtsChain:
-    engines = [GttsEngine(timeout, base_url=url), EspeakEngine(5.0)]
+    engines: list[TtsEngine] = [GttsEngine(timeout, base_url=url), EspeakEngine(5.0)]
     return TtsChain(engines, 22050, metrics, now=clock or FakeClock(1000.0))
 
 
