@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from support.e2e import wait_for, write_commune
+from support.envelopes import signed
 
 from broadcastd import cli, protocol
 from broadcastd.config import EXERCISE_NOTICE, WEEKDAYS, load_config
@@ -282,7 +283,7 @@ async def test_exercises_kill_switch_reload_and_replay_guard(tmp_path, capsys): 
         old.pop("sig")
         old.update(id="replayed-low-seq", slot="replay", seq=1, issued_at=int(e2e.clock()))
         topic = protocol.Topics(e2e.config.commune.id).playlist(old["hamlet"])
-        await daemon.link.publish(topic, protocol.encode(protocol.sign(old, key)), retain=True)
+        await daemon.link.publish(topic, signed(key, old), retain=True)
         targets = {n for n, s in fleet2.agents.items() if s.spec.hamlet == old["hamlet"]}
         await wait_for(
             lambda: acks(daemon, ["replayed-low-seq"], "rejected", "replay") == targets,

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support.clock import FakeClock
-from support.envelopes import signed_control, signed_playlist
+from support.envelopes import signed, signed_playlist
 
 from broadcastd import protocol
 from broadcastd.node.agent import NodeAgent
@@ -125,7 +125,7 @@ class Controller:
             "seq": self.seq,
         }
         fields.update(over)
-        return signed_control(self.key, control_id=cid, action=action, **fields)
+        return signed(self.key, protocol.control_envelope(control_id=cid, action=action, **fields))
 
     async def send_playlist(self, payload: bytes, *, retain: bool = True) -> None:
         await self.link.publish(self.topics.playlist(HAMLET), payload, retain=retain, expiry=3600)

@@ -14,7 +14,7 @@ import random
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support.agents import node_config, running_agent, unique_commune
 from support.e2e import wait_for
-from support.envelopes import signed_control, signed_playlist
+from support.envelopes import signed, signed_playlist
 from support.mqtt import link_as
 from support.soak import count
 
@@ -34,7 +34,7 @@ def _resign(payload: bytes, key: Ed25519PrivateKey, **changes: object) -> bytes:
     env = json.loads(payload)
     env.pop("sig")
     env.update(changes)
-    return protocol.encode(protocol.sign(env, key))
+    return signed(key, env)
 
 
 async def test_forged_replayed_and_foreign_envelopes_are_all_rejected_and_counted(
@@ -91,14 +91,16 @@ async def test_forged_replayed_and_foreign_envelopes_are_all_rejected_and_counte
     assert base64.b64decode(tweaked) == base64.b64decode(sig)
     hostile.append(protocol.encode({**json.loads(fresh), "sig": tweaked}))
     controls = [
-        signed_control(
+        signed(
             other,  # a kill switch from the wrong key
-            commune=commune,
-            hamlet=HAMLET,
-            control_id=f"stop-{i}",
-            action="stop",
-            issued_at=now,
-            expires_at=now + 600,
+            protocol.control_envelope(
+                commune=commune,
+                hamlet=HAMLET,
+                control_id=f"stop-{i}",
+                action="stop",
+                issued_at=now,
+                expires_at=now + 600,
+            ),
         )
         for i in range(10)
     ]

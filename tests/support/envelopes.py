@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from broadcastd import protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -55,34 +55,9 @@ def signed_playlist(  # noqa: PLR0913 - one keyword per envelope field a test va
         status=status,
         seq=seq,
     )
-    return protocol.encode(protocol.sign(env, key))
+    return signed(key, env)
 
 
-def signed_control(  # noqa: PLR0913 - one keyword per envelope field a test varies
-    key: Ed25519PrivateKey,
-    *,
-    commune: str,
-    hamlet: str,
-    control_id: str,
-    action: str,
-    issued_at: int,
-    expires_at: int,
-    target: str | None = None,
-    value: int | None = None,
-    status: str | None = None,
-    seq: int | None = None,
-) -> bytes:
-    """A control (stop, cancel `target`, volume `value`) signed with `key`."""
-    env = protocol.control_envelope(
-        commune=commune,
-        hamlet=hamlet,
-        control_id=control_id,
-        action=action,
-        issued_at=issued_at,
-        expires_at=expires_at,
-        target=target,
-        value=value,
-        status=status,
-        seq=seq,
-    )
-    return protocol.encode(protocol.sign(env, key))
+def signed(key: Ed25519PrivateKey, envelope: Mapping[str, object]) -> bytes:
+    """The wire bytes of `envelope` signed with `key`, as a controller publishes it."""
+    return protocol.encode(protocol.sign(envelope, key))
