@@ -13,17 +13,7 @@ async def test_ten_hamlets_two_agents_each_play_the_slot_exactly_once(tmp_path):
     async with e2e.running() as run:
         daemon, fleet = run.daemon, run.fleet
         day = e2e.play_at.date()
-
-        def played_everywhere() -> bool:
-            rows = daemon.journal.dispatches_for(day, "noon")
-            acks = {
-                (a.node, a.playlist)
-                for r in rows
-                for a in daemon.journal.acks_for(r.id)
-                if a.status == "played"
-            }
-            return len(rows) == 10 and len(acks) == 20
-
+        played_everywhere = run.slot_played(day, hamlets=10, acks=20)
         await wait_for(played_everywhere, 60, "20 played acks journaled")
         # The audio went out over the bulk links, which the generated ACL lets in.
         assert all(link.connects >= 1 for link in daemon.bulk.links)

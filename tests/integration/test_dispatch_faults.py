@@ -152,17 +152,7 @@ async def test_broker_sigkilled_five_times_during_dispatch_every_agent_plays_onc
         kill_window = time.monotonic() - started
         assert e2e.clock() < e2e.play_at.timestamp(), "the kills must land before play_at"
         day = e2e.play_at.date()
-
-        def played_everywhere() -> bool:
-            rows = daemon.journal.dispatches_for(day, "noon")
-            played = {
-                (a.node, a.playlist)
-                for r in rows
-                for a in daemon.journal.acks_for(r.id)
-                if a.status == "played"
-            }
-            return len(rows) == 5 and len(played) == 10
-
+        played_everywhere = run.slot_played(day, hamlets=5, acks=10)
         await wait_for(played_everywhere, 40, "10 played acks after 5 broker kills")
         await asyncio.sleep(1.5)  # a duplicate play would show up here
         await daemon.journal.flush()

@@ -151,6 +151,25 @@ class Running:
         self.fleets[fleet] = self.tasks.create_task(fleet.run(), name=f"fleet-{len(self.fleets)}")
         return self.fleets[fleet]
 
+    def slot_played(
+        self, day: dt.date, *, hamlets: int, acks: int, slot: str = "noon"
+    ) -> Callable[[], bool]:
+        """A predicate: `slot` of `day` is journaled for `hamlets` hamlets and `acks` (node,
+        playlist) pairs acked `played`."""
+
+        def played() -> bool:
+            journal = self.daemon.journal
+            rows = journal.dispatches_for(day, slot)
+            done = {
+                (a.node, a.playlist)
+                for r in rows
+                for a in journal.acks_for(r.id)
+                if a.status == "played"
+            }
+            return len(rows) == hamlets and len(done) == acks
+
+        return played
+
     async def stop(self) -> None:
         """Stop the fleets, then the daemon, and wait for all of them (again: nothing more).
 
