@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import textwrap
 
 import aiomqtt
 import pytest
+from support.communes import write_sang_moc
 from support.mqtt import link_as
 
 from broadcastd.config import load_config
@@ -17,21 +17,8 @@ ROOT = "bcast/v1/sang-moc"
 
 @pytest.fixture
 def secured(tmp_path, secured_broker):
-    cfg = tmp_path / "commune.yaml"
-    cfg.write_text(
-        textwrap.dedent("""
-            commune: {id: sang-moc, name: "Xã Sảng Mộc"}
-            signing: {private_key_file: ed25519.key}
-            state_dir: state
-            slots: {noon: {at: "11:30"}}
-            hamlets:
-              - {id: ban-chuong, name: "Bản Chương", households: 87,
-                 nodes: [{id: bc-01, households: 50}, {id: bc-02, households: 37}]}
-              - {id: na-lay, name: "Nà Láy", households: 40, nodes: [{id: nl-01, households: 40}]}
-        """),
-        encoding="utf-8",
-    )
-    return secured_broker(load_config(cfg, probe_media=False), persistence=False)
+    config = load_config(write_sang_moc(tmp_path), probe_media=False)
+    return secured_broker(config, persistence=False)
 
 
 DENIED_FOR_BC01 = [
