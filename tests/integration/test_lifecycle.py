@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from support.daemon_main import read_log, spawn, wait_log
+from support.daemon_main import read_log, reaped, spawn, terminate_timed, wait_log
 from support.e2e import E2E, wait_for, write_commune
 
 from broadcastd import cli
@@ -135,20 +135,13 @@ async def test_sigterm_publishes_retained_offline_and_exits_0_within_5s(tmp_path
     broker = _external(e2e, secured_broker)
     log = tmp_path / "run.log"
     proc = _run_cli(e2e, log)
-    try:
+    with reaped(proc):
         await wait_log(log, "broadcastd running", proc)
         # "running" can precede the connection; "connected" is logged once `online` is retained.
         await wait_log(log, "mqtt: connected", proc)
         assert _retained_state(broker, e2e)["state"] == "online"
         await wait_log(log, "dispatching", proc)  # a slot is in flight (catch-up at start-up)
-        proc.send_signal(signal.SIGTERM)
-        t0 = time.monotonic()
-        code = await asyncio.to_thread(proc.wait, 10)
-        took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        code, took = await terminate_timed(proc)
     assert code == 0, read_log(log)[-3000:]
     assert took < 5.0, f"stop took {took:.1f}s"
     assert _retained_state(broker, e2e)["state"] == "offline"
@@ -161,7 +154,7 @@ async def test_a_second_signal_exits_at_once(tmp_path, secured_broker):
     _external(e2e, secured_broker)
     log = tmp_path / "run.log"
     proc = _run_cli(e2e, log)
-    try:
+    with reaped(proc):
         await wait_log(log, "broadcastd running", proc)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -169,10 +162,6 @@ async def test_a_second_signal_exits_at_once(tmp_path, secured_broker):
         proc.send_signal(signal.SIGINT)
         code = await asyncio.to_thread(proc.wait, 10)
         took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert "second stop signal: exiting at once" in read_log(log)
     assert code != 0  # not a clean stop: systemd's Restart=on-failure may bring it back
     assert took < 3.0, f"took {took:.1f}s"
@@ -224,16 +213,9 @@ async def test_a_stop_stuck_in_a_task_still_exits_0_within_5s(tmp_path, secured_
     broker = _external(e2e, secured_broker)
     log = tmp_path / "daemon.log"
     proc = spawn(e2e.config_path, 0.0, log, "--stubborn")
-    try:
+    with reaped(proc):
         await wait_log(log, "broadcastd running", proc)
-        proc.send_signal(signal.SIGTERM)
-        t0 = time.monotonic()
-        code = await asyncio.to_thread(proc.wait, 10)
-        took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        code, took = await terminate_timed(proc)
     assert f"stop not finished after {STOP_DEADLINE_S:.1f}s: exiting now" in read_log(log)
     assert code == 0, read_log(log)[-3000:]
     assert took < 5.0, f"took {took:.1f}s"
