@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiomqtt
 
 from broadcastd.config import load_config
-from broadcastd.sim.fleet import Fleet, SimNode
+from broadcastd.sim.fleet import Fleet
 
 CONNECT_CONCURRENCY = 50
 DEFAULT_GC_THRESHOLD = gc.get_threshold()
@@ -95,7 +95,7 @@ async def baseline(job: dict[str, Any]) -> None:
             await go.wait()
             await client.subscribe(f"{job['topic_root']}/{hamlet}/+", qos=1)
             async for message in client.messages:
-                received[n] += len(message.payload)  # type: ignore[arg-type]
+                received[n] += len(message.payload)
                 if received[n] >= sizes[hamlet]:
                     finished += 1
                     if finished == len(received):
@@ -123,13 +123,8 @@ async def baseline(job: dict[str, Any]) -> None:
 async def agents(job: dict[str, Any]) -> None:
     await hear("fleet")
     config = load_config(job["config_path"], probe_media=False).config
-    fleet = Fleet(
-        config,
-        [SimNode(*node) for node in job["nodes"]],
-        broker_url=job["broker_url"],
-        public_key=job["public_key"],
-        cache_root=Path(job["cache_root"]),
-        heartbeat_s=60.0,
+    fleet = Fleet.for_config(
+        config, cache_root=Path(job["cache_root"]), nodes=job["nodes"], heartbeat_s=60.0
     )
     task = asyncio.create_task(fleet.run(), name="fleet")
     while not all(a.agent and a.agent.link.connected.is_set() for a in fleet.agents.values()):

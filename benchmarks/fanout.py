@@ -67,7 +67,6 @@ from paho.mqtt.properties import Properties
 from broadcastd import protocol
 from broadcastd.controller.daemon import Daemon
 from broadcastd.models import Clip
-from broadcastd.sim.fleet import fleet_nodes
 from broadcastd.transport.audioout import AUDIO_EXPIRY_MARGIN_S
 from broadcastd.transport.broker import CONTROLLER_USER, Credentials
 
@@ -188,7 +187,7 @@ def acks_ready(daemon: Daemon, hamlets: list[str]) -> int:
     return total
 
 
-async def wait_until(predicate, limit_s: float, what: str) -> None:
+async def wait_until(predicate: Callable[[], bool], limit_s: float, what: str) -> None:
     deadline = time.monotonic() + limit_s
     while not predicate():
         if time.monotonic() > deadline:
@@ -381,8 +380,7 @@ async def bench(  # noqa: PLR0913 - one run's knobs, explicit
             await daemon.link.wait_connected(30)
             creds = Credentials.load_or_create(daemon.config)
             host, _, port = daemon.config.broker.listen.rpartition(":")
-            key = protocol.load_private_key(daemon.config.signing.private_key_file)
-            specs = fleet_nodes(daemon.config, creds.passwords)
+            node_ids = [n.id for h in daemon.config.hamlets for n in h.nodes]
             ids = list(range(per_hamlet * hamlets))
             topic_root = f"bcast/v1/bench/baseline-{os.getpid()}"
             common = {
@@ -393,20 +391,12 @@ async def bench(  # noqa: PLR0913 - one run's knobs, explicit
                 "topic_root": topic_root,
                 "sizes": {h: c.size for h, c in clips.items()},
                 "config_path": str(config_path),
-                "broker_url": f"mqtt://{daemon.config.broker.listen}",
-                "public_key": protocol.public_key_b64(key.public_key()),
                 "cache_root": str(fleet),
                 "threads": max(1, SIM_THREADS // k),  # the same total pool, however split
             }
             # worker i gets every k-th baseline subscriber and agent: same share of each hamlet
             workers = [
-                await Worker.start(
-                    common
-                    | {
-                        "baseline_ids": ids[i::k],
-                        "nodes": [[s.id, s.hamlet, s.username, s.password] for s in specs[i::k]],
-                    }
-                )
+                await Worker.start(common | {"baseline_ids": ids[i::k], "nodes": node_ids[i::k]})
                 for i in range(k)
             ]
             pids = {"daemon": os.getpid()}
@@ -428,7 +418,7 @@ async def bench(  # noqa: PLR0913 - one run's knobs, explicit
                 for worker in workers:
                     worker.send("fleet")
                 await all_say(workers, "started", limit_s)
-                system = await system_run(daemon, len(specs), clips, limit_s, meter)
+                system = await system_run(daemon, len(node_ids), clips, limit_s, meter)
                 sys.stderr.write(
                     f"fanout K={k} cpu seconds on the clock: baseline "
                     f"{meter.between('baseline-start', 'baseline-stop')}; system "

@@ -104,7 +104,7 @@ def main() -> None:
             started = time.perf_counter()
             summary = asyncio.run(fresh.render_plans(plan("r0"), chimes=False))
             cached.append(time.perf_counter() - started)
-            if summary.cached != len(TEXTS) or sum(fresh.chain.calls.values()):
+            if summary.cached != len(TEXTS) or any(fresh.chain.calls.values()):
                 raise SystemExit(f"second render was not fully cached: {summary}")
         print(
             f"# 10 clips: raw pipeline {statistics.median(raws) * 1000:.0f} ms, "

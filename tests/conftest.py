@@ -1,22 +1,30 @@
-"""Shared fixtures: a real mosquitto for the session, dedicated ones on demand, topic prefixes."""
+"""Shared fixtures: a real mosquitto for the session, dedicated ones on demand, topic prefixes.
+
+The helpers behind them live in `support` (tests/support/), the one place tests import from."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import uuid
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from support.mqtt import Inbox, running_link
 
-from broadcastd.transport.broker import BrokerError, BrokerOptions, MosquittoProcess
+from broadcastd.transport.broker import (
+    BrokerError,
+    BrokerOptions,
+    Credentials,
+    MosquittoProcess,
+    write_broker_files,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    from collections.abc import Callable, Iterator
     from contextlib import AbstractAsyncContextManager
     from pathlib import Path
 
+    from broadcastd.config import Config
     from broadcastd.transport.link import MqttLink
 
 
@@ -60,7 +68,7 @@ def make_broker(tmp_path: Path) -> Iterator[Callable[..., MosquittoProcess]]:
     _require_mosquitto()
     started: list[MosquittoProcess] = []
 
-    def make(**opts: object) -> MosquittoProcess:
+    def make(**opts: Any) -> MosquittoProcess:
         directory = tmp_path / f"broker{len(started)}"
         broker = _start(directory, BrokerOptions(port=0, **opts))
         started.append(broker)
@@ -71,39 +79,18 @@ def make_broker(tmp_path: Path) -> Iterator[Callable[..., MosquittoProcess]]:
         broker.kill()
 
 
-class Inbox:
-    """Collects (topic, payload, properties) and lets a test wait for a topic."""
+@pytest.fixture
+def secured_broker(
+    tmp_path: Path, make_broker: Callable[..., MosquittoProcess]
+) -> Callable[..., tuple[MosquittoProcess, Credentials]]:
+    """`secured_broker(config, persistence=False)`: a dedicated mosquitto that admits only the
+    config's generated users, under its generated ACL; with their credentials."""
 
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, bytes, object]] = []
-        self._changed = asyncio.Condition()
+    def make(config: Config, **opts: Any) -> tuple[MosquittoProcess, Credentials]:
+        passwd, acl, creds = write_broker_files(config, tmp_path / "broker-files")
+        return make_broker(password_file=passwd, acl_file=acl, **opts), creds
 
-    async def __call__(self, topic: str, payload: bytes, props: object) -> None:
-        async with self._changed:
-            self.messages.append((topic, payload, props))
-            self._changed.notify_all()
-
-    def on(self, topic: str) -> list[bytes]:
-        return [p for t, p, _ in self.messages if t == topic]
-
-    async def wait_for(self, topic: str, count: int = 1, within: float = 5.0) -> list[bytes]:
-        async with asyncio.timeout(within), self._changed:
-            await self._changed.wait_for(lambda: len(self.on(topic)) >= count)
-        return self.on(topic)
-
-
-@asynccontextmanager
-async def running_link(link: MqttLink, *, wait: bool = True) -> AsyncIterator[MqttLink]:
-    """Run a link in a task for the block; close it (and check run() ended) afterwards."""
-    task = asyncio.create_task(link.run())
-    try:
-        if wait:
-            await link.wait_connected(5)
-        yield link
-    finally:
-        await asyncio.wait_for(link.close(), 5)
-        assert task.done(), "close() must end run()"
-        task.result()
+    return make
 
 
 @pytest.fixture

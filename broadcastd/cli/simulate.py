@@ -9,11 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from broadcastd import protocol
 from broadcastd.config import load_config
 from broadcastd.errors import EX_OK, UsageError
-from broadcastd.sim.fleet import Fleet, fleet_nodes
-from broadcastd.transport.broker import Credentials
+from broadcastd.sim.fleet import Fleet
 
 if TYPE_CHECKING:
     import argparse
@@ -23,21 +21,12 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.loss < 1 or not 0 <= args.flap < 1:
         raise UsageError("--loss and --flap are probabilities between 0 and 1")
     config = load_config(args.config, probe_media=False).config
-    key = protocol.load_private_key(config.signing.private_key_file)
-    creds = Credentials.load_or_create(config)
-    nodes = fleet_nodes(config, creds.passwords, count=args.nodes, fallback=creds.controller)
     url = args.broker or config.broker.url_for_nodes
     cache = Path(tempfile.mkdtemp(prefix="broadcastd-sim-"))
-    fleet = Fleet(
-        config,
-        nodes,
-        broker_url=url,
-        public_key=protocol.public_key_b64(key.public_key()),
-        cache_root=cache,
-        loss=args.loss,
-        flap=args.flap,
+    fleet = Fleet.for_config(
+        config, cache_root=cache, count=args.nodes, broker_url=url, loss=args.loss, flap=args.flap
     )
-    print(f"simulating {len(nodes)} speakers against {url} (cache {cache}); Ctrl-C stops")
+    print(f"simulating {len(fleet.agents)} speakers against {url} (cache {cache}); Ctrl-C stops")
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

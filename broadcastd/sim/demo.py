@@ -22,11 +22,10 @@ from broadcastd.controller.daemon import Daemon
 from broadcastd.journal.reports import build_report
 from broadcastd.journal.reporttable import render, wide_console
 from broadcastd.plan.slotplan import build_plan
-from broadcastd.sim.fleet import Fleet, fleet_nodes
-from broadcastd.transport.broker import Credentials, free_port
+from broadcastd.sim.fleet import Fleet
+from broadcastd.transport.broker import free_port
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from rich.console import Console
 
     from broadcastd.controller.dispatch import Published
@@ -44,7 +43,8 @@ def demo_config(loaded: LoadedConfig, root: Path) -> LoadedConfig:
     derived = base.model_copy(
         update={
             "broker": base.broker.model_copy(
-                update={"mode": "embedded", "listen": f"127.0.0.1:{free_port()}"}
+                # a node_url in the base config names its real broker, not the demo's
+                update={"mode": "embedded", "listen": f"127.0.0.1:{free_port()}", "node_url": None}
             ),
             "signing": Signing(private_key_file=root / "ed25519.key"),
             "state_dir": root / "state",
@@ -64,7 +64,7 @@ async def run_demo(config_path: Path, console: Console, *, keep: bool = False) -
             stack.callback(_remove, root)
         loaded = demo_config(base, root)
         config = loaded.config
-        key = protocol.generate_private_key(config.signing.private_key_file)
+        protocol.generate_private_key(config.signing.private_key_file)
         console.print(f"[bold]broadcastd demo[/] in {root} ({config.commune.name})")
         daemon = Daemon(
             config_path,
@@ -77,35 +77,24 @@ async def run_demo(config_path: Path, console: Console, *, keep: bool = False) -
         async with asyncio.TaskGroup() as tg:
             daemon_task = tg.create_task(daemon.run(), name="daemon")
             try:
-                return await _drive(
-                    daemon, config=config, key=key, root=root, console=console, tg=tg
-                )
+                return await _drive(daemon, config=config, root=root, console=console, tg=tg)
             finally:
                 daemon.request_stop()
                 await daemon_task
     return False  # pragma: no cover - the TaskGroup either returns or raises
 
 
-async def _drive(  # noqa: PLR0913 - the demo's moving parts, handed over explicitly
+async def _drive(
     daemon: Daemon,
     *,
     config: Config,
-    key: Ed25519PrivateKey,
     root: Path,
     console: Console,
     tg: asyncio.TaskGroup,
 ) -> bool:
     await asyncio.wait_for(daemon.ready.wait(), START_TIMEOUT_S)
     await daemon.link.wait_connected(START_TIMEOUT_S)
-    creds = Credentials.load_or_create(config)
-    fleet = Fleet(
-        config,
-        fleet_nodes(config, creds.passwords),
-        broker_url=f"mqtt://{config.broker.listen}",
-        public_key=protocol.public_key_b64(key.public_key()),
-        cache_root=root / "nodes",
-        heartbeat_s=5.0,
-    )
+    fleet = Fleet.for_config(config, cache_root=root / "nodes", heartbeat_s=5.0)
     fleet_task = tg.create_task(fleet.run(), name="fleet")
     try:
         await _wait_online(daemon, len(fleet.agents))

@@ -14,15 +14,17 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
+from broadcastd import protocol
 from broadcastd.node.agent import NodeAgent
 from broadcastd.node.fetch import REFETCH_AFTER_S
 from broadcastd.node.player import NullPlayer
 from broadcastd.node.settings import NodeBroker, NodeConfig, NodeIdentity
+from broadcastd.transport.broker import Credentials
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
     from pathlib import Path
 
     from broadcastd.config import Config
@@ -74,6 +76,18 @@ def fleet_nodes(
     ]
 
 
+class FleetOptions(TypedDict, total=False):
+    """The simulation knobs of `Fleet`, for callers that pass them through."""
+
+    loss: float
+    flap: float
+    clock: Callable[[], float]
+    heartbeat_s: float | None
+    seed: int | None
+    player_speed: float
+    refetch_after: float
+
+
 class Fleet:
     """Owns the simulated agents; `await run()` until cancelled or `stop()`.
 
@@ -118,6 +132,35 @@ class Fleet:
                 node, node_config, NullPlayer(clock=clock, speed=player_speed)
             )
         self._stopping = asyncio.Event()
+
+    @classmethod
+    def for_config(
+        cls,
+        config: Config,
+        *,
+        cache_root: Path,
+        nodes: Collection[str] | None = None,
+        count: int = 0,
+        broker_url: str | None = None,
+        **options: Unpack[FleetOptions],
+    ) -> Fleet:
+        """The config's speakers (only `nodes`, if given) or `count` synthetic ones, with the
+        passwords and public key the daemon made, against `broker_url` (default: the config's URL
+        for nodes)."""
+        creds = Credentials.load_or_create(config)
+        key = protocol.load_private_key(config.signing.private_key_file)
+        specs = fleet_nodes(config, creds.passwords, count=count, fallback=creds.controller)
+        if nodes is not None:
+            wanted = set(nodes)
+            specs = [s for s in specs if s.id in wanted]
+        return cls(
+            config,
+            specs,
+            broker_url=broker_url or config.broker.url_for_nodes,
+            public_key=protocol.public_key_b64(key.public_key()),
+            cache_root=cache_root,
+            **options,
+        )
 
     def _start(self, sim: SimAgent, tg: asyncio.TaskGroup) -> None:
         sim.agent = NodeAgent(

@@ -3,52 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import textwrap
 
 import aiomqtt
 import pytest
+from support.communes import write_sang_moc
+from support.mqtt import link_as
 
 from broadcastd.config import load_config
-from broadcastd.transport.broker import CONTROLLER_USER, write_broker_files
-from broadcastd.transport.link import LinkSettings, MqttLink
+from broadcastd.transport.broker import CONTROLLER_USER
 
 ROOT = "bcast/v1/sang-moc"
 
 
 @pytest.fixture
-def secured(tmp_path, make_broker):
-    cfg = tmp_path / "commune.yaml"
-    cfg.write_text(
-        textwrap.dedent("""
-            commune: {id: sang-moc, name: "Xã Sảng Mộc"}
-            signing: {private_key_file: ed25519.key}
-            state_dir: state
-            slots: {noon: {at: "11:30"}}
-            hamlets:
-              - {id: ban-chuong, name: "Bản Chương", households: 87,
-                 nodes: [{id: bc-01, households: 50}, {id: bc-02, households: 37}]}
-              - {id: na-lay, name: "Nà Láy", households: 40, nodes: [{id: nl-01, households: 40}]}
-        """),
-        encoding="utf-8",
-    )
-    config = load_config(cfg, probe_media=False).config
-    passwd, acl, creds = write_broker_files(config, tmp_path / "broker-files")
-    broker = make_broker(password_file=passwd, acl_file=acl, persistence=False)
-    return broker, creds
-
-
-def link_as(broker, user, password, inbox, *filters):
-    return MqttLink(
-        LinkSettings(
-            host=broker.host,
-            port=broker.port,
-            client_id=f"{user}-test",
-            username=user,
-            password=password,
-            subscriptions=tuple((f, 1) for f in filters),
-        ),
-        inbox,
-    )
+def secured(tmp_path, secured_broker):
+    config = load_config(write_sang_moc(tmp_path), probe_media=False).config
+    return secured_broker(config, persistence=False)
 
 
 DENIED_FOR_BC01 = [

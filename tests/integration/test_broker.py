@@ -23,7 +23,14 @@ from broadcastd.transport.broker import (
 from broadcastd.transport.link import LinkSettings, MqttLink
 
 
-async def _retained(broker, topic, *, username=None, password=None, within=3.0):
+async def _retained(
+    broker: MosquittoProcess,
+    topic: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    within: float = 3.0,
+) -> bytes | None:
     """The retained payload on `topic`, or None if there is none (a barrier proves absence)."""
     async with aiomqtt.Client(
         broker.host,

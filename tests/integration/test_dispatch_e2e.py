@@ -10,24 +10,10 @@ from support.e2e import wait_for, write_commune
 
 async def test_ten_hamlets_two_agents_each_play_the_slot_exactly_once(tmp_path):
     e2e = write_commune(tmp_path, hamlets=10, nodes_per_hamlet=2, play_in=8.0)
-    daemon = e2e.daemon()
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
-        fleet = e2e.fleet()
-        fleet_task = tg.create_task(fleet.run())
+    async with e2e.running() as run:
+        daemon, fleet = run.daemon, run.fleet
         day = e2e.play_at.date()
-
-        def played_everywhere() -> bool:
-            rows = daemon.journal.dispatches_for(day, "noon")
-            acks = {
-                (a.node, a.playlist)
-                for r in rows
-                for a in daemon.journal.acks_for(r.id)
-                if a.status == "played"
-            }
-            return len(rows) == 10 and len(acks) == 20
-
+        played_everywhere = run.slot_played(day, hamlets=10, acks=20)
         await wait_for(played_everywhere, 60, "20 played acks journaled")
         # The audio went out over the bulk links, which the generated ACL lets in.
         assert all(link.connects >= 1 for link in daemon.bulk.links)
@@ -44,21 +30,13 @@ async def test_ten_hamlets_two_agents_each_play_the_slot_exactly_once(tmp_path):
             # what played is the audio the envelope names, verified by sha256 on the node
             env = json.loads(by_hamlet[sim.spec.hamlet].envelope)
             assert [p[1] for p in sim.player.plays] == [i["sha256"] for i in env["items"]]
-        fleet.stop()
-        await fleet_task
-        daemon.request_stop()
-        await daemon_task
 
 
 async def test_the_same_announcement_sent_twice_plays_twice(tmp_path):
     """Staff repeat a warning word for word: it is a new announcement, not a duplicate."""
     e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, play_in=600.0)
-    daemon = e2e.daemon()
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
-        fleet = e2e.fleet()
-        fleet_task = tg.create_task(fleet.run())
+    async with e2e.running() as run:
+        daemon, fleet = run.daemon, run.fleet
         request = {"cmd": "announce", "text": "Nước sông đang lên, bà con chú ý.", "now": True}
         first = await daemon.ops.handle(dict(request))
         second = await daemon.ops.handle(dict(request))
@@ -70,7 +48,3 @@ async def test_the_same_announcement_sent_twice_plays_twice(tmp_path):
             return all(plays(pid).get("h00-n0") == 1 for pid in ids)
 
         await wait_for(both_played, 30, "both announcements played once each")
-        fleet.stop()
-        await fleet_task
-        daemon.request_stop()
-        await daemon_task

@@ -19,13 +19,13 @@ from support.e2e import E2E, wait_for, write_commune
 
 if TYPE_CHECKING:
     from broadcastd.controller.daemon import Daemon
-    from broadcastd.models import Ack
+    from broadcastd.journal.schema import AckRow
     from broadcastd.sim.fleet import Fleet
 
 CATCH_UP_S = 10.0
 
 
-def _acks(daemon: Daemon, pid: str, node: str) -> list[Ack]:
+def _acks(daemon: Daemon, pid: str, node: str) -> list[AckRow]:
     return [a for a in daemon.journal.acks_for(pid) if a.node == node]
 
 
@@ -58,19 +58,12 @@ async def test_offline_at_play_at_plays_late_before_expiry_and_acks_expired_afte
     crash_back_late = "h00-n2"  # prefetched, crashed, back after expiry
     first_seen_late = "h01-n2"  # never online until after play_at, before expiry
     never_in_time = "h01-n3"  # never online until after expiry
-    daemon = e2e.daemon()
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
+    async with e2e.running(fleet=False) as run:
+        daemon = run.daemon
         day = e2e.play_at.date()
-        fleets: list[Fleet] = []
-        tasks: list[asyncio.Task[None]] = []
 
         def start(nodes: list[str]) -> asyncio.Task[None]:
-            fleet = e2e.fleet(nodes=nodes)
-            fleets.append(fleet)
-            tasks.append(tg.create_task(fleet.run()))
-            return tasks[-1]
+            return run.start(e2e.fleet(nodes=nodes))
 
         def pid_of(hamlet: str) -> str:
             rows = {r.hamlet: r.id for r in daemon.journal.dispatches_for(day, "noon")}
@@ -115,6 +108,7 @@ async def test_offline_at_play_at_plays_late_before_expiry_and_acks_expired_afte
         )
         await asyncio.sleep(1.5)  # a wrong late play would show up here
         await daemon.journal.flush()
+        fleets = list(run.fleets)
 
         for node in steady:
             pid = h00 if node.startswith("h00") else h01
@@ -124,9 +118,9 @@ async def test_offline_at_play_at_plays_late_before_expiry_and_acks_expired_afte
         for node, pid in ((crash_back_early, h00), (first_seen_late, h01)):
             assert _plays(fleets, pid, node) == 1, node
             assert _statuses(daemon, pid, node).count("played") == 1, node
-            (playing,) = [a for a in _acks(daemon, pid, node) if a.status == "playing"]
-            assert playing.detail.startswith("late "), (node, playing.detail)
-            assert 1 <= int(playing.detail.split()[1].rstrip("s")) < CATCH_UP_S
+            (late,) = [a for a in _acks(daemon, pid, node) if a.status == "playing"]
+            assert late.detail.startswith("late "), (node, late.detail)
+            assert 1 <= int(late.detail.split()[1].rstrip("s")) < CATCH_UP_S
         statuses = _statuses(daemon, h00, crash_back_late)
         assert "playing" not in statuses
         assert "played" not in statuses
@@ -136,21 +130,11 @@ async def test_offline_at_play_at_plays_late_before_expiry_and_acks_expired_afte
         assert _plays(fleets, h01, never_in_time) == 0
         assert "played" not in _statuses(daemon, h01, never_in_time)
 
-        for fleet in fleets:
-            fleet.stop()
-        await asyncio.gather(*(t for t in tasks if not t.cancelled()))
-        daemon.request_stop()
-        await daemon_task
-
 
 async def test_broker_sigkilled_five_times_during_dispatch_every_agent_plays_once(tmp_path):
     e2e = write_commune(tmp_path, hamlets=5, nodes_per_hamlet=2, play_in=16.0)
-    daemon = e2e.daemon()
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
-        fleet = e2e.fleet()
-        fleet_task = tg.create_task(fleet.run())
+    async with e2e.running() as run:
+        daemon, fleet = run.daemon, run.fleet
         broker = daemon.broker
         assert broker is not None
         killed: list[int] = []
@@ -168,17 +152,7 @@ async def test_broker_sigkilled_five_times_during_dispatch_every_agent_plays_onc
         kill_window = time.monotonic() - started
         assert e2e.clock() < e2e.play_at.timestamp(), "the kills must land before play_at"
         day = e2e.play_at.date()
-
-        def played_everywhere() -> bool:
-            rows = daemon.journal.dispatches_for(day, "noon")
-            played = {
-                (a.node, a.playlist)
-                for r in rows
-                for a in daemon.journal.acks_for(r.id)
-                if a.status == "played"
-            }
-            return len(rows) == 5 and len(played) == 10
-
+        played_everywhere = run.slot_played(day, hamlets=5, acks=10)
         await wait_for(played_everywhere, 40, "10 played acks after 5 broker kills")
         await asyncio.sleep(1.5)  # a duplicate play would show up here
         await daemon.journal.flush()
@@ -192,7 +166,3 @@ async def test_broker_sigkilled_five_times_during_dispatch_every_agent_plays_onc
             assert [p[1] for p in sim.player.plays] == [i["sha256"] for i in env["items"]]
             statuses = _statuses(daemon, row.id, node_id)
             assert statuses.count("played") == 1, (node_id, statuses)
-        fleet.stop()
-        await fleet_task
-        daemon.request_stop()
-        await daemon_task

@@ -26,13 +26,9 @@ LONG_TEXTS = (
 
 async def test_emergency_announce_interrupts_routine_and_plays_everywhere_within_3s(tmp_path):
     e2e = write_commune(tmp_path, hamlets=3, nodes_per_hamlet=2, play_in=5.0, texts=LONG_TEXTS)
-    daemon = e2e.daemon()
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
-        # a routine play lasts twice the clip's duration: the bulletin runs for many seconds
-        fleet = e2e.fleet(player_speed=2.0)
-        fleet_task = tg.create_task(fleet.run())
+    # a routine play lasts twice the clip's duration: the bulletin runs for many seconds
+    async with e2e.running(fleet={"player_speed": 2.0}) as run:
+        daemon, fleet = run.daemon, run.fleet
         day = e2e.play_at.date()
         routine = {r.hamlet: r.id for r in daemon.journal.dispatches_for(day, "noon")}
 
@@ -98,8 +94,3 @@ async def test_emergency_announce_interrupts_routine_and_plays_everywhere_within
                 fleet.plays_of(next(iter(emergency & {p[0] for p in sim.player.plays})))[node_id]
                 == 1
             )
-
-        fleet.stop()
-        await fleet_task
-        daemon.request_stop()
-        await daemon_task

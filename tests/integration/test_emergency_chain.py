@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from support.e2e import wait_for, write_commune
+from support.envelopes import signed
 
 from broadcastd import cli, protocol
 from broadcastd.config import EXERCISE_NOTICE, WEEKDAYS, load_config
@@ -26,7 +27,7 @@ from broadcastd.journal import audit
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from support.e2e import E2E
+    from support.e2e import E2E, Running
 
     from broadcastd.controller.daemon import Daemon
     from broadcastd.sim.fleet import Fleet
@@ -63,18 +64,13 @@ def events(path: Path) -> list[tuple[str, str]]:
         conn.close()
 
 
-async def start(e2e: E2E, tg: asyncio.TaskGroup, **fleet_options: Any) -> tuple[Daemon, Fleet]:
-    daemon = e2e.daemon()
-    tg.create_task(daemon.run())
-    await asyncio.wait_for(daemon.ready.wait(), 20)
-    fleet = e2e.fleet(**fleet_options)
-    tg.create_task(fleet.run())
+async def all_online(e2e: E2E, run: Running) -> tuple[Daemon, Fleet]:
     await wait_for(
-        lambda: all(daemon.registry.state(n) == "online" for n in e2e.node_ids),
+        lambda: all(run.daemon.registry.state(n) == "online" for n in e2e.node_ids),
         20,
         "every node online",
     )
-    return daemon, fleet
+    return run.daemon, run.fleet
 
 
 def today(e2e: E2E) -> dt.date:
@@ -103,8 +99,8 @@ async def test_two_person_emergency_cancelled_mid_play_with_the_correction(tmp_p
         ),
     )
     journal_path = e2e.config.state_dir / "journal.sqlite3"
-    async with asyncio.TaskGroup() as tg:
-        daemon, fleet = await start(e2e, tg)
+    async with e2e.running() as run:
+        daemon, fleet = await all_online(e2e, run)
         slow_players(fleet, 60.0)
         flood = {"cmd": "announce", "text": "Lũ quét, bà con di chuyển lên cao ngay!"}
         flood["priority"] = "emergency"
@@ -173,9 +169,6 @@ async def test_two_person_emergency_cancelled_mid_play_with_the_correction(tmp_p
             assert daemon.journal.dispatch(pid).cancelled_at is not None  # type: ignore[union-attr]
         assert await cli_run(e2e, "cancel", approved["id"], "--say", "x", "--correction") == 2
 
-        fleet.stop()
-        daemon.request_stop()
-
     kinds = [k for k, _ in events(journal_path)]
     for kind in ("request", "refused", "withdraw", "approve", "issue", "cancel"):
         assert kind in kinds, kinds
@@ -210,8 +203,8 @@ async def test_exercises_kill_switch_reload_and_replay_guard(tmp_path, capsys): 
         )
     e2e.config = load_config(e2e.config_path).config
     journal_path = e2e.config.state_dir / "journal.sqlite3"
-    async with asyncio.TaskGroup() as tg:
-        daemon, fleet = await start(e2e, tg)
+    async with e2e.running() as run:
+        daemon, fleet = await all_online(e2e, run)
 
         # 1. the monthly exercise, caught up at start-up: status exercise, the notice first
         await wait_for(
@@ -240,10 +233,10 @@ async def test_exercises_kill_switch_reload_and_replay_guard(tmp_path, capsys): 
         adhoc = await ask(daemon, cmd="announce", text="Thử loa", exercise=True, now=True)
         assert adhoc["status"] == "exercise"
         for pid in adhoc["playlists"]:
-            row = daemon.journal.dispatch(pid)
-            assert row is not None
-            assert row.status == "exercise"
-            assert next(i["announcement"] for i in row.item_list()) == "exercise-notice"
+            adhoc_row = daemon.journal.dispatch(pid)
+            assert adhoc_row is not None
+            assert adhoc_row.status == "exercise"
+            assert next(i["announcement"] for i in adhoc_row.item_list()) == "exercise-notice"
         notice_sha = json.loads(rows[0].envelope)["items"][0]["sha256"]
         await wait_for(
             lambda: acks(daemon, adhoc["playlists"], "played") == set(e2e.node_ids),
@@ -284,13 +277,13 @@ async def test_exercises_kill_switch_reload_and_replay_guard(tmp_path, capsys): 
             "the fleet offline",
         )
         fleet2 = e2e.fleet()
-        tg.create_task(fleet2.run())
+        run.start(fleet2)
         key = protocol.load_private_key(e2e.config.signing.private_key_file)
         old = json.loads(rows[0].envelope)
         old.pop("sig")
         old.update(id="replayed-low-seq", slot="replay", seq=1, issued_at=int(e2e.clock()))
         topic = protocol.Topics(e2e.config.commune.id).playlist(old["hamlet"])
-        await daemon.link.publish(topic, protocol.encode(protocol.sign(old, key)), retain=True)
+        await daemon.link.publish(topic, signed(key, old), retain=True)
         targets = {n for n, s in fleet2.agents.items() if s.spec.hamlet == old["hamlet"]}
         await wait_for(
             lambda: acks(daemon, ["replayed-low-seq"], "rejected", "replay") == targets,
@@ -299,9 +292,6 @@ async def test_exercises_kill_switch_reload_and_replay_guard(tmp_path, capsys): 
         )
         await asyncio.sleep(0.5)
         assert all(v == 0 for v in fleet2.plays_of("replayed-low-seq").values())
-
-        fleet2.stop()
-        daemon.request_stop()
 
     kinds = [k for k, _ in events(journal_path)]
     assert "issue" in kinds

@@ -43,12 +43,8 @@ async def _mosquitto_pub(listen: str, creds: tuple[str, str], topic: str, body: 
 
 async def test_forged_playlists_from_mosquitto_pub_are_rejected_and_never_played(tmp_path):  # noqa: C901 - one end-to-end story, told in order
     e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=NODES_PER_HAMLET, play_in=3.0)
-    daemon = e2e.daemon()
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
-        fleet = e2e.fleet()
-        fleet_task = tg.create_task(fleet.run())
+    async with e2e.running() as run:
+        daemon, fleet = run.daemon, run.fleet
         day = e2e.play_at.date()
 
         def played(pid: str) -> set[str]:
@@ -133,8 +129,3 @@ async def test_forged_playlists_from_mosquitto_pub_are_rejected_and_never_played
                 "wrong_hamlet": 1,
                 "replay": 1,
             }
-
-        fleet.stop()
-        await fleet_task
-        daemon.request_stop()
-        await daemon_task

@@ -21,17 +21,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from support.daemon_main import read_log, spawn, wait_log
+from support.daemon_main import read_log, reaped, spawn, terminate_timed, wait_log
 from support.e2e import E2E, wait_for, write_commune
 
 from broadcastd import cli
 from broadcastd.controller.daemon import STOP_DEADLINE_S
-from broadcastd.transport.broker import CONTROLLER_USER, free_port, write_broker_files
+from broadcastd.transport.broker import CONTROLLER_USER, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from broadcastd.transport.broker import MosquittoProcess
+    from broadcastd.transport.broker import Credentials, MosquittoProcess
 
 BIN = Path(sys.executable).parent
 
@@ -41,14 +41,10 @@ BIN = Path(sys.executable).parent
 
 async def test_started_five_minutes_after_play_at_dispatches_at_once_and_agents_play(tmp_path):
     e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=1, play_in=-300.0)
-    daemon = e2e.daemon()
     day = e2e.play_at.date()
-    async with asyncio.TaskGroup() as tg:
-        started = e2e.clock()
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
-        fleet = e2e.fleet()
-        fleet_task = tg.create_task(fleet.run())
+    started = e2e.clock()
+    async with e2e.running() as run:
+        daemon, fleet = run.daemon, run.fleet
 
         def published() -> bool:
             rows = daemon.journal.dispatches_for(day, "noon")
@@ -63,23 +59,14 @@ async def test_started_five_minutes_after_play_at_dispatches_at_once_and_agents_
             return all(fleet.plays_of(r.id)[f"{r.hamlet}-n0"] == 1 for r in rows)
 
         await wait_for(played, 30, "both agents to play the late slot")
-        fleet.stop()
-        await fleet_task
-        daemon.request_stop()
-        await daemon_task
 
 
 async def test_started_after_expires_at_does_not_dispatch_and_the_report_says_why(tmp_path, capsys):
     e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=1, play_in=-(20 * 60 + 60.0))
-    daemon = e2e.daemon()
     day = e2e.play_at.date()
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
+    async with e2e.running(fleet=False) as run:
         await asyncio.sleep(1.0)  # a dispatch, had one been queued, would have started by now
-        assert daemon.journal.dispatches_for(day, "noon") == []
-        daemon.request_stop()
-        await daemon_task
+        assert run.daemon.journal.dispatches_for(day, "noon") == []
     assert cli.run(["report", "-c", str(e2e.config_path), "--date", day.isoformat(), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     expires = e2e.play_at + e2e.config.slots["noon"].catch_up
@@ -96,10 +83,11 @@ async def test_started_after_expires_at_does_not_dispatch_and_the_report_says_wh
 # -- acceptance 4: SIGTERM on a real `broadcastd run` ---------------------------------------------
 
 
-def _external(e2e: E2E, make_broker: Callable[..., MosquittoProcess]) -> MosquittoProcess:
+def _external(
+    e2e: E2E, secured_broker: Callable[..., tuple[MosquittoProcess, Credentials]]
+) -> MosquittoProcess:
     """Point the commune at a test-owned mosquitto using the generated passwd/ACL files."""
-    passwd, acl, creds = write_broker_files(e2e.config, e2e.root / "broker-files")
-    broker = make_broker(password_file=passwd, acl_file=acl)
+    broker, creds = secured_broker(e2e.config)
     user, password = creds.controller
     (e2e.root / "controller.pw").write_text(password + "\n", encoding="utf-8")
     text = e2e.config_path.read_text(encoding="utf-8")
@@ -142,25 +130,18 @@ def _run_cli(e2e: E2E, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def test_sigterm_publishes_retained_offline_and_exits_0_within_5s(tmp_path, make_broker):
+async def test_sigterm_publishes_retained_offline_and_exits_0_within_5s(tmp_path, secured_broker):
     e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=1, play_in=8.0)
-    broker = _external(e2e, make_broker)
+    broker = _external(e2e, secured_broker)
     log = tmp_path / "run.log"
     proc = _run_cli(e2e, log)
-    try:
+    with reaped(proc):
         await wait_log(log, "broadcastd running", proc)
         # "running" can precede the connection; "connected" is logged once `online` is retained.
         await wait_log(log, "mqtt: connected", proc)
         assert _retained_state(broker, e2e)["state"] == "online"
         await wait_log(log, "dispatching", proc)  # a slot is in flight (catch-up at start-up)
-        proc.send_signal(signal.SIGTERM)
-        t0 = time.monotonic()
-        code = await asyncio.to_thread(proc.wait, 10)
-        took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        code, took = await terminate_timed(proc)
     assert code == 0, read_log(log)[-3000:]
     assert took < 5.0, f"stop took {took:.1f}s"
     assert _retained_state(broker, e2e)["state"] == "offline"
@@ -168,12 +149,12 @@ async def test_sigterm_publishes_retained_offline_and_exits_0_within_5s(tmp_path
     print(f"SIGTERM to exit: {took:.2f}s")
 
 
-async def test_a_second_signal_exits_at_once(tmp_path, make_broker):
+async def test_a_second_signal_exits_at_once(tmp_path, secured_broker):
     e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, play_in=8.0)
-    _external(e2e, make_broker)
+    _external(e2e, secured_broker)
     log = tmp_path / "run.log"
     proc = _run_cli(e2e, log)
-    try:
+    with reaped(proc):
         await wait_log(log, "broadcastd running", proc)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -181,10 +162,6 @@ async def test_a_second_signal_exits_at_once(tmp_path, make_broker):
         proc.send_signal(signal.SIGINT)
         code = await asyncio.to_thread(proc.wait, 10)
         took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert "second stop signal: exiting at once" in read_log(log)
     assert code != 0  # not a clean stop: systemd's Restart=on-failure may bring it back
     assert took < 3.0, f"took {took:.1f}s"
@@ -211,16 +188,12 @@ async def test_sd_notify_ready_watchdog_reloading_stopping(tmp_path, monkeypatch
             while True:
                 got.append((await loop.sock_recv(sock, 4096)).decode())
 
-        daemon = e2e.daemon()
-        async with asyncio.TaskGroup() as tg:
-            receiver = tg.create_task(receive())
-            daemon_task = tg.create_task(daemon.run())
-            await asyncio.wait_for(daemon.ready.wait(), 20)
+        async with e2e.running(fleet=False) as run:
+            receiver = run.tasks.create_task(receive())
             await wait_for(lambda: any("READY=1" in g for g in got), 5, "READY=1")
             await wait_for(lambda: sum("WATCHDOG=1" in g for g in got) >= 3, 5, "3 pings")
-            assert await daemon.reload()
-            daemon.request_stop()
-            await daemon_task
+            assert await run.daemon.reload()
+            await run.stop()
             await wait_for(lambda: any("STOPPING=1" in g for g in got), 5, "STOPPING=1")
             receiver.cancel()
         sock.close()
@@ -234,22 +207,15 @@ async def test_sd_notify_ready_watchdog_reloading_stopping(tmp_path, monkeypatch
     assert "MONOTONIC_USEC=" in reload_msg  # required by Type=notify-reload
 
 
-async def test_a_stop_stuck_in_a_task_still_exits_0_within_5s(tmp_path, make_broker):
+async def test_a_stop_stuck_in_a_task_still_exits_0_within_5s(tmp_path, secured_broker):
     """The stop deadline: a task that never finishes its cancellation cannot hold the exit."""
     e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, play_in=60.0)
-    broker = _external(e2e, make_broker)
+    broker = _external(e2e, secured_broker)
     log = tmp_path / "daemon.log"
     proc = spawn(e2e.config_path, 0.0, log, "--stubborn")
-    try:
+    with reaped(proc):
         await wait_log(log, "broadcastd running", proc)
-        proc.send_signal(signal.SIGTERM)
-        t0 = time.monotonic()
-        code = await asyncio.to_thread(proc.wait, 10)
-        took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        code, took = await terminate_timed(proc)
     assert f"stop not finished after {STOP_DEADLINE_S:.1f}s: exiting now" in read_log(log)
     assert code == 0, read_log(log)[-3000:]
     assert took < 5.0, f"took {took:.1f}s"

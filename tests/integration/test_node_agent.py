@@ -14,10 +14,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.clock import FakeClock
+from support.envelopes import signed, signed_playlist
 
 from broadcastd import protocol
 from broadcastd.node.agent import NodeAgent
@@ -44,14 +47,6 @@ async def mosquitto_pub(broker, *args: str) -> None:
         "mosquitto_pub", "-h", broker.host, "-p", str(broker.port), *args
     )
     assert await asyncio.wait_for(proc.wait(), 10) == 0
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -100,39 +95,37 @@ class Controller:
             await self.link.publish(self.topics.audio(sha, i), chunks[i], retain=True, expiry=600)
         return protocol.PlaylistItem(sha, len(data), len(chunks), 1000, "Tiêm phòng", "vi", "a1")
 
-    def playlist(self, pid: str, items: list[protocol.PlaylistItem], **over: object) -> bytes:
+    def playlist(
+        self,
+        pid: str,
+        items: list[protocol.PlaylistItem],
+        *,
+        key: Ed25519PrivateKey | None = None,
+        **over: Any,
+    ) -> bytes:
         self.seq += 1
-        fields: dict[str, object] = {
+        fields: dict[str, Any] = {
             "commune": self.commune,
             "hamlet": HAMLET,
-            "playlist_id": pid,
-            "slot": "noon",
             "play_at": int(T0) + 60,
             "expires_at": int(T0) + 1260,
-            "priority": "normal",
             "issued_at": int(T0) - 1800 + self.seq,
-            "items": items,
             "seq": self.seq,
         }
-        key = over.pop("key", self.key)
         fields.update(over)
-        env = protocol.playlist_envelope(**fields)  # type: ignore[arg-type]
-        return protocol.encode(protocol.sign(env, key))  # type: ignore[arg-type]
+        return signed_playlist(key or self.key, playlist_id=pid, items=items, **fields)
 
-    def control(self, cid: str, action: str, **over: object) -> bytes:
+    def control(self, cid: str, action: str, **over: Any) -> bytes:
         self.seq += 1
-        fields: dict[str, object] = {
+        fields: dict[str, Any] = {
             "commune": self.commune,
             "hamlet": HAMLET,
-            "control_id": cid,
-            "action": action,
             "issued_at": int(T0),
             "expires_at": int(T0) + 600,
             "seq": self.seq,
         }
         fields.update(over)
-        env = protocol.control_envelope(**fields)  # type: ignore[arg-type]
-        return protocol.encode(protocol.sign(env, self.key))
+        return signed(self.key, protocol.control_envelope(control_id=cid, action=action, **fields))
 
     async def send_playlist(self, payload: bytes, *, retain: bool = True) -> None:
         await self.link.publish(self.topics.playlist(HAMLET), payload, retain=retain, expiry=3600)
@@ -191,7 +184,7 @@ def make_agent(cfg: NodeConfig, clock: FakeClock, player: NullPlayer | None = No
 
 
 async def test_plays_a_signed_playlist_once_at_play_at(tmp_path, mosquitto, controller):
-    ctl, clock = controller, FakeClock()
+    ctl, clock = controller, FakeClock(T0)
     big, small = os.urandom(150_000), "xin chào".encode() * 10
     items = [await ctl.publish_clip(big), await ctl.publish_clip(small)]
     await ctl.send_playlist(ctl.playlist("noon-1", items))
@@ -200,7 +193,7 @@ async def test_plays_a_signed_playlist_once_at_play_at(tmp_path, mosquitto, cont
     async with running(agent):
         await ctl.wait_ack("noon-1", "ready")
         assert player.plays == []  # ready but not due: the speaker waits for its own clock
-        clock.now = T0 + 60
+        clock.t = T0 + 60
         await ctl.wait_ack("noon-1", "played")
         assert ctl.statuses("noon-1") == ["received", "ready", "playing", "played"]
         assert [(p, s) for p, s, _ in player.plays] == [("noon-1", i.sha256) for i in items]
@@ -294,7 +287,7 @@ async def test_hostile_envelopes_are_rejected_and_nothing_plays(tmp_path, mosqui
         junk.write_bytes(b"\x00\xff{garbage" + os.urandom(2000))
         await mosquitto_pub(mosquitto, "-t", ctl.topics.playlist(HAMLET), "-f", str(junk))
         assert await ctl.wait_ack("?", "rejected") == "malformed"
-        clock.now = T0 + 200
+        clock.t = T0 + 200
         await ctl.wait_ack("new", "played")
     assert {p for p, _, _ in player.plays} == {"new"}
     assert agent.rejected["replay"] == 2
@@ -339,7 +332,7 @@ async def test_the_same_playlist_arriving_twice_at_once_plays_once(tmp_path, mos
 async def test_a_crash_mid_download_resumes_with_only_missing_chunks(
     tmp_path, mosquitto, controller
 ):
-    ctl, clock = controller, FakeClock()
+    ctl, clock = controller, FakeClock(T0)
     data = os.urandom(1_000_000)  # 16 chunks
     item = await ctl.publish_clip(data, range(8))
     await ctl.send_playlist(ctl.playlist("noon-1", [item]))
@@ -363,7 +356,7 @@ async def test_a_crash_mid_download_resumes_with_only_missing_chunks(
     again = make_agent(cfg, clock)
     async with running(again):
         await ctl.wait_ack("noon-1", "ready")
-        clock.now = T0 + 60
+        clock.t = T0 + 60
         await ctl.wait_ack("noon-1", "played")
     assert sorted(i for _, i in again.store.chunks_written) == list(range(8, 16))
     assert again.store.clip_path(item.sha256).read_bytes() == data
@@ -405,7 +398,7 @@ async def test_after_expiry_it_acks_expired_and_never_plays(tmp_path, mosquitto,
     async with running(make_agent(cfg, clock, player)):
         await ctl.send_playlist(ctl.playlist("no-audio", [missing], play_at=int(T0) + 40))
         await ctl.wait_ack("no-audio", "received")
-        clock.now = T0 + 1260
+        clock.t = T0 + 1260
         assert await ctl.wait_ack("no-audio", "expired") == "audio incomplete at expiry"
         # Arriving after its window (the node was offline): expired, not played.
         await ctl.send_playlist(ctl.playlist("too-late", [ready], slot="afternoon"))
@@ -472,7 +465,7 @@ async def test_stop_cancel_and_volume_controls(tmp_path, mosquitto, controller):
         await ctl.send_playlist(
             ctl.playlist("evening", [short], slot="evening", play_at=int(T0) + 300)
         )
-        clock.now = T0 + 300
+        clock.t = T0 + 300
         await ctl.wait_ack("evening", "played")
     assert [p for p, _, _ in player.plays] == ["routine", "evening"]
     assert player.volumes == [80, 35]
@@ -545,7 +538,7 @@ async def test_an_exercise_never_interrupts_even_if_marked_emergency(
 
 
 async def test_simulated_message_loss_still_plays_exactly_once(tmp_path, mosquitto, controller):
-    ctl, clock = controller, FakeClock()
+    ctl, clock = controller, FakeClock(T0)
     items = [await ctl.publish_clip(os.urandom(300_000))]  # 5 chunks
     await ctl.send_playlist(ctl.playlist("noon-1", items))
     player = NullPlayer(clock=clock)
@@ -560,7 +553,7 @@ async def test_simulated_message_loss_still_plays_exactly_once(tmp_path, mosquit
     )
     async with running(agent):
         await ctl.wait_ack("noon-1", "ready", within=20)
-        clock.now = T0 + 60
+        clock.t = T0 + 60
         await ctl.wait_ack("noon-1", "played")
     assert agent.dropped > 0
     assert [p for p, _, _ in player.plays] == ["noon-1"]
@@ -587,7 +580,7 @@ async def test_an_expired_download_stops_and_clips_unused_for_a_week_are_deleted
         await ctl.send_playlist(ctl.playlist("noon-1", [half]))
         await ctl.wait_ack("noon-1", "received")
         assert half.sha256 in agent.fetcher.active
-        clock.now = T0 + 1260
+        clock.t = T0 + 1260
         await ctl.wait_ack("noon-1", "expired")
         await eventually(lambda: half.sha256 not in agent.fetcher.active)
         await ctl.publish_clip(data, range(2, 4))  # too late: nobody is subscribed any more

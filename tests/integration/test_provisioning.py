@@ -32,11 +32,9 @@ async def test_node_config_output_used_as_is_connects_heartbeats_and_plays(tmp_p
     e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, texts=("Xin chào bà con.",))
     # Real time on both sides: the node process has no shifted clock, so neither has the daemon;
     # no scheduler either, the test dispatches the slot itself a few seconds ahead.
-    daemon = e2e.daemon(clock=time.time, scheduling=False)
     out = tmp_path / "provision"
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
+    async with e2e.running(fleet=False, clock=time.time, scheduling=False) as run:
+        daemon = run.daemon
         made = await asyncio.to_thread(
             subprocess.run,
             [BIN / "broadcastd", "node-config", NODE, "-c", e2e.config_path, "--out", out,
@@ -82,8 +80,6 @@ async def test_node_config_output_used_as_is_connects_heartbeats_and_plays(tmp_p
             node.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(node.wait, 10)
         assert code == 0, log.read_text(encoding="utf-8", errors="replace")[-2000:]
-        daemon.request_stop()
-        await daemon_task
 
 
 def _pub_state(url: str, user: str, password: str, topic: str) -> subprocess.CompletedProcess[str]:
@@ -98,18 +94,17 @@ def _pub_state(url: str, user: str, password: str, topic: str) -> subprocess.Com
 
 async def test_a_node_added_by_a_reload_can_connect_without_a_restart(tmp_path):
     e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, texts=("Xin chào.",))
-    daemon = e2e.daemon(scheduling=False)
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
+    async with e2e.running(fleet=False, scheduling=False) as run:
+        daemon = run.daemon
         text = e2e.config_path.read_text(encoding="utf-8")
         text = text.replace("    households: 10\n", "    households: 20\n")
         text = text.replace("{id: h00-n0, households: 10}", "{id: h00-n0, households: 10}, "
                             "{id: h00-n9, households: 10}")  # fmt: skip
         e2e.config_path.write_text(text, encoding="utf-8")
+        cmd: list[str | Path] = [BIN / "broadcastd", "node-config", "h00-n9", "-c", e2e.config_path]
         made = await asyncio.to_thread(
             subprocess.run,
-            [BIN / "broadcastd", "node-config", "h00-n9", "-c", e2e.config_path],
+            cmd,
             capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
         assert made.returncode == 0, made.stderr
@@ -125,5 +120,3 @@ async def test_a_node_added_by_a_reload_can_connect_without_a_restart(tmp_path):
         )
         assert accepted.returncode == 0, accepted.stderr
         await wait_for(lambda: daemon.registry.state("h00-n9") == "online", 10, "new node online")
-        daemon.request_stop()
-        await daemon_task

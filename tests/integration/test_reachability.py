@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING
 
 import aiomqtt
 import yaml
-from paho.mqtt.client import MQTTv5
 from support.e2e import E2E, wait_for, write_commune
 
 from broadcastd import protocol
@@ -116,10 +115,9 @@ async def _killed_or_frozen_goes_offline(
 ) -> float:
     e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, heartbeat="30s", keepalive="5s")
     node = "h00-n0"
-    daemon = e2e.daemon(clock=time.time, scheduling=False)  # the node process runs on real time
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
+    # the node process runs on real time
+    async with e2e.running(fleet=False, clock=time.time, scheduling=False) as run:
+        daemon = run.daemon
         proc = start_node(e2e, node)
         try:
             await wait_for(lambda: daemon.registry.state(node) == "online", 15, "node online")
@@ -132,8 +130,6 @@ async def _killed_or_frozen_goes_offline(
             await asyncio.to_thread(proc.wait, 10)
         await daemon.journal.flush()
         cause = daemon.journal.latest_transitions()[node].cause
-        daemon.request_stop()
-        await daemon_task
     assert latency <= bound, f"offline {latency:.2f}s after {sig.name}, bound {bound:.1f}s"
     # Heartbeat 30 s: silence would need 90 s; the Last Will is what made it offline.
     assert cause == "offline message (last will or shutdown)", cause
@@ -157,7 +153,6 @@ async def test_silent_but_connected_agent_is_stale_at_2x_and_offline_at_3x_heart
         tmp_path, hamlets=1, nodes_per_hamlet=2, heartbeat=f"{hb:.0f}s", keepalive="5s"
     )
     mute, chatty = "h00-n0", "h00-n1"
-    daemon = e2e.daemon(scheduling=False)
     host, port = e2e.config.broker.listen.rsplit(":", 1)
     user, password = Credentials.load_or_create(e2e.config).controller
     root = f"bcast/v1/{e2e.config.commune.id}/node"
@@ -177,20 +172,20 @@ async def test_silent_but_connected_agent_is_stale_at_2x_and_offline_at_3x_heart
             ):
                 offline_seen.append(topic)
 
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
+    async with e2e.running(fleet=False, scheduling=False) as run:
+        daemon = run.daemon
         client = await stack.enter_async_context(
             aiomqtt.Client(
-                host, int(port), username=user, password=password, protocol=MQTTv5,
+                host, int(port), username=user, password=password,
+                protocol=aiomqtt.ProtocolVersion.V5,
                 identifier=f"reachability-observer-{os.getpid()}",
             )
         )  # fmt: skip
         await client.subscribe(f"{root}/+/heartbeat", qos=1)
         await client.subscribe(f"{root}/+/state", qos=1)
-        observer = tg.create_task(observe(client))
+        observer = run.tasks.create_task(observe(client))
         fleet = e2e.fleet(nodes=[mute, chatty], heartbeat_s=hb)
-        fleet_task = tg.create_task(fleet.run())
+        run.start(fleet)
         await wait_for(lambda: len(beats) >= 2, 15, "two heartbeats from the mute node")
         assert daemon.registry.state(mute) == "online"
         await cancel_task(f"{mute}-heartbeat")  # the agent's heartbeat task; its link stays up
@@ -200,12 +195,8 @@ async def test_silent_but_connected_agent_is_stale_at_2x_and_offline_at_3x_heart
         wills = list(offline_seen)  # before the clean stop below publishes `offline` itself
         await daemon.journal.flush()
         cause = daemon.journal.latest_transitions()[mute].cause
-        fleet.stop()
-        await fleet_task
         observer.cancel()
         await stack.aclose()
-        daemon.request_stop()
-        await daemon_task
 
     assert stale_age is not None, "never stale"
     assert offline_age is not None, "never offline"

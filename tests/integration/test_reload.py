@@ -86,9 +86,10 @@ async def test_sighup_rejects_a_broken_config_then_applies_a_good_one_without_re
         broken = good.replace("announcements:\n", "announcements:\n" + NEW_ANNOUNCEMENT)
         broken = broken.replace("    slots: [late]\n", "    slots: [late, lunch]\n")
         e2e.config_path.write_text(broken, encoding="utf-8")
+        cmd: list[str | Path] = [BIN / "broadcastd", "check", "-c", e2e.config_path]
         check = await asyncio.to_thread(
             subprocess.run,
-            [BIN / "broadcastd", "check", "-c", e2e.config_path],
+            cmd,
             capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
         assert check.returncode == 78
@@ -128,10 +129,8 @@ async def test_a_new_file_matching_an_include_glob_is_loaded_without_a_signal(tm
     (included / "a.yaml").write_text(item.format("ann-a"), encoding="utf-8")
     text = e2e.config_path.read_text(encoding="utf-8")
     e2e.config_path.write_text(text + "include: [announcements/*.yaml]\n", encoding="utf-8")
-    daemon = e2e.daemon(watch_files=True, scheduling=False)
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
+    async with e2e.running(fleet=False, watch_files=True, scheduling=False) as run:
+        daemon = run.daemon
         await asyncio.sleep(1.5)  # the watcher has taken its baseline
         # A file the running config never read: only the watched directory can reveal it.
         (included / "b.yaml").write_text(item.format("ann-b"), encoding="utf-8")
@@ -141,5 +140,3 @@ async def test_a_new_file_matching_an_include_glob_is_loaded_without_a_signal(tm
 
         await wait_for(loaded, 15, "the new include to be loaded")
         assert daemon.metrics.config_reloads_total.labels(result="ok")._value.get() == 1
-        daemon.request_stop()
-        await daemon_task

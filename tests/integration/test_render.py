@@ -3,75 +3,41 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import os
 import re
 import signal
 import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
+from support.gtts_server import Blackhole, FakeGtts, make_speech_mp3
+from support.rendering import (
+    KILL_CLIPS,
+    TEXTS,
+    item,
+    kill_items,
+    make_config,
+    plans,
+    renderer,
+    spawn_render,
+)
 
-from broadcastd.config import Config
 from broadcastd.metrics import Metrics
-from broadcastd.models import PlanItem, SlotPlan
-from broadcastd.render.renderer import Renderer, build_renderer
-from broadcastd.render.store import AudioStore
-from broadcastd.render.tts import EspeakEngine, GttsEngine, TtsChain
-from tests.fakes.gtts_server import Blackhole, FakeGtts, make_speech_mp3
+from broadcastd.models import PlanItem
+from broadcastd.render.renderer import build_renderer
+from broadcastd.render.tts import EspeakEngine, GttsEngine, TtsEngine
 
-ROOT = Path(__file__).resolve().parents[2]
-CHIMES = ROOT / "audio" / "chimes"
-TEXTS = [
-    "Xin chào bà con thôn Bản Chương.",
-    "Thông báo tiêm phòng cho gia súc vào sáng thứ hai.",
-    "Đề nghị các hộ gia đình chú ý phòng chống lũ lụt.",
-    "Họp thôn lúc bảy giờ tối nay tại nhà văn hóa.",
-]
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+T = TypeVar("T")
 
 
-def make_config(state: Path, **audio: object) -> Config:
-    return Config.model_validate(
-        {
-            "commune": {"id": "sang-moc", "name": "Xã Sảng Mộc"},
-            "signing": {"private_key_file": str(state / "key")},
-            "state_dir": str(state),
-            "slots": {"noon": {"at": "11:30"}},
-            "audio": {
-                "intro": str(CHIMES / "intro.wav"),
-                "outro": str(CHIMES / "outro.wav"),
-                **audio,
-            },
-            "tts": {"engines": ["espeak"], "timeout": "5s"},
-            "hamlets": [{"id": "ban-chuong", "name": "Bản Chương", "households": 87}],
-        }
-    )
-
-
-def item(i: int, text: str) -> PlanItem:
-    return PlanItem(f"ann-{i}", f"Tin {i}", "general", "vi", "tts", "normal", 3.0, text=text)
-
-
-def plans(items: list[PlanItem]) -> list[SlotPlan]:
-    at = dt.datetime(2026, 11, 23, 11, 30, tzinfo=dt.UTC)
-    return [
-        SlotPlan(at.date(), "noon", hamlet, at, at, at, tuple(items))
-        for hamlet in ("ban-chuong", "na-lay")  # the same items twice: rendered once
-    ]
-
-
-def renderer(state: Path, engines: list[object], metrics: Metrics | None = None, **audio: object):
-    config = make_config(state, **audio)
-    chain = TtsChain(engines, config.audio.sample_rate, metrics)  # type: ignore[arg-type]
-    return Renderer(config, AudioStore(state / "audio"), chain, metrics)
-
-
-def probe(path: Path) -> dict[str, str]:
+def probe(path: Path) -> dict[str, Any]:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-of", "json", "-show_entries",
          "stream=codec_name,channels,sample_rate,bit_rate:format=duration", str(path)],
@@ -98,7 +64,7 @@ def google_mp3(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 async def test_every_clip_has_format_loudness_and_duration(tmp_path, google_mp3):
     metrics = Metrics()
     with FakeGtts(google_mp3) as fake:
-        engines = [GttsEngine(2.0, base_url=fake.url), EspeakEngine(5.0)]
+        engines: list[TtsEngine] = [GttsEngine(2.0, base_url=fake.url), EspeakEngine(5.0)]
         r = renderer(tmp_path, engines, metrics)
         gtts_clip = await r.clip_for(item(9, "Thông báo của ủy ban xã."))
     espeak = renderer(tmp_path, [EspeakEngine(5.0)])
@@ -188,45 +154,31 @@ async def test_a_failing_clip_is_named_and_the_others_render(tmp_path, google_mp
     assert summary.rendered == {"recording": 2}  # the chimes still rendered
 
 
-KILL_SCRIPT = textwrap.dedent(
-    """
-    import asyncio, sys
-    sys.path.insert(0, sys.argv[2])
-    from pathlib import Path
-    from tests.integration.test_render import TEXTS, item, plans, renderer
-    from broadcastd.render.tts import EspeakEngine
-    r = renderer(Path(sys.argv[1]), [EspeakEngine(5.0)])
-    r.concurrency = 1
-    items = [item(i, t + " " + str(j)) for j in range(4) for i, t in enumerate(TEXTS)]
-    asyncio.run(r.render_plans(plans(items), chimes=False))
-    """
-)
-
-
 def test_kill_9_mid_render_leaves_no_partial_clip(tmp_path):
     store = tmp_path / "audio"
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(tmp_path), str(ROOT)])
+    proc = spawn_render(tmp_path)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(list(store.glob("index/*.json"))) < 3:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done = len(list(store.glob("index/*.json")))
-    assert 3 <= done < 16, "the kill must land mid-way"
+    assert 3 <= done < KILL_CLIPS, "the kill must land mid-way"
     for path in store.glob("*.mp3"):  # anything under a real name is whole
         assert hashlib.sha256(path.read_bytes()).hexdigest() == path.stem
     for entry in store.glob("index/*.json"):
         sha = json.loads(entry.read_text())["sha256"]
         assert (store / f"{sha}.mp3").is_file()
     r = renderer(tmp_path, [EspeakEngine(5.0)])
-    items = [item(i, t + " " + str(j)) for j in range(4) for i, t in enumerate(TEXTS)]
-    summary = asyncio_run(r.render_plans(plans(items), chimes=False))
+    summary = asyncio_run(r.render_plans(plans(kill_items()), chimes=False))
     assert summary.failed == []
     assert summary.cached >= done
-    assert summary.cached + summary.rendered["espeak"] == 16
+    assert summary.cached + summary.rendered["espeak"] == KILL_CLIPS
 
 
-def asyncio_run(coro):  # a sync test: the kill loop above polls the file system
+def asyncio_run(
+    coro: Coroutine[Any, Any, T],
+) -> T:  # a sync test: the kill loop above polls the file system
     import asyncio  # noqa: PLC0415 - only this helper needs it
 
     return asyncio.run(coro)

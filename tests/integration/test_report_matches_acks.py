@@ -16,14 +16,17 @@ import os
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiomqtt
 import pytest
-from paho.mqtt.client import MQTTv5
 from support.e2e import wait_for, write_commune
 
 from broadcastd.node.player import PlayerError
 from broadcastd.transport.broker import Credentials
+
+if TYPE_CHECKING:
+    from broadcastd.config import Config
 
 BIN = Path(sys.executable).parent
 ABSENT = ("h00-n0", "h00-n1")
@@ -65,7 +68,9 @@ class Observer:
         return sum(status in s for by_node in self.acks.values() for s in by_node.values())
 
 
-def expected_figures(config, seen: Observer) -> tuple[dict[str, dict[str, object]], dict]:
+def expected_figures(
+    config: Config, seen: Observer
+) -> tuple[dict[str, dict[str, object]], dict[str, float]]:
     """Per hamlet and per category, from the observed acks and envelopes only."""
     categories = {a.id: a.category for a in config.announcements}
     rows: dict[str, dict[str, object]] = {}
@@ -100,20 +105,18 @@ async def test_report_json_figures_equal_the_acks_the_agents_sent(tmp_path):
     host, port = e2e.config.broker.listen.rsplit(":", 1)
     user, password = Credentials.load_or_create(e2e.config).controller
     seen = Observer(root)
-    daemon = e2e.daemon()
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 20)
+    async with e2e.running(fleet=False) as run:
+        daemon = run.daemon
         async with aiomqtt.Client(
-            host, int(port), username=user, password=password, protocol=MQTTv5,
+            host, int(port), username=user, password=password, protocol=aiomqtt.ProtocolVersion.V5,
             identifier=f"report-observer-{os.getpid()}",
         ) as client:  # fmt: skip
             await client.subscribe(f"{root}/node/+/ack", qos=1)
             await client.subscribe(f"{root}/hamlet/+/playlist", qos=1)
-            observer = tg.create_task(seen.run(client))
+            observer = run.tasks.create_task(seen.run(client))
             fleet = e2e.fleet(nodes=[n for n in e2e.node_ids if n not in ABSENT])
             fleet.agents[BROKEN].player = BrokenAmplifier()  # type: ignore[assignment]
-            fleet_task = tg.create_task(fleet.run())
+            run.start(fleet)
             await wait_for(
                 lambda: any(CRASHES_AFTER_READY in by and "ready" in by[CRASHES_AFTER_READY]
                             for by in seen.acks.values()),
@@ -135,10 +138,6 @@ async def test_report_json_figures_equal_the_acks_the_agents_sent(tmp_path):
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 30)
-        fleet.stop()
-        await fleet_task
-        daemon.request_stop()
-        await daemon_task
 
     assert proc.returncode == 0, err.decode()
     report = json.loads(out)

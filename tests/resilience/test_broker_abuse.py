@@ -11,37 +11,22 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from resilience.helpers import count
 from support.daemon_main import read_log, spawn, wait_log
 from support.e2e import write_commune
+from support.mqtt import link_as
+from support.soak import count
 
 from broadcastd import protocol
-from broadcastd.transport.broker import Credentials, write_broker_files
-from broadcastd.transport.link import LinkSettings, MqttLink
+from broadcastd.transport.broker import Credentials, MosquittoProcess
 
 TEN_MB = 10 * 1024 * 1024
 
 
 @pytest.fixture
-def commune(tmp_path, make_broker):
+def commune(tmp_path, secured_broker):
     e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=2, play_in=600.0)
-    passwd, acl, creds = write_broker_files(e2e.config, tmp_path / "broker-files")
-    broker = make_broker(password_file=passwd, acl_file=acl, persistence=False)
+    broker, creds = secured_broker(e2e.config, persistence=False)
     return e2e, broker, creds
-
-
-def _link(broker, user, password, inbox, *filters):
-    return MqttLink(
-        LinkSettings(
-            host=broker.host,
-            port=broker.port,
-            client_id=f"{user}-matrix",
-            username=user,
-            password=password,
-            subscriptions=tuple((f, 1) for f in filters),
-        ),
-        inbox,
-    )
 
 
 async def test_acl_matrix_no_node_writes_another_nodes_or_controller_topics(
@@ -60,10 +45,10 @@ async def test_acl_matrix_no_node_writes_another_nodes_or_controller_topics(
     seen = new_inbox()
     attempts = 0
     barriers: dict[str, int] = dict.fromkeys(nodes, 0)
-    async with run_link(_link(broker, *creds.controller, seen, f"{topics.root}/#")):
+    async with run_link(link_as(broker, *creds.controller, seen, f"{topics.root}/#")):
         for a, b in itertools.permutations(nodes, 2):
             forged = [topics.node_state(b), topics.node_heartbeat(b), topics.node_ack(b)]
-            link = _link(broker, a, creds.password(a), new_inbox())
+            link = link_as(broker, a, creds.password(a), new_inbox())
             async with run_link(link):
                 for topic in [*forged, *controller_only]:
                     await link.publish(topic, f"forged by {a}".encode(), retain=True)
@@ -102,7 +87,7 @@ async def test_ten_megabyte_publish_is_refused_by_the_broker(
     big = tmp_path / "big.bin"
     big.write_bytes(b"\0" * TEN_MB)
     seen = new_inbox()
-    async with run_link(_link(broker, *creds.controller, seen, f"{topics.root}/#")):
+    async with run_link(link_as(broker, *creds.controller, seen, f"{topics.root}/#")):
         # MQTT 3.1.1, so the client cannot know the limit: the broker itself must refuse it.
         result = await asyncio.to_thread(
             subprocess.run,
@@ -113,7 +98,7 @@ async def test_ten_megabyte_publish_is_refused_by_the_broker(
             timeout=30,
             check=False,
         )  # fmt: skip
-        node_link = _link(broker, node, creds.password(node), new_inbox())
+        node_link = link_as(broker, node, creds.password(node), new_inbox())
         async with run_link(node_link):
             await node_link.publish(topics.node_ack(node), b"barrier")
             await seen.wait_for(topics.node_ack(node))
@@ -121,7 +106,7 @@ async def test_ten_megabyte_publish_is_refused_by_the_broker(
     assert "closed" in read_log_of(broker) or result.returncode != 0
 
 
-def read_log_of(broker) -> str:
+def read_log_of(broker: MosquittoProcess) -> str:
     try:
         return broker.log_path.read_text(encoding="utf-8", errors="replace")
     except OSError:

@@ -13,8 +13,8 @@ import os
 import random
 import time
 
-from resilience.helpers import count, use_external_broker
 from support.e2e import wait_for, write_commune
+from support.soak import count
 
 
 async def test_broker_sigkill_during_dispatch_loses_nothing_and_plays_nothing_twice(
@@ -25,18 +25,12 @@ async def test_broker_sigkill_during_dispatch_loses_nothing_and_plays_nothing_tw
     kills = count(5, 20)  # the issue: killed and restarted 5x during a dispatch
     window = 1.0 * kills + 4.0  # kills land in the first `window` s; the slot plays after them
     broker = make_broker(persistence=True)
-    e2e = use_external_broker(
-        write_commune(tmp_path, hamlets=10, nodes_per_hamlet=5, play_in=window + 4.0),
-        broker.host,
-        broker.port,
-    )
-    daemon = e2e.daemon()
+    e2e = write_commune(
+        tmp_path, hamlets=10, nodes_per_hamlet=5, play_in=window + 4.0
+    ).use_external_broker(broker.host, broker.port)
     moments: list[float] = []
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 30)
-        fleet = e2e.fleet()
-        fleet_task = tg.create_task(fleet.run())
+    async with e2e.running() as run:
+        daemon, fleet = run.daemon, run.fleet
         t0 = time.monotonic()
         # stratified: one kill in each equal part of the window, so the early fetch is hit too
         for at in [window * (k + rng.random()) / kills for k in range(kills)]:
@@ -64,8 +58,4 @@ async def test_broker_sigkill_during_dispatch_loses_nothing_and_plays_nothing_tw
         for node, sim in fleet.agents.items():
             assert fleet.plays_of(got[sim.spec.hamlet])[node] == 1, (node, why)
             assert {p[0] for p in sim.player.plays} == {got[sim.spec.hamlet]}, (node, why)
-        fleet.stop()
-        await fleet_task
-        daemon.request_stop()
-        await daemon_task
     print(f"broker kill: {kills} SIGKILLs at {moments}s (seed {seed}); 50/50 played once")

@@ -17,11 +17,12 @@ import random
 import signal
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
-from resilience.helpers import count
 from support.daemon_main import read_log, spawn, wait_log
 from support.e2e import write_commune
+from support.soak import count
 
 from broadcastd import protocol
 from broadcastd.journal.store import Journal
@@ -49,9 +50,9 @@ class Probe:
         )
 
 
-async def _retained_playlists(probe: Probe) -> dict:
+async def _retained_playlists(probe: Probe) -> dict[str, Any]:
     """hamlet -> retained playlist envelope, as the broker holds it now."""
-    got: dict[str, dict] = {}
+    got: dict[str, Any] = {}
     async with probe.client() as client:
         await client.subscribe(f"{probe.root}/hamlet/+/playlist", qos=1)
         with contextlib.suppress(TimeoutError):
@@ -68,7 +69,7 @@ async def _wipe_retained(probe: Probe, hamlets: list[str]) -> None:
             await client.publish(f"{probe.root}/hamlet/{h}/playlist", b"", qos=1, retain=True)
 
 
-def _journal_now(path, now: float) -> dict:
+def _journal_now(path, now: float) -> dict[str, Any]:
     """integrity_check must be ok; hamlet -> the envelope the broker should retain."""
     journal = Journal.open(path, readonly=True)
     try:

@@ -12,11 +12,12 @@ import hashlib
 import json
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from resilience.helpers import node_config, running_agent, unique_commune
+from support.agents import node_config, running_agent, unique_commune
 from support.e2e import wait_for
+from support.envelopes import signed_playlist
+from support.mqtt import link_as
 
 from broadcastd import protocol
-from broadcastd.transport.link import LinkSettings, MqttLink
 
 DAY = 86400
 CLIP = b"ID3" + bytes(range(256)) * 8
@@ -32,19 +33,18 @@ def _signed(key, commune: str, pid: str, slot: str, play_at: int, issued_at: int
         lang="vi",
         announcement="ann",
     )
-    env = protocol.playlist_envelope(
+    return signed_playlist(
+        key,
         commune=commune,
         hamlet="h1",
         playlist_id=pid,
         slot=slot,
         play_at=play_at,
         expires_at=play_at + 1200,
-        priority="normal",
         issued_at=issued_at,
         items=[item],
         seq=issued_at,
     )
-    return protocol.encode(protocol.sign(env, key))
 
 
 async def test_node_back_after_a_day_plays_the_latest_and_no_stale_playlist(
@@ -63,15 +63,7 @@ async def test_node_back_after_a_day_plays_the_latest_and_no_stale_playlist(
     )
     t0 = int(fake_clock())
     acks = new_inbox()
-    daemon = MqttLink(
-        LinkSettings(
-            host=mosquitto.host,
-            port=mosquitto.port,
-            client_id=f"ctl-{commune}",
-            subscriptions=((topics.node_ack("n1"), 1),),
-        ),
-        acks,
-    )
+    daemon = link_as(mosquitto, None, None, acks, topics.node_ack("n1"), client_id=f"ctl-{commune}")
     async with run_link(daemon):
         await daemon.publish(topics.audio(hashlib.sha256(CLIP).hexdigest(), 0), CLIP, retain=True)
         async with running_agent(config, fake_clock):
@@ -89,10 +81,10 @@ async def test_node_back_after_a_day_plays_the_latest_and_no_stale_playlist(
         await daemon.publish(topics.playlist("h1"), latest, retain=True, expiry=3600)
 
         fake_clock.t = t0 + DAY  # a day later by the node's own clock
-        async with running_agent(config, fake_clock) as agent:
+        async with running_agent(config, fake_clock) as (agent, player):
             await wait_for(lambda: "t-noon" in agent._pending, 10, "today's playlist")
             fake_clock.t = today + 1
-            await wait_for(lambda: agent.player.plays, 10, "a play")
+            await wait_for(lambda: player.plays, 10, "a play")
             await wait_for(
                 lambda: any(
                     json.loads(p)["status"] == "played" for p in acks.on(topics.node_ack("n1"))
@@ -100,7 +92,7 @@ async def test_node_back_after_a_day_plays_the_latest_and_no_stale_playlist(
                 10,
                 "the played ack",
             )
-            plays = list(agent.player.plays)
+            plays = list(player.plays)
         statuses = [
             (json.loads(p)["playlist"], json.loads(p)["status"])
             for p in acks.on(topics.node_ack("n1"))

@@ -14,8 +14,8 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from resilience.helpers import examples
 from support.e2e import write_commune
+from support.soak import examples
 
 from broadcastd import protocol
 from broadcastd.config import Config, load_config
@@ -85,7 +85,7 @@ def test_signed_unicode_envelope_round_trips_and_any_text_change_breaks_it(env, 
     )
     assert isinstance(got, protocol.Playlist)
     assert got.unsigned() == env
-    assert [i.title for i in got.items] == [i["title"] for i in env["items"]]  # type: ignore[attr-defined]
+    assert [i.title for i in got.items] == [i["title"] for i in env["items"]]
     # change one item title by one character: the signature no longer matches
     tampered = copy.deepcopy(signed)
     items: Any = tampered["items"]

@@ -1,7 +1,7 @@
 """Render killed -9 again and again: no truncated clip is ever in the store or served.
 
-Each round starts a renderer process on the same store (tests/integration/test_render.py's
-KILL_SCRIPT: 16 espeak-ng clips, one at a time) and SIGKILLs it at a random moment. After every
+Each round starts a renderer process on the same store (`support.rendering.spawn_render`: 16
+espeak-ng clips, one at a time) and SIGKILLs it at a random moment. After every
 kill, everything under a content-hash name hashes to that name and every index entry names a
 complete clip; clips done before a kill are reused, never rendered again.
 """
@@ -14,17 +14,14 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
-from resilience.helpers import count
+from support.rendering import KILL_CLIPS as CLIPS
+from support.rendering import kill_items, plans, renderer, spawn_render
+from support.soak import count
 
 from broadcastd.render.store import AudioStore
 from broadcastd.render.tts import EspeakEngine
-from tests.integration.test_render import KILL_SCRIPT, ROOT, TEXTS, item, plans, renderer
-
-CLIPS = 16
 
 
 def _check_store(store) -> int:
@@ -51,7 +48,7 @@ def test_render_killed_repeatedly_never_leaves_a_truncated_clip(tmp_path):
     done_before = 0
     progress: list[int] = []
     for k in range(kills):
-        proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(tmp_path), str(ROOT)])
+        proc = spawn_render(tmp_path)
         # kill mid-clip: shortly after the next clip starts being written
         time.sleep(rng.uniform(0.3, 1.2))
         os.kill(proc.pid, signal.SIGKILL)
@@ -65,8 +62,7 @@ def test_render_killed_repeatedly_never_leaves_a_truncated_clip(tmp_path):
                 path.unlink()
             done_before = 0
     r = renderer(tmp_path, [EspeakEngine(5.0)])
-    items = [item(i, t + " " + str(j)) for j in range(4) for i, t in enumerate(TEXTS)]
-    summary = asyncio.run(r.render_plans(plans(items), chimes=False))
+    summary = asyncio.run(r.render_plans(plans(kill_items()), chimes=False))
     assert summary.failed == []
     assert summary.cached == done_before
     assert summary.cached + summary.rendered.get("espeak", 0) == CLIPS

@@ -12,11 +12,13 @@ import json
 import random
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from resilience.helpers import count, node_config, playlist, running_agent, unique_commune
+from support.agents import node_config, running_agent, unique_commune
 from support.e2e import wait_for
+from support.envelopes import signed, signed_playlist
+from support.mqtt import link_as
+from support.soak import count
 
 from broadcastd import protocol
-from broadcastd.transport.link import LinkSettings, MqttLink
 
 HAMLET = "h1"
 
@@ -32,7 +34,7 @@ def _resign(payload: bytes, key: Ed25519PrivateKey, **changes: object) -> bytes:
     env = json.loads(payload)
     env.pop("sig")
     env.update(changes)
-    return protocol.encode(protocol.sign(env, key))
+    return signed(key, env)
 
 
 async def test_forged_replayed_and_foreign_envelopes_are_all_rejected_and_counted(
@@ -52,17 +54,16 @@ async def test_forged_replayed_and_foreign_envelopes_are_all_rejected_and_counte
         public_key=protocol.public_key_b64(key.public_key()),
     )
 
-    def pl(pid: str, issued_at: int, seq: int, **kw: object) -> bytes:
-        return playlist(
+    def pl(pid: str, issued_at: int, seq: int) -> bytes:
+        return signed_playlist(
             key,
             commune=commune,
             hamlet=HAMLET,
-            pid=pid,
+            playlist_id=pid,
             play_at=now + 3600,
             expires_at=now + 7200,
             issued_at=issued_at,
             seq=seq,
-            **kw,  # type: ignore[arg-type]
         )
 
     # Yesterday's and this morning's real playlists, recorded by an attacker, then the current one.
@@ -90,33 +91,25 @@ async def test_forged_replayed_and_foreign_envelopes_are_all_rejected_and_counte
     assert base64.b64decode(tweaked) == base64.b64decode(sig)
     hostile.append(protocol.encode({**json.loads(fresh), "sig": tweaked}))
     controls = [
-        protocol.encode(
-            protocol.sign(
-                protocol.control_envelope(
-                    commune=commune,
-                    hamlet=HAMLET,
-                    control_id=f"stop-{i}",
-                    action="stop",
-                    issued_at=now,
-                    expires_at=now + 600,
-                ),
-                other,  # a kill switch from the wrong key
-            )
+        signed(
+            other,  # a kill switch from the wrong key
+            protocol.control_envelope(
+                commune=commune,
+                hamlet=HAMLET,
+                control_id=f"stop-{i}",
+                action="stop",
+                issued_at=now,
+                expires_at=now + 600,
+            ),
         )
         for i in range(10)
     ]
 
     acks = new_inbox()
-    attacker = MqttLink(
-        LinkSettings(
-            host=mosquitto.host,
-            port=mosquitto.port,
-            client_id=f"attacker-{commune}",
-            subscriptions=((topics.node_ack("n1"), 1),),
-        ),
-        acks,
+    attacker = link_as(
+        mosquitto, None, None, acks, topics.node_ack("n1"), client_id=f"attacker-{commune}"
     )
-    async with running_agent(config, fake_clock) as agent, run_link(attacker):
+    async with running_agent(config, fake_clock) as (agent, player), run_link(attacker):
         await attacker.publish(topics.playlist(HAMLET), current)
         await wait_for(lambda: "current" in agent._pending, 10, "the current playlist accepted")
         for payload in hostile:
@@ -139,7 +132,7 @@ async def test_forged_replayed_and_foreign_envelopes_are_all_rejected_and_counte
         assert sum(agent.rejected.values()) == total, agent.rejected
         assert rejected_acks() == total
         assert list(agent._pending) == ["current"], "nothing hostile may become pending"
-        assert agent.player.plays == []
+        assert player.plays == []
         assert agent.store.state.seq.get("control") is None, "no forged control accepted"
         assert agent.rejected["replay"] == len(old)
         assert agent.rejected["wrong_commune"] >= 1

@@ -17,8 +17,8 @@ import datetime as dt
 import statistics
 import time
 
-from resilience.helpers import SOAK, count
-from support.e2e import TZ, write_commune
+from support.e2e import TZ, FleetArgs, write_commune
+from support.soak import SOAK, count
 
 from broadcastd.controller.dispatch import SlotDue
 
@@ -94,16 +94,18 @@ async def test_soak_every_online_node_plays_each_slot_late_under_two_seconds(tmp
             if at + POST_S < end:
                 due.append((at, day0 + dt.timedelta(days=d), slot))
     clock = WarpClock(start, [at for at, _, _ in due])
-    daemon = e2e.daemon(clock=clock, scheduling=False)
     results: list[str] = []
     lateness: list[float] = []
-    async with asyncio.TaskGroup() as tg:
-        daemon_task = tg.create_task(daemon.run())
-        await asyncio.wait_for(daemon.ready.wait(), 30)
-        fleet = e2e.fleet(
-            clock=clock, loss=0.05, flap=0.01, seed=8, heartbeat_s=2.0, refetch_after=REFETCH_S
-        )
-        fleet_task = tg.create_task(fleet.run())
+    lossy: FleetArgs = {
+        "clock": clock,
+        "loss": 0.05,
+        "flap": 0.01,
+        "seed": 8,
+        "heartbeat_s": 2.0,
+        "refetch_after": REFETCH_S,
+    }
+    async with e2e.running(fleet=lossy, clock=clock, scheduling=False) as run:
+        daemon, fleet = run.daemon, run.fleet
         for play_at, day, slot in due:
             await clock.until(play_at - LEAD_S + 1)
             daemon.queue.put_nowait(SlotDue(day, slot, reason="soak"))
@@ -118,7 +120,8 @@ async def test_soak_every_online_node_plays_each_slot_late_under_two_seconds(tmp
             await clock.until(play_at + POST_S)
             online = {n for n in up if fleet.agents[n].restarts == restarts[n]}
             ids = {r.hamlet: r.id for r in daemon.journal.dispatches_for(day, slot)}
-            missed, lost_playlist = [], []
+            missed: list[str] = []
+            lost_playlist: list[str] = []
             for node in sorted(online):
                 sim = fleet.agents[node]
                 pid = ids[sim.spec.hamlet]
@@ -137,10 +140,6 @@ async def test_soak_every_online_node_plays_each_slot_late_under_two_seconds(tmp
                 f" {lost_playlist}"
             )
             assert missed == [], results[-1]
-        fleet.stop()
-        await fleet_task
-        daemon.request_stop()
-        await daemon_task
     assert lateness, results
     p95 = statistics.quantiles(lateness, n=20)[-1] if len(lateness) > 1 else lateness[0]
     print("\n".join(results))

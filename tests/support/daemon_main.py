@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from broadcastd.controller.daemon import Daemon
 from broadcastd.controller.runner import run_until_stopped
 from broadcastd.errors import BroadcastdError, ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[2]
@@ -43,6 +49,25 @@ def spawn(
             stderr=logf,
             env=full_env,
         )
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """`proc` for the block; SIGKILLed and waited for afterwards if still running (a failure)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+async def terminate_timed(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
+    """SIGTERM `proc`; its exit code and the seconds it took to exit (at most 10)."""
+    proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    code = await asyncio.to_thread(proc.wait, 10)
+    return code, time.monotonic() - t0
 
 
 def read_log(log_path: Path) -> str:
@@ -90,7 +115,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.stubborn:
-        Daemon._sweep = _stubborn_sweep  # type: ignore[method-assign]
+        Daemon._sweep = _stubborn_sweep  # type: ignore[method-assign, assignment]
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,

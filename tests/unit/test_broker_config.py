@@ -6,9 +6,10 @@ import base64
 import json
 import stat
 import subprocess
-import textwrap
+from typing import TYPE_CHECKING
 
 import pytest
+from support.communes import write_sang_moc
 
 from broadcastd.cli.main import run as cli
 from broadcastd.config import load_config
@@ -23,11 +24,9 @@ from broadcastd.transport.broker import (
     password_file_lines,
 )
 
-NODES_V1 = """
-  - {id: ban-chuong, name: "Bản Chương", households: 87,
-     nodes: [{id: bc-01, households: 50}, {id: bc-02, households: 37}]}
-  - {id: na-lay, name: "Nà Láy", households: 40, nodes: [{id: nl-01, households: 40}]}
-"""
+if TYPE_CHECKING:
+    from pathlib import Path
+
 NODES_V2 = """
   - {id: ban-chuong, name: "Bản Chương", households: 87,
      nodes: [{id: bc-01, households: 50}, {id: bc-03, households: 37}]}
@@ -35,22 +34,7 @@ NODES_V2 = """
 """
 
 
-def write_config(tmp_path, hamlets=NODES_V1):
-    path = tmp_path / "commune.yaml"
-    path.write_text(
-        textwrap.dedent("""
-            commune: {id: sang-moc, name: "Xã Sảng Mộc"}
-            signing: {private_key_file: ed25519.key}
-            state_dir: state
-            slots: {noon: {at: "11:30"}}
-            hamlets:""")
-        + hamlets,
-        encoding="utf-8",
-    )
-    return path
-
-
-def conf_lines(opts, tmp_path):
+def conf_lines(opts: BrokerOptions, tmp_path: Path) -> list[str]:
     return mosquitto_conf(opts, tmp_path).splitlines()
 
 
@@ -86,7 +70,7 @@ def test_conf_without_persistence(tmp_path):
 
 
 def test_credentials_are_private_stable_and_follow_the_node_list(tmp_path):
-    config = load_config(write_config(tmp_path), probe_media=False).config
+    config = load_config(write_sang_moc(tmp_path), probe_media=False).config
     first = Credentials.load_or_create(config)
     assert first.path == tmp_path / "state" / "broker" / "credentials.json"
     assert stat.S_IMODE(first.path.stat().st_mode) == 0o600
@@ -96,7 +80,7 @@ def test_credentials_are_private_stable_and_follow_the_node_list(tmp_path):
 
     assert Credentials.load_or_create(config).passwords == first.passwords
 
-    config2 = load_config(write_config(tmp_path, NODES_V2), probe_media=False).config
+    config2 = load_config(write_sang_moc(tmp_path, NODES_V2), probe_media=False).config
     second = Credentials.load_or_create(config2)
     assert set(second.passwords) == {CONTROLLER_USER, "bc-01", "bc-03", "nl-01"}
     for kept in (CONTROLLER_USER, "bc-01", "nl-01"):
@@ -109,7 +93,7 @@ def test_credentials_are_private_stable_and_follow_the_node_list(tmp_path):
 
 
 def test_corrupt_credentials_file_is_a_clear_error(tmp_path):
-    config = load_config(write_config(tmp_path), probe_media=False).config
+    config = load_config(write_sang_moc(tmp_path), probe_media=False).config
     path = Credentials.path_for(config)
     path.parent.mkdir(parents=True)
     path.write_text("{not json", encoding="utf-8")
@@ -136,7 +120,7 @@ def test_password_file_has_one_hashed_line_per_user(tmp_path):
 
 
 def test_acl_gives_each_node_only_its_own_topics(tmp_path):
-    config = load_config(write_config(tmp_path), probe_media=False).config
+    config = load_config(write_sang_moc(tmp_path), probe_media=False).config
     text = "\n".join(ln for ln in acl_text(config).splitlines() if not ln.startswith("#"))
     blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in text.strip().split("\n\n")}
     root = "bcast/v1/sang-moc"
@@ -152,7 +136,7 @@ def test_acl_gives_each_node_only_its_own_topics(tmp_path):
 
 
 def test_acl_command_prints_entries_and_writes_private_files(tmp_path, capsys):
-    cfg = write_config(tmp_path)
+    cfg = write_sang_moc(tmp_path)
     assert cli(["acl", "-c", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "# mosquitto password_file" in out

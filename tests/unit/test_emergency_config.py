@@ -7,23 +7,14 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from support.communes import thu
 
 from broadcastd.cli.main import run
 from broadcastd.config import DEFAULT_CORRECTION, load_config
 
 ROOT = Path(__file__).parent.parent.parent
 
-BASE = """\
-commune: {id: thu, name: Xã Thử}
-signing: {private_key_file: key}
-state_dir: state
-slots:
-  noon: {at: "11:30"}
-tts: {engines: [espeak]}
-hamlets:
-  - {id: ban-a, name: Bản A, households: 10}
-  - {id: ban-b, name: Bản B, households: 10}
-"""
+BASE = thu(hamlets=2)
 
 
 def write(tmp_path: Path, extra: str) -> Path:

@@ -7,6 +7,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 import pytest
+from support.communes import thu
 
 from broadcastd.config import EXERCISE_NOTICE, load_config
 from broadcastd.controller.approvals import ApprovalError, Approvals, check_operator
@@ -22,18 +23,7 @@ if TYPE_CHECKING:
 
     from broadcastd.config import Config
 
-BASE = """\
-commune: {id: thu, name: Xã Thử}
-signing: {private_key_file: key}
-state_dir: state
-slots:
-  noon: {at: "11:30"}
-tts: {engines: [espeak]}
-hamlets:
-  - {id: ban-a, name: Bản A, households: 10}
-  - {id: ban-b, name: Bản B, households: 10}
-  - {id: ban-c, name: Bản C, households: 10}
-"""
+BASE = thu(hamlets=3)
 FIRST_WED = dt.date(2026, 12, 2)
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ NOW = 1_800_000_000.0
 
 def envelope(
     pid: str, hamlet: str = "ban-a", *, play_at: int = 1_800_000_600, seq: int = 1
-) -> dict:
+) -> dict[str, Any]:
     return {
         "v": 1,
         "kind": "playlist",
@@ -55,7 +56,7 @@ def envelope(
     }
 
 
-def signed(env: dict) -> protocol.Signed[protocol.Playlist]:
+def signed(env: dict[str, Any]) -> protocol.Signed[protocol.Playlist]:
     return protocol.signed_playlist(protocol.encode(env))
 
 

@@ -7,26 +7,16 @@ import logging
 import random
 
 import pytest
+from support.clock import FakeClock
 
 from broadcastd.config import Config
-from broadcastd.controller.registry import (
-    FLAP_LIMIT,
-    NodeRegistry,
-    Transition,
-)
+from broadcastd.controller.registry import FLAP_LIMIT, NodeRegistry
 from broadcastd.errors import ProtocolError
 from broadcastd.metrics import Metrics
+from broadcastd.models import Transition
 from broadcastd.protocol.payloads import MAX_NODE_PAYLOAD_BYTES, parse_heartbeat
 
 HB = 30.0
-
-
-class Clock:
-    def __init__(self, t: float = 1_800_000_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def make_config(*, per_node: bool = False, extra_node: bool = True) -> Config:
@@ -58,8 +48,8 @@ def st(state: str, ts: float) -> bytes:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(1_800_000_000.0)
 
 
 @pytest.fixture
@@ -73,7 +63,7 @@ def journal() -> list[Transition]:
 
 
 @pytest.fixture
-def reg(clock: Clock, metrics: Metrics, journal: list[Transition]) -> NodeRegistry:
+def reg(clock: FakeClock, metrics: Metrics, journal: list[Transition]) -> NodeRegistry:
     return NodeRegistry(make_config(), metrics, now=clock, journal_cb=journal.append)
 
 

@@ -6,17 +6,21 @@ import csv
 import io
 import json
 import textwrap
+from typing import TYPE_CHECKING
 
 import pytest
 
 from broadcastd import cli, protocol
 from broadcastd.journal.store import Journal
-from broadcastd.models import Ack, Transition
+from broadcastd.models import Ack, AckStatus, Transition
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 T0 = 1_800_000_000.0
 
 
-def _config(tmp_path):
+def _config(tmp_path: Path) -> tuple[Path, Path]:
     state = tmp_path / "state"
     state.mkdir()
     cfg = tmp_path / "commune.yaml"
@@ -47,7 +51,9 @@ def _config(tmp_path):
     return cfg, state / "journal.sqlite3"
 
 
-def env(pid, hamlet, *, slot="noon", status="live", priority="normal"):
+def env(
+    pid: str, hamlet: str, *, slot: str = "noon", status: str = "live", priority: str = "normal"
+) -> protocol.Signed[protocol.Playlist]:
     items = [
         protocol.PlaylistItem("ab" * 32, 10, 1, 3000, "intro", "zxx", "intro"),
         protocol.PlaylistItem("cd" * 32, 10, 1, 90000, "Vaccine", "vi", "vaccine"),
@@ -69,18 +75,19 @@ def env(pid, hamlet, *, slot="noon", status="live", priority="normal"):
     return protocol.Signed(playlist, protocol.encode({**playlist.unsigned(), "sig": "x"}))
 
 
-async def _fill(path):
+async def _fill(path: Path) -> None:
     j = Journal.open(path, clock=lambda: T0)
     await j.record_dispatch(env("20270115-noon-ban-a-1", "ban-a"))
     await j.record_dispatch(env("20270115-noon-ban-b-1", "ban-b"))
     await j.record_dispatch(env("20270115-noon-ban-b-x", "ban-b", status="exercise"))
-    for node, status in [
+    acks: list[tuple[str, AckStatus]] = [
         ("a1", "ready"),
         ("a1", "played"),
         ("a2", "ready"),
         ("a2", "played"),
         ("a3", "failed"),
-    ]:
+    ]
+    for node, status in acks:
         j.record_ack(Ack(node, "20270115-noon-ban-a-1", status, int(T0)), "ban-a")
     j.record_ack(Ack("b1", "20270115-noon-ban-b-1", "ready", int(T0)), "ban-b")
     j.record_ack(Ack("b1", "20270115-noon-ban-b-1", "rejected", int(T0), "bad sig"), "ban-b")

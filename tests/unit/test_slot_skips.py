@@ -6,6 +6,8 @@ import asyncio
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from support.communes import thu
+
 from broadcastd.config import load_config
 from broadcastd.controller.slotfeed import SlotFeed
 from broadcastd.journal.store import Journal
@@ -14,16 +16,7 @@ from broadcastd.metrics import Metrics
 if TYPE_CHECKING:
     from broadcastd.controller.dispatch import SlotDue
 
-CONFIG = """\
-commune: {id: thu, name: Xã Thử}
-signing: {private_key_file: key}
-state_dir: state
-slots:
-  late: {at: "23:50", lead: 30m, catch_up: 20m}
-tts: {engines: [espeak]}
-hamlets:
-  - {id: ban-a, name: Bản A, households: 10}
-"""
+CONFIG = thu(hamlets=1, slots='late: {at: "23:50", lead: 30m, catch_up: 20m}')
 DAY = dt.date(2026, 11, 24)
 
 

@@ -6,11 +6,12 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
+from support.clock import FakeClock
+from support.gtts_server import Blackhole, FakeGtts, make_speech_mp3
 
 from broadcastd.errors import RenderError
 from broadcastd.metrics import Metrics
-from broadcastd.render.tts import EspeakEngine, GttsEngine, TtsChain, TtsTimeoutError
-from tests.fakes.gtts_server import Blackhole, FakeGtts, make_speech_mp3
+from broadcastd.render.tts import EspeakEngine, GttsEngine, TtsChain, TtsEngine, TtsTimeoutError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -23,14 +24,6 @@ def google_mp3(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return make_speech_mp3(TEXT, tmp_path_factory.mktemp("gtts") / "voice.mp3")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def renders(metrics: Metrics, engine: str, result: str) -> float:
     value = metrics.registry.get_sample_value(
         "broadcastd_tts_renders_total", {"engine": engine, "result": result}
@@ -38,9 +31,11 @@ def renders(metrics: Metrics, engine: str, result: str) -> float:
     return value or 0.0
 
 
-def chain(url: str, metrics: Metrics, clock: Clock | None = None, timeout: float = 1.0) -> TtsChain:
-    engines = [GttsEngine(timeout, base_url=url), EspeakEngine(5.0)]
-    return TtsChain(engines, 22050, metrics, now=clock or Clock())
+def chain(
+    url: str, metrics: Metrics, clock: FakeClock | None = None, timeout: float = 1.0
+) -> TtsChain:
+    engines: list[TtsEngine] = [GttsEngine(timeout, base_url=url), EspeakEngine(5.0)]
+    return TtsChain(engines, 22050, metrics, now=clock or FakeClock(1000.0))
 
 
 async def test_gtts_reply_is_decoded_and_used(google_mp3):
@@ -77,7 +72,7 @@ async def test_slow_gtts_within_timeout_still_wins(google_mp3):
 
 
 async def test_failed_gtts_is_skipped_for_a_doubling_backoff(google_mp3):
-    metrics, clock = Metrics(), Clock()
+    metrics, clock = Metrics(), FakeClock(1000.0)
     with FakeGtts(google_mp3, mode="429") as fake:
         tts = chain(fake.url, metrics, clock)
         await tts.speak(TEXT, "vi")
