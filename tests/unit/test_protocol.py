@@ -12,26 +12,18 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.vector import (
+    NOW,
+    SEED,
+    VECTOR_CANONICAL,
+    VECTOR_PUBLIC,
+    VECTOR_SIG,
+    vector_fields,
+)
 
 from broadcastd import protocol as p
 from broadcastd.errors import BroadcastdError, ProtocolError
 from broadcastd.protocol import payloads as pl
-
-# Fixed vector: an independent speaker or controller must produce exactly these bytes and signature.
-SEED = bytes(range(32))
-VECTOR_PUBLIC = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
-VECTOR_CANONICAL = (
-    '{"commune":"sang-moc","expires_at":1795931400,"hamlet":"ban-chuong",'
-    '"id":"2026-11-24-noon-ban-chuong","issued_at":1795928400,"items":[{"announcement":'
-    '"vaccine-2026-11","bytes":70000,"chunks":2,"duration_ms":12500,"lang":"vi","sha256":'
-    '"abababababababababababababababababababababababababababababababab",'
-    '"title":"Tiêm phòng cho gia súc"}],"kind":"playlist","play_at":1795930200,'
-    '"priority":"normal","seq":7,"slot":"noon","status":"live","v":1}'
-).encode()
-VECTOR_SIG = (
-    "9WWGQAscfA7/aMp6Yr+3ChJXuYacxpG8lNo9n4fGBM44DYokk6+qapgVskIQMnwIhgwR/sAj5GPwY+ZSRlyNCg=="
-)
-NOW = 1795928500.0
 
 
 @pytest.fixture
@@ -40,31 +32,7 @@ def key() -> Ed25519PrivateKey:
 
 
 def vector_envelope(**over: object) -> dict[str, object]:
-    fields: dict[str, object] = {
-        "commune": "sang-moc",
-        "hamlet": "ban-chuong",
-        "playlist_id": "2026-11-24-noon-ban-chuong",
-        "slot": "noon",
-        "play_at": 1795930200,
-        "expires_at": 1795931400,
-        "priority": "normal",
-        "issued_at": 1795928400,
-        "items": [
-            p.PlaylistItem(
-                sha256="ab" * 32,
-                bytes=70000,
-                chunks=2,
-                duration_ms=12500,
-                title="Tiêm phòng cho gia súc",
-                lang="vi",
-                announcement="vaccine-2026-11",
-            )
-        ],
-        "status": "live",
-        "seq": 7,
-    }
-    fields.update(over)
-    return p.playlist_envelope(**fields)  # type: ignore[arg-type]
+    return p.playlist_envelope(**(vector_fields() | over))
 
 
 def check(payload: bytes, key: Ed25519PrivateKey, **over: object) -> p.Playlist | p.Control:

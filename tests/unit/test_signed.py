@@ -8,39 +8,13 @@ from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support.vector import NOW, SEED, VECTOR_PLAYLIST, VECTOR_SIG
 
 from broadcastd import protocol as p
 from broadcastd.errors import ProtocolError
 
-SEED = bytes(range(32))
-VECTOR_SIG = (  # the fixed vector of test_protocol.py
-    "9WWGQAscfA7/aMp6Yr+3ChJXuYacxpG8lNo9n4fGBM44DYokk6+qapgVskIQMnwIhgwR/sAj5GPwY+ZSRlyNCg=="
-)
-NOW = 1795928500.0
 KEY = Ed25519PrivateKey.from_private_bytes(SEED)
-PLAYLIST = p.Playlist(
-    commune="sang-moc",
-    hamlet="ban-chuong",
-    id="2026-11-24-noon-ban-chuong",
-    slot="noon",
-    play_at=1795930200,
-    expires_at=1795931400,
-    priority="normal",
-    issued_at=1795928400,
-    items=(
-        p.PlaylistItem(
-            sha256="ab" * 32,
-            bytes=70000,
-            chunks=2,
-            duration_ms=12500,
-            title="Tiêm phòng cho gia súc",
-            lang="vi",
-            announcement="vaccine-2026-11",
-        ),
-    ),
-    status="live",
-    seq=7,
-)
+PLAYLIST = VECTOR_PLAYLIST
 CONTROL = p.Control(
     commune="sang-moc",
     hamlet="ban-chuong",
