@@ -17,23 +17,23 @@ if TYPE_CHECKING:
 
     from broadcastd.errors import Problem
 
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-_LANG = re.compile(r"^[a-z]{2,8}$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
+_LANG = re.compile(r"[a-z]{2,8}")
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-_HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})$")
-_BITRATE = re.compile(r"^(\d{1,3})k$")
+_CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+_HOSTPORT = re.compile(r"(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})")
+_BITRATE = re.compile(r"(\d{1,3})k")
 
 
 def _slug(value: str) -> str:
-    if not _SLUG.match(value):
+    if not _SLUG.fullmatch(value):
         raise ValueError("expected an id of lowercase letters, digits and '-'")
     return value
 
 
 def _lang(value: str) -> str:
-    if not _LANG.match(value):
+    if not _LANG.fullmatch(value):
         raise ValueError("expected a short lowercase language tag such as 'vi' or 'dao'")
     return value
 
@@ -51,7 +51,7 @@ def parse_duration(value: object) -> dt.timedelta:
     if isinstance(value, int | float):
         seconds = float(value)
     else:
-        m = _DURATION.match(str(value))
+        m = _DURATION.fullmatch(str(value))
         if not m:
             raise ValueError("expected a duration such as 30s, 15m or 6h")
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
@@ -65,14 +65,14 @@ def parse_duration(value: object) -> dt.timedelta:
 def _clock(value: object) -> dt.time:
     if isinstance(value, dt.time):
         return value
-    m = _CLOCK.match(str(value).strip()) if isinstance(value, str) else None
+    m = _CLOCK.fullmatch(str(value).strip()) if isinstance(value, str) else None
     if not m:
         raise ValueError("expected a time of day as HH:MM")
     return dt.time(int(m.group(1)), int(m.group(2)))
 
 
 def _hostport(value: str) -> str:
-    m = _HOSTPORT.match(value)
+    m = _HOSTPORT.fullmatch(value)
     if not m or not 0 < int(m.group("port")) < 65536:
         raise ValueError("expected HOST:PORT such as 127.0.0.1:1883")
     return value
@@ -87,7 +87,7 @@ def _timezone(value: str) -> str:
 
 
 def _bitrate(value: str) -> str:
-    m = _BITRATE.match(value)
+    m = _BITRATE.fullmatch(value)
     if not m or not 8 <= int(m.group(1)) <= 320:
         raise ValueError("expected a bitrate between 8k and 320k, such as 32k")
     return value
@@ -121,6 +121,8 @@ def _problems(exc: ValidationError, located: Located) -> list[Problem]:
         path = _yaml_path(err["loc"])
         kind = err["type"]
         msg = _message(err)
+        if kind == "too_short" and _has_item_errors(exc.errors(include_url=False), path):
+            continue  # pydantic counts only the items that validated: the items' errors say why
         if (path, msg) in seen:
             continue
         seen.add((path, msg))
@@ -136,6 +138,15 @@ def _problems(exc: ValidationError, located: Located) -> list[Problem]:
         else:
             problems.append(problem_at(located.where(path), dotted(path), msg, err.get("input")))
     return sorted(problems, key=lambda p: (str(p.file), p.line, p.col))
+
+
+def _has_item_errors(errors: list[Any], path: YamlPath) -> bool:
+    n = len(path)
+    for err in errors:
+        inner = _yaml_path(err["loc"])
+        if len(inner) > n and inner[:n] == path and isinstance(inner[n], int):
+            return True
+    return False
 
 
 def _yaml_path(loc: tuple[int | str, ...]) -> YamlPath:

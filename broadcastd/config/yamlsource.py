@@ -69,7 +69,7 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader used only to compose nodes and construct scalars."""
 
 
-_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$")
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")
 
 
 def read_yaml(path: Path) -> Located:
@@ -235,9 +235,10 @@ class _Converter:
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
         # YAML 1.1 reads 11:30 as the base-60 integer 690; staff mean a clock time.
-        if node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and _SEXAGESIMAL.match(
-            node.value
-        ):
+        if node.tag in (
+            "tag:yaml.org,2002:int",
+            "tag:yaml.org,2002:float",
+        ) and _SEXAGESIMAL.fullmatch(node.value):
             return node.value
         try:
             return self.loader.construct_object(node, deep=True)
