@@ -1,8 +1,8 @@
 """Reading a config from disk: includes, relative paths, schema, cross-references and media checks.
 
-Every problem is collected and reported together: a schema error in one hamlet or announcement
-does not hide a bad reference in another, because cross-references are checked on every part that
-validated on its own (`configcheck.Parts`).
+Every problem is collected and reported together: a schema error in one field does not hide a bad
+reference in another, because cross-references are checked on every field that validated on its
+own (`crosscheck.Parts`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def load_config(path: Path | str, *, probe_media: bool = True) -> LoadedConfig:
     Problems name files as the caller spelled them (relative stays so).
     """
     path = Path(path)
-    located = read_yaml(path)
+    located = read_yaml(path, collect=True)
     if not isinstance(located.data, dict):
         if located.data is None:
             message = (
@@ -53,7 +53,7 @@ def load_config(path: Path | str, *, probe_media: bool = True) -> LoadedConfig:
         raise ConfigError([Problem(path, 1, 1, "", message, has_value=False)])
     data: dict[str, Any] = located.data
     files = [path]
-    problems: list[Problem] = []
+    problems: list[Problem] = list(located.problems)
     written: dict[YamlPath, str] = {}  # path values as the file spells them, for messages
     for p in _PATH_FIELDS:
         _resolve(data, p, path.parent, written)
@@ -71,14 +71,14 @@ def load_config(path: Path | str, *, probe_media: bool = True) -> LoadedConfig:
     except ConfigError as exc:
         problems += exc.problems
     parts = Parts.of(data)
-    problems += cross_check(parts, located)
+    problems += cross_check(parts, located, written)
     clip_seconds: dict[Path, float] = {}
     if probe_media:
         state_dir = data.get("state_dir")
         cache_dir = Path(state_dir) if isinstance(state_dir, str) else None
         problems += _probe_media(parts, located, written, clip_seconds, cache_dir)
     if problems or config is None:
-        raise ConfigError(_ordered(problems, files))
+        raise ConfigError(_ordered(located.relabel(problems), files))
     return LoadedConfig(
         config,
         files=tuple(f.absolute() for f in files),
@@ -143,7 +143,9 @@ def _merge_includes(
         matches = sorted(glob.glob(str(path.parent / pattern)))  # noqa: PTH207 - patterns may hold '..'
         if not matches:
             loc = located.where(("include", i))
-            problems.append(problem_at(loc, f"include[{i}]", "pattern matches no file", pattern))
+            where = os.path.normpath(path.parent.absolute() / pattern)
+            message = f"pattern matches no file (looked for {where})"
+            problems.append(problem_at(loc, f"include[{i}]", message, pattern))
         for match in matches:
             inc = _read_include(Path(match), problems)
             if inc is None:
@@ -151,6 +153,7 @@ def _merge_includes(
             files.append(Path(match))
             for j, item in enumerate(inc.data):
                 origins[len(anns)] = Path(match)
+                located.local[len(anns)] = j
                 located.graft(("announcements", len(anns)), inc, (j,))
                 anns.append(item)
     return origins
@@ -159,10 +162,11 @@ def _merge_includes(
 def _read_include(path: Path, problems: list[Problem]) -> Located | None:
     """An included file's list of announcements, or None (with the problem recorded)."""
     try:
-        inc = read_yaml(path)
+        inc = read_yaml(path, collect=True)
     except ConfigError as exc:
         problems.extend(exc.problems)
         return None
+    problems.extend(inc.problems)
     if inc.data is None:
         return None
     if not isinstance(inc.data, list):
@@ -184,13 +188,13 @@ def _probe_media(
 ) -> list[Problem]:
     """Every recorded clip and chime must exist and decode; measure its duration."""
     wanted: list[tuple[Path, YamlPath]] = []
-    if parts.audio is not None:
-        for key in ("intro", "outro"):
-            p = getattr(parts.audio, key)
-            if p is not None:
-                wanted.append((p, ("audio", key)))
+    for key in ("intro", "outro"):
+        p = parts.audio.get(key)
+        if p is not None:
+            wanted.append((p, ("audio", key)))
     for i, a in parts.announcements:
-        wanted.extend((p, ("announcements", i, "audio", lang)) for lang, p in a.audio.items())
+        clips = a.get("audio", {})
+        wanted.extend((p, ("announcements", i, "audio", lang)) for lang, p in clips.items())
     problems: list[Problem] = []
     results = probe_all((p for p, _ in wanted), cache_dir)
     for p, path in wanted:

@@ -265,4 +265,6 @@ def config_from_yaml_data(data: Any, located: Located) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(validation_problems(exc, located)) from None
+        raise ConfigError(
+            validation_problems(exc, located, Config, root_keys=("include",))
+        ) from None
