@@ -2,7 +2,7 @@
 
 Every problem is collected and reported together: a schema error in one field does not hide a bad
 reference in another, because cross-references are checked on every field that validated on its
-own (`crosscheck.Parts`).
+own (`crosscheck.Parts`). An include names only regular files under the config file's directory.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from broadcastd.config.crosscheck import Parts, cross_check
 from broadcastd.config.loaded import LoadedConfig
 from broadcastd.config.mediaprobe import probe_all
 from broadcastd.config.schema import Config, config_from_yaml_data
-from broadcastd.config.yamlsource import Located, dotted, problem_at, read_yaml
+from broadcastd.config.yamlsource import Loc, Located, dotted, problem_at, read_yaml
 from broadcastd.errors import ConfigError, Problem
 
 if TYPE_CHECKING:
@@ -140,23 +140,54 @@ def _merge_includes(
     if not isinstance(anns, list):
         return origins
     for i, pattern in enumerate(patterns):
-        matches = sorted(glob.glob(str(path.parent / pattern)))  # noqa: PTH207 - patterns may hold '..'
-        if not matches:
-            loc = located.where(("include", i))
-            where = os.path.normpath(path.parent.absolute() / pattern)
-            message = f"pattern matches no file (looked for {where})"
-            problems.append(problem_at(loc, f"include[{i}]", message, pattern))
-        for match in matches:
-            inc = _read_include(Path(match), problems)
+        for match in _included_files(
+            path.parent, pattern, located.where(("include", i)), i, problems
+        ):
+            inc = _read_include(match, problems)
             if inc is None:
                 continue
-            files.append(Path(match))
+            files.append(match)
             for j, item in enumerate(inc.data):
-                origins[len(anns)] = Path(match)
+                origins[len(anns)] = match
                 located.local[len(anns)] = j
                 located.graft(("announcements", len(anns)), inc, (j,))
                 anns.append(item)
     return origins
+
+
+OUTSIDE = (
+    "an include names files under the config file's directory (a relative pattern without '..')"
+)
+
+
+def _included_files(
+    base: Path, pattern: str, loc: Loc, i: int, problems: list[Problem]
+) -> list[Path]:
+    """The files `pattern` matches under `base`. An absolute pattern, a '..' or a symlink out of
+    `base` is refused: an include is how staff split their own bulletins, never a way to read
+    (and echo in errors) files such as /etc/... or /proc/self/environ."""
+    label = f"include[{i}]"
+    if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+        problems.append(problem_at(loc, label, OUTSIDE, pattern))
+        return []
+    # root_dir: metacharacters in the config's own directory name are not a pattern. Not
+    # Path.glob: its '*' also matches dotfiles such as an editor's lock and swap files.
+    matches = sorted(glob.glob(pattern, root_dir=base))  # noqa: PTH207
+    if not matches:
+        where = os.path.normpath(base.absolute() / pattern)
+        problems.append(
+            problem_at(loc, label, f"pattern matches no file (looked for {where})", pattern)
+        )
+    top = Path(os.path.realpath(base))
+    found: list[Path] = []
+    for rel in matches:
+        real = Path(os.path.realpath(base / rel))
+        if not real.is_relative_to(top):
+            message = f"{OUTSIDE}; {rel} leads to {real}"
+            problems.append(problem_at(loc, label, message, pattern))
+            continue
+        found.append(base / rel)
+    return found
 
 
 def _read_include(path: Path, problems: list[Problem]) -> Located | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -99,7 +100,7 @@ def read_yaml(path: Path, *, collect: bool = False) -> Located:
     `problems` for the caller to report with everything else it finds.
     """
     display = path
-    raw = _read(path)
+    raw = _read_regular(path)
     text = _decode(display, raw)
     _reject_tabs(display, text)
     try:
@@ -140,15 +141,41 @@ def read_yaml(path: Path, *, collect: bool = False) -> Located:
     return out
 
 
-def _read(path: Path) -> bytes:
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _read_regular(path: Path) -> bytes:
+    """The first MAX_BYTES + 1 bytes of a regular file. Opened non-blocking and checked with
+    fstat before reading: a FIFO or a device named as config would otherwise block `check` and a
+    reload forever (and a blocked reload stops the daemon answering signals)."""
     try:
-        with path.open("rb") as fh:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        message = f"cannot read file {_absolute(path)}: {exc.strerror}"
+        raise ConfigError([Problem(path, 1, 1, "", message, str(path))]) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a file")
+            message = f"not a regular file ({kind}); name a YAML file"
+            raise ConfigError([Problem(path, 1, 1, "", message, str(path))])
+        if st.st_size > MAX_BYTES:
+            raise ConfigError([_too_big(path, st.st_size)])
+        with os.fdopen(fd, "rb", closefd=False) as fh:
             raw = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         message = f"cannot read file {_absolute(path)}: {exc.strerror}"
         raise ConfigError([Problem(path, 1, 1, "", message, str(path))]) from None
-    if len(raw) > MAX_BYTES:
-        raise ConfigError([_too_big(path, path.stat().st_size)])
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_BYTES:  # it grew while we read it
+        raise ConfigError([_too_big(path, len(raw))])
     return raw
 
 

@@ -26,6 +26,9 @@ LANG_RULE = (
     "expected a language tag: lowercase letters a-z without accents, 2 to 8 per word, "
     "words joined by '-' (such as 'vi', 'dao' or 'san-diu')"
 )
+OUTSIDE = (
+    "an include names files under the config file's directory (a relative pattern without '..')"
+)
 
 EXPECTED: dict[str, list[str]] = {
     "unknown-field": [
@@ -42,6 +45,21 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "bad-language-tag": [
         f"bad-language-tag.yaml:11:21: hamlets[0].languages[1]: {LANG_RULE}, got: 'Sán Dìu'"
+    ],
+    "newline-in-id": [
+        (
+            "newline-in-id.yaml:12:14: hamlets[0].nodes[0].id: expected an id of lowercase "
+            "letters, digits and '-', got: 'b1\\n'"
+        ),
+        (
+            "newline-in-id.yaml:13:34: broker.listen: expected HOST:PORT such as 127.0.0.1:1883, "
+            "got: '127.0.0.1:1883\\n'"
+        ),
+        f"newline-in-id.yaml:17:20: announcements[0].text.vi\\n: {LANG_RULE}, got: 'vi\\n'",
+    ],
+    "include-outside": [
+        f"include-outside.yaml:13:11: include[0]: {OUTSIDE}, got: '/etc/*.conf'",
+        f"include-outside.yaml:13:24: include[1]: {OUTSIDE}, got: 'inc/../../good/*.yaml'",
     ],
     "errors-reported-together": [
         (
