@@ -352,6 +352,10 @@ class Journal:
         )
         return [SkipRow(*r) for r in self._query(sql, (first.isoformat(), last.isoformat()))]
 
+    def event_details(self, kind: str) -> list[str]:
+        sql = "SELECT detail FROM events WHERE kind=? ORDER BY id"
+        return [str(r[0]) for r in self._query(sql, (kind,))]
+
     def max_seq(self) -> int:
         return int(self._query("SELECT COALESCE(MAX(seq), 0) FROM dispatches")[0][0])
 
