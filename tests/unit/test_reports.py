@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 
@@ -87,6 +88,12 @@ async def _fill(path):
     j.add_transition(Transition("a1", "ban-a", "unknown", "online", "heartbeat", T0))
     await j.flush()
     j.close()
+
+
+@pytest.fixture(autouse=True)
+def day_after(monkeypatch):
+    """The report is read the day after: every slot's window has closed (none is pending)."""
+    monkeypatch.setattr("broadcastd.cli.report.time", SimpleNamespace(time=lambda: T0 + 86400))
 
 
 @pytest.fixture
