@@ -5,8 +5,12 @@ measured -> a linear gain applied to 32-bit samples -> one ffmpeg run (started w
 made) limits peaks at -1 dBFS, re-measures with ebur128 on the way to the encoder (verification
 costs no extra process) and encodes once to `audio.format`. Off target, the gain is corrected
 once; past ±1.5 LU the clip fails.
-A render key (text or recording hash, language, engines and voices, audio settings,
-RENDERER_VERSION) indexes the result, so an unchanged announcement is never rendered twice.
+`audio.gap` is silence at the end of every announcement clip and of the intro chime, so it is on
+the air: speakers play a playlist's clips back to back (the wire has no gap field), and a
+third-party speaker plays the same gaps without knowing about them. The outro ends the bulletin.
+A render key (text or recording hash, language, engines and voices, audio settings, the silence
+after it, RENDERER_VERSION) indexes the result, so an unchanged announcement is never rendered
+twice.
 """
 
 from __future__ import annotations
@@ -72,9 +76,16 @@ class Renderer:
         # ffmpeg is CPU-bound: one clip per core keeps both cores busy without thrashing.
         self.concurrency = concurrency or max(2, os.cpu_count() or 2)
         self.encoder = Encoder(config.audio)
+        self._gap_ms = round(config.audio.gap.total_seconds() * 1000)
         self._recording_hashes: dict[tuple[Path, int, int], str] = {}
 
     # --- keys and lookups -------------------------------------------------------------------------
+
+    def tail_ms(self, item: PlanItem) -> int:
+        """Silence after `item`'s sound: the gap before whatever follows it in a bulletin."""
+        if item.kind != "chime" or item.recording == self.audio.intro:
+            return self._gap_ms
+        return 0
 
     def key_for(self, item: PlanItem) -> str:
         """The render key: everything that changes the produced audio."""
@@ -87,7 +98,10 @@ class Renderer:
                 raise RenderError(f"{item.announcement}/{item.lang}: no recording")
             source = ["file", self._recording_hash(item.recording)]
         a = self.audio
-        settings = [a.format, a.bitrate, a.sample_rate, a.loudness_lufs, RENDERER_VERSION]
+        settings: list[object] = [a.format, a.bitrate, a.sample_rate, a.loudness_lufs]
+        settings.append(RENDERER_VERSION)
+        if tail := self.tail_ms(item):  # without one, keys stay those of clips rendered before
+            settings.append(f"tail {tail}ms")
         blob = json.dumps([source, settings], ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -143,7 +157,9 @@ class Renderer:
                 assert item.recording is not None  # noqa: S101 - key_for() checked it
                 data = await asyncio.to_thread(item.recording.read_bytes)
                 pcm, engine = await decode(data, self.audio.sample_rate, what=what), "recording"
-            encoded, lufs = await self.encoder.encode(pcm, what=what, started=encoder)
+            encoded, lufs = await self.encoder.encode(
+                pcm, what=what, started=encoder, tail_ms=self.tail_ms(item)
+            )
         finally:
             await stop_tool(encoder)
         duration_ms = encoded_duration_ms(encoded, self.audio.format)
@@ -252,12 +268,20 @@ class Encoder:
         return await start_tool(_encode_argv(self.audio, self.audio.sample_rate), what=what)
 
     async def encode(
-        self, pcm: Pcm, *, what: str, started: asyncio.subprocess.Process | None = None
+        self,
+        pcm: Pcm,
+        *,
+        what: str,
+        started: asyncio.subprocess.Process | None = None,
+        tail_ms: int = 0,
     ) -> tuple[bytes, float]:
         """Returns the encoded bytes and the loudness ebur128 measured on the way to the encoder.
 
         `started` (from `start()`) is used for the first encode when it expects `pcm`'s rate.
+        `tail_ms` of digital silence follow the sound; ebur128's gate leaves silence out of the
+        measured loudness, so the target holds for the sound itself.
         """
+        silence = bytes(4 * (pcm.rate * tail_ms // 1000))  # s32 zeros
         target = self.audio.loudness_lufs
         gain = await asyncio.to_thread(gain_for, pcm, target, CEILING_DBFS)
         limited = pcm.peak_dbfs + gain > CEILING_DBFS
@@ -267,7 +291,7 @@ class Encoder:
             started = None
         for attempt in range(2):
             self.encodes += 1
-            samples = await asyncio.to_thread(widened, pcm, gain, HEADROOM)
+            samples = await asyncio.to_thread(widened, pcm, gain, HEADROOM) + silence
             proc = started or await start_tool(_encode_argv(self.audio, pcm.rate), what=what)
             started = None
             data, lufs = await _encode_once(proc, samples, what=what)
