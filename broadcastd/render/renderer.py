@@ -133,6 +133,14 @@ class Renderer:
         clip, _ = await self._clip(item, force=force)
         return clip
 
+    async def clip_and_engine(self, item: PlanItem) -> tuple[Clip, str]:
+        """The clip for `item` and what spoke it (gtts, espeak, recording), rendering if needed."""
+        clip, engine = await self._clip(item, force=False)
+        if engine is None:  # from the store, whose index entry names the engine
+            found = await asyncio.to_thread(self.store.lookup, self.key_for(item))
+            engine = str(found[1].get("engine", "unknown")) if found else "unknown"
+        return clip, engine
+
     async def chime(self, path: Path) -> Clip:
         return await self.clip_for(chime_item(path))
 
@@ -345,9 +353,14 @@ async def _encode_once(
 
 
 def build_renderer(
-    config: Config, metrics: Metrics | None = None, *, engines: Sequence[str] | None = None
+    config: Config,
+    metrics: Metrics | None = None,
+    *,
+    engines: Sequence[str] | None = None,
+    store: AudioStore | None = None,
 ) -> Renderer:
-    """The renderer for `config`; `engines` overrides `tts.engines` (the demo uses ["espeak"])."""
+    """The renderer for `config`; `engines` overrides `tts.engines` (the demo uses ["espeak"]),
+    `store` the clip cache in `state_dir` (a preview that may not write there)."""
     timeout = config.tts.timeout.total_seconds()
     built: list[TtsEngine] = []
     for name in engines if engines is not None else config.tts.engines:
@@ -358,4 +371,5 @@ def build_renderer(
         else:
             raise RenderError(f"unknown TTS engine {name!r} (expected gtts or espeak)")
     chain = TtsChain(built, config.audio.sample_rate, metrics)
-    return Renderer(config, AudioStore(config.state_dir / "audio"), chain, metrics)
+    store = store if store is not None else AudioStore(config.state_dir / "audio")
+    return Renderer(config, store, chain, metrics)
