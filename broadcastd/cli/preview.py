@@ -1,7 +1,7 @@
 """`broadcastd preview --hamlet H --out FILE [--date D] [--slot S]`: hear a bulletin before it airs.
 
 Writes what one hamlet will hear in one slot as one audio file, made of the clips the daemon would
-publish (the same renderer and, when this user may write it, the same cache in `state_dir`), in the
+publish (the same renderer and, run as the daemon's user, the same cache in `state_dir`), in the
 same order: chimes, gaps and every item. Prints the script: when each part starts, the
 announcement, its language, the engine that spoke it, its length and the words spoken. Without
 `--slot`, the next slot of the day (`--date`) or from now.
@@ -87,15 +87,22 @@ def _plan(loaded: LoadedConfig, hamlet: str, date: str | None, slot: str | None)
 
 @contextlib.contextmanager
 def _store(config: Config) -> Iterator[tuple[AudioStore, str]]:
-    """The daemon's clip cache when this user may write it (a preview then also renders ahead of
-    the slot); otherwise a temporary one, so a preview never creates or breaks `state_dir`."""
-    root = config.state_dir / "audio"
-    usable = root if root.is_dir() else config.state_dir
-    if usable.is_dir() and os.access(usable, os.W_OK | os.X_OK):
-        yield AudioStore(root), ""
+    """The daemon's clip cache when this user owns `state_dir` (a preview then also renders ahead
+    of the slot); otherwise a temporary one: clips written by root or by staff would be files the
+    daemon cannot read, and a preview must never create or break `state_dir`."""
+    state = config.state_dir
+    try:
+        own = state.is_dir() and state.stat().st_uid == os.geteuid()
+    except OSError:
+        own = False
+    if own and os.access(state, os.W_OK | os.X_OK):
+        yield AudioStore(state / "audio"), ""
         return
     with tempfile.TemporaryDirectory(prefix="broadcastd-preview-") as tmp:
-        note = f"rendered afresh: {config.state_dir} is not writable by this user"
+        note = (
+            f"rendered afresh in a temporary folder: {state} is not this user's "
+            "(run preview as the daemon's user to use and fill its cache)"
+        )
         yield AudioStore(Path(tmp)), note
 
 

@@ -50,3 +50,16 @@ def test_without_a_slot_the_next_one_of_the_day_and_clear_refusals(tmp_path, cap
     bad = ["preview", "-c", str(config_path), "--hamlet", "ban-a", "--date", str(DAY)]
     assert cli.run([*bad, "--out", str(tmp_path / "b.flac")]) == 1
     assert "name a .mp3, .wav, .opus or .ogg file" in capsys.readouterr().err
+
+
+def test_without_the_daemons_state_dir_it_renders_in_a_temporary_folder(tmp_path, capsys):
+    config_path = write_commune(tmp_path)
+    (
+        tmp_path / "state"
+    ).rmdir()  # not installed here, or another user's: never created, never written
+    out = tmp_path / "b.wav"
+    argv = ["preview", "-c", str(config_path), "--hamlet", "ban-b", "--date", str(DAY)]
+    assert cli.run([*argv, "--out", str(out)]) == 0
+    assert "rendered afresh in a temporary folder" in capsys.readouterr().out
+    assert not (tmp_path / "state").exists()
+    assert out.read_bytes()[:4] == b"RIFF"
