@@ -38,16 +38,26 @@ class Problem:
     has_value: bool = True
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.col}"
-        head = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        # Always one line: a file name, a key or a message may carry what a hostile or broken
+        # file put there (a newline in a key would otherwise forge a second finding).
+        where = f"{one_line(str(self.file))}:{self.line}:{self.col}"
+        message = one_line(self.message)
+        head = f"{where}: {one_line(self.path)}: {message}" if self.path else f"{where}: {message}"
         if not self.has_value:
             return head
         return f"{head}, got: {format_value(self.value)}"
 
 
+def one_line(text: str) -> str:
+    """`text` with line breaks and other control characters shown as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def format_value(value: object) -> str:
     """Show a received value briefly: strings quoted, long ones cut."""
-    text = repr(value) if isinstance(value, str) else _plain(value)
+    text = repr(value) if isinstance(value, str) else one_line(_plain(value))
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "check": "check",
     "schedule": "schedule",
     "render": "render",
+    "preview": "preview",
     "announce": "control",
     "cancel": "control",
     "stop": "control",
@@ -75,6 +76,11 @@ def _planning(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p = add("render", "render the audio the plan needs")
     p.add_argument("--date", help="render for this date instead of the next tts.render_ahead")
     p.add_argument("--force", action="store_true", help="render again even if cached")
+    p = add("preview", "write what one hamlet will hear as one audio file and print its script")
+    p.add_argument("--hamlet", required=True, help="the hamlet id")
+    p.add_argument("--out", type=Path, required=True, help="audio file: .mp3, .wav, .opus, .ogg")
+    p.add_argument("--date", help="YYYY-MM-DD (default: today, or tomorrow after the last slot)")
+    p.add_argument("--slot", help="slot name (default: the next one)")
 
 
 def _control(add: Callable[[str, str], argparse.ArgumentParser]) -> None:

@@ -1,29 +1,67 @@
-"""Cross-reference checks between config sections, run on every part that is valid on its own.
+"""Cross-reference checks between config sections, run on every field that is valid on its own.
 
 Schema validation of the whole `Config` stops being useful for references as soon as one field is
-wrong anywhere; `Parts` validates each section, hamlet and announcement separately so a typo in
-one hamlet does not hide an unknown slot name in an announcement.
+wrong anywhere; `Parts` validates each field of each section, hamlet and announcement on its own,
+so a typo in one field does not hide an unknown slot name, a text in a language no engine speaks
+or a missing recording in the same announcement: everything is reported in one run.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from broadcastd.config.schema import Announcement, Audio, Broker, Commune, Hamlet, Tts
+from broadcastd.config.schema import (
+    ENGINE_LANGUAGES,
+    Announcement,
+    Audio,
+    Broker,
+    Commune,
+    Hamlet,
+    Tts,
+)
 from broadcastd.config.yamlsource import Loc, Located, YamlPath, dotted, problem_at
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from broadcastd.errors import Problem
 
-M = TypeVar("M", bound=BaseModel)
+# A model's fields that validated on their own, by Python name; an absent field has its default.
+Fields = dict[str, Any]
 
 
-def _valid(model: type[M], value: object) -> M | None:
+@functools.cache
+def _adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    info = model.model_fields[name]
+    annotation: Any = info.annotation
+    # the field's constraints (min_length, strict, validators) are its metadata
+    return TypeAdapter(Annotated[(annotation, *info.metadata)] if info.metadata else annotation)
+
+
+def valid_fields(model: type[BaseModel], raw: object) -> Fields:
+    """Each field of `raw` that is valid on its own; absent optional fields get their default."""
+    if not isinstance(raw, dict):
+        return {}
+    out: Fields = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if key not in raw:
+            if not info.is_required():
+                out[name] = info.get_default(call_default_factory=True)
+            continue
+        try:
+            out[name] = _adapter(model, name).validate_python(raw[key])
+        except ValidationError:
+            continue  # the schema reports it, with its line
+    return out
+
+
+def _valid(model: type[Broker], value: object) -> Broker | None:
     try:
         return model.model_validate(value)
     except ValidationError:
@@ -44,16 +82,22 @@ class Parts:
     hamlet_ids: list[tuple[object, YamlPath]] = field(default_factory=list)
     node_ids: list[tuple[object, YamlPath]] = field(default_factory=list)
     announcement_ids: list[tuple[object, YamlPath]] = field(default_factory=list)
-    hamlets: list[tuple[int, Hamlet]] = field(default_factory=list)
-    announcements: list[tuple[int, Announcement]] = field(default_factory=list)
+    hamlets: list[tuple[int, Fields]] = field(default_factory=list)
+    announcements: list[tuple[int, Fields]] = field(default_factory=list)
     raw_announcements: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    commune: Commune | None = None
-    tts: Tts | None = None
-    audio: Audio | None = None
+    commune: Fields = field(default_factory=dict)
+    tts_engines: tuple[str, ...] | None = None
+    audio: Fields = field(default_factory=dict)
 
-    def known_hamlets(self) -> set[str]:
-        # a mistyped id (a list, a number) is a schema error reported elsewhere, never a set key
-        return {hid for hid, _ in self.hamlet_ids if isinstance(hid, str)}
+    @property
+    def tts_languages(self) -> frozenset[str] | None:
+        if self.tts_engines is None:
+            return None
+        return frozenset().union(*(ENGINE_LANGUAGES[e] for e in self.tts_engines))
+
+    def known_hamlets(self) -> list[str]:
+        # a mistyped id (a list, a number) is a schema error reported elsewhere, never a known id
+        return list(dict.fromkeys(hid for hid, _ in self.hamlet_ids if isinstance(hid, str)))
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Parts:
@@ -68,18 +112,16 @@ class Parts:
             for j, n in enumerate(_items(h, "nodes")):
                 if isinstance(n, dict):
                     parts.node_ids.append((n.get("id"), ("hamlets", i, "nodes", j, "id")))
-            if (hamlet := _valid(Hamlet, h)) is not None:
-                parts.hamlets.append((i, hamlet))
+            parts.hamlets.append((i, valid_fields(Hamlet, h)))
         for i, a in enumerate(_items(data, "announcements")):
             if not isinstance(a, dict):
                 continue
             parts.announcement_ids.append((a.get("id"), ("announcements", i, "id")))
             parts.raw_announcements.append((i, a))
-            if (ann := _valid(Announcement, a)) is not None:
-                parts.announcements.append((i, ann))
-        parts.commune = _valid(Commune, data.get("commune"))
-        parts.tts = _valid(Tts, data.get("tts", {}))
-        parts.audio = _valid(Audio, data.get("audio", {}))
+            parts.announcements.append((i, valid_fields(Announcement, a)))
+        parts.commune = valid_fields(Commune, data.get("commune"))
+        parts.tts_engines = valid_fields(Tts, data.get("tts", {})).get("engines")
+        parts.audio = valid_fields(Audio, data.get("audio", {}))
         return parts
 
 
@@ -99,32 +141,38 @@ def _unique(items: list[tuple[object, YamlPath]], located: Located, what: str) -
     return out
 
 
-def cross_check(parts: Parts, located: Located) -> list[Problem]:
-    """Every reference between sections: ids, slots, hamlets, languages, households, dates."""
+def cross_check(
+    parts: Parts, located: Located, written: Mapping[YamlPath, str] | None = None
+) -> list[Problem]:
+    """Every reference between sections: ids, slots, hamlets, languages, households, dates.
+
+    `written` holds file paths as the YAML spells them (the tree holds them resolved)."""
     problems: list[Problem] = []
     problems += _unique(parts.hamlet_ids, located, "hamlet id")
     problems += _unique(parts.node_ids, located, "node id")
     problems += _unique(parts.announcement_ids, located, "announcement id")
-    tts_langs = parts.tts.languages if parts.tts is not None else None
-    if parts.commune is not None and tts_langs is not None:
-        lang = parts.commune.default_language
-        if lang not in tts_langs:
-            path: YamlPath = ("commune", "default_language")
-            spoken = ", ".join(sorted(tts_langs))
-            message = f"must be a language the TTS engines speak ({spoken})"
-            problems.append(problem_at(located.where(path), dotted(path), message, lang))
+    tts_langs = parts.tts_languages
+    lang = parts.commune.get("default_language")
+    if lang is not None and tts_langs is not None and lang not in tts_langs:
+        path: YamlPath = ("commune", "default_language")
+        spoken = ", ".join(sorted(tts_langs))
+        message = f"must be a language the TTS engines speak ({spoken})"
+        problems.append(problem_at(located.where(path), dotted(path), message, lang))
     for i, h in parts.hamlets:
         problems += _check_hamlet(i, h, located)
     for i, raw in parts.raw_announcements:
         problems += _check_references(parts, located, i, raw)
+    raw_by_index = dict(parts.raw_announcements)
     for i, a in parts.announcements:
-        problems += _check_content(parts, located, i, a)
+        problems += _check_content(parts, located, i, a, raw_by_index[i])
     problems += check_emergency(data_of(located), parts, located)
-    problems += _check_broker_files(data_of(located), located)
+    problems += _check_broker_files(data_of(located), located, written or {})
     return problems
 
 
-def _check_broker_files(data: dict[str, Any], located: Located) -> list[Problem]:
+def _check_broker_files(
+    data: dict[str, Any], located: Located, written: Mapping[YamlPath, str]
+) -> list[Problem]:
     """An external broker's password and CA files must exist: `run` would fail on them later."""
     broker = _valid(Broker, data.get("broker", {}))
     if broker is None or broker.mode != "external":
@@ -134,9 +182,9 @@ def _check_broker_files(data: dict[str, Any], located: Located) -> list[Problem]
         path: Path | None = getattr(broker, name)
         if path is not None and not path.is_file():
             where: YamlPath = ("broker", name)
-            problems.append(
-                problem_at(located.where(where), dotted(where), "file not found", str(path))
-            )
+            message = f"file not found (looked for {path})"
+            shown = written.get(where, str(path))
+            problems.append(problem_at(located.where(where), dotted(where), message, shown))
     return problems
 
 
@@ -149,16 +197,12 @@ def check_emergency(data: dict[str, Any], parts: Parts, located: Located) -> lis
     problems: list[Problem] = []
     exercise = data.get("exercise")
     if isinstance(exercise, dict):
-        known = parts.known_hamlets()
         for j, hid in _strings(exercise, "hamlets"):
-            if hid not in known:
-                path: YamlPath = ("exercise", "hamlets", j)
-                problems.append(
-                    problem_at(located.where(path), dotted(path), "unknown hamlet id", hid)
-                )
+            problems += _unknown_hamlet(parts, located, ("exercise", "hamlets", j), hid)
         lang = exercise.get("lang", "vi")
-        if parts.tts is not None and isinstance(lang, str) and lang not in parts.tts.languages:
-            path = ("exercise", "lang")
+        tts_langs = parts.tts_languages
+        if tts_langs is not None and isinstance(lang, str) and lang not in tts_langs:
+            path: YamlPath = ("exercise", "lang")
             message = "the exercise is spoken by TTS: use a language a TTS engine speaks"
             problems.append(problem_at(located.where(path), dotted(path), message, lang))
         if "exercise" in parts.slot_names:
@@ -182,15 +226,17 @@ def check_emergency(data: dict[str, Any], parts: Parts, located: Located) -> lis
     return problems
 
 
-def _check_hamlet(i: int, h: Hamlet, located: Located) -> list[Problem]:
+def _check_hamlet(i: int, h: Fields, located: Located) -> list[Problem]:
     problems: list[Problem] = []
-    total = sum(n.households for n in h.nodes)
-    if total > h.households:
-        path: YamlPath = ("hamlets", i, "nodes")
-        message = f"nodes cover more households than the hamlet has ({h.households})"
-        problems.append(problem_at(located.where(path), dotted(path), message, total))
-    for j, lang in enumerate(h.languages):
-        if h.languages.index(lang) != j:
+    if "nodes" in h and "households" in h:
+        total = sum(n.households for n in h["nodes"])
+        if total > h["households"]:
+            path: YamlPath = ("hamlets", i, "nodes")
+            message = f"nodes cover more households than the hamlet has ({h['households']})"
+            problems.append(problem_at(located.where(path), dotted(path), message, total))
+    languages: tuple[str, ...] = h.get("languages", ())
+    for j, lang in enumerate(languages):
+        if languages.index(lang) != j:
             path = ("hamlets", i, "languages", j)
             problems.append(
                 problem_at(located.where(path), dotted(path), "language listed twice", lang)
@@ -218,21 +264,29 @@ def _check_references(parts: Parts, located: Located, i: int, raw: dict[str, Any
                 path: YamlPath = (*base, "slots", j)
                 message = f"unknown slot (defined: {defined})"
                 problems.append(problem_at(located.where(path), dotted(path), message, slot))
-    known_hamlets = parts.known_hamlets()
     for j, hid in _strings(raw, "hamlets"):
-        if hid not in known_hamlets:
-            path = (*base, "hamlets", j)
-            problems.append(problem_at(located.where(path), dotted(path), "unknown hamlet id", hid))
+        problems += _unknown_hamlet(parts, located, (*base, "hamlets", j), hid)
     return problems
 
 
-def _check_content(parts: Parts, located: Located, i: int, a: Announcement) -> list[Problem]:
+def _unknown_hamlet(parts: Parts, located: Located, path: YamlPath, hid: str) -> list[Problem]:
+    known = parts.known_hamlets()
+    if hid in known:
+        return []
+    message = f"unknown hamlet id (defined: {', '.join(known)})" if known else "unknown hamlet id"
+    return [problem_at(located.where(path), dotted(path), message, hid)]
+
+
+def _check_content(
+    parts: Parts, located: Located, i: int, a: Fields, raw: dict[str, Any]
+) -> list[Problem]:
     problems: list[Problem] = []
     base: YamlPath = ("announcements", i)
-    if parts.tts is not None:
-        engines = ", ".join(parts.tts.engines)
-        for lang in a.text:
-            if lang not in parts.tts.languages:
+    tts_langs = parts.tts_languages
+    if tts_langs is not None and parts.tts_engines is not None:
+        engines = ", ".join(parts.tts_engines)
+        for lang in a.get("text", {}):
+            if lang not in tts_langs:
                 path: YamlPath = (*base, "text", lang)
                 message = (
                     f"no configured TTS engine ({engines}) speaks this language; "
@@ -241,13 +295,14 @@ def _check_content(parts: Parts, located: Located, i: int, a: Announcement) -> l
                 problems.append(
                     problem_at(located.where(path, key=True), dotted(path), message, lang)
                 )
-    if not a.text and not a.audio:
+    if a.get("text") == {} and a.get("audio") == {}:
         message = "announcement has neither text nor audio"
-        problems.append(problem_at(located.where(base), dotted(base), message, a.id))
-    if a.from_ is not None and a.until is not None and a.from_ > a.until:
+        problems.append(problem_at(located.where(base), dotted(base), message, raw.get("id")))
+    first, until = a.get("from_"), a.get("until")
+    if first is not None and until is not None and first > until:
         path = (*base, "until")
-        message = f"must not be before 'from' ({a.from_})"
-        problems.append(problem_at(located.where(path), dotted(path), message, str(a.until)))
+        message = f"must not be before 'from' ({first})"
+        problems.append(problem_at(located.where(path), dotted(path), message, str(until)))
     return problems
 
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from broadcastd.config.suggest import closest, keys_at, unknown_key_message
 from broadcastd.config.yamlsource import Located, YamlPath, dotted, problem_at
 
 if TYPE_CHECKING:
@@ -17,24 +18,33 @@ if TYPE_CHECKING:
 
     from broadcastd.errors import Problem
 
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-_LANG = re.compile(r"^[a-z]{2,8}$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
+# A language tag is a label matched within the config (a hamlet's languages against the keys of
+# `text` and `audio`), never handed to a BCP-47 consumer: TTS engines only get their own fixed
+# languages. Hyphens are allowed because staff name languages in words: Cao Lan, Sán Dìu.
+_LANG = re.compile(r"[a-z]{2,8}(?:-[a-z]{2,8}){0,3}")
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-_HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})$")
-_BITRATE = re.compile(r"^(\d{1,3})k$")
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
+_HOSTPORT = re.compile(r"(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})")
+_BITRATE = re.compile(r"(\d{1,3})k")
 
 
 def _slug(value: str) -> str:
-    if not _SLUG.match(value):
+    if not _SLUG.fullmatch(value):
         raise ValueError("expected an id of lowercase letters, digits and '-'")
     return value
 
 
+LANG_RULE = (
+    "expected a language tag: lowercase letters a-z without accents, 2 to 8 per word, "
+    "words joined by '-' (such as 'vi', 'dao' or 'san-diu')"
+)
+
+
 def _lang(value: str) -> str:
-    if not _LANG.match(value):
-        raise ValueError("expected a short lowercase language tag such as 'vi' or 'dao'")
+    if not _LANG.fullmatch(value):
+        raise ValueError(LANG_RULE)
     return value
 
 
@@ -51,7 +61,7 @@ def parse_duration(value: object) -> dt.timedelta:
     if isinstance(value, int | float):
         seconds = float(value)
     else:
-        m = _DURATION.match(str(value))
+        m = _DURATION.fullmatch(str(value))
         if not m:
             raise ValueError("expected a duration such as 30s, 15m or 6h")
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
@@ -65,14 +75,19 @@ def parse_duration(value: object) -> dt.timedelta:
 def _clock(value: object) -> dt.time:
     if isinstance(value, dt.time):
         return value
-    m = _CLOCK.match(str(value).strip()) if isinstance(value, str) else None
+    m = _CLOCK.fullmatch(value.strip()) if isinstance(value, str) else None
     if not m:
         raise ValueError("expected a time of day as HH:MM")
-    return dt.time(int(m.group(1)), int(m.group(2)))
+    hour, minute = int(m.group(1)), int(m.group(2))
+    if hour > 23:
+        raise ValueError("the hour is out of range: expected a time of day from 00:00 to 23:59")
+    if minute > 59:
+        raise ValueError("the minute is out of range: expected a time of day from 00:00 to 23:59")
+    return dt.time(hour, minute)
 
 
 def _hostport(value: str) -> str:
-    m = _HOSTPORT.match(value)
+    m = _HOSTPORT.fullmatch(value)
     if not m or not 0 < int(m.group("port")) < 65536:
         raise ValueError("expected HOST:PORT such as 127.0.0.1:1883")
     return value
@@ -87,7 +102,7 @@ def _timezone(value: str) -> str:
 
 
 def _bitrate(value: str) -> str:
-    m = _BITRATE.match(value)
+    m = _BITRATE.fullmatch(value)
     if not m or not 8 <= int(m.group(1)) <= 320:
         raise ValueError("expected a bitrate between 8k and 320k, such as 32k")
     return value
@@ -109,26 +124,39 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-def validation_problems(exc: ValidationError, located: Located) -> list[Problem]:
-    """pydantic errors as `file:line:col` problems (also used by the node agent's config)."""
-    return _problems(exc, located)
+def validation_problems(
+    exc: ValidationError,
+    located: Located,
+    model: type[BaseModel] | None = None,
+    *,
+    root_keys: tuple[str, ...] = (),
+) -> list[Problem]:
+    """pydantic errors as `file:line:col` problems (also used by the node agent's config).
 
-
-def _problems(exc: ValidationError, located: Located) -> list[Problem]:
+    With the `model` that was validated, an unknown key names the key it probably meant (or the
+    keys allowed there); `root_keys` are top-level keys the loader takes out before validating.
+    """
     problems: list[Problem] = []
     seen: set[tuple[YamlPath, str]] = set()
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    unknown, meant = _unknown_keys(errors, model, root_keys)
+    for err in errors:
         path = _yaml_path(err["loc"])
         kind = err["type"]
         msg = _message(err)
+        if kind == "missing" and path in meant:
+            continue  # the misspelled key is reported, with the right spelling
+        if kind == "too_short" and _has_item_errors(errors, path):
+            continue  # pydantic counts only the items that validated: the items' errors say why
+        if kind == "extra_forbidden":
+            path = _unknown_path(err)
+            msg = unknown.get(path, msg)
         if (path, msg) in seen:
             continue
         seen.add((path, msg))
         if kind == "missing":
             problems.append(problem_at(located.where(path), dotted(path), msg))
         elif kind == "extra_forbidden":
-            # the unknown key is the last loc part even when it looks like a pydantic branch name
-            path = (*_yaml_path(err["loc"][:-1]), err["loc"][-1])
             problems.append(problem_at(located.where(path, key=True), dotted(path), msg, path[-1]))
         elif isinstance(err.get("input"), dict):
             # A whole section failed a cross-field rule: its dump would bury the message.
@@ -136,6 +164,41 @@ def _problems(exc: ValidationError, located: Located) -> list[Problem]:
         else:
             problems.append(problem_at(located.where(path), dotted(path), msg, err.get("input")))
     return sorted(problems, key=lambda p: (str(p.file), p.line, p.col))
+
+
+def _unknown_path(err: Any) -> YamlPath:
+    # the unknown key is the last loc part even when it looks like a pydantic branch name
+    return (*_yaml_path(err["loc"][:-1]), err["loc"][-1])
+
+
+def _unknown_keys(
+    errors: list[Any], model: type[BaseModel] | None, root_keys: tuple[str, ...]
+) -> tuple[dict[YamlPath, str], set[YamlPath]]:
+    """Per unknown key, its message (the key it probably meant, or the keys valid there), and the
+    paths of the keys so meant: a required one is then not also reported missing."""
+    unknown: dict[YamlPath, str] = {}
+    meant: set[YamlPath] = set()
+    if model is None:
+        return unknown, meant
+    for err in errors:
+        if err["type"] != "extra_forbidden":
+            continue
+        path = _unknown_path(err)
+        valid = keys_at(model, path[:-1]) + (list(root_keys) if len(path) == 1 else [])
+        unknown[path] = unknown_key_message(str(path[-1]), valid)
+        guess = closest(str(path[-1]), valid)
+        if guess is not None:
+            meant.add((*path[:-1], guess))
+    return unknown, meant
+
+
+def _has_item_errors(errors: list[Any], path: YamlPath) -> bool:
+    n = len(path)
+    for err in errors:
+        inner = _yaml_path(err["loc"])
+        if len(inner) > n and inner[:n] == path and isinstance(inner[n], int):
+            return True
+    return False
 
 
 def _yaml_path(loc: tuple[int | str, ...]) -> YamlPath:

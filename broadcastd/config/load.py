@@ -1,8 +1,8 @@
 """Reading a config from disk: includes, relative paths, schema, cross-references and media checks.
 
-Every problem is collected and reported together: a schema error in one hamlet or announcement
-does not hide a bad reference in another, because cross-references are checked on every part that
-validated on its own (`configcheck.Parts`).
+Every problem is collected and reported together: a schema error in one field does not hide a bad
+reference in another, because cross-references are checked on every field that validated on its
+own (`crosscheck.Parts`). An include names only regular files under the config file's directory.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from broadcastd.config.crosscheck import Parts, cross_check
 from broadcastd.config.loaded import LoadedConfig
 from broadcastd.config.mediaprobe import probe_all
 from broadcastd.config.schema import Config, config_from_yaml_data
-from broadcastd.config.yamlsource import Located, dotted, problem_at, read_yaml
+from broadcastd.config.yamlsource import Loc, Located, dotted, problem_at, read_yaml
 from broadcastd.errors import ConfigError, Problem
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def load_config(path: Path | str, *, probe_media: bool = True) -> LoadedConfig:
     Problems name files as the caller spelled them (relative stays so).
     """
     path = Path(path)
-    located = read_yaml(path)
+    located = read_yaml(path, collect=True)
     if not isinstance(located.data, dict):
         if located.data is None:
             message = (
@@ -53,7 +53,7 @@ def load_config(path: Path | str, *, probe_media: bool = True) -> LoadedConfig:
         raise ConfigError([Problem(path, 1, 1, "", message, has_value=False)])
     data: dict[str, Any] = located.data
     files = [path]
-    problems: list[Problem] = []
+    problems: list[Problem] = list(located.problems)
     written: dict[YamlPath, str] = {}  # path values as the file spells them, for messages
     for p in _PATH_FIELDS:
         _resolve(data, p, path.parent, written)
@@ -71,14 +71,14 @@ def load_config(path: Path | str, *, probe_media: bool = True) -> LoadedConfig:
     except ConfigError as exc:
         problems += exc.problems
     parts = Parts.of(data)
-    problems += cross_check(parts, located)
+    problems += cross_check(parts, located, written)
     clip_seconds: dict[Path, float] = {}
     if probe_media:
         state_dir = data.get("state_dir")
         cache_dir = Path(state_dir) if isinstance(state_dir, str) else None
         problems += _probe_media(parts, located, written, clip_seconds, cache_dir)
     if problems or config is None:
-        raise ConfigError(_ordered(problems, files))
+        raise ConfigError(_ordered(located.relabel(problems), files))
     return LoadedConfig(
         config,
         files=tuple(f.absolute() for f in files),
@@ -140,29 +140,64 @@ def _merge_includes(
     if not isinstance(anns, list):
         return origins
     for i, pattern in enumerate(patterns):
-        matches = sorted(glob.glob(str(path.parent / pattern)))  # noqa: PTH207 - patterns may hold '..'
-        if not matches:
-            loc = located.where(("include", i))
-            problems.append(problem_at(loc, f"include[{i}]", "pattern matches no file", pattern))
-        for match in matches:
-            inc = _read_include(Path(match), problems)
+        for match in _included_files(
+            path.parent, pattern, located.where(("include", i)), i, problems
+        ):
+            inc = _read_include(match, problems)
             if inc is None:
                 continue
-            files.append(Path(match))
+            files.append(match)
             for j, item in enumerate(inc.data):
-                origins[len(anns)] = Path(match)
+                origins[len(anns)] = match
+                located.local[len(anns)] = j
                 located.graft(("announcements", len(anns)), inc, (j,))
                 anns.append(item)
     return origins
 
 
+OUTSIDE = (
+    "an include names files under the config file's directory (a relative pattern without '..')"
+)
+
+
+def _included_files(
+    base: Path, pattern: str, loc: Loc, i: int, problems: list[Problem]
+) -> list[Path]:
+    """The files `pattern` matches under `base`. An absolute pattern, a '..' or a symlink out of
+    `base` is refused: an include is how staff split their own bulletins, never a way to read
+    (and echo in errors) files such as /etc/... or /proc/self/environ."""
+    label = f"include[{i}]"
+    if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+        problems.append(problem_at(loc, label, OUTSIDE, pattern))
+        return []
+    # root_dir: metacharacters in the config's own directory name are not a pattern. Not
+    # Path.glob: its '*' also matches dotfiles such as an editor's lock and swap files.
+    matches = sorted(glob.glob(pattern, root_dir=base))  # noqa: PTH207
+    if not matches:
+        where = os.path.normpath(base.absolute() / pattern)
+        problems.append(
+            problem_at(loc, label, f"pattern matches no file (looked for {where})", pattern)
+        )
+    top = Path(os.path.realpath(base))
+    found: list[Path] = []
+    for rel in matches:
+        real = Path(os.path.realpath(base / rel))
+        if not real.is_relative_to(top):
+            message = f"{OUTSIDE}; {rel} leads to {real}"
+            problems.append(problem_at(loc, label, message, pattern))
+            continue
+        found.append(base / rel)
+    return found
+
+
 def _read_include(path: Path, problems: list[Problem]) -> Located | None:
     """An included file's list of announcements, or None (with the problem recorded)."""
     try:
-        inc = read_yaml(path)
+        inc = read_yaml(path, collect=True)
     except ConfigError as exc:
         problems.extend(exc.problems)
         return None
+    problems.extend(inc.problems)
     if inc.data is None:
         return None
     if not isinstance(inc.data, list):
@@ -184,13 +219,13 @@ def _probe_media(
 ) -> list[Problem]:
     """Every recorded clip and chime must exist and decode; measure its duration."""
     wanted: list[tuple[Path, YamlPath]] = []
-    if parts.audio is not None:
-        for key in ("intro", "outro"):
-            p = getattr(parts.audio, key)
-            if p is not None:
-                wanted.append((p, ("audio", key)))
+    for key in ("intro", "outro"):
+        p = parts.audio.get(key)
+        if p is not None:
+            wanted.append((p, ("audio", key)))
     for i, a in parts.announcements:
-        wanted.extend((p, ("announcements", i, "audio", lang)) for lang, p in a.audio.items())
+        clips = a.get("audio", {})
+        wanted.extend((p, ("announcements", i, "audio", lang)) for lang, p in clips.items())
     problems: list[Problem] = []
     results = probe_all((p for p, _ in wanted), cache_dir)
     for p, path in wanted:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from broadcastd.config.schema import Config
+    from broadcastd.errors import Problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,10 @@ class LoadedConfig:
         if self.located is None:
             return Loc(self.source, 1, 1)
         return self.located.where(path, key=key)
+
+    def relabel(self, problems: list[Problem]) -> list[Problem]:
+        """Findings about included announcements, numbered as in their own file."""
+        return problems if self.located is None else self.located.relabel(problems)
 
     def with_config(self, config: Config) -> LoadedConfig:
         """The same files and measurements for a config changed in code (the demo's copy)."""

@@ -92,8 +92,11 @@ def _save(cache_dir: Path, entries: dict[str, float]) -> None:
 
 def probe_duration(path: Path) -> tuple[float, str]:
     """(seconds, "") for a decodable audio file, or (0, reason)."""
+    if not path.exists():
+        return 0.0, f"file not found (looked for {path})"
     if not path.is_file():
-        return 0.0, "file not found"
+        # ffprobe would wait forever on a FIFO, and a directory is never a clip
+        return 0.0, f"not a regular file (looked at {path})"
     try:
         proc = subprocess.run(
             [

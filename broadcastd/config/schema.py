@@ -82,7 +82,7 @@ class Broker(Model):
             raise ValueError(
                 "an external broker needs 'url' (mqtt://host:1883 or mqtts://host:8883)"
             )
-        if self.url is not None and not re.match(r"^mqtts?://[^/\s]+$", self.url):
+        if self.url is not None and not re.fullmatch(r"mqtts?://[^/\s]+", self.url):
             raise ValueError(
                 f"url must look like mqtt://host:1883 or mqtts://host:8883, got: {self.url!r}"
             )
@@ -265,4 +265,6 @@ def config_from_yaml_data(data: Any, located: Located) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(validation_problems(exc, located)) from None
+        raise ConfigError(
+            validation_problems(exc, located, Config, root_keys=("include",))
+        ) from None

@@ -6,8 +6,10 @@ duplicate keys, bound alias expansion ("billion laughs"), and record `file:line:
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass, field
+import stat
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -37,6 +39,10 @@ class Located:
     data: Any
     values: dict[YamlPath, Loc] = field(default_factory=dict)
     keys: dict[YamlPath, Loc] = field(default_factory=dict)
+    # Problems that did not stop the reading (duplicate keys: the first value is kept).
+    problems: list[Problem] = field(default_factory=list)
+    # An included announcement's place in the merged list -> its place in its own file.
+    local: dict[int, int] = field(default_factory=dict)
 
     def where(self, path: YamlPath, *, key: bool = False) -> Loc:
         """The location of `path`, or of its nearest ancestor that exists."""
@@ -50,6 +56,18 @@ class Located:
                 return Loc(Path("?"), 1, 1)
             probe = probe[:-1]
 
+    def relabel(self, problems: list[Problem]) -> list[Problem]:
+        """Number an included announcement as staff see it in its own file (`announcements[0]`
+        is the first one there), not by its place in the merged list."""
+        out: list[Problem] = []
+        for p in problems:
+            m = _MERGED.match(p.path)
+            if m and int(m.group(1)) in self.local:
+                local = f"announcements[{self.local[int(m.group(1))]}]"
+                p = replace(p, path=local + p.path[m.end() :])  # noqa: PLW2901 - the relabelled one
+            out.append(p)
+        return out
+
     def graft(self, prefix: YamlPath, other: Located, other_prefix: YamlPath = ()) -> None:
         """Record `other`'s locations under `prefix` (used for `include:`)."""
         n = len(other_prefix)
@@ -57,6 +75,9 @@ class Located:
             for p, loc in src.items():
                 if p[:n] == other_prefix:
                     dst[prefix + p[n:]] = loc
+
+
+_MERGED = re.compile(r"announcements\[(\d+)\]")
 
 
 def problem_at(loc: Loc, path: str, message: str, *args: object) -> Problem:
@@ -69,32 +90,17 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader used only to compose nodes and construct scalars."""
 
 
-_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$")
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")
 
 
-def read_yaml(path: Path) -> Located:
-    """Read one YAML file under the hostile-input guards; raises ConfigError with one line."""
+def read_yaml(path: Path, *, collect: bool = False) -> Located:
+    """Read one YAML file under the hostile-input guards; raises ConfigError with one line.
+
+    Duplicate keys are all reported: raised together at the end, or with `collect` left in
+    `problems` for the caller to report with everything else it finds.
+    """
     display = path
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(
-            [Problem(display, 1, 1, "", f"cannot read file: {exc.strerror}", str(path))]
-        ) from None
-    if len(raw) > MAX_BYTES:
-        raise ConfigError(
-            [
-                Problem(
-                    display,
-                    1,
-                    1,
-                    "",
-                    f"file is larger than {MAX_BYTES // 1024} KiB",
-                    f"{path.stat().st_size} bytes",
-                )
-            ]
-        )
+    raw = _read_regular(path)
     text = _decode(display, raw)
     _reject_tabs(display, text)
     try:
@@ -130,7 +136,55 @@ def read_yaml(path: Path) -> Located:
         out.data = None
         return out
     out.data = _Converter(display, out).convert(node, ())
+    if out.problems and not collect:
+        raise ConfigError(out.problems)
     return out
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _read_regular(path: Path) -> bytes:
+    """The first MAX_BYTES + 1 bytes of a regular file. Opened non-blocking and checked with
+    fstat before reading: a FIFO or a device named as config would otherwise block `check` and a
+    reload forever (and a blocked reload stops the daemon answering signals)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        message = f"cannot read file {_absolute(path)}: {exc.strerror}"
+        raise ConfigError([Problem(path, 1, 1, "", message, str(path))]) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a file")
+            message = f"not a regular file ({kind}); name a YAML file"
+            raise ConfigError([Problem(path, 1, 1, "", message, str(path))])
+        if st.st_size > MAX_BYTES:
+            raise ConfigError([_too_big(path, st.st_size)])
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            raw = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        message = f"cannot read file {_absolute(path)}: {exc.strerror}"
+        raise ConfigError([Problem(path, 1, 1, "", message, str(path))]) from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_BYTES:  # it grew while we read it
+        raise ConfigError([_too_big(path, len(raw))])
+    return raw
+
+
+def _absolute(path: Path) -> str:
+    return os.path.normpath(path.absolute())
+
+
+def _too_big(path: Path, size: int) -> Problem:
+    return Problem(path, 1, 1, "", f"file is larger than {MAX_BYTES // 1024} KiB", f"{size} bytes")
 
 
 def _decode(file: Path, raw: bytes) -> str:
@@ -216,18 +270,11 @@ class _Converter:
                     key_node, path, "merge keys ('<<') are not supported; write the fields out"
                 )
             if key in first:
-                prev = first[key]
+                # Reported, and the first value kept, so the rest of the file is still checked.
+                message = f"duplicate key (first defined at line {first[key].line})"
                 loc = self.loc(key_node)
-                raise ConfigError(
-                    [
-                        problem_at(
-                            loc,
-                            dotted((*path, key)),
-                            f"duplicate key (first defined at line {prev.line})",
-                            key,
-                        )
-                    ]
-                )
+                self.out.problems.append(problem_at(loc, dotted((*path, key)), message, key))
+                continue
             first[key] = self.loc(key_node)
             self.out.keys[(*path, key)] = first[key]
             result[key] = self.convert(value_node, (*path, key))
@@ -235,9 +282,10 @@ class _Converter:
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
         # YAML 1.1 reads 11:30 as the base-60 integer 690; staff mean a clock time.
-        if node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and _SEXAGESIMAL.match(
-            node.value
-        ):
+        if node.tag in (
+            "tag:yaml.org,2002:int",
+            "tag:yaml.org,2002:float",
+        ) and _SEXAGESIMAL.fullmatch(node.value):
             return node.value
         try:
             return self.loader.construct_object(node, deep=True)

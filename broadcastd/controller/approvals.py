@@ -2,18 +2,22 @@
 
 Requests live in the daemon's memory only: a restart drops them, which fails closed (nothing is
 published without a fresh request). Every open, approval and refusal is journaled by the caller.
+Request ids are `req-1`, `req-2`, ...: short enough to read out over the phone, and counted on
+from the highest id in the journal, so a restart never hands out an id that named another request.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from broadcastd.errors import BroadcastdError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from broadcastd.config import Config
     from broadcastd.controller.requests import Announce
@@ -21,6 +25,8 @@ if TYPE_CHECKING:
 FORGET_AFTER_S = (
     86400.0  # expired requests are remembered this long, to say "expired", not "unknown"
 )
+# Ids journaled before short ids were clock milliseconds (13 digits): never matched, never reused.
+_REQUEST_ID = re.compile(r"req-([1-9][0-9]{0,8})")
 
 
 class ApprovalError(BroadcastdError):
@@ -57,17 +63,18 @@ def check_operator(config: Config, operator: object, *, required: bool) -> str |
 class Approvals:
     """Pending emergency requests, keyed by request id, with an injected clock."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], journaled: Iterable[str] = ()) -> None:
+        """`journaled`: the details of every request event in the journal (JSON with an id)."""
         self._clock = clock
         self._pending: dict[str, EmergencyRequest] = {}
+        self._last = max(map(_number, journaled), default=0)
 
-    def open(
-        self, config: Config, operator: str, request: Announce, number: int
-    ) -> EmergencyRequest:
+    def open(self, config: Config, operator: str, request: Announce) -> EmergencyRequest:
         now = self._clock()
         self._forget_old(now)
         ttl = config.emergency.request_ttl.total_seconds()
-        req = EmergencyRequest(f"req-{number}", operator, request, now, now + ttl)
+        self._last += 1
+        req = EmergencyRequest(f"req-{self._last}", operator, request, now, now + ttl)
         self._pending[req.id] = req
         return req
 
@@ -103,3 +110,13 @@ class Approvals:
     def _forget_old(self, now: float) -> None:
         for rid in [r.id for r in self._pending.values() if now - r.expires_at > FORGET_AFTER_S]:
             del self._pending[rid]
+
+
+def _number(detail: str) -> int:
+    """N of the `req-N` a journaled request event names; 0 for anything else."""
+    try:
+        rid = json.loads(detail).get("id")
+    except (ValueError, AttributeError):
+        return 0
+    m = _REQUEST_ID.fullmatch(rid) if isinstance(rid, str) else None
+    return int(m.group(1)) if m else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -12,7 +13,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from broadcastd import protocol
+from broadcastd import __version__, protocol
 from broadcastd.config import Config, LoadedConfig, load_config
 from broadcastd.controller.configwatch import ConfigWatcher, parent_dirs
 from broadcastd.controller.controlsocket import ControlServer
@@ -240,6 +241,9 @@ class Daemon:
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         if self.scheduling:
             await self.feed.catch_up()
+        # After catch-up, which takes the journal's first record as the install: this start is
+        # that record on a new install, and marks the daemon as up here on every later start.
+        self.journal.record_event("start", json.dumps({"version": __version__}))
         self.ready.set()
         self.notifier.notify("READY=1", f"STATUS=running {self.config.commune.id}")
         log.info("broadcastd running for %s", self.config.commune.id)

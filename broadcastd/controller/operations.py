@@ -78,7 +78,7 @@ class Operations:
         # playlist id -> (hamlet, slot), and who played it, for households_reached
         self._playlists: dict[str, tuple[str, str]] = {}
         self._played: dict[str, set[str]] = defaultdict(set)
-        self.approvals = Approvals(clock)
+        self.approvals = Approvals(clock, journal.event_details("request"))
 
     def replace_config(self, config: Config) -> None:
         self.config = config
@@ -128,8 +128,7 @@ class Operations:
         self._validate(request)
         if not two_person:
             return await self._publish(request, operator=operator, approver=None)
-        number = self.dispatcher.next_adhoc_number()
-        req = self.approvals.open(self.config, str(operator), request, number)
+        req = self.approvals.open(self.config, str(operator), request)
         hamlets = self._hamlets(request.hamlets)
         self._event(
             "request",
@@ -138,6 +137,7 @@ class Operations:
             hamlets=hamlets,
             text=request.text[:200],
         )
+        await self.journal.flush()  # the id is counted on from the journal after a restart
         expires = dt.datetime.fromtimestamp(req.expires_at, tz=self.config.commune.tz)
         log.warning("emergency request %s by %s awaits a second operator", req.id, req.operator)
         return {

@@ -4,7 +4,8 @@ A slot is due at `play_at - lead` and may still be dispatched until `expires_at`
 (`play_at + catch_up`).
 After a restart, a slot inside that window is enqueued at once (the dispatcher re-publishes it
 idempotently if it was already sent); one whose window has passed without a dispatch is journaled
-as skipped, with the reason.
+as skipped, with the reason, unless it closed before the journal's first record: a new install
+did not miss the slots from before it existed.
 """
 
 from __future__ import annotations
@@ -152,6 +153,8 @@ class SlotFeed:
     async def catch_up(self) -> list[SlotDue]:
         """At start-up: enqueue every slot inside its dispatch window; journal the missed ones."""
         now = dt.datetime.fromtimestamp(self._clock(), tz=self.config.commune.tz)
+        first = self._journal.first_recorded()
+        installed = now if first is None else dt.datetime.fromtimestamp(first, tz=now.tzinfo)
         due: list[SlotDue] = []
         for offset in (-1, 0, 1):
             day = now.date() + dt.timedelta(days=offset)
@@ -159,7 +162,7 @@ class SlotFeed:
                 publish_at, _, expires_at = slot_times(self.config, day, name)
                 if publish_at <= now < expires_at:
                     due.append(SlotDue(day, name, "catch-up at start-up"))
-                elif self._missed(day, name, expires_at, now):
+                elif expires_at > installed and self._missed(day, name, expires_at, now):
                     reason = f"not dispatched: daemon was down until after {expires_at:%H:%M}"
                     log.warning("slot %s %s %s", day, name, reason)
                     self._journal.record_skip(day, name, "*", reason)

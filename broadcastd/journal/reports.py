@@ -6,6 +6,8 @@ Per date, slot and hamlet (live and exercise apart), over every playlist dispatc
   never `played`; offline: nodes that never answered at all;
 - households reached: the sum of the households of the nodes that played, against the hamlet's.
 Minutes aired count each item's duration once per hamlet playlist that at least one node played.
+A row is pending while its playlists can still play (`now < expires_at`) and it has not met the
+target yet: a bulletin published `lead` ahead of its slot has not failed, it has not aired.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -42,6 +44,8 @@ class CoverageRow:
     offline: int
     households_reached: int
     households: int
+    play_at: int = 0  # the earliest play_at of its playlists
+    pending: bool = False
 
     @property
     def percent(self) -> float:
@@ -81,14 +85,21 @@ class Report:
         }
 
 
-def build_report(config: Config, journal: Journal, first: dt.date, last: dt.date) -> Report:
+def build_report(
+    config: Config, journal: Journal, first: dt.date, last: dt.date, *, now: float | None = None
+) -> Report:
+    """Coverage of the dates `first..last`; with `now`, rows that can still play are pending."""
     report = Report(first.isoformat(), last.isoformat())
     categories = {a.id: a.category for a in config.announcements}
     groups: dict[tuple[str, str, str, str], list[DispatchRow]] = {}
     for row in journal.dispatches_between(first, last):
         groups.setdefault((row.date, row.slot, row.hamlet, row.status), []).append(row)
     for (date, slot, hamlet_id, status), rows in sorted(groups.items()):
-        report.rows.append(_coverage(config, journal, (date, slot, hamlet_id, status), rows))
+        coverage = _coverage(config, journal, (date, slot, hamlet_id, status), rows)
+        open_until = max(r.expires_at for r in rows)
+        if now is not None and now < open_until and not coverage.target_met:
+            coverage = replace(coverage, pending=True)
+        report.rows.append(coverage)
         for row in rows:
             if any(a.status == "played" for a in journal.acks_for(row.id)):
                 _add_minutes(report.minutes.setdefault(status, {}), row, categories)
@@ -128,6 +139,7 @@ def _coverage(
         offline=sum(1 for n in nodes if n not in seen),
         households_reached=sum(node_households.get(n, 0) for n in played),
         households=households,
+        play_at=min(r.play_at for r in rows),
     )
 
 
@@ -157,6 +169,8 @@ CSV_FIELDS = (
     "percent",
     "target_met",
     "playlists",
+    "play_at",
+    "pending",
 )
 
 

@@ -353,6 +353,20 @@ class Journal:
         )
         return [SkipRow(*r) for r in self._query(sql, (first.isoformat(), last.isoformat()))]
 
+    def first_recorded(self) -> float | None:
+        """When this journal first recorded anything (None: never), i.e. since when the commune
+        has run broadcastd with this state_dir; the daemon journals every start."""
+        firsts = " UNION ALL ".join(
+            f"SELECT MIN({col}) AS t FROM {table}"  # noqa: S608 - fixed names
+            for table, col in (("events", "ts"), ("dispatches", "created_at"), ("skips", "ts"))
+        )
+        found = self._query(f"SELECT MIN(t) FROM ({firsts})")[0][0]  # noqa: S608 - fixed names
+        return None if found is None else float(found)
+
+    def event_details(self, kind: str) -> list[str]:
+        sql = "SELECT detail FROM events WHERE kind=? ORDER BY id"
+        return [str(r[0]) for r in self._query(sql, (kind,))]
+
     def max_seq(self) -> int:
         return int(self._query("SELECT COALESCE(MAX(seq), 0) FROM dispatches")[0][0])
 

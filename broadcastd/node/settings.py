@@ -108,4 +108,4 @@ def load_node_config(path: Path) -> NodeConfig:
     try:
         return NodeConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(validation_problems(exc, located)) from None
+        raise ConfigError(validation_problems(exc, located, NodeConfig)) from None

@@ -154,11 +154,13 @@ def _slot_plan(  # noqa: PLR0913, PLR0917 - one call site; a parameter object wo
 def plan_warnings(loaded: LoadedConfig, today: dt.date) -> list[Problem]:
     """What is valid but probably not what staff meant: over-long slots, unheard announcements,
     hamlets with nothing to hear. Each names the place in the YAML to look at."""
-    return [
-        *_overlong_slots(loaded, today),
-        *_unheard_announcements(loaded, today),
-        *_silent_hamlets(loaded, today),
-    ]
+    return loaded.relabel(
+        [
+            *_overlong_slots(loaded, today),
+            *_unheard_announcements(loaded, today),
+            *_silent_hamlets(loaded, today),
+        ]
+    )
 
 
 def _warn(loc: Loc, path: YamlPath, message: str, *value: object) -> Problem:

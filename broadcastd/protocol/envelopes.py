@@ -262,7 +262,7 @@ def _item(item: object, where: str) -> None:
     if not isinstance(item, dict):
         raise ProtocolError("malformed", f"{where} must be an object")
     sha = item.get("sha256")
-    if not isinstance(sha, str) or not SHA256_RE.match(sha):
+    if not isinstance(sha, str) or not SHA256_RE.fullmatch(sha):
         raise ProtocolError("malformed", f"{where}.sha256 must be 64 lowercase hex digits")
     size, chunks, duration = item.get("bytes"), item.get("chunks"), item.get("duration_ms")
     if not is_int(size) or not 1 <= size <= MAX_CLIP_BYTES:

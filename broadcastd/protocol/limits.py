@@ -10,7 +10,7 @@ from typing import Final, TypeGuard
 
 VERSION: Final = 1
 CHUNK_SIZE: Final = 64 * 1024
-SHA256_RE: Final = re.compile(r"^[0-9a-f]{64}$")
+SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 
 
 def chunk_count(size: int) -> int:

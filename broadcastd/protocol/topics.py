@@ -6,7 +6,7 @@ import re
 
 from broadcastd.protocol.limits import SHA256_RE
 
-_TOPIC_ID = re.compile(r"^[^/+#\x00]{1,128}$")
+_TOPIC_ID = re.compile(r"[^/+#\x00]{1,128}")
 
 
 class Topics:
@@ -55,14 +55,14 @@ class Topics:
         if not topic.startswith(prefix):
             return None
         parts = topic[len(prefix) :].split("/")
-        if any(not _TOPIC_ID.match(p) for p in parts):
+        if any(not _TOPIC_ID.fullmatch(p) for p in parts):
             return None
         match parts:
             case ["controller", "state"]:
                 return ("controller_state",)
             case ["hamlet", hamlet, ("playlist" | "control") as kind]:
                 return (kind, hamlet)
-            case ["audio", sha, index] if SHA256_RE.match(sha) and index.isdecimal():
+            case ["audio", sha, index] if SHA256_RE.fullmatch(sha) and index.isdecimal():
                 return ("audio", sha, index)
             case ["node", node, ("state" | "heartbeat" | "ack") as kind]:
                 return (f"node_{kind}", node)

@@ -5,8 +5,12 @@ measured -> a linear gain applied to 32-bit samples -> one ffmpeg run (started w
 made) limits peaks at -1 dBFS, re-measures with ebur128 on the way to the encoder (verification
 costs no extra process) and encodes once to `audio.format`. Off target, the gain is corrected
 once; past ±1.5 LU the clip fails.
-A render key (text or recording hash, language, engines and voices, audio settings,
-RENDERER_VERSION) indexes the result, so an unchanged announcement is never rendered twice.
+`audio.gap` is silence at the end of every announcement clip and of the intro chime, so it is on
+the air: speakers play a playlist's clips back to back (the wire has no gap field), and a
+third-party speaker plays the same gaps without knowing about them. The outro ends the bulletin.
+A render key (text or recording hash, language, engines and voices, audio settings, the silence
+after it, RENDERER_VERSION) indexes the result, so an unchanged announcement is never rendered
+twice.
 """
 
 from __future__ import annotations
@@ -17,13 +21,13 @@ import json
 import logging
 import os
 import re
-import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from broadcastd.errors import RenderError
 from broadcastd.models import Clip, PlanItem, RenderSummary, SlotPlan
+from broadcastd.render.duration import encoded_duration_ms
 from broadcastd.render.loudness import (
     Pcm,
     decode,
@@ -72,9 +76,16 @@ class Renderer:
         # ffmpeg is CPU-bound: one clip per core keeps both cores busy without thrashing.
         self.concurrency = concurrency or max(2, os.cpu_count() or 2)
         self.encoder = Encoder(config.audio)
+        self._gap_ms = round(config.audio.gap.total_seconds() * 1000)
         self._recording_hashes: dict[tuple[Path, int, int], str] = {}
 
     # --- keys and lookups -------------------------------------------------------------------------
+
+    def tail_ms(self, item: PlanItem) -> int:
+        """Silence after `item`'s sound: the gap before whatever follows it in a bulletin."""
+        if item.kind != "chime" or item.recording == self.audio.intro:
+            return self._gap_ms
+        return 0
 
     def key_for(self, item: PlanItem) -> str:
         """The render key: everything that changes the produced audio."""
@@ -87,7 +98,10 @@ class Renderer:
                 raise RenderError(f"{item.announcement}/{item.lang}: no recording")
             source = ["file", self._recording_hash(item.recording)]
         a = self.audio
-        settings = [a.format, a.bitrate, a.sample_rate, a.loudness_lufs, RENDERER_VERSION]
+        settings: list[object] = [a.format, a.bitrate, a.sample_rate, a.loudness_lufs]
+        settings.append(RENDERER_VERSION)
+        if tail := self.tail_ms(item):  # without one, keys stay those of clips rendered before
+            settings.append(f"tail {tail}ms")
         blob = json.dumps([source, settings], ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -119,6 +133,14 @@ class Renderer:
         clip, _ = await self._clip(item, force=force)
         return clip
 
+    async def clip_and_engine(self, item: PlanItem) -> tuple[Clip, str]:
+        """The clip for `item` and what spoke it (gtts, espeak, recording), rendering if needed."""
+        clip, engine = await self._clip(item, force=False)
+        if engine is None:  # from the store, whose index entry names the engine
+            found = await asyncio.to_thread(self.store.lookup, self.key_for(item))
+            engine = str(found[1].get("engine", "unknown")) if found else "unknown"
+        return clip, engine
+
     async def chime(self, path: Path) -> Clip:
         return await self.clip_for(chime_item(path))
 
@@ -143,7 +165,9 @@ class Renderer:
                 assert item.recording is not None  # noqa: S101 - key_for() checked it
                 data = await asyncio.to_thread(item.recording.read_bytes)
                 pcm, engine = await decode(data, self.audio.sample_rate, what=what), "recording"
-            encoded, lufs = await self.encoder.encode(pcm, what=what, started=encoder)
+            encoded, lufs = await self.encoder.encode(
+                pcm, what=what, started=encoder, tail_ms=self.tail_ms(item)
+            )
         finally:
             await stop_tool(encoder)
         duration_ms = encoded_duration_ms(encoded, self.audio.format)
@@ -252,12 +276,20 @@ class Encoder:
         return await start_tool(_encode_argv(self.audio, self.audio.sample_rate), what=what)
 
     async def encode(
-        self, pcm: Pcm, *, what: str, started: asyncio.subprocess.Process | None = None
+        self,
+        pcm: Pcm,
+        *,
+        what: str,
+        started: asyncio.subprocess.Process | None = None,
+        tail_ms: int = 0,
     ) -> tuple[bytes, float]:
         """Returns the encoded bytes and the loudness ebur128 measured on the way to the encoder.
 
         `started` (from `start()`) is used for the first encode when it expects `pcm`'s rate.
+        `tail_ms` of digital silence follow the sound; ebur128's gate leaves silence out of the
+        measured loudness, so the target holds for the sound itself.
         """
+        silence = bytes(4 * (pcm.rate * tail_ms // 1000))  # s32 zeros
         target = self.audio.loudness_lufs
         gain = await asyncio.to_thread(gain_for, pcm, target, CEILING_DBFS)
         limited = pcm.peak_dbfs + gain > CEILING_DBFS
@@ -267,7 +299,7 @@ class Encoder:
             started = None
         for attempt in range(2):
             self.encodes += 1
-            samples = await asyncio.to_thread(widened, pcm, gain, HEADROOM)
+            samples = await asyncio.to_thread(widened, pcm, gain, HEADROOM) + silence
             proc = started or await start_tool(_encode_argv(self.audio, pcm.rate), what=what)
             started = None
             data, lufs = await _encode_once(proc, samples, what=what)
@@ -317,64 +349,18 @@ async def _encode_once(
     return out, float(found[-1])
 
 
-# --- durations, read from the encoded bytes -----------------------------------------------------
-
-_MP3_BITRATES = {
-    3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),  # MPEG-1 layer III
-    2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),  # MPEG-2/2.5 layer III
-}
-_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
-
-
-def encoded_duration_ms(data: bytes, fmt: str) -> int:
-    return _mp3_duration_ms(data) if fmt == "mp3" else _opus_duration_ms(data)
-
-
-def _mp3_duration_ms(data: bytes) -> int:
-    """Sum of layer III frame durations, walking the frame headers."""
-    pos, samples, rate = 0, 0, 0
-    while pos + 4 <= len(data):
-        (header,) = struct.unpack_from(">I", data, pos)
-        version, layer = (header >> 19) & 3, (header >> 17) & 3
-        bitrate_i, rate_i = (header >> 12) & 15, (header >> 10) & 3
-        if (
-            header >> 21 != 0x7FF
-            or layer != 1
-            or version == 1
-            or bitrate_i in (0, 15)
-            or rate_i == 3
-        ):
-            pos += 1  # not a layer III frame header: resynchronise
-            continue
-        kbps = _MP3_BITRATES[3 if version == 3 else 2][bitrate_i]
-        rate = _MP3_RATES[version][rate_i]
-        per_frame = 1152 if version == 3 else 576
-        samples += per_frame
-        pos += per_frame // 8 * kbps * 1000 // rate + ((header >> 9) & 1)
-    if not samples:
-        raise RenderError("encoded mp3 holds no frames")
-    return int(samples * 1000 / rate + 0.5)
-
-
-def _opus_duration_ms(data: bytes) -> int:
-    """Last Ogg page's granule position minus the OpusHead pre-skip, at Opus's 48 kHz."""
-    head = data.find(b"OpusHead")
-    last = data.rfind(b"OggS")
-    if head < 0 or last < 0 or last + 14 > len(data):
-        raise RenderError("encoded opus has no Ogg/Opus headers")
-    (pre_skip,) = struct.unpack_from("<H", data, head + 10)
-    (granule,) = struct.unpack_from("<q", data, last + 6)
-    samples: int = granule - pre_skip
-    return max(0, round(samples / 48))
-
-
 # --- composition ---------------------------------------------------------------------------------
 
 
 def build_renderer(
-    config: Config, metrics: Metrics | None = None, *, engines: Sequence[str] | None = None
+    config: Config,
+    metrics: Metrics | None = None,
+    *,
+    engines: Sequence[str] | None = None,
+    store: AudioStore | None = None,
 ) -> Renderer:
-    """The renderer for `config`; `engines` overrides `tts.engines` (the demo uses ["espeak"])."""
+    """The renderer for `config`; `engines` overrides `tts.engines` (the demo uses ["espeak"]),
+    `store` the clip cache in `state_dir` (a preview that may not write there)."""
     timeout = config.tts.timeout.total_seconds()
     built: list[TtsEngine] = []
     for name in engines if engines is not None else config.tts.engines:
@@ -385,4 +371,5 @@ def build_renderer(
         else:
             raise RenderError(f"unknown TTS engine {name!r} (expected gtts or espeak)")
     chain = TtsChain(built, config.audio.sample_rate, metrics)
-    return Renderer(config, AudioStore(config.state_dir / "audio"), chain, metrics)
+    store = store if store is not None else AudioStore(config.state_dir / "audio")
+    return Renderer(config, store, chain, metrics)

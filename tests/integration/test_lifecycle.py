@@ -26,6 +26,7 @@ from support.e2e import E2E, wait_for, write_commune
 
 from broadcastd import cli
 from broadcastd.controller.daemon import STOP_DEADLINE_S
+from broadcastd.journal.store import Journal
 from broadcastd.transport.broker import CONTROLLER_USER, free_port
 
 if TYPE_CHECKING:
@@ -37,6 +38,19 @@ BIN = Path(sys.executable).parent
 
 
 # -- acceptance 2: start-up catch-up --------------------------------------------------------------
+
+
+async def started_yesterday(e2e: E2E) -> None:
+    """The journal of a daemon that first ran the day before (and was then down)."""
+    e2e.config.state_dir.mkdir(parents=True, exist_ok=True)
+    journal = Journal.open(
+        e2e.config.state_dir / "journal.sqlite3", clock=lambda: e2e.clock() - 86400
+    )
+    try:
+        journal.record_event("start", "{}")
+        await journal.flush()
+    finally:
+        journal.close()
 
 
 async def test_started_five_minutes_after_play_at_dispatches_at_once_and_agents_play(tmp_path):
@@ -63,6 +77,7 @@ async def test_started_five_minutes_after_play_at_dispatches_at_once_and_agents_
 
 async def test_started_after_expires_at_does_not_dispatch_and_the_report_says_why(tmp_path, capsys):
     e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=1, play_in=-(20 * 60 + 60.0))
+    await started_yesterday(e2e)  # a new install would not have missed this slot
     day = e2e.play_at.date()
     async with e2e.running(fleet=False) as run:
         await asyncio.sleep(1.0)  # a dispatch, had one been queued, would have started by now
@@ -78,6 +93,22 @@ async def test_started_after_expires_at_does_not_dispatch_and_the_report_says_wh
             "reason": f"not dispatched: daemon was down until after {expires:%H:%M}",
         }
     ]
+
+
+async def test_a_new_install_does_not_report_slots_from_before_it_existed(tmp_path, capsys):
+    e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=1, play_in=-(20 * 60 + 60.0))
+    day = e2e.play_at.date()
+    async with e2e.running(fleet=False):  # an empty state_dir: the commune's first `run`
+        await asyncio.sleep(1.0)
+    assert cli.run(["report", "-c", str(e2e.config_path), "--date", day.isoformat(), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["rows"], report["skips"]) == ([], [])
+    journal = Journal.open(e2e.config.state_dir / "journal.sqlite3", readonly=True)
+    try:  # the start is journaled: a slot missed from now on is reported
+        assert journal.first_recorded() is not None
+        assert [json.loads(d)["version"] for d in journal.event_details("start")] != []
+    finally:
+        journal.close()
 
 
 # -- acceptance 4: SIGTERM on a real `broadcastd run` ---------------------------------------------

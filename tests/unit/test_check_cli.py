@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,16 +16,13 @@ EXAMPLE = ROOT / "config" / "sang-moc.yaml"
 MONDAY_YAML = ROOT / "tests" / "data" / "good" / "monday.yaml"
 
 
-def test_example_checks_clean_and_fast(
+def test_example_checks_clean(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(ROOT)
-    started = time.perf_counter()
     code = run(["check", "-c", "config/sang-moc.yaml"])
-    elapsed = time.perf_counter() - started
     out, err = capsys.readouterr()
     assert code == 0
-    assert elapsed < 1.0
     # The only finding on a machine without the production key is that key (a warning).
     for line in err.splitlines():
         assert ": warning: " in line

@@ -22,9 +22,77 @@ MAPPING = "config must be a mapping of sections (commune, slots, hamlets, ...)"
 NO_TTS = (
     "no configured TTS engine (gtts, espeak) speaks this language; give a recording under 'audio'"
 )
+LANG_RULE = (
+    "expected a language tag: lowercase letters a-z without accents, 2 to 8 per word, "
+    "words joined by '-' (such as 'vi', 'dao' or 'san-diu')"
+)
+OUTSIDE = (
+    "an include names files under the config file's directory (a relative pattern without '..')"
+)
 
 EXPECTED: dict[str, list[str]] = {
-    "unknown-field": ["unknown-field.yaml:17:5: hamlets[1].colour: unknown field, got: 'colour'"],
+    "unknown-field": [
+        (
+            "unknown-field.yaml:17:5: hamlets[1].colour: unknown field "
+            "(valid here: id, name, households, languages, nodes), got: 'colour'"
+        )
+    ],
+    "misspelled-key": [
+        (
+            "misspelled-key.yaml:10:5: hamlets[0].housholds: unknown field "
+            "(did you mean 'households'?), got: 'housholds'"
+        )
+    ],
+    "bad-language-tag": [
+        f"bad-language-tag.yaml:11:21: hamlets[0].languages[1]: {LANG_RULE}, got: 'Sán Dìu'"
+    ],
+    "newline-in-id": [
+        (
+            "newline-in-id.yaml:12:14: hamlets[0].nodes[0].id: expected an id of lowercase "
+            "letters, digits and '-', got: 'b1\\n'"
+        ),
+        (
+            "newline-in-id.yaml:13:34: broker.listen: expected HOST:PORT such as 127.0.0.1:1883, "
+            "got: '127.0.0.1:1883\\n'"
+        ),
+        f"newline-in-id.yaml:17:20: announcements[0].text.vi\\n: {LANG_RULE}, got: 'vi\\n'",
+    ],
+    "include-outside": [
+        f"include-outside.yaml:13:11: include[0]: {OUTSIDE}, got: '/etc/*.conf'",
+        f"include-outside.yaml:13:24: include[1]: {OUTSIDE}, got: 'inc/../../good/*.yaml'",
+    ],
+    "errors-reported-together": [
+        (
+            "errors-reported-together.yaml:12:26: hamlets[0].languages[2]: language listed twice, "
+            "got: 'dao'"
+        ),
+        (
+            "errors-reported-together.yaml:14:7: hamlets[0].nodes: nodes cover more households "
+            "than the hamlet has (40), got: 50"
+        ),
+        (
+            "errors-reported-together.yaml:15:5: hamlets[0].nodes: duplicate key (first defined at "
+            "line 13), got: 'nodes'"
+        ),
+        f"errors-reported-together.yaml:19:53: announcements[0].text.dao: {NO_TTS}, got: 'dao'",
+        (
+            "errors-reported-together.yaml:20:18: announcements[0].audio.dao: file not found "
+            f"(looked for {BAD / 'recordings' / 'tiem-phong-dao.ogg'}), "
+            "got: 'recordings/tiem-phong-dao.ogg'"
+        ),
+        (
+            "errors-reported-together.yaml:21:19: announcements[0].slots[1]: unknown slot "
+            "(defined: noon, afternoon), got: 'evening'"
+        ),
+        (
+            "errors-reported-together.yaml:22:15: announcements[0].priority: input should be "
+            "'normal', 'priority' or 'emergency', got: 'urgent'"
+        ),
+        (
+            "errors-reported-together.yaml:24:12: announcements[0].until: must not be before "
+            "'from' (2026-12-05), got: '2026-11-20'"
+        ),
+    ],
     "missing-field": ["missing-field.yaml:14:5: hamlets[1].households: required field is missing"],
     "missing-signing-key": [
         "missing-signing-key.yaml:2:10: signing.private_key_file: required field is missing"
@@ -39,8 +107,8 @@ EXPECTED: dict[str, list[str]] = {
     "not-utf8": ["not-utf8.yaml:15:13: file is not valid UTF-8, got: 'byte 0xe1'"],
     "bad-clock-time": [
         (
-            "bad-clock-time.yaml:6:19: slots.afternoon.at: expected a time of day as HH:MM, "
-            "got: '25:00'"
+            "bad-clock-time.yaml:6:19: slots.afternoon.at: the hour is out of range: expected a "
+            "time of day from 00:00 to 23:59, got: '25:00'"
         )
     ],
     "bad-duration": [
@@ -56,7 +124,10 @@ EXPECTED: dict[str, list[str]] = {
         )
     ],
     "unknown-hamlet": [
-        "unknown-hamlet.yaml:24:22: announcements[0].hamlets[1]: unknown hamlet id, got: 'ban-z'"
+        (
+            "unknown-hamlet.yaml:24:22: announcements[0].hamlets[1]: unknown hamlet id "
+            "(defined: ban-a, ban-b), got: 'ban-z'"
+        )
     ],
     "duplicate-hamlet-id": [
         (
@@ -87,7 +158,8 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "missing-recording": [
         (
-            "missing-recording.yaml:23:18: announcements[0].audio.dao: file not found, "
+            "missing-recording.yaml:23:18: announcements[0].audio.dao: file not found "
+            f"(looked for {BAD / 'recordings' / 'tiem-phong-dao.ogg'}), "
             "got: 'recordings/tiem-phong-dao.ogg'"
         )
     ],
@@ -116,8 +188,10 @@ EXPECTED: dict[str, list[str]] = {
         )
     ],
     "missing-broker-ca": [
-        "missing-broker-ca.yaml:4:67: broker.ca_file: file not found, got: "
-        + repr(str(BAD / "district-ca.pem")),
+        (
+            "missing-broker-ca.yaml:4:67: broker.ca_file: file not found "
+            f"(looked for {BAD / 'district-ca.pem'}), got: 'district-ca.pem'"
+        ),
     ],
     "external-broker-without-url": [
         (
@@ -127,13 +201,14 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "include-matches-nothing": [
         (
-            "include-matches-nothing.yaml:24:11: include[0]: pattern matches no file, "
-            "got: 'thong-bao/*.yaml'"
+            "include-matches-nothing.yaml:24:11: include[0]: pattern matches no file "
+            f"(looked for {BAD / 'thong-bao' / '*.yaml'}), got: 'thong-bao/*.yaml'"
         )
     ],
     "include-with-error": [
         (
-            "inc/tiem-phong-2.yaml:6:13: announcements[1].priority: input should be 'normal', "
+            # numbered within its own file, where it is the first announcement
+            "inc/tiem-phong-2.yaml:6:13: announcements[0].priority: input should be 'normal', "
             "'priority' or 'emergency', got: 'urgent'"
         )
     ],
@@ -178,7 +253,10 @@ EXPECTED: dict[str, list[str]] = {
             "many-errors.yaml:22:19: announcements[0].slots[1]: unknown slot (defined: noon), "
             "got: 'evening'"
         ),
-        "many-errors.yaml:27:22: announcements[1].hamlets[1]: unknown hamlet id, got: 'ban-z'",
+        (
+            "many-errors.yaml:27:22: announcements[1].hamlets[1]: unknown hamlet id "
+            "(defined: ban-a, ban-b), got: 'ban-z'"
+        ),
         (
             "many-errors.yaml:28:15: announcements[1].priority: input should be 'normal', "
             "'priority' or 'emergency', got: 'urgent'"
@@ -241,7 +319,12 @@ def test_missing_file_is_one_line(
     monkeypatch.chdir(tmp_path)
     code, err, _ = check(capsys, "nope.yaml")
     assert code == 78
-    assert err == ["nope.yaml:1:1: cannot read file: No such file or directory, got: 'nope.yaml'"]
+    assert err == [
+        (
+            f"nope.yaml:1:1: cannot read file {tmp_path / 'nope.yaml'}: No such file or directory, "
+            "got: 'nope.yaml'"
+        )
+    ]
 
 
 def _installed_broadcastd() -> str:

@@ -105,11 +105,14 @@ def test_exercise_day_falls_on_the_named_weekday_of_the_month(tmp_path, spec, da
         ),
         (
             "exercise:\n  day: first-wed\n  at: '25:00'\n",
-            "12:7: exercise.at: expected a time of day as HH:MM, got: '25:00'",
+            (
+                "12:7: exercise.at: the hour is out of range: expected a time of day from 00:00 to "
+                "23:59, got: '25:00'"
+            ),
         ),
         (
             "exercise: {day: first-wed, at: '11:45', hamlets: [ban-a, ban-z]}\n",
-            "10:58: exercise.hamlets[1]: unknown hamlet id, got: 'ban-z'",
+            "10:58: exercise.hamlets[1]: unknown hamlet id (defined: ban-a, ban-b), got: 'ban-z'",
         ),
         (
             "exercise: {day: first-wed, at: '11:45', lang: dao}\n",
@@ -120,7 +123,10 @@ def test_exercise_day_falls_on_the_named_weekday_of_the_month(tmp_path, spec, da
         ),
         (
             "exercise: {day: first-wed, at: '11:45', colour: red}\n",
-            "10:41: exercise.colour: unknown field, got: 'colour'",
+            (
+                "10:41: exercise.colour: unknown field (valid here: day, at, text, lang, hamlets, "
+                "lead, catch_up), got: 'colour'"
+            ),
         ),
         (
             "emergency: {approvals: 3}\n",

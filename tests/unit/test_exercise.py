@@ -109,8 +109,8 @@ def flood_warning(text: str = "Lũ quét") -> Announce:
 def test_second_different_operator_approves(tmp_path):
     config = config_with(tmp_path, TWO)
     now = [1000.0]
-    approvals = Approvals(lambda: now[0])
-    req = approvals.open(config, "an", flood_warning(), 7)
+    approvals = Approvals(lambda: now[0], ['{"id": "req-6", "operator": "chi"}'])
+    req = approvals.open(config, "an", flood_warning())
     assert req.id == "req-7"
     assert [r.id for r in approvals.pending()] == ["req-7"]
     with pytest.raises(ApprovalError, match="issued by an: a second, different operator"):
@@ -129,7 +129,7 @@ def test_an_expired_request_is_refused(tmp_path):
     config = config_with(tmp_path, TWO)
     now = [1000.0]
     approvals = Approvals(lambda: now[0])
-    approvals.open(config, "an", flood_warning(), 1)
+    approvals.open(config, "an", flood_warning())
     now[0] += 600  # exactly request_ttl later
     assert approvals.pending() == []
     with pytest.raises(ApprovalError, match=r"expired at .* issue the emergency again"):
@@ -141,7 +141,7 @@ def test_an_expired_request_is_refused(tmp_path):
 def test_withdrawn_request_cannot_be_approved(tmp_path):
     config = config_with(tmp_path, TWO)
     approvals = Approvals(lambda: 0.0)
-    approvals.open(config, "an", flood_warning(), 1)
+    approvals.open(config, "an", flood_warning())
     assert approvals.withdraw("req-1") is not None
     with pytest.raises(ApprovalError, match="no pending"):
         approvals.approve(config, "req-1", "binh")

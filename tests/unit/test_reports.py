@@ -6,9 +6,11 @@ import csv
 import io
 import json
 import textwrap
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
+from support.envelopes import journaled_playlist
 
 from broadcastd import cli, protocol
 from broadcastd.journal.store import Journal
@@ -59,20 +61,17 @@ def env(
         protocol.PlaylistItem("cd" * 32, 10, 1, 90000, "Vaccine", "vi", "vaccine"),
         protocol.PlaylistItem("ef" * 32, 10, 1, 60000, "Rice", "vi", "rice"),
     ]
-    playlist = protocol.Playlist(
-        commune="sm",
-        hamlet=hamlet,
-        id=pid,
-        slot=slot,
+    return journaled_playlist(
+        pid,
+        hamlet,
         play_at=int(T0),
         expires_at=int(T0) + 1200,
+        items=items,
+        slot=slot,
+        status=status,
         priority=priority,
         issued_at=int(T0),
-        items=tuple(items),
-        status=status,
-        seq=1,
     )
-    return protocol.Signed(playlist, protocol.encode({**playlist.unsigned(), "sig": "x"}))
 
 
 async def _fill(path: Path) -> None:
@@ -96,6 +95,12 @@ async def _fill(path: Path) -> None:
     j.record_transition(Transition("a1", "ban-a", "unknown", "online", "heartbeat", T0))
     await j.flush()
     j.close()
+
+
+@pytest.fixture(autouse=True)
+def day_after(monkeypatch):
+    """The report is read the day after: every slot's window has closed (none is pending)."""
+    monkeypatch.setattr("broadcastd.cli.report.time", SimpleNamespace(time=lambda: T0 + 86400))
 
 
 @pytest.fixture
