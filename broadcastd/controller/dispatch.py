@@ -23,7 +23,7 @@ from broadcastd.errors import (
     RenderError,
     handled_error,
 )
-from broadcastd.models import Clip, PlanItem, SlotPlan, metric_slot
+from broadcastd.models import PRIORITY_RANK, Clip, PlanItem, SlotPlan, metric_slot
 from broadcastd.plan.exercise import EXERCISE_SLOT, exercise_plans
 from broadcastd.plan.slotplan import build_plan
 from broadcastd.transport.audioout import AudioOut, Publisher
@@ -311,7 +311,7 @@ class Dispatcher:
             )
             for c, (title, lang, ann) in zip(clips, labels, strict=True)
         ]
-        top = priority or min((i.priority for i in items), key=_rank)
+        top = priority or min((i.priority for i in items), key=PRIORITY_RANK.__getitem__)
         keyed = [(ann, c.sha256) for c, (_, _, ann) in zip(clips, labels, strict=True)]
         pid = playlist_id(plan.date, plan.slot, plan.hamlet, keyed, status)
         existing = self._journal.dispatch(pid)
@@ -396,10 +396,6 @@ class Dispatcher:
 def _expires(playlists: Sequence[SignedPlaylist]) -> int:
     """When the last of these playlists expires: their audio must outlive it."""
     return max((s.envelope.expires_at for s in playlists), default=0)
-
-
-def _rank(priority: str) -> int:
-    return {"emergency": 0, "priority": 1}.get(priority, 2)
 
 
 def _shifted(plan: SlotPlan, shift: dt.timedelta) -> SlotPlan:
