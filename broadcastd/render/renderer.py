@@ -5,8 +5,10 @@ measured -> a linear gain applied to 32-bit samples -> one ffmpeg run (started w
 made) limits peaks at -1 dBFS, re-measures with ebur128 on the way to the encoder (verification
 costs no extra process) and encodes once to `audio.format`. Off target, the gain is corrected
 once; past ±1.5 LU the clip fails.
-A render key (text or recording hash, language, engines and voices, audio settings,
-RENDERER_VERSION) indexes the result, so an unchanged announcement is never rendered twice.
+A render key (the text as the engines get it after normalisation, or the recording's hash;
+language, engines and voices, audio settings, RENDERER_VERSION, NORMALIZER_VERSION) indexes the
+result, so an unchanged announcement is never rendered twice, and one whose reading changed (a
+lexicon entry, a better normaliser) is rendered again.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from broadcastd.render.loudness import (
     stop_tool,
     widened,
 )
+from broadcastd.render.normalize import NORMALIZER_VERSION
 from broadcastd.render.store import AudioStore
-from broadcastd.render.tts import GTTS_URL_ENV, EspeakEngine, GttsEngine, TtsChain, TtsEngine
+from broadcastd.render.tts import TtsChain, build_chain
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -81,7 +84,9 @@ class Renderer:
         if item.kind == "tts":
             if not item.text:
                 raise RenderError(f"{item.announcement}/{item.lang}: no text to speak")
-            source: list[object] = ["tts", item.text, item.lang, list(self.chain.signature)]
+            spoken = self.chain.spoken(item.text, item.lang)
+            signature = list(self.chain.signature(item.lang))
+            source: list[object] = ["tts", spoken, item.lang, signature, NORMALIZER_VERSION]
         else:
             if item.recording is None:
                 raise RenderError(f"{item.announcement}/{item.lang}: no recording")
@@ -375,14 +380,5 @@ def build_renderer(
     config: Config, metrics: Metrics | None = None, *, engines: Sequence[str] | None = None
 ) -> Renderer:
     """The renderer for `config`; `engines` overrides `tts.engines` (the demo uses ["espeak"])."""
-    timeout = config.tts.timeout.total_seconds()
-    built: list[TtsEngine] = []
-    for name in engines if engines is not None else config.tts.engines:
-        if name == "gtts":
-            built.append(GttsEngine(timeout, base_url=os.environ.get(GTTS_URL_ENV) or None))
-        elif name == "espeak":
-            built.append(EspeakEngine(timeout))
-        else:
-            raise RenderError(f"unknown TTS engine {name!r} (expected gtts or espeak)")
-    chain = TtsChain(built, config.audio.sample_rate, metrics)
+    chain = build_chain(config.tts, config.audio.sample_rate, metrics, engines=engines)
     return Renderer(config, AudioStore(config.state_dir / "audio"), chain, metrics)
