@@ -16,7 +16,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from broadcastd.render.normalize.common import NUM_END, padded
+from broadcastd.render.normalize.common import (
+    FRACTION_NEXT,
+    NUM_END,
+    SIGNS,
+    at_numbers,
+    padded,
+    preceded_by,
+)
 from broadcastd.render.normalize.numbers import (
     MAX_CARDINAL_DIGITS,
     cardinal,
@@ -26,7 +33,7 @@ from broadcastd.render.normalize.numbers import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from broadcastd.render.normalize.common import Ctx
 
@@ -37,15 +44,17 @@ _CUES = (
     "liên lạc|nhắn tin|cấp cứu|cứu hỏa|cứu hộ|công an|chữa cháy|mã số|mã|số tài khoản|"
     "tài khoản|số thẻ|căn cước công dân|chứng minh nhân dân"
 )
-_CUED = re.compile(
-    rf"(?<!\w)((?i:{_CUES})\s*:?\s*(?:(?i:số)\s+)?)([0-9]{{3,}}(?:[ .][0-9]{{2,}})*)" + NUM_END
-)
+_CUED = re.compile(r"[0-9](?<![\w.,][0-9])[0-9]{2,}(?:[ .][0-9]{2,})*" + NUM_END)
+_CUE_BEFORE = re.compile(rf"(?<!\w)(?i:{_CUES})\s*:?\s*(?:(?i:số)\s+)?$")
+# "mẫu số 01" is "không một"; "số 113" is the police, not a hundred and thirteen
+_NUMBERED = re.compile(r"[01](?<![\w.,][01])(?:(?<=0)[0-9]+|(?<=1)1[1-5])" + NUM_END)
+_NUMBERED_BEFORE = re.compile(r"(?<!\w)(?i:số|mẫu)\s+$")
 _INTERNATIONAL = re.compile(
-    r"(?<![\w+])\+84[ .-]?([0-9]{1,3}(?:[ .-]?[0-9]{2,4}){1,3})(?![\w/-]|[.,][0-9])"
+    r"\+(?<![\w+]\+)84[ .-]?([0-9]{1,3}(?:[ .-]?[0-9]{2,4}){1,3})(?![\w/-]|[.,][0-9])"
 )
 _DOMESTIC = re.compile(
-    r"(?<![\w.,+/-])(0[0-9]{2,4}(?:[ .-][0-9]{2,4}){1,3}|0[0-9]{8,10}|1[89]00[ .]?[0-9]{3,4}"
-    r"(?: ?[0-9]{3})?)(?![\w/-]|[.,][0-9])"
+    r"[01](?<![\w.,+/-][01])(?:(?<=0)(?:[0-9]{2,4}(?:[ .-][0-9]{2,4}){1,3}|[0-9]{8,10})"
+    r"|(?<=1)[89]00[ .]?[0-9]{3,4}(?: ?[0-9]{3})?)(?![\w/-]|[.,][0-9])"
 )
 _GROUPS = {8: (4, 4), 9: (3, 3, 3), 10: (4, 3, 3), 11: (4, 4, 3), 12: (4, 4, 4)}
 MIN_PHONE, MAX_PHONE = 8, 11
@@ -69,11 +78,21 @@ def _digit_groups(written: str) -> str:
 
 
 def phones(text: str, _ctx: Ctx) -> str:
-    text = _CUED.sub(lambda m: f"{m.group(1).rstrip()} {_digit_groups(m.group(2))}", text)
+    text = _CUED.sub(lambda m: _after_cue(m, _CUE_BEFORE, _digit_groups), text)
+    text = _NUMBERED.sub(lambda m: _after_cue(m, _NUMBERED_BEFORE, digits), text)
     text = _INTERNATIONAL.sub(
         lambda m: padded(m, f"cộng tám bốn, {_digit_groups(m.group(1))}"), text
     )
     return _DOMESTIC.sub(_domestic, text)
+
+
+def _after_cue(m: re.Match[str], cue: re.Pattern[str], read: Callable[[str], str]) -> str:
+    """`read(number)` when `cue` is written just before it ("gọi 115"), else the number as is."""
+    if not preceded_by(cue, m.string, m.start(), reach=40):
+        return m.group()
+    return (
+        " " + read(m.group()) if m.start() and m.string[m.start() - 1] == ":" else read(m.group())
+    )
 
 
 def _domestic(m: re.Match[str]) -> str:
@@ -87,17 +106,22 @@ def _domestic(m: re.Match[str]) -> str:
 
 # A dash between two numbers, after an optional hour, minute or unit mark on the first: "đến"
 _RANGE = re.compile(
-    r"(?<=[0-9])((?:h[0-9]{0,2}|g[0-9]{2}|:[0-9]{2})'?|\s?(?:%|°C|°|oC))?\s*[-\u2013]\s*(?=[0-9])"
+    r"([0-9])((?:h[0-9]{0,2}|g[0-9]{2}|:[0-9]{2})'?|\s?(?:%|°C|°|oC))?\s*[-\u2013]\s*(?=[0-9])"
 )
 
 
+# Three or more numbers joined by dashes are a code, not a range: NPK "5-10-3"
+_CHAIN = re.compile(r"[0-9](?<![\w.,][0-9])[0-9]*(?:-[0-9]+){2,}" + NUM_END)
+
+
 def ranges(text: str, _ctx: Ctx) -> str:
-    return _RANGE.sub(lambda m: (m.group(1) or "") + " đến ", text)
+    text = _CHAIN.sub(lambda m: m.group().replace("-", " "), text)
+    return _RANGE.sub(lambda m: m.group(1) + (m.group(2) or "") + " đến ", text)
 
 
 # --- quantities -------------------------------------------------------------------------------
 
-_SIGN = r"(?:(?<![\w.,)])[-\u2212+])?"
+_SIGN = rf"(?:(?<![\w.,)])[{SIGNS}])?"
 NUMBER = (
     rf"{_SIGN}(?:[0-9]{{1,3}}(?:\.[0-9]{{3}})+(?![0-9])|[0-9]{{1,3}}(?:,[0-9]{{3}}){{2,}}(?![0-9])"
     r"|[0-9]+)(?:,[0-9]+|\.[0-9]{1,2}(?![0-9.]))?"
@@ -116,7 +140,7 @@ _PER_WORDS = {
         "người", "hộ", "khẩu", "con", "cây", "tháng", "năm", "ngày", "tuần", "giờ", "phút",
         "lần", "buổi", "sào", "mẫu", "thẻ", "suất", "lít", "chiếc", "bao", "gói", "liều", "trẻ",
         "cháu", "học sinh", "lượt", "ca", "vụ", "đợt", "tấn", "tạ", "yến", "ki lô gam", "mét",
-        "héc ta", "đồng", "cái", "lọ", "chai", "bình", "túi", "hecta",
+        "héc ta", "đồng", "cái", "lọ", "chai", "bình", "túi", "hecta", "viên",
     )},
 }  # fmt: skip
 
@@ -128,7 +152,9 @@ def _alternation(words: Iterable[str]) -> str:
 
 _PER = rf"(?:\s?/\s?({_alternation(_PER_WORDS)}))"
 _QUANTITY = re.compile(rf"({NUMBER})\s?({_alternation(_UNIT_WORDS)}){_PER}?(?![^\W\d_])")
-_PER_SLASH = re.compile(rf"(?<=[^\W\d_]){_PER}(?![^\W\d_])")
+_PER_SLASH = re.compile(
+    rf"/(?:(?<=[^\W\d_]/)|(?<=[^\W\d_] /)) ?({_alternation(_PER_WORDS)})(?![^\W\d_])"
+)
 
 
 def _unit(unit: str, ctx: Ctx) -> str:
@@ -139,20 +165,22 @@ def _unit(unit: str, ctx: Ctx) -> str:
     return _UNIT_WORDS[unit]
 
 
-# What the dates left of "N/M": "2/3 số hộ" is "hai phần ba", "50/100 hộ" "năm mươi trên một trăm"
-_RATIO = re.compile(r"(?<![\w/.,])([0-9]{1,6})/([0-9]{1,6})" + NUM_END)
-SMALL_DENOMINATOR = 10
+# What the dates left of "N/M": "2/3 số hộ" is "hai phần ba", "7/10 thôn" "bảy trên mười"
+_RATIO = re.compile(r"([0-9](?<![\w/.,][0-9])[0-9]{0,5})/([0-9]{1,6})" + NUM_END)
+# A price per anything: "25.000đ/giấy" is "hai mươi lăm nghìn đồng một giấy"
+_MONEY_PER = re.compile(r"/(?:(?<=đồng/)|(?<=đồng /)) ?(?=[^\W\d_])")
 
 
 def quantities(text: str, ctx: Ctx) -> str:
-    text = _QUANTITY.sub(lambda m: _quantity(m, ctx), text)
-    text = _RATIO.sub(lambda m: padded(m, _ratio(int(m.group(1)), int(m.group(2)), ctx)), text)
-    return _PER_SLASH.sub(lambda m: f" một {_PER_WORDS[m.group(1)]} ", text)
+    text = at_numbers(_QUANTITY, text, lambda m: _quantity(m, ctx), signed=True)
+    text = _RATIO.sub(lambda m: _ratio(m, ctx), text)
+    text = _PER_SLASH.sub(lambda m: f" một {_PER_WORDS[m.group(1)]} ", text)
+    return _MONEY_PER.sub(" một ", text)
 
 
-def _ratio(top: int, bottom: int, ctx: Ctx) -> str:
-    word = "phần" if 0 < top < bottom <= SMALL_DENOMINATOR else "trên"
-    return f"{ctx.num(top)} {word} {ctx.num(bottom)}"
+def _ratio(m: re.Match[str], ctx: Ctx) -> str:
+    word = "phần" if FRACTION_NEXT.match(m.string, m.end()) else "trên"
+    return padded(m, f"{ctx.num(int(m.group(1)))} {word} {ctx.num(int(m.group(2)))}")
 
 
 def _quantity(m: re.Match[str], ctx: Ctx) -> str:
@@ -170,7 +198,7 @@ _SIGNS = {"-": "âm", "\u2212": "âm", "+": "cộng"}
 
 
 def numbers(text: str, ctx: Ctx) -> str:
-    return _NUMBER.sub(lambda m: padded(m, read_number(m.group(), ctx)), text)
+    return at_numbers(_NUMBER, text, lambda m: padded(m, read_number(m.group(), ctx)), signed=True)
 
 
 def read_number(token: str, ctx: Ctx) -> str:
@@ -204,8 +232,8 @@ def _grouped(groups: list[str], ctx: Ctx) -> str:
 
 # --- symbols ----------------------------------------------------------------------------------
 
-_IN_WORD_DASH = re.compile(r"(?<=[^\W\d_])[-\u2010\u2011](?=[^\W\d_])")
-_DASH = re.compile(r"\s*[-\u2013\u2014\u2212\u2010\u2011]+\s*")
+_IN_WORD_DASH = re.compile(r"[-\u2010\u2011](?<=[^\W\d_].)(?=[^\W\d_])")
+_DASH = re.compile(r"[-\u2013\u2014\u2212\u2010\u2011]+\s*")
 _SYMBOL_WORDS = {
     "&": "và", "+": "và", "=": "bằng", "~": "khoảng", "≈": "khoảng", "<=": "không quá",
     ">=": "không dưới", "≤": "không quá", "≥": "không dưới", "<": "dưới", ">": "trên",

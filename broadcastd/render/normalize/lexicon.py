@@ -32,12 +32,14 @@ ABBREVIATIONS: Mapping[str, str] = {
     "BQL": "ban quản lý",
     "HTX": "hợp tác xã",
     "HLHPN": "hội liên hiệp phụ nữ",
+    "LHPN": "liên hiệp phụ nữ",
     "HPN": "hội phụ nữ",
     "HND": "hội nông dân",
     "HCCB": "hội cựu chiến binh",
     "CCB": "cựu chiến binh",
     "ĐTN": "đoàn thanh niên",
     "ĐTNCS": "đoàn thanh niên cộng sản",
+    "TNCS": "thanh niên cộng sản",
     "CLB": "câu lạc bộ",
     "CA": "công an",
     "CSGT": "cảnh sát giao thông",
@@ -116,6 +118,8 @@ ABBREVIATIONS: Mapping[str, str] = {
     "TCM": "tay chân miệng",
     "LMLM": "lở mồm long móng",
     "DTLCP": "dịch tả lợn châu Phi",
+    "NPK": "en pê ca",
+    "UV": "u vê",
     "COVID-19": "cô vít mười chín",
     "COVID": "cô vít",
     "HIV/AIDS": "hát i vê ết",
@@ -132,18 +136,21 @@ ABBREVIATIONS: Mapping[str, str] = {
 
 
 def _variants(key: str) -> Iterable[str]:
-    """A built-in acronym also as staff type it in a hurry ("Ubnd", "ubnd"), unless that form is
-    an ordinary word."""
+    """A built-in acronym also as staff type it in a hurry ("Ubnd"), unless that is a word."""
     yield key
     letters = [c for c in key if c.isalpha()]
     if len(letters) >= 3 and all(c.isupper() for c in letters):
-        for form in (key.lower(), key[0] + key[1:].lower()):
-            if not is_syllable(form):
-                yield form
+        form = key[0] + key[1:].lower()
+        if not is_syllable(form):
+            yield form
 
 
 class Lexicon:
-    """Whole-word replacements, longest key first; a key matches only between non-letters."""
+    """Whole-word replacements, longest key first; a key matches only between non-letters.
+
+    One regex per first character, tried only where a word starts with one: a single alternation
+    of every key, tried at every position, took 50 ms over 10 kB.
+    """
 
     def __init__(self, entries: Mapping[str, str], *, variants: bool = False) -> None:
         table: dict[str, str] = {}
@@ -151,28 +158,49 @@ class Lexicon:
             for form in _variants(key) if variants else (key,):
                 table.setdefault(form, value)
         self.table = table
-        keys = sorted(table, key=lambda k: (-len(k), k))
-        self.pattern = re.compile("|".join(_keyed(k) for k in keys)) if keys else None
+        by_first: dict[str, list[str]] = {}
+        for key in sorted(table, key=lambda k: (-len(k), k)):
+            by_first.setdefault(key[0], []).append(key)
+        self._groups = {
+            first: re.compile("|".join(_keyed(k) for k in keys)) for first, keys in by_first.items()
+        }
+        word_firsts = "".join(re.escape(c) for c in sorted(by_first) if c.isalnum())
+        other_firsts = "".join(re.escape(c) for c in sorted(by_first) if not c.isalnum())
+        starts = [
+            # a word starts here: no letter just before (a digit may be: "5UBND" reads on)
+            f"[{word_firsts}](?<![^\\W\\d_][{word_firsts}])" if word_firsts else "",
+            f"[{other_firsts}]" if other_firsts else "",
+        ]
+        self._starts = re.compile("|".join(s for s in starts if s)) if by_first else None
 
     def apply(self, text: str) -> str:
-        if self.pattern is None:
+        if self._starts is None:
             return text
-        return self.pattern.sub(self._replace, text)
-
-    def _replace(self, m: re.Match[str]) -> str:
-        return padded(m, self.table[m.group()])
+        out: list[str] = []
+        last = 0
+        for start in self._starts.finditer(text):
+            pos = start.start()
+            if pos < last:
+                continue
+            m = self._groups[text[pos]].match(text, pos)
+            if m is not None:
+                out += (text[last:pos], padded(m, self.table[m.group()]))
+                last = m.end()
+        if not out:
+            return text
+        out.append(text[last:])
+        return "".join(out)
 
 
 def _keyed(key: str) -> str:
-    """`key` as a whole word: no letter or digit just before it; after it no letter (a digit may
-    follow: "QL3" is "quốc lộ" 3) when it ends with a letter, nothing after a trailing dot."""
+    """`key` as a whole word (the caller checks that a word starts there): after it no letter (a
+    digit may follow: "QL3" is "quốc lộ" 3) when it ends with a letter, nothing after a dot."""
     after = ""
     if key[-1].isalpha():
         after = r"(?![^\W\d_])"
     elif key[-1].isdigit():
         after = r"(?![\w])"
-    before = r"(?<!\w)" if key[0].isalnum() else ""
-    return f"{before}{re.escape(key)}{after}"
+    return f"{re.escape(key)}{after}"
 
 
 @cache

@@ -74,9 +74,9 @@ def _toneless(c: str) -> str:
 
 # --- caps tokens -----------------------------------------------------------------------------
 
-_UPPER = "".join(c for c in map(chr, [*range(0x41, 0x250), *range(0x1E00, 0x1F00)]) if c.isupper())
+UPPER = "".join(c for c in map(chr, [*range(0x41, 0x250), *range(0x1E00, 0x1F00)]) if c.isupper())
 # A whole word in capitals; an apostrophe joins a word ("H'Mông" is one word, not the letter H).
-_CAPS = re.compile(rf"(?<![^\W\d_])(?<!')[{_UPPER}]+(?![^\W\d_])(?!'\w)")
+_CAPS = re.compile(rf"[{UPPER}](?<![^\W\d_][{UPPER}])(?<!'[{UPPER}])[{UPPER}]*(?![^\W\d_])(?!'\w)")
 
 
 def caps(text: str, ctx: Ctx) -> str:
@@ -97,10 +97,10 @@ def _caps(m: re.Match[str], ctx: Ctx) -> str:
 # --- web and mail addresses -------------------------------------------------------------------
 
 _ADDRESS = re.compile(
-    r"(?i)(?<![\w@.])(?:https?://)?(?:[\w-]+(?:\.[\w-]+)*@)?(?:[a-z0-9-]+\.)+"
-    r"(?:vn|com|net|org|gov|edu|info)(?![\w])(?:/[\w./?=&-]*[\w/])?"
+    r"(?i)(?<!\w)(?:https?://)?(?:[\w-]+(?:\.[\w-]+)*@)?(?:[\w-]+\.)+"
+    r"(?:vn|com|net|org|gov|edu|info)(?![^\W\d_])(?:/[\w./?=&-]*[\w/])?"
 )
-_PART = re.compile(r"[^\W_]+|[./@_?=&-]|:")
+_PART = re.compile(r"[^\W\d_]+|[0-9]+|[./@_?=&-]|:")
 _SEPARATORS = {
     ".": "chấm", "/": "gạch chéo", "@": "a còng", "_": "gạch dưới", "-": "gạch ngang",
     "?": "chấm hỏi", "=": "bằng", "&": "và", ":": "",
@@ -112,8 +112,27 @@ _KNOWN_PARTS = {
 MAX_SEGMENTED = 40
 
 
+# Most notices hold no address: a quick look for a domain ending or an @ spares the full pattern.
+_ADDRESS_HINT = re.compile(r"\.(?:vn|com|net|org|gov|edu|info)(?![^\W\d_])|@", re.IGNORECASE)
+
+
 def addresses(text: str, ctx: Ctx) -> str:
-    return _ADDRESS.sub(lambda m: _address(m, ctx), text)
+    out: list[str] = []
+    last = 0
+    for hint in _ADDRESS_HINT.finditer(text):
+        if hint.start() < last:
+            continue
+        start = hint.start()  # back to where the address starts: the full pattern is slow
+        while start > last and not text[start - 1].isspace() and text[start - 1] not in "(\"'<":
+            start -= 1
+        m = _ADDRESS.search(text, start, hint.end() + 200)
+        if m is not None and m.start() <= hint.start():
+            out += (text[last : m.start()], _address(m, ctx))
+            last = m.end()
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
 
 
 def _address(m: re.Match[str], ctx: Ctx) -> str:

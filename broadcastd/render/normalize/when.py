@@ -13,7 +13,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from broadcastd.render.normalize.common import NUM_END, padded
+from broadcastd.render.normalize.common import (
+    COUNT_NEXT,
+    FRACTION_NEXT,
+    NUM_END,
+    at_numbers,
+    padded,
+    preceded_by,
+)
 from broadcastd.render.normalize.numbers import month, ordinal, roman
 
 if TYPE_CHECKING:
@@ -26,15 +33,17 @@ _DT = (
 )
 _DAY_WORD = r"(?i:ngày|mùng|mồng)"
 _DATE = re.compile(
-    rf"(?<![\w/.,-])(?:({_DAY_WORD})\s+)?(?:([0-9]{{1,2}})\s*[-\u2013]\s*)?({_DT})"
+    rf"(?<![\w/.,-])(?:([0-9]{{1,2}})\s*[-\u2013]\s*)?({_DT})"
     rf"(?:(\s*(?:[-\u2013]|đến)\s*)(?:{_DAY_WORD}\s+)?({_DT}))?(?![\w/]|[.,][0-9])"
 )
-_ISO_DATE = re.compile(r"(?<![\w/.,-])([0-9]{4})-([0-9]{2})-([0-9]{2})(?![\w/]|[.,][0-9])")
-_MONTH_YEAR = re.compile(
-    r"(?<![\w/.,-])(?:((?i:tháng))\s+)?(0?[1-9]|1[0-2])/([0-9]{4})(?![\w/]|[.,][0-9])"
-)
-# "2/3 số hộ" is two thirds of the households, not the 2nd of March
-_FRACTION_NEXT = re.compile(r"\s*(?:số|diện tích|tổng|dân số)(?!\w)")
+# "ngày 15/12" already says "ngày"; "mùng 5/12" says "mùng"
+_DAY_WORD_BEFORE = re.compile(rf"(?<!\w){_DAY_WORD}\s+$")
+# A number's first digit, not glued to what is before it. Patterns that start with a character
+# class let the regex engine skip straight to the places where they can match.
+_FIRST = r"[0-9](?<![\w/.,-][0-9])"
+_ISO_DATE = re.compile(rf"({_FIRST}[0-9]{{3}})-([0-9]{{2}})-([0-9]{{2}})(?![\w/]|[.,][0-9])")
+_MONTH_YEAR = re.compile(rf"({_FIRST}[0-9]?)/([0-9]{{4}})(?![\w/]|[.,][0-9])")
+_MONTH_WORD_BEFORE = re.compile(r"(?<!\w)(?i:tháng)\s+$")
 _ROUND_THE_CLOCK = "24/7"
 
 
@@ -54,7 +63,7 @@ def _day_month(ctx: Ctx, day: int, mon: int, year: str | None) -> str:
 
 def dates(text: str, ctx: Ctx) -> str:
     text = _ISO_DATE.sub(lambda m: _iso(m, ctx), text)
-    text = _DATE.sub(lambda m: _date(m, ctx), text)
+    text = at_numbers(_DATE, text, lambda m: _date(m, ctx))
     return _MONTH_YEAR.sub(lambda m: _month_year(m, ctx), text)
 
 
@@ -66,22 +75,24 @@ def _iso(m: re.Match[str], ctx: Ctx) -> str:
 
 
 def _date(m: re.Match[str], ctx: Ctx) -> str:
-    word, first_day, first, sep, second = m.groups()
+    first_day, first, sep, second = m.groups()
     parsed = _parse(first)
     if parsed is None:
         return m.group()
     day, mon, year = parsed
     if year is None and first_day is None and second is None:
-        tail = m.string[m.end() :]
-        if first == _ROUND_THE_CLOCK or _FRACTION_NEXT.match(tail):
+        after = m.end()
+        if first == _ROUND_THE_CLOCK or any(
+            p.match(m.string, after) for p in (FRACTION_NEXT, COUNT_NEXT)
+        ):
             return m.group()
-    lead = word or "ngày"
+    lead = "" if preceded_by(_DAY_WORD_BEFORE, m.string, m.start()) else "ngày "
     if first_day is not None:
         if not 1 <= int(first_day) < day:
             return m.group()
-        out = f"{lead} {ctx.num(int(first_day))} đến {_day_month(ctx, day, mon, year)}"
+        out = f"{lead}{ctx.num(int(first_day))} đến {_day_month(ctx, day, mon, year)}"
     else:
-        out = f"{lead} {_day_month(ctx, day, mon, year)}"
+        out = f"{lead}{_day_month(ctx, day, mon, year)}"
     if second is not None:
         then = _parse(second)
         if then is None:  # not a date after all: later steps read it as numbers
@@ -91,19 +102,23 @@ def _date(m: re.Match[str], ctx: Ctx) -> str:
 
 
 def _month_year(m: re.Match[str], ctx: Ctx) -> str:
-    word, mon, year = m.groups()
-    return padded(m, f"{word or 'tháng'} {month(int(mon), ctx.style)} năm {ctx.num(int(year))}")
+    mon, year = m.groups()
+    if not 1 <= int(mon) <= 12:
+        return m.group()
+    lead = "" if preceded_by(_MONTH_WORD_BEFORE, m.string, m.start()) else "tháng "
+    return padded(m, f"{lead}{month(int(mon), ctx.style)} năm {ctx.num(int(year))}")
 
 
 # --- times ---------------------------------------------------------------------------------------
 
+_CLOCK_FIRST = r"[0-9](?<![\w.,:][0-9])"
 _CLOCK = re.compile(
-    r"(?<![\w.,:])([01]?[0-9]|2[0-4])(?:h ?|g|:)([0-5][0-9])(?::([0-5][0-9]))?"
+    rf"({_CLOCK_FIRST}[0-9]?)(?:h ?|g|:)([0-5][0-9])(?::([0-5][0-9]))?"
     r"(?: ?(?:'|phút|ph|p)(?![^\W\d_]))?(?![\w:])"
 )
-_HOURS = re.compile(r"(?<![\w.,:])([0-9]{1,3}) ?h(?![\w'])")
+_HOURS = re.compile(rf"({_CLOCK_FIRST}[0-9]{{0,2}}) ?h(?![\w'])")
 # "19 giờ 30" is said with its "phút"
-_GIO_MINUTES = re.compile(r"(?<![\w.,])([0-9]{1,2}\s+giờ\s+[0-5]?[0-9])(?!\s*phút)" + NUM_END)
+_GIO_MINUTES = re.compile(r"([0-9](?<![\w.,][0-9])[0-9]?\s+giờ\s+[0-5]?[0-9])(?!\s*phút)" + NUM_END)
 
 
 def times(text: str, ctx: Ctx) -> str:
@@ -114,6 +129,8 @@ def times(text: str, ctx: Ctx) -> str:
 
 def _clock(m: re.Match[str], ctx: Ctx) -> str:
     hours, minutes, seconds = m.groups()
+    if int(hours) > 24:
+        return m.group()
     out = f"{ctx.num(int(hours))} giờ"
     if int(minutes) or seconds:
         out += f" {ctx.num(int(minutes))} phút"
@@ -124,39 +141,41 @@ def _clock(m: re.Match[str], ctx: Ctx) -> str:
 
 # --- weekdays, ordinals, months, Roman numerals -------------------------------------------------
 
-_THU = r"(?i:thứ)"
-_WEEKDAYS = re.compile(
-    rf"(?<!\w)(?:T|({_THU})\s*)([2-7])\s*(?:[-\u2013]|đến)\s*"
-    rf"(?:(?:T|{_THU}\s*)([2-7])|((?i:chủ nhật)))(?!\w)"
-)
-_WEEKDAY = re.compile(r"(?<!\w)T([2-7])(?!\w)")
-_ORDINAL = re.compile(rf"(?<!\w)({_THU})\s+([0-9]{{1,3}})" + NUM_END)
-_MONTH = re.compile(r"(?<!\w)((?i:tháng))\s+(0?[1-9]|1[0-2])" + NUM_END)
+# Each pattern starts with a character class, so the regex engine skips to where it can match.
+_THU = r"[tT](?<!\w[tT])(?:hứ|HỨ)"
+_TO = r"\s*(?:[-\u2013]|đến)\s*"
+_WEEKDAYS_T = re.compile(rf"T(?<!\wT)([2-7]){_TO}(?:T([2-7])|((?i:chủ nhật)))(?!\w)")
+_WEEKDAYS = re.compile(rf"({_THU})\s*([2-7]){_TO}(?:(?:{_THU}\s*)?([2-7])|((?i:chủ nhật)))(?!\w)")
+_WEEKDAY = re.compile(r"T(?<!\wT)([2-7])(?!\w)")
+_ORDINAL = re.compile(rf"({_THU})\s+([0-9]{{1,3}})" + NUM_END)
+_MONTH = re.compile(r"([tT](?<!\w[tT])(?:háng|HÁNG))\s+(0?[1-9]|1[0-2])" + NUM_END)
 _ROMAN_CUES = (
     "lần thứ|thứ|đợt|quý|khóa|khoá|kỳ|kì|phần|mục|chương|thế kỷ|thế kỉ|giai đoạn|vòng|loại|"
-    "hạng|nhóm|đại hội|lần|tập|cấp|tiết|bài|khu vực|vùng"
+    "hạng|nhóm|đại hội|lần|tập|cấp|báo động|tiết|bài|khu vực|vùng"
 )
-_ROMAN = re.compile(rf"(?<!\w)((?i:{_ROMAN_CUES}))\s+([IVXLCDM]{{1,9}})(?![\w'])")
+_ROMAN = re.compile(r"[IVXLCDM](?<=\s[IVXLCDM])[IVXLCDM]{0,8}(?![\w'])")
+_ROMAN_CUE_BEFORE = re.compile(rf"(?<!\w)((?i:{_ROMAN_CUES}))\s+$")
 
 
 def ordinals(text: str, ctx: Ctx) -> str:
-    text = _WEEKDAYS.sub(lambda m: _weekdays(m, ctx), text)
+    text = _WEEKDAYS_T.sub(lambda m: _weekdays(m, "thứ", *m.group(1, 2, 3), ctx=ctx), text)
+    text = _WEEKDAYS.sub(lambda m: _weekdays(m, *m.group(1, 2, 3, 4), ctx=ctx), text)
     text = _WEEKDAY.sub(lambda m: padded(m, f"thứ {ctx.num(int(m.group(1)))}"), text)
     text = _ROMAN.sub(lambda m: _roman(m, ctx), text)
     text = _ORDINAL.sub(lambda m: f"{m.group(1)} {ordinal(int(m.group(2)), ctx.style)}", text)
     return _MONTH.sub(lambda m: f"{m.group(1)} {month(int(m.group(2)), ctx.style)}", text)
 
 
-def _weekdays(m: re.Match[str], ctx: Ctx) -> str:
-    word, first, last, sunday = m.groups()
-    end = "chủ nhật" if sunday else f"thứ {ordinal(int(last), ctx.style)}"
-    return padded(m, f"{word or 'thứ'} {ordinal(int(first), ctx.style)} đến {end}")
+def _weekdays(m: re.Match[str], *parts: str | None, ctx: Ctx) -> str:
+    """ "thứ hai đến thứ sáu" from (the "thứ" as written, first day, last day or "chủ nhật")."""
+    word, first, last, sunday = parts
+    end = "chủ nhật" if sunday else f"thứ {ordinal(int(last or 0), ctx.style)}"
+    return padded(m, f"{word} {ordinal(int(first or 0), ctx.style)} đến {end}")
 
 
 def _roman(m: re.Match[str], ctx: Ctx) -> str:
-    cue, numeral = m.groups()
-    value = roman(numeral)
-    if value is None:
+    cue = _ROMAN_CUE_BEFORE.search(m.string, max(0, m.start() - 16), m.start())
+    value = roman(m.group())
+    if cue is None or value is None:
         return m.group()
-    said = ordinal(value, ctx.style) if cue.lower().endswith("thứ") else ctx.num(value)
-    return f"{cue} {said}"
+    return ordinal(value, ctx.style) if cue.group(1).lower().endswith("thứ") else ctx.num(value)
