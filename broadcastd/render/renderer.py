@@ -230,6 +230,21 @@ def chime_item(path: Path) -> PlanItem:
     return PlanItem(path.stem, path.stem, "chime", "", "chime", "normal", 0.0, recording=path)
 
 
+async def speak_to_audio(
+    chain: TtsChain, audio: Audio, text: str, lang: str
+) -> tuple[bytes, str, int]:
+    """`text` through the chain and one encode to `audio.format`, outside any store: the encoded
+    bytes, the engine that spoke and the duration in ms (`broadcastd say --out`)."""
+    encoder = Encoder(audio)
+    started = await encoder.start(what="say")
+    try:
+        speech = await chain.speak(text, lang)
+        data, _ = await encoder.encode(speech.pcm, what="say", started=started)
+    finally:
+        await stop_tool(started)
+    return data, speech.engine, encoded_duration_ms(data, audio.format)
+
+
 # --- encoding ---------------------------------------------------------------------------------
 
 
