@@ -259,5 +259,5 @@ def _symbol(symbol: str, ctx: Ctx) -> str:
 
 def _unreadable(m: re.Match[str], ctx: Ctx) -> str:
     if m.group() not in _FORMATTING:
-        ctx.doubt(m.group(), "", "symbol with no reading: left out")
+        ctx.doubt(m.group(), "", "a symbol with no reading")
     return " "

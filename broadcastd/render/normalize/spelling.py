@@ -90,7 +90,7 @@ def _caps(m: re.Match[str], ctx: Ctx) -> str:
     if is_syllable(token):
         return token  # a word written in capitals: "THÔNG BÁO KHẨN"
     spoken = spell(token)
-    ctx.doubt(token, spoken, "all-caps word in no lexicon: spelled letter by letter")
+    ctx.doubt(token, spoken, "an all-caps word in no lexicon, spelled letter by letter")
     return padded(m, spoken)
 
 
@@ -141,7 +141,7 @@ def _address(m: re.Match[str], ctx: Ctx) -> str:
         for part in _PART.findall(m.group())
     ]
     spoken = " ".join(w for w in words if w)
-    ctx.doubt(m.group(), spoken, "web or mail address: read part by part")
+    ctx.doubt(m.group(), spoken, "a web or mail address, read part by part")
     return padded(m, spoken)
 
 
