@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from broadcastd.config import load_config
 from broadcastd.errors import EX_CONFIG, EX_OK, ConfigError, Problem, format_value
 from broadcastd.plan.slotplan import plan_warnings
+from broadcastd.render.speechcheck import speech_warnings
 
 if TYPE_CHECKING:
     import argparse
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def config_warnings(loaded: LoadedConfig, today: dt.date) -> list[Problem]:
-    """Everything `check` warns about: a missing signing key, then the plan's warnings."""
+    """Everything `check` warns about: a missing signing key, the plan's warnings, then text
+    that would still be read badly after normalisation."""
     out: list[Problem] = []
     key = loaded.config.signing.private_key_file
     if not key.exists():
@@ -55,7 +57,7 @@ def config_warnings(loaded: LoadedConfig, today: dt.date) -> list[Problem]:
                 str(key),
             )
         )
-    return out + plan_warnings(loaded, today)
+    return out + plan_warnings(loaded, today) + speech_warnings(loaded)
 
 
 def format_warning(w: Problem) -> str:

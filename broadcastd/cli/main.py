@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
     "simulate": "simulate",
     "audit": "audit",
+    "say": "say",
 }
 
 
@@ -61,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     _fleet(add)
     p = add("audit", "verify the journal's hash chain")
     p.add_argument("action", choices=["verify"])
+    p = add("say", "print what the TTS engine will say for TEXT (and render it with --out)")
+    p.set_defaults(config=None)  # without -c: the built-in lexicon only, no config needed
+    p.add_argument("text", nargs="+", metavar="TEXT")
+    p.add_argument("--lang", help="language (default: the commune's, or vi)")
+    p.add_argument("--out", type=Path, help="also render it to this .mp3/.opus file")
     return parser
 
 

@@ -12,10 +12,13 @@ from broadcastd.config.schema import (
     Broker,
     Commune,
     Config,
+    EspeakVoice,
+    GttsVoice,
     Hamlet,
     Signing,
     Slot,
     Tts,
+    Voice,
 )
 
 __all__ = [
@@ -28,10 +31,13 @@ __all__ = [
     "Broker",
     "Commune",
     "Config",
+    "EspeakVoice",
+    "GttsVoice",
     "Hamlet",
     "LoadedConfig",
     "Signing",
     "Slot",
     "Tts",
+    "Voice",
     "load_config",
 ]

@@ -115,6 +115,78 @@ class Audio(Model):
     outro: Path | None = None
 
 
+def _one_line(value: str) -> str:
+    if not value.strip() or value != value.strip() or any(c in value for c in "\r\n\t"):
+        raise ValueError("expected text on one line, without surrounding spaces")
+    return value
+
+
+LexiconText = Annotated[str, Field(strict=True, max_length=200), AfterValidator(_one_line)]
+
+
+def _matching(pattern: str, expected: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(expected)
+        return value
+
+    return AfterValidator(check)
+
+
+Tld = Annotated[
+    str,
+    Field(strict=True),
+    _matching(r"[a-z]{2,3}(\.[a-z]{2})?", "expected a Google domain ending such as com or com.vn"),
+]
+EspeakVoiceName = Annotated[
+    str,
+    Field(strict=True),
+    _matching(
+        r"[a-z]{2,3}(-[a-z0-9]{1,8})*",
+        "expected an espeak-ng voice such as vi or vi-vn-x-south (espeak-ng --voices=vi)",
+    ),
+]
+EspeakVariant = Annotated[
+    str,
+    Field(strict=True),
+    _matching(
+        r"[A-Za-z0-9_]{1,32}",
+        "expected an espeak-ng variant such as f2 or m3 (espeak-ng --voices=variant)",
+    ),
+]
+
+
+class GttsVoice(Model):
+    """gTTS's knobs: the Google domain (`com.vn`, ...) and its slow mode."""
+
+    tld: Tld = "com"
+    slow: Annotated[bool, Field(strict=True)] = False
+
+
+# espeak-ng speaks at 175 words a minute unless told; announcements go slower, for listeners
+# whose first language is not Vietnamese.
+ESPEAK_RATE = 150
+
+
+class EspeakVoice(Model):
+    """espeak-ng's knobs: the voice (default: the language, e.g. `vi`; `vi-vn-x-south`), a
+    variant (`f2`, `m3`, ...: `-v vi+f2`) and the rate in words per minute (`-s`)."""
+
+    voice: EspeakVoiceName | None = None
+    variant: EspeakVariant | None = None
+    rate: Annotated[int, Field(strict=True, ge=80, le=450)] = ESPEAK_RATE
+
+
+class Voice(Model):
+    gtts: GttsVoice = GttsVoice()
+    espeak: EspeakVoice = EspeakVoice()
+
+
+DEFAULT_VOICE = Voice()
+
+
 class Tts(Model):
     engines: Annotated[tuple[Literal["gtts", "espeak"], ...], Field(min_length=1)] = (
         "gtts",
@@ -122,10 +194,30 @@ class Tts(Model):
     )
     timeout: Duration = dt.timedelta(seconds=10)
     render_ahead: Duration = dt.timedelta(hours=6)
+    # How numbers are read: north "một trăm linh năm, hai mươi tư nghìn", south "một trăm lẻ năm,
+    # hai mươi bốn ngàn".
+    numbers: Literal["north", "south"] = "north"
+    # The commune's own words, applied before the built-in abbreviations: {"HTX Tân Lập": "hợp
+    # tác xã Tân Lập"}. Keys match whole words, exactly as written.
+    lexicon: dict[LexiconText, LexiconText] = Field(default_factory=dict)
+    voices: dict[Lang, Voice] = Field(default_factory=dict)
 
     @property
     def languages(self) -> frozenset[str]:
         return frozenset().union(*(ENGINE_LANGUAGES[e] for e in self.engines))
+
+    def voice(self, lang: str) -> Voice:
+        return self.voices.get(lang, DEFAULT_VOICE)
+
+    @model_validator(mode="after")
+    def _voices_for_spoken_languages(self) -> Tts:
+        unspoken = sorted(set(self.voices) - self.languages)
+        if unspoken:
+            spoken = ", ".join(sorted(self.languages))
+            raise ValueError(
+                f"voices: no configured TTS engine speaks {', '.join(unspoken)} (spoken: {spoken})"
+            )
+        return self
 
 
 class NodesCfg(Model):

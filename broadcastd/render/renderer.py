@@ -8,9 +8,10 @@ once; past ±1.5 LU the clip fails.
 `audio.gap` is silence at the end of every announcement clip and of the intro chime, so it is on
 the air: speakers play a playlist's clips back to back (the wire has no gap field), and a
 third-party speaker plays the same gaps without knowing about them. The outro ends the bulletin.
-A render key (text or recording hash, language, engines and voices, audio settings, the silence
-after it, RENDERER_VERSION) indexes the result, so an unchanged announcement is never rendered
-twice.
+A render key (the text as the engines get it after normalisation, or the recording's hash;
+language, engines and voices, audio settings, the silence after it, RENDERER_VERSION,
+NORMALIZER_VERSION) indexes the result, so an unchanged announcement is never rendered twice, and
+one whose reading changed (a lexicon entry, a better normaliser) is rendered again.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ from broadcastd.render.loudness import (
     stop_tool,
     widened,
 )
+from broadcastd.render.normalize import NORMALIZER_VERSION
 from broadcastd.render.store import AudioStore
-from broadcastd.render.tts import GTTS_URL_ENV, EspeakEngine, GttsEngine, TtsChain, TtsEngine
+from broadcastd.render.tts import TtsChain, build_chain
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -92,7 +94,9 @@ class Renderer:
         if item.kind == "tts":
             if not item.text:
                 raise RenderError(f"{item.announcement}/{item.lang}: no text to speak")
-            source: list[object] = ["tts", item.text, item.lang, list(self.chain.signature)]
+            spoken = self.chain.spoken(item.text, item.lang)
+            signature = list(self.chain.signature(item.lang))
+            source: list[object] = ["tts", spoken, item.lang, signature, NORMALIZER_VERSION]
         else:
             if item.recording is None:
                 raise RenderError(f"{item.announcement}/{item.lang}: no recording")
@@ -249,6 +253,21 @@ def chime_item(path: Path) -> PlanItem:
     return PlanItem(path.stem, path.stem, "chime", "", "chime", "normal", 0.0, recording=path)
 
 
+async def speak_to_audio(
+    chain: TtsChain, audio: Audio, text: str, lang: str
+) -> tuple[bytes, str, int]:
+    """`text` through the chain and one encode to `audio.format`, outside any store: the encoded
+    bytes, the engine that spoke and the duration in ms (`broadcastd say --out`)."""
+    encoder = Encoder(audio)
+    started = await encoder.start(what="say")
+    try:
+        speech = await chain.speak(text, lang)
+        data, _ = await encoder.encode(speech.pcm, what="say", started=started)
+    finally:
+        await stop_tool(started)
+    return data, speech.engine, encoded_duration_ms(data, audio.format)
+
+
 # --- encoding ---------------------------------------------------------------------------------
 
 
@@ -361,15 +380,6 @@ def build_renderer(
 ) -> Renderer:
     """The renderer for `config`; `engines` overrides `tts.engines` (the demo uses ["espeak"]),
     `store` the clip cache in `state_dir` (a preview that may not write there)."""
-    timeout = config.tts.timeout.total_seconds()
-    built: list[TtsEngine] = []
-    for name in engines if engines is not None else config.tts.engines:
-        if name == "gtts":
-            built.append(GttsEngine(timeout, base_url=os.environ.get(GTTS_URL_ENV) or None))
-        elif name == "espeak":
-            built.append(EspeakEngine(timeout))
-        else:
-            raise RenderError(f"unknown TTS engine {name!r} (expected gtts or espeak)")
-    chain = TtsChain(built, config.audio.sample_rate, metrics)
+    chain = build_chain(config.tts, config.audio.sample_rate, metrics, engines=engines)
     store = store if store is not None else AudioStore(config.state_dir / "audio")
     return Renderer(config, store, chain, metrics)

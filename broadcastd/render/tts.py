@@ -1,12 +1,13 @@
 """Text-to-speech engines and the fall-through chain (DESIGN.md §2, `tts`).
 
 `GttsEngine` runs gTTS in a worker thread, always with a timeout. Its endpoint is Google Translate
-unless `base_url` (or the BROADCASTD_GTTS_URL environment variable, read by `build_renderer`; for
+unless `base_url` (or the BROADCASTD_GTTS_URL environment variable, read by `build_chain`; for
 tests and benchmarks only) points it at another server, e.g. a fake one on loopback.
-`EspeakEngine` pipes the text into `espeak-ng -v vi --stdout`. `TtsChain` tries engines in order;
-output must decode to audible sound or the next engine is tried. After a remote engine fails it is
-skipped for a back-off period (5 min, doubling up to 1 h): a dead uplink costs one timeout, not one
-per clip.
+`EspeakEngine` pipes the text into `espeak-ng -v vi -s 150 --stdout`. Both take their voice per
+language from `tts.voices`. `TtsChain` normalises the text (render/normalize: numbers, dates,
+abbreviations as words), then tries engines in order; output must decode to audible sound or the
+next engine is tried. After a remote engine fails it is skipped for a back-off period (5 min,
+doubling up to 1 h): a dead uplink costs one timeout, not one per clip.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import asyncio
 import functools
 import io
 import logging
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from broadcastd.config.schema import DEFAULT_VOICE
 from broadcastd.errors import RenderError
 from broadcastd.render.loudness import (
     InvalidAudioError,
@@ -31,10 +34,12 @@ from broadcastd.render.loudness import (
     parse_wav,
     run_tool,
 )
+from broadcastd.render.normalize import Normalizer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
+    from broadcastd.config.schema import EspeakVoice, GttsVoice, Tts
     from broadcastd.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -52,8 +57,11 @@ class TtsEngine(Protocol):
     """Speaks text; returns encoded audio bytes (any format ffmpeg reads) or raises RenderError."""
 
     name: str
-    voice: str  # part of the render key: a different voice is a different clip
     remote: bool  # failures of a remote engine start a back-off
+
+    def voice_for(self, lang: str) -> str:
+        """Part of the render key: a different voice is a different clip."""
+        ...
 
     async def synthesize(self, text: str, lang: str) -> bytes: ...
 
@@ -64,13 +72,30 @@ class GttsEngine:
     name = "gtts"
     remote = True
 
-    def __init__(self, timeout: float, *, base_url: str | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        *,
+        base_url: str | None = None,
+        voices: Mapping[str, GttsVoice] | None = None,
+    ) -> None:
         self.timeout = timeout
         self.base_url = base_url
-        self.voice = f"gtts:{base_url}" if base_url else "gtts"
+        self.voices = dict(voices or {})
+
+    def _voice(self, lang: str) -> GttsVoice:
+        return self.voices.get(lang, DEFAULT_VOICE.gtts)
+
+    def voice_for(self, lang: str) -> str:
+        v = self._voice(lang)
+        where = f"@{self.base_url}" if self.base_url else ""
+        return f"gtts:{v.tld}{':slow' if v.slow else ''}{where}"
 
     async def synthesize(self, text: str, lang: str) -> bytes:
-        fetch = functools.partial(_gtts_fetch, text, lang, self.timeout, self.base_url)
+        v = self._voice(lang)
+        fetch = functools.partial(
+            _gtts_fetch, text, lang, self.timeout, self.base_url, v.tld, slow=v.slow
+        )
         try:
             # requests' timeout bounds connect and each read, not the whole reply: bound it here.
             # A trickling server can keep the worker thread busy until its next read times out.
@@ -79,9 +104,11 @@ class GttsEngine:
             raise TtsTimeoutError(f"gtts: no reply within {self.timeout:g}s") from None
 
 
-def _gtts_fetch(text: str, lang: str, timeout: float, base_url: str | None) -> bytes:
+def _gtts_fetch(  # noqa: PLR0913 - one call site, all of them gTTS's own arguments
+    text: str, lang: str, timeout: float, base_url: str | None, tld: str, *, slow: bool
+) -> bytes:
     cls = _gtts_class()
-    tts = cls(text, lang=lang, lang_check=False, timeout=timeout)
+    tts = cls(text, lang=lang, tld=tld, slow=slow, lang_check=False, timeout=timeout)
     tts.base_url = base_url
     buf = io.BytesIO()
     try:
@@ -113,19 +140,33 @@ def _gtts_class() -> Any:
 
 
 class EspeakEngine:
-    """`espeak-ng -v <voice> --stdout`, text on stdin; killed after `timeout`."""
+    """`espeak-ng -v <voice>[+<variant>] -s <rate> --stdout`, text on stdin; killed after
+    `timeout`."""
 
     name = "espeak"
     remote = False
 
-    def __init__(self, timeout: float, *, binary: str = "espeak-ng", voice: str = "vi") -> None:
+    def __init__(
+        self,
+        timeout: float,
+        *,
+        binary: str = "espeak-ng",
+        voices: Mapping[str, EspeakVoice] | None = None,
+    ) -> None:
         self.timeout = timeout
         self.binary = binary
-        self.voice = voice
+        self.voices = dict(voices or {})
+
+    def argv(self, lang: str) -> list[str]:
+        v = self.voices.get(lang, DEFAULT_VOICE.espeak)
+        voice = (v.voice or lang) + (f"+{v.variant}" if v.variant else "")
+        return [self.binary, "-v", voice, "-s", str(v.rate), "--stdout"]
+
+    def voice_for(self, lang: str) -> str:
+        return " ".join(self.argv(lang)[1:-1])
 
     async def synthesize(self, text: str, lang: str) -> bytes:
-        voice = self.voice if lang == "vi" else lang
-        argv = [self.binary, "-v", voice, "--stdout"]
+        argv = self.argv(lang)
         try:
             out, _ = await run_tool(argv, text.encode(), what="espeak", limit_s=self.timeout)
         except ToolTimeoutError:
@@ -142,12 +183,13 @@ class Speech:
 class TtsChain:
     """Tries each engine in order; the first one whose output decodes to sound wins."""
 
-    def __init__(  # noqa: PLR0913 - clock and back-off are keyword-only knobs for tests
+    def __init__(  # noqa: PLR0913 - normaliser, clock and back-off are keyword-only knobs
         self,
         engines: Sequence[TtsEngine],
         rate: int,
         metrics: Metrics | None = None,
         *,
+        normalizer: Normalizer | None = None,
         now: Callable[[], float] = time.monotonic,
         backoff: float = BACKOFF_S,
         max_backoff: float = MAX_BACKOFF_S,
@@ -155,6 +197,9 @@ class TtsChain:
         if not engines:
             raise RenderError("no TTS engine configured")
         self.engines = tuple(engines)
+        self.normalizer = normalizer or Normalizer()
+        # every render-key lookup normalises its text: remember the last few hundred
+        self.spoken = functools.lru_cache(maxsize=512)(self.normalizer.__call__)
         self.rate = rate
         self.metrics = metrics
         self.now = now
@@ -164,16 +209,19 @@ class TtsChain:
         self._skip_until: dict[str, float] = {}
         self._next_backoff: dict[str, float] = {}
 
-    @property
-    def signature(self) -> tuple[str, ...]:
+    def signature(self, lang: str) -> tuple[str, ...]:
         """What identifies this chain's output in a render key: the engines and their voices."""
-        return tuple(e.voice for e in self.engines)
+        return tuple(e.voice_for(lang) for e in self.engines)
 
     def backing_off(self, engine: str) -> float:
         """Seconds left before `engine` is tried again (0 if it is tried now)."""
         return max(0.0, self._skip_until.get(engine, 0.0) - self.now())
 
     async def speak(self, text: str, lang: str) -> Speech:
+        """Speak `text` as normalised (`spoken(text, lang)` is exactly what the engines get)."""
+        text = self.spoken(text, lang)
+        if not text:
+            raise RenderError("nothing to speak: the text has no words")
         errors: list[str] = []
         for engine in self.engines:
             if engine.remote and self.backing_off(engine.name) > 0:
@@ -222,3 +270,27 @@ class TtsChain:
     def _count(self, engine: str, result: str) -> None:
         if self.metrics is not None:
             self.metrics.tts_renders_total.labels(engine=engine, result=result).inc()
+
+
+def build_chain(
+    tts: Tts,
+    rate: int,
+    metrics: Metrics | None = None,
+    *,
+    engines: Sequence[str] | None = None,
+) -> TtsChain:
+    """The chain `tts` describes (`engines` overrides `tts.engines`; the demo uses ["espeak"])."""
+    timeout = tts.timeout.total_seconds()
+    built: list[TtsEngine] = []
+    for name in engines if engines is not None else tts.engines:
+        if name == "gtts":
+            gtts_voices = {lang: v.gtts for lang, v in tts.voices.items()}
+            url = os.environ.get(GTTS_URL_ENV) or None
+            built.append(GttsEngine(timeout, base_url=url, voices=gtts_voices))
+        elif name == "espeak":
+            espeak_voices = {lang: v.espeak for lang, v in tts.voices.items()}
+            built.append(EspeakEngine(timeout, voices=espeak_voices))
+        else:
+            raise RenderError(f"unknown TTS engine {name!r} (expected gtts or espeak)")
+    normalizer = Normalizer(tts.lexicon, tts.numbers)
+    return TtsChain(built, rate, metrics, normalizer=normalizer)

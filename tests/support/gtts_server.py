@@ -48,13 +48,15 @@ def make_speech_mp3(text: str, path: Path) -> bytes:
 
 
 class FakeGtts:
-    """`with FakeGtts(mp3) as fake:`; set `fake.mode`; `fake.requests` counts POSTs."""
+    """`with FakeGtts(mp3) as fake:`; set `fake.mode`; `fake.requests` counts POSTs, `fake.bodies`
+    keeps them."""
 
     def __init__(self, mp3: bytes, *, mode: str = "good", delay: float = 0.0) -> None:
         self.mp3 = mp3
         self.mode = mode
         self.delay = delay
         self.requests = 0
+        self.bodies: list[bytes] = []  # each POST's form body (gTTS's text, language and speed)
         self.release = threading.Event()  # ends stalled/slow replies at shutdown
         fake = self
 
@@ -64,7 +66,7 @@ class FakeGtts:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                self.rfile.read(length)
+                fake.bodies.append(self.rfile.read(length))
                 fake.requests += 1
                 if fake.mode == "stalled":
                     fake.release.wait(30)
