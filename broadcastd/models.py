@@ -99,6 +99,9 @@ class Clip:
     path: Path
     size: int
     duration_ms: int
+    # Clips this one replaced in the store: the same speech rendered again (by the preferred TTS
+    # engine once it answers). A playlist naming one of them says the same thing.
+    earlier: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
