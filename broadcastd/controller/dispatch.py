@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from broadcastd import protocol
-from broadcastd.errors import (
-    BroadcastdError,
-    LinkError,
-    ProtocolError,
-    RenderError,
-    handled_error,
-)
+from broadcastd.controller.playlists import PlaylistMaker, SeqCounter, SignedPlaylist
+from broadcastd.errors import BroadcastdError, LinkError, ProtocolError, handled_error
 from broadcastd.models import Clip, PlanItem, SlotPlan, metric_slot
 from broadcastd.plan.exercise import EXERCISE_SLOT, exercise_plans
 from broadcastd.plan.slotplan import build_plan
@@ -39,10 +33,6 @@ if TYPE_CHECKING:
     from broadcastd.render.renderer import Renderer
 
 log = logging.getLogger(__name__)
-
-SignedPlaylist = protocol.Signed[protocol.Playlist]
-
-CHIME_LANG = "zxx"  # ISO 639-2 "no linguistic content"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,29 +51,6 @@ class Published:
     slot: str
     play_at: int
     expires_at: int
-
-
-class SeqCounter:
-    """Per-controller monotonic sequence: clock milliseconds, never repeating or going back."""
-
-    def __init__(self, clock: Callable[[], float], floor: int = 0) -> None:
-        self._clock = clock
-        self._last = floor
-
-    def next(self) -> int:
-        self._last = max(self._last + 1, int(self._clock() * 1000))
-        return self._last
-
-
-def playlist_id(
-    plan_date: dt.date, slot: str, hamlet: str, entries: Sequence[tuple[str, str]], status: str
-) -> str:
-    """Stable for the same (announcement, clip) entries, so a restart re-publishes the same id and
-    nodes deduplicate; an ad-hoc announcement repeated word for word is a new announcement id,
-    hence a new playlist that plays again."""
-    parts = [status, *(f"{ann}:{sha}" for ann, sha in entries)]
-    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:10]
-    return f"{plan_date:%Y%m%d}-{slot}-{hamlet}-{digest}"
 
 
 class Dispatcher:
@@ -112,13 +79,16 @@ class Dispatcher:
         self._metrics = metrics
         self._clock = clock
         self._seq = SeqCounter(clock, journal.max_seq())
+        self._maker = PlaylistMaker(
+            self.config, renderer=renderer, journal=journal, key=key, seq=self._seq, clock=clock
+        )
         self._reconnected = asyncio.Event()
         self.idle = asyncio.Event()
         self.idle.set()
 
     def replace_config(self, loaded: LoadedConfig) -> None:
         self._loaded = loaded
-        self.config = loaded.config
+        self.config = self._maker.config = loaded.config
 
     def next_adhoc_number(self) -> int:
         """A fresh number for an ad-hoc announcement's id (unique per controller)."""
@@ -188,13 +158,14 @@ class Dispatcher:
                     plan.date, plan.slot, plan.hamlet, "expired before dispatch"
                 )
                 continue
-            clips, items = await self._clips(plan)
+            clips, items = await self._maker.clips(plan)
             if not items:
                 self._journal.record_skip(plan.date, plan.slot, plan.hamlet, "nothing to play")
                 continue
             ready.append((plan, clips, items))
         playlists = [
-            self._playlist(plan, clips, items, priority, status) for plan, clips, items in ready
+            self._maker.seal(plan, self._maker.entries(clips, items), items, priority, status)
+            for plan, clips, items in ready
         ]
         for signed in playlists:
             await self._journal.record_dispatch(signed)
@@ -263,77 +234,6 @@ class Dispatcher:
             clips.append(Clip(item.sha256, path, item.bytes, item.duration_ms))
         return clips
 
-    # -- building ----------------------------------------------------------------------------------
-
-    async def _clips(self, plan: SlotPlan) -> tuple[list[Clip], list[PlanItem]]:
-        """The playlist's clips in play order (intro, items, outro) and the items that rendered."""
-        clips: list[Clip] = []
-        items: list[PlanItem] = []
-        for item in plan.items:
-            try:
-                clips.append(await self._renderer.clip_for(item))
-                items.append(item)
-            except RenderError as exc:
-                log.error(
-                    "hamlet %s: %s/%s left out: %s", plan.hamlet, item.announcement, item.lang, exc
-                )
-        if not items:
-            return [], []
-        audio = self.config.audio
-        head = [await self._renderer.chime(audio.intro)] if audio.intro else []
-        tail = [await self._renderer.chime(audio.outro)] if audio.outro else []
-        return head + clips + tail, items
-
-    def _playlist(
-        self,
-        plan: SlotPlan,
-        clips: list[Clip],
-        items: list[PlanItem],
-        priority: str | None,
-        status: str,
-    ) -> SignedPlaylist:
-        audio = self.config.audio
-        labels: list[tuple[str, str, str]] = []
-        if audio.intro:
-            labels.append(("intro", CHIME_LANG, "intro"))
-        labels += [(i.title, i.lang, i.announcement) for i in items]
-        if audio.outro:
-            labels.append(("outro", CHIME_LANG, "outro"))
-        entries = [
-            protocol.PlaylistItem(
-                sha256=c.sha256,
-                bytes=c.size,
-                chunks=protocol.chunk_count(c.size),
-                duration_ms=c.duration_ms,
-                title=title,
-                lang=lang,
-                announcement=ann,
-            )
-            for c, (title, lang, ann) in zip(clips, labels, strict=True)
-        ]
-        top = priority or min((i.priority for i in items), key=_rank)
-        keyed = [(ann, c.sha256) for c, (_, _, ann) in zip(clips, labels, strict=True)]
-        pid = playlist_id(plan.date, plan.slot, plan.hamlet, keyed, status)
-        existing = self._journal.dispatch(pid)
-        if existing is not None:
-            return existing.signed()
-        return protocol.seal(
-            protocol.Playlist(
-                commune=self.config.commune.id,
-                hamlet=plan.hamlet,
-                id=pid,
-                slot=plan.slot,
-                play_at=int(plan.play_at.timestamp()),
-                expires_at=int(plan.expires_at.timestamp()),
-                priority=top,
-                issued_at=int(self._clock()),
-                items=tuple(entries),
-                status=status,
-                seq=self._seq.next(),
-            ),
-            self._key,
-        )
-
     # -- publishing --------------------------------------------------------------------------------
 
     async def _publish_playlist(self, signed: SignedPlaylist) -> Published:
@@ -396,10 +296,6 @@ class Dispatcher:
 def _expires(playlists: Sequence[SignedPlaylist]) -> int:
     """When the last of these playlists expires: their audio must outlive it."""
     return max((s.envelope.expires_at for s in playlists), default=0)
-
-
-def _rank(priority: str) -> int:
-    return {"emergency": 0, "priority": 1}.get(priority, 2)
 
 
 def _shifted(plan: SlotPlan, shift: dt.timedelta) -> SlotPlan:
