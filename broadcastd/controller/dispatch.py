@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from broadcastd import protocol
 from broadcastd.controller.playlists import PlaylistMaker, SeqCounter, SignedPlaylist
+from broadcastd.controller.slotdecision import decide, latest_dispatch, note_sent, note_skip
 from broadcastd.errors import BroadcastdError, LinkError, ProtocolError, handled_error
-from broadcastd.models import Clip, PlanItem, SlotPlan, metric_slot
+from broadcastd.models import Clip, SlotPlan, metric_slot
 from broadcastd.plan.exercise import EXERCISE_SLOT, exercise_plans
 from broadcastd.plan.slotplan import build_plan
 from broadcastd.transport.audioout import AudioOut, Publisher
@@ -140,7 +141,7 @@ class Dispatcher:
             shift = play_at - plans[0].play_at if plans else dt.timedelta(0)
             plans = [_shifted(p, shift) for p in plans]
         log.info("dispatching %s %s to %d hamlets (%s)", day, slot, len(plans), reason)
-        return await self.dispatch_plans(plans)
+        return await self.dispatch_plans(plans, why=reason)
 
     async def dispatch_plans(
         self,
@@ -149,29 +150,49 @@ class Dispatcher:
         priority: str | None = None,
         status: str = "live",
         urgent: bool = False,
+        why: str | None = None,
     ) -> list[Published]:
+        """Render, sign, journal, publish. With `why` (a scheduled slot's reason) each hamlet is
+        decided against what the journal holds for its slot (slotdecision.py); ad-hoc plans are
+        always new playlists."""
         now = self._clock()
-        ready: list[tuple[SlotPlan, list[Clip], list[PlanItem]]] = []
+        clips: list[Clip] = []
+        playlists: list[SignedPlaylist] = []
         for plan in plans:
-            if plan.expires_at.timestamp() <= now:
-                self._journal.record_skip(
-                    plan.date, plan.slot, plan.hamlet, "expired before dispatch"
-                )
-                continue
-            clips, items = await self._maker.clips(plan)
-            if not items:
-                self._journal.record_skip(plan.date, plan.slot, plan.hamlet, "nothing to play")
-                continue
-            ready.append((plan, clips, items))
-        playlists = [
-            self._maker.seal(plan, self._maker.entries(clips, items), items, priority, status)
-            for plan, clips, items in ready
-        ]
+            signed, used = await self._prepare(plan, now, priority, status, why)
+            if signed is not None:
+                clips += used
+                playlists.append(signed)
         for signed in playlists:
             await self._journal.record_dispatch(signed)
-        return await self.publish(
-            [c for _, clips, _ in ready for c in clips], playlists, urgent=urgent
-        )
+        return await self.publish(clips, playlists, urgent=urgent)
+
+    async def _prepare(
+        self, plan: SlotPlan, now: float, priority: str | None, status: str, why: str | None
+    ) -> tuple[SignedPlaylist | None, list[Clip]]:
+        """One hamlet's playlist and the clips it names; None when skipped (logged, journaled)."""
+        if plan.expires_at.timestamp() <= now:
+            note_skip(self._journal, plan, why or status, "expired before dispatch")
+            return None, []
+        clips, items = await self._maker.clips(plan)
+        if not items:
+            note_skip(self._journal, plan, why or status, "nothing to play")
+            return None, []
+        entries = self._maker.entries(clips, items)
+        if why is None:
+            return self._maker.seal(plan, entries, items, priority, status), clips
+        latest = latest_dispatch(self._journal, plan)
+        play_at, tz = int(plan.play_at.timestamp()), self.config.commune.tz
+        verdict = decide(latest, entries, clips, play_at, now=now, tz=tz)
+        if verdict.action == "skip":
+            note_skip(self._journal, plan, why, verdict.reason)
+            return None, []
+        if verdict.action == "keep" and latest is not None:
+            signed = latest.signed()  # as journaled, whatever id scheme made it
+        else:
+            signed = self._maker.seal(plan, entries, items, priority, status)
+        note_sent(self._journal, plan, signed, why, verdict.reason)
+        return signed, clips
 
     async def publish(
         self, clips: Sequence[Clip], playlists: Sequence[SignedPlaylist], *, urgent: bool

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from broadcastd import protocol
 from broadcastd.errors import RenderError
+from broadcastd.protocol.titles import CHIME_LANG
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 
 SignedPlaylist = protocol.Signed[protocol.Playlist]
 
-CHIME_LANG = "zxx"  # ISO 639-2 "no linguistic content"
-
 
 class SeqCounter:
     """Per-controller monotonic sequence: clock milliseconds, never repeating or going back."""
@@ -43,13 +42,20 @@ class SeqCounter:
         return self._last
 
 
-def playlist_id(
-    plan_date: dt.date, slot: str, hamlet: str, entries: Sequence[tuple[str, str]], status: str
+def playlist_id(  # noqa: PLR0913 - everything that tells two playlists apart
+    plan_date: dt.date,
+    slot: str,
+    hamlet: str,
+    entries: Sequence[tuple[str, str]],
+    *,
+    status: str,
+    play_at: int,
 ) -> str:
-    """Stable for the same (announcement, clip) entries, so a restart re-publishes the same id and
-    nodes deduplicate; an ad-hoc announcement repeated word for word is a new announcement id,
-    hence a new playlist that plays again."""
-    parts = [status, *(f"{ann}:{sha}" for ann, sha in entries)]
+    """Stable for the same (announcement, clip) entries at the same time, so a restart
+    re-publishes the same id and nodes deduplicate; the same bulletin moved to another time is a
+    new id (nodes would ignore a known id carrying the new time), and an ad-hoc announcement
+    repeated word for word is a new announcement id, hence a new playlist that plays again."""
+    parts = [status, str(play_at), *(f"{ann}:{sha}" for ann, sha in entries)]
     digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:10]
     return f"{plan_date:%Y%m%d}-{slot}-{hamlet}-{digest}"
 
@@ -125,7 +131,7 @@ class PlaylistMaker:
         top = priority or min((i.priority for i in items), key=_rank)
         keyed = [(e.announcement, e.sha256) for e in entries]
         play_at = int(plan.play_at.timestamp())
-        pid = playlist_id(plan.date, plan.slot, plan.hamlet, keyed, status)
+        pid = playlist_id(plan.date, plan.slot, plan.hamlet, keyed, status=status, play_at=play_at)
         existing = self._journal.dispatch(pid)
         if existing is not None:
             return existing.signed()
