@@ -18,9 +18,11 @@ from broadcastd import protocol
 from broadcastd.controller.playlists import PlaylistMaker, SeqCounter, SignedPlaylist
 from broadcastd.controller.slotdecision import decide, latest_dispatch, note_sent, note_skip
 from broadcastd.errors import BroadcastdError, LinkError, ProtocolError, handled_error
+from broadcastd.localtime import local_time
 from broadcastd.models import Clip, SlotPlan, metric_slot
 from broadcastd.plan.exercise import EXERCISE_SLOT, exercise_plans
 from broadcastd.plan.slotplan import build_plan
+from broadcastd.protocol.titles import playlist_title
 from broadcastd.transport.audioout import AudioOut, Publisher
 
 if TYPE_CHECKING:
@@ -265,6 +267,12 @@ class Dispatcher:
             self._topics.playlist(pl.hamlet), signed.wire, retain=True, expiry=ttl
         )
         first = await self._journal.mark_published(pl.id, now)
+        tz = self.config.commune.tz
+        log.info(
+            '%s playlist %s "%s" to hamlet %s (%s, %s): plays at %s, expires %s',
+            "published" if first else "re-published", pl.id, playlist_title(pl.items), pl.hamlet,
+            pl.slot, pl.priority, local_time(pl.play_at, tz), local_time(pl.expires_at, tz),
+        )  # fmt: skip
         if first:
             self._metrics.playlists_published_total.labels(
                 slot=metric_slot(pl.slot), priority=pl.priority
@@ -286,6 +294,7 @@ class Dispatcher:
         now = int(self._clock())
         seq = self._seq.next()
         cid = f"{action}-{seq}"
+        hamlets = list(hamlets)
         for hamlet in hamlets:
             signed = protocol.seal(
                 protocol.Control(
@@ -309,6 +318,8 @@ class Dispatcher:
         self._journal.record_event(
             action, json.dumps({"id": cid, "target": target, "value": value})
         )
+        what = f" {target}" if target is not None else f" to {value}" if value is not None else ""
+        log.info("%s%s sent to %s as %s", action, what, ", ".join(hamlets), cid)
         if action == "cancel" and target is not None:
             await self._journal.mark_cancelled(target, now)
         return cid
