@@ -23,6 +23,9 @@ ACK_STATUSES: tuple[AckStatus, ...] = (
 )
 PlayStatus = Literal["live", "exercise"]
 
+# ISO 639-2 "no linguistic content": what a playlist says of the intro and outro chimes' language.
+CHIME_LANG = "zxx"
+
 # The priority vocabulary, defined once: config, plan, envelopes and the node agent share it.
 Priority = Literal["normal", "priority", "emergency"]
 PRIORITIES: tuple[Priority, ...] = ("normal", "priority", "emergency")
@@ -99,6 +102,9 @@ class Clip:
     path: Path
     size: int
     duration_ms: int
+    # Clips this one replaced in the store: the same speech rendered again (by the preferred TTS
+    # engine once it answers). A playlist naming one of them says the same thing.
+    earlier: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from broadcastd import __version__
 from broadcastd.errors import EX_USAGE, BroadcastdError, report_failure
+from broadcastd.localtime import use_log_zone
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -148,6 +149,7 @@ def _fleet(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    use_log_zone(None)  # this machine's zone, with its offset, until a command knows the commune's
     # APScheduler logs every job addition at INFO; only its warnings matter to an operator.
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
 

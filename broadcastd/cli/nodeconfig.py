@@ -45,6 +45,7 @@ def node_yaml(
         "cache_dir": str(cache_dir.absolute()) if cache_dir is not None else NODE_CACHE_DIR,
         "player": DEFAULT_PLAYER,
         "heartbeat": f"{int(config.nodes.heartbeat.total_seconds())}s",
+        "timezone": config.commune.timezone,  # log lines show the commune's local time
     }
     name = hamlets[node_id].name
     header = f"# broadcastd-node config for {node_id} ({name}); keep this file private (0600)\n"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from broadcastd.controller.daemon import Daemon
 from broadcastd.controller.runner import run_until_stopped
 from broadcastd.errors import EX_OK
+from broadcastd.localtime import use_log_zone
 
 if TYPE_CHECKING:
     import argparse
@@ -14,5 +15,6 @@ if TYPE_CHECKING:
 
 def run(args: argparse.Namespace) -> int:
     daemon = Daemon(args.config)
+    use_log_zone(lambda: daemon.config.commune.tz)  # a reload may change the zone
     run_until_stopped(daemon)
     return EX_OK

@@ -301,20 +301,21 @@ class Daemon:
                 self.journal.record_reload("error", str(exc))
                 self.notifier.notify("READY=1")
                 return False
-            self.loaded, config = new, new.config
+            old, self.loaded, config = self.loaded, new, new.config
             self.dispatcher.replace_config(new)
             self.registry.replace_config(config)
             self.ops.replace_config(config)
             self.feed.replace_config(config)
+            replanned = self.feed.replan(old, new) if self.scheduling else []
             self._set_static_metrics(config)
             await asyncio.to_thread(self._refresh_broker_acl, config)
             self.metrics.config_reloads_total.labels(result="ok").inc()
-            self.journal.record_reload("ok", f"{len(config.announcements)} announcements")
-            log.info(
-                "config reloaded: %d hamlets, %d announcements",
-                len(config.hamlets),
-                len(config.announcements),
-            )
+            summary = f"{len(config.hamlets)} hamlets, {len(config.announcements)} announcements"
+            if replanned:
+                slots = ", ".join(f"{d.slot} of {d.date}" for d in replanned)
+                summary += f"; re-planned {slots}"
+            self.journal.record_reload("ok", summary)
+            log.info("config reloaded: %s", summary)
             self.notifier.notify("READY=1")
             return True
 

@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from broadcastd import protocol
-from broadcastd.errors import (
-    BroadcastdError,
-    LinkError,
-    ProtocolError,
-    RenderError,
-    handled_error,
-)
-from broadcastd.models import PRIORITY_RANK, Clip, PlanItem, SlotPlan, metric_slot
+from broadcastd.controller.playlists import PlaylistMaker, SeqCounter, SignedPlaylist
+from broadcastd.controller.slotdecision import decide, latest_dispatch, note_sent, note_skip
+from broadcastd.errors import BroadcastdError, LinkError, ProtocolError, handled_error
+from broadcastd.localtime import local_time
+from broadcastd.models import Clip, SlotPlan, metric_slot
 from broadcastd.plan.exercise import EXERCISE_SLOT, exercise_plans
 from broadcastd.plan.slotplan import build_plan
+from broadcastd.protocol.titles import playlist_title
 from broadcastd.transport.audioout import AudioOut, Publisher
 
 if TYPE_CHECKING:
@@ -39,10 +36,6 @@ if TYPE_CHECKING:
     from broadcastd.render.renderer import Renderer
 
 log = logging.getLogger(__name__)
-
-SignedPlaylist = protocol.Signed[protocol.Playlist]
-
-CHIME_LANG = "zxx"  # ISO 639-2 "no linguistic content"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,29 +54,6 @@ class Published:
     slot: str
     play_at: int
     expires_at: int
-
-
-class SeqCounter:
-    """Per-controller monotonic sequence: clock milliseconds, never repeating or going back."""
-
-    def __init__(self, clock: Callable[[], float], floor: int = 0) -> None:
-        self._clock = clock
-        self._last = floor
-
-    def next(self) -> int:
-        self._last = max(self._last + 1, int(self._clock() * 1000))
-        return self._last
-
-
-def playlist_id(
-    plan_date: dt.date, slot: str, hamlet: str, entries: Sequence[tuple[str, str]], status: str
-) -> str:
-    """Stable for the same (announcement, clip) entries, so a restart re-publishes the same id and
-    nodes deduplicate; an ad-hoc announcement repeated word for word is a new announcement id,
-    hence a new playlist that plays again."""
-    parts = [status, *(f"{ann}:{sha}" for ann, sha in entries)]
-    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:10]
-    return f"{plan_date:%Y%m%d}-{slot}-{hamlet}-{digest}"
 
 
 class Dispatcher:
@@ -112,13 +82,16 @@ class Dispatcher:
         self._metrics = metrics
         self._clock = clock
         self._seq = SeqCounter(clock, journal.max_seq())
+        self._maker = PlaylistMaker(
+            self.config, renderer=renderer, journal=journal, key=key, seq=self._seq, clock=clock
+        )
         self._reconnected = asyncio.Event()
         self.idle = asyncio.Event()
         self.idle.set()
 
     def replace_config(self, loaded: LoadedConfig) -> None:
         self._loaded = loaded
-        self.config = loaded.config
+        self.config = self._maker.config = loaded.config
 
     def next_adhoc_number(self) -> int:
         """A fresh number for an ad-hoc announcement's id (unique per controller)."""
@@ -170,7 +143,7 @@ class Dispatcher:
             shift = play_at - plans[0].play_at if plans else dt.timedelta(0)
             plans = [_shifted(p, shift) for p in plans]
         log.info("dispatching %s %s to %d hamlets (%s)", day, slot, len(plans), reason)
-        return await self.dispatch_plans(plans)
+        return await self.dispatch_plans(plans, why=reason)
 
     async def dispatch_plans(
         self,
@@ -179,28 +152,49 @@ class Dispatcher:
         priority: str | None = None,
         status: str = "live",
         urgent: bool = False,
+        why: str | None = None,
     ) -> list[Published]:
+        """Render, sign, journal, publish. With `why` (a scheduled slot's reason) each hamlet is
+        decided against what the journal holds for its slot (slotdecision.py); ad-hoc plans are
+        always new playlists."""
         now = self._clock()
-        ready: list[tuple[SlotPlan, list[Clip], list[PlanItem]]] = []
+        clips: list[Clip] = []
+        playlists: list[SignedPlaylist] = []
         for plan in plans:
-            if plan.expires_at.timestamp() <= now:
-                self._journal.record_skip(
-                    plan.date, plan.slot, plan.hamlet, "expired before dispatch"
-                )
-                continue
-            clips, items = await self._clips(plan)
-            if not items:
-                self._journal.record_skip(plan.date, plan.slot, plan.hamlet, "nothing to play")
-                continue
-            ready.append((plan, clips, items))
-        playlists = [
-            self._playlist(plan, clips, items, priority, status) for plan, clips, items in ready
-        ]
+            signed, used = await self._prepare(plan, now, priority, status, why)
+            if signed is not None:
+                clips += used
+                playlists.append(signed)
         for signed in playlists:
             await self._journal.record_dispatch(signed)
-        return await self.publish(
-            [c for _, clips, _ in ready for c in clips], playlists, urgent=urgent
-        )
+        return await self.publish(clips, playlists, urgent=urgent)
+
+    async def _prepare(
+        self, plan: SlotPlan, now: float, priority: str | None, status: str, why: str | None
+    ) -> tuple[SignedPlaylist | None, list[Clip]]:
+        """One hamlet's playlist and the clips it names; None when skipped (logged, journaled)."""
+        if plan.expires_at.timestamp() <= now:
+            note_skip(self._journal, plan, why or status, "expired before dispatch")
+            return None, []
+        clips, items = await self._maker.clips(plan)
+        if not items:
+            note_skip(self._journal, plan, why or status, "nothing to play")
+            return None, []
+        entries = self._maker.entries(clips, items)
+        if why is None:
+            return self._maker.seal(plan, entries, items, priority, status), clips
+        latest = latest_dispatch(self._journal, plan)
+        play_at, tz = int(plan.play_at.timestamp()), self.config.commune.tz
+        verdict = decide(latest, entries, clips, play_at, now=now, tz=tz)
+        if verdict.action == "skip":
+            note_skip(self._journal, plan, why, verdict.reason)
+            return None, []
+        if verdict.action == "keep" and latest is not None:
+            signed = latest.signed()  # as journaled, whatever id scheme made it
+        else:
+            signed = self._maker.seal(plan, entries, items, priority, status)
+        note_sent(self._journal, plan, signed, why, verdict.reason)
+        return signed, clips
 
     async def publish(
         self, clips: Sequence[Clip], playlists: Sequence[SignedPlaylist], *, urgent: bool
@@ -263,77 +257,6 @@ class Dispatcher:
             clips.append(Clip(item.sha256, path, item.bytes, item.duration_ms))
         return clips
 
-    # -- building ----------------------------------------------------------------------------------
-
-    async def _clips(self, plan: SlotPlan) -> tuple[list[Clip], list[PlanItem]]:
-        """The playlist's clips in play order (intro, items, outro) and the items that rendered."""
-        clips: list[Clip] = []
-        items: list[PlanItem] = []
-        for item in plan.items:
-            try:
-                clips.append(await self._renderer.clip_for(item))
-                items.append(item)
-            except RenderError as exc:
-                log.error(
-                    "hamlet %s: %s/%s left out: %s", plan.hamlet, item.announcement, item.lang, exc
-                )
-        if not items:
-            return [], []
-        audio = self.config.audio
-        head = [await self._renderer.chime(audio.intro)] if audio.intro else []
-        tail = [await self._renderer.chime(audio.outro)] if audio.outro else []
-        return head + clips + tail, items
-
-    def _playlist(
-        self,
-        plan: SlotPlan,
-        clips: list[Clip],
-        items: list[PlanItem],
-        priority: str | None,
-        status: str,
-    ) -> SignedPlaylist:
-        audio = self.config.audio
-        labels: list[tuple[str, str, str]] = []
-        if audio.intro:
-            labels.append(("intro", CHIME_LANG, "intro"))
-        labels += [(i.title, i.lang, i.announcement) for i in items]
-        if audio.outro:
-            labels.append(("outro", CHIME_LANG, "outro"))
-        entries = [
-            protocol.PlaylistItem(
-                sha256=c.sha256,
-                bytes=c.size,
-                chunks=protocol.chunk_count(c.size),
-                duration_ms=c.duration_ms,
-                title=title,
-                lang=lang,
-                announcement=ann,
-            )
-            for c, (title, lang, ann) in zip(clips, labels, strict=True)
-        ]
-        top = priority or min((i.priority for i in items), key=PRIORITY_RANK.__getitem__)
-        keyed = [(ann, c.sha256) for c, (_, _, ann) in zip(clips, labels, strict=True)]
-        pid = playlist_id(plan.date, plan.slot, plan.hamlet, keyed, status)
-        existing = self._journal.dispatch(pid)
-        if existing is not None:
-            return existing.signed()
-        return protocol.seal(
-            protocol.Playlist(
-                commune=self.config.commune.id,
-                hamlet=plan.hamlet,
-                id=pid,
-                slot=plan.slot,
-                play_at=int(plan.play_at.timestamp()),
-                expires_at=int(plan.expires_at.timestamp()),
-                priority=top,
-                issued_at=int(self._clock()),
-                items=tuple(entries),
-                status=status,
-                seq=self._seq.next(),
-            ),
-            self._key,
-        )
-
     # -- publishing --------------------------------------------------------------------------------
 
     async def _publish_playlist(self, signed: SignedPlaylist) -> Published:
@@ -344,6 +267,12 @@ class Dispatcher:
             self._topics.playlist(pl.hamlet), signed.wire, retain=True, expiry=ttl
         )
         first = await self._journal.mark_published(pl.id, now)
+        tz = self.config.commune.tz
+        log.info(
+            '%s playlist %s "%s" to hamlet %s (%s, %s): plays at %s, expires %s',
+            "published" if first else "re-published", pl.id, playlist_title(pl.items), pl.hamlet,
+            pl.slot, pl.priority, local_time(pl.play_at, tz), local_time(pl.expires_at, tz),
+        )  # fmt: skip
         if first:
             self._metrics.playlists_published_total.labels(
                 slot=metric_slot(pl.slot), priority=pl.priority
@@ -365,6 +294,7 @@ class Dispatcher:
         now = int(self._clock())
         seq = self._seq.next()
         cid = f"{action}-{seq}"
+        hamlets = list(hamlets)
         for hamlet in hamlets:
             signed = protocol.seal(
                 protocol.Control(
@@ -388,6 +318,8 @@ class Dispatcher:
         self._journal.record_event(
             action, json.dumps({"id": cid, "target": target, "value": value})
         )
+        what = f" {target}" if target is not None else f" to {value}" if value is not None else ""
+        log.info("%s%s sent to %s as %s", action, what, ", ".join(hamlets), cid)
         if action == "cancel" and target is not None:
             await self._journal.mark_cancelled(target, now)
         return cid

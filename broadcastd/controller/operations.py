@@ -233,6 +233,8 @@ class Operations:
         }
 
     def _event(self, kind: str, **detail: object) -> None:
+        """Journal and log what an operator did (request, approve, refused, withdraw)."""
+        log.info("operator %s: %s", kind, ", ".join(f"{k} {v}" for k, v in detail.items()))
         self.journal.record_event(kind, json.dumps(detail, ensure_ascii=False))
 
     def _next_slot(self, now: dt.datetime) -> tuple[dt.datetime, dt.timedelta]:

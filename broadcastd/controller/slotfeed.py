@@ -6,26 +6,32 @@ After a restart, a slot inside that window is enqueued at once (the dispatcher r
 idempotently if it was already sent); one whose window has passed without a dispatch is journaled
 as skipped, with the reason, unless it closed before the journal's first record: a new install
 did not miss the slots from before it existed.
+After a reload, a slot the edit changed (its time, or what some hamlet hears) is enqueued at once
+when its new window is open, or when it already went out and has not expired: the job for its new
+publish time may lie in the past (a slot moved later on the day it aired), and a playlist already
+on the nodes must not play at the old time. The dispatcher then decides each hamlet against the
+journal (slotdecision.py): changed speech goes out, unchanged speech that aired does not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from broadcastd.controller.dispatch import SlotDue
 from broadcastd.plan.exercise import EXERCISE_SLOT, exercise_times, next_exercise
-from broadcastd.plan.slotplan import window
+from broadcastd.plan.slotplan import build_plan, window
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from broadcastd.config import Config
+    from broadcastd.config import Config, LoadedConfig
     from broadcastd.journal.store import Journal
     from broadcastd.metrics import Metrics
     from broadcastd.models import Clip, PlanItem, SlotPlan
@@ -81,10 +87,35 @@ class SlotFeed:
         self._stopped.set()
 
     def replace_config(self, config: Config) -> None:
+        for gone in set(self.config.slots) - set(config.slots):
+            with contextlib.suppress(KeyError):  # a slot removed by the edit has no next run
+                self._metrics.next_slot_timestamp_seconds.remove(gone)
         self.config = config
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.remove_all_jobs()
             self._add_jobs()
+        else:
+            self._update_next()
+
+    def replan(self, old: LoadedConfig, new: LoadedConfig) -> list[SlotDue]:
+        """After a reload (`replace_config` done): enqueue each slot the edit changed that must
+        be dispatched again now (see the module docstring)."""
+        now = dt.datetime.fromtimestamp(self._clock(), tz=self.config.commune.tz)
+        due: list[SlotDue] = []
+        for offset in (-1, 0, 1):  # a window can span midnight
+            day = now.date() + dt.timedelta(days=offset)
+            before, after = _by_slot(build_plan(old, day)), _by_slot(build_plan(new, day))
+            for name in self.config.slots:
+                change = _change(before.get(name, {}), after.get(name, {}))
+                publish_at, _, expires_at = slot_times(self.config, day, name)
+                if change is None or now >= expires_at:
+                    continue
+                if publish_at <= now or self._journal.dispatches_for(day, name):
+                    due.append(SlotDue(day, name, f"re-planned after reload: {change}"))
+        for item in due:
+            log.info("slot %s of %s %s", item.slot, item.date, item.reason)
+            self._queue.put_nowait(item)
+        return due
 
     def _add_jobs(self) -> None:
         if self._scheduler is None:
@@ -195,3 +226,34 @@ class SlotFeed:
                 missing[plan.slot] = True
         for slot, bad in missing.items():
             self._metrics.slot_audio_not_ready.labels(slot=slot).set(1 if bad else 0)
+
+
+# hamlet -> (play_at, items) of one slot on one day
+_Heard: TypeAlias = "dict[str, tuple[dt.datetime, tuple[PlanItem, ...]]]"
+
+
+def _by_slot(plans: Iterable[SlotPlan]) -> dict[str, _Heard]:
+    out: dict[str, _Heard] = {}
+    for plan in plans:
+        if plan.items:
+            out.setdefault(plan.slot, {})[plan.hamlet] = (plan.play_at, plan.items)
+    return out
+
+
+def _change(before: _Heard, after: _Heard) -> str | None:
+    """What the edit changed in one slot of one day, in words; None if nothing anyone hears."""
+    if before == after:
+        return None
+    parts: list[str] = []
+    old_at, new_at = (min((at for at, _ in h.values()), default=None) for h in (before, after))
+    if old_at is not None and new_at is not None and old_at != new_at:
+        parts.append(f"moved from {old_at:%H:%M} to {new_at:%H:%M}")
+    hamlets = before.keys() | after.keys()
+    changed = sorted(h for h in hamlets if _items(before, h) != _items(after, h))
+    if changed:
+        parts.append(f"content changed for {', '.join(changed)}")
+    return "; ".join(parts) or "timing changed"
+
+
+def _items(heard: _Heard, hamlet: str) -> tuple[PlanItem, ...]:
+    return heard[hamlet][1] if hamlet in heard else ()

@@ -88,7 +88,7 @@ class NodeAgent:
         # twice at once (restored from disk and retained on the broker) across the awaits below.
         self._accepting: dict[str, protocol.Playlist] = {}
         self.outbox = Outbox(
-            self.link, self.topics, self.id, clock=clock, volume=lambda: self.volume
+            self.link, self.topics, self.id, clock=clock, volume=lambda: self.volume, tz=config.tz
         )
         self._tidy_due = False  # a playlist finished: stop its downloads, prune the cache
         self._wake = asyncio.Event()
@@ -219,6 +219,7 @@ class NodeAgent:
             return
         if self._known(pl.id) or pl.id in self._accepting or pl.id in self.store.state.cancelled:
             return  # a retained playlist delivered again after a reconnect
+        self.outbox.verified(pl)
         try:
             self.store.check_replay("playlist", issued_at=pl.issued_at, seq=pl.seq, slot=pl.slot)
         except ProtocolError as exc:
@@ -252,7 +253,6 @@ class NodeAgent:
                 del self._pending[other.playlist.id]
                 self._ack(other.playlist.id, "failed", f"superseded by {pl.id}")
         self._pending[pl.id] = Pending(pl)
-        log.info("node %s: playlist %s accepted, plays at %d", self.id, pl.id, pl.play_at)
         on_its_way = self.fetcher.ready | self.fetcher.active.keys()
         lost = [i.sha256 for i in pl.items if i.sha256 not in on_its_way]
         if lost:  # a clip failed verification for good before the playlist was pending

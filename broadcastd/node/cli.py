@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from broadcastd import __version__
 from broadcastd.errors import EX_OK, EX_USAGE, BroadcastdError, report_failure
+from broadcastd.localtime import use_log_zone
 from broadcastd.node.agent import NodeAgent
 from broadcastd.node.settings import load_node_config
 
@@ -47,6 +48,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_node_config(args.config)
+        use_log_zone(config.tz)
         asyncio.run(_serve(NodeAgent(config)))
     except BroadcastdError as exc:
         return report_failure("broadcastd-node", exc)

@@ -98,7 +98,9 @@ class Fetcher:
         self.active[sha] = fetch
         missing = len(fetch.missing)
         if missing:
-            log.info("fetching clip %s: %d of %d chunks", sha[:12], missing, item.chunks)
+            log.info(
+                'fetching clip %s "%s": %d of %d chunks', sha[:12], item.title, missing, item.chunks
+            )
             await self._subscribe(fetch)
         else:
             await self._complete(fetch)
@@ -170,6 +172,7 @@ class Fetcher:
     async def _complete(self, fetch: Fetch) -> None:
         ok = await asyncio.to_thread(self.store.finish, fetch.part, fetch.size)
         if ok:
+            log.info("clip %s fetched and verified (%d bytes)", fetch.sha256[:12], fetch.size)
             del self.active[fetch.sha256]
             self.ready.add(fetch.sha256)
             await self.on_done(fetch.sha256, ok=True)

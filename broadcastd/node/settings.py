@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from broadcastd import protocol
-from broadcastd.config.fields import Duration, Model, Slug, validation_problems
+from broadcastd.config.fields import Duration, Model, Slug, TimeZoneName, validation_problems
 from broadcastd.config.yamlsource import read_yaml
 from broadcastd.errors import BroadcastdError, ConfigError, Problem
 
@@ -72,10 +73,16 @@ class NodeConfig(Model):
     player: Annotated[str | None, AfterValidator(_player)] = None
     heartbeat: Duration = dt.timedelta(seconds=30)
     keepalive: Duration = dt.timedelta(seconds=30)
+    # The commune's zone, for the times in log lines; the speaker's own zone when absent.
+    timezone: TimeZoneName | None = None
 
     @property
     def heartbeat_s(self) -> float:
         return max(0.05, self.heartbeat.total_seconds())
+
+    @property
+    def tz(self) -> ZoneInfo | None:
+        return ZoneInfo(self.timezone) if self.timezone else None
 
 
 # Relative paths in node.yaml resolve against the file's directory, like the main config.

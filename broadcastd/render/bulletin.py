@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broadcastd.errors import RenderError
+from broadcastd.models import CHIME_LANG
 from broadcastd.render.loudness import finish_tool, start_tool
 from broadcastd.render.renderer import chime_item
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from broadcastd.models import Clip, PlanItem
     from broadcastd.render.renderer import Renderer
 
-CHIME_LANG = "zxx"  # what a playlist says of a chime's language: no linguistic content
 MUXERS = {".mp3": "mp3", ".wav": "wav", ".opus": "opus", ".ogg": "ogg"}
 JOIN_TIMEOUT_S = 120.0
 
@@ -101,4 +101,4 @@ def on_air_seconds(parts: Sequence[Part]) -> float:
     return sum(p.clip.duration_ms for p in parts if p.clip is not None) / 1000
 
 
-__all__ = ["CHIME_LANG", "Part", "bulletin", "on_air_seconds", "write_bulletin"]
+__all__ = ["Part", "bulletin", "on_air_seconds", "write_bulletin"]

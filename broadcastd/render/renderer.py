@@ -12,6 +12,9 @@ A render key (the text as the engines get it after normalisation, or the recordi
 language, engines and voices, audio settings, the silence after it, RENDERER_VERSION,
 NORMALIZER_VERSION) indexes the result, so an unchanged announcement is never rendered twice, and
 one whose reading changed (a lexicon entry, a better normaliser) is rendered again.
+The store records which engine spoke each clip: one spoken by a fallback (espeak-ng while gTTS
+was unreachable) is spoken again by the preferred engine once it answers (render-ahead asks,
+`clip_for(..., preferred_only=True)`); until then the fallback's clip serves.
 """
 
 from __future__ import annotations
@@ -133,8 +136,10 @@ class Renderer:
         extra = (self.audio.intro, self.audio.outro) if chimes else ()
         return _distinct_items(plans, extra)
 
-    async def clip_for(self, item: PlanItem, *, force: bool = False) -> Clip:
-        clip, _ = await self._clip(item, force=force)
+    async def clip_for(
+        self, item: PlanItem, *, force: bool = False, preferred_only: bool = False
+    ) -> Clip:
+        clip, _ = await self._clip(item, force=force, preferred_only=preferred_only)
         return clip
 
     async def clip_and_engine(self, item: PlanItem) -> tuple[Clip, str]:
@@ -148,7 +153,9 @@ class Renderer:
     async def chime(self, path: Path) -> Clip:
         return await self.clip_for(chime_item(path))
 
-    async def _clip(self, item: PlanItem, *, force: bool) -> tuple[Clip, str | None]:
+    async def _clip(
+        self, item: PlanItem, *, force: bool, preferred_only: bool = False
+    ) -> tuple[Clip, str | None]:
         """The clip and the engine that rendered it now (None: it came from the cache)."""
         what = f"{item.announcement}/{item.lang}" if item.lang else item.announcement
         key = await asyncio.to_thread(self.key_for, item)
@@ -163,7 +170,9 @@ class Renderer:
         encoder = await self.encoder.start(what=what)
         try:
             if item.kind == "tts":
-                speech = await self.chain.speak(item.text or "", item.lang)
+                speech = await self.chain.speak(
+                    item.text or "", item.lang, preferred_only=preferred_only
+                )
                 pcm, engine = speech.pcm, speech.engine
             else:
                 assert item.recording is not None  # noqa: S101 - key_for() checked it

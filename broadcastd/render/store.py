@@ -2,9 +2,11 @@
 
 Blobs are named by the sha256 of their bytes; `index/<render key>.json` maps a render key to its
 blob (one small file per key, so the daemon and `broadcastd render` can write concurrently without
-a lock). Every write goes to a `.tmp-*` file, is fsynced, then renamed: a crash or `kill -9` leaves
-at worst a temp file, never a partial clip under a real name, and a blob lands before the index
-entry naming it.
+a lock), with what made it (`engine`: the TTS engine that spoke it, or `recording`) and the blobs
+it replaced (`earlier`: a key spoken again, e.g. by the preferred engine once it answers, still
+says the same thing, which the dispatcher needs to know). Every write goes to a `.tmp-*` file, is
+fsynced, then renamed: a crash or `kill -9` leaves at worst a temp file, never a partial clip under
+a real name, and a blob lands before the index entry naming it.
 Blocking; async callers run these methods with `asyncio.to_thread`.
 """
 
@@ -24,6 +26,7 @@ from broadcastd.models import Clip
 EXTENSIONS = ("mp3", "opus", "wav")
 _TMP_PREFIX = ".tmp-"
 _STALE_TMP_S = 3600.0  # a temp file this old belongs to a writer that died
+_EARLIER_KEPT = 8  # a key is rendered again rarely (engine back, `render --force`): a short memory
 
 
 class AudioStore:
@@ -61,7 +64,16 @@ class AudioStore:
             return None
         with contextlib.suppress(OSError):
             os.utime(entry_path)  # last use: what prune() goes by
-        return Clip(entry["sha256"], path, size, int(entry["duration_ms"])), entry
+        earlier = tuple(name for name in entry.get("earlier", ()) if isinstance(name, str))
+        return Clip(entry["sha256"], path, size, int(entry["duration_ms"]), earlier), entry
+
+    def engine_of(self, key: str) -> str | None:
+        """Which TTS engine spoke the clip indexed under `key` (`recording` for a file)."""
+        try:
+            engine = json.loads((self.index_dir / f"{key}.json").read_text("utf-8")).get("engine")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return engine if isinstance(engine, str) else None
 
     def put(self, key: str, data: bytes, ext: str, duration_ms: int, **meta: object) -> Clip:
         """Store `data` by content hash and index it under `key`; atomic, durable."""
@@ -72,11 +84,24 @@ class AudioStore:
         path = self.root / f"{sha}.{ext}"
         if not (path.is_file() and path.stat().st_size == len(data)):
             self._write_atomic(path, data)
+        earlier = self._earlier(key, sha)
         entry = {"sha256": sha, "ext": ext, "size": len(data), "duration_ms": duration_ms, **meta}
+        if earlier:
+            entry["earlier"] = list(earlier)
         self._write_atomic(
             self.index_dir / f"{key}.json", json.dumps(entry, ensure_ascii=False).encode()
         )
-        return Clip(sha, path, len(data), duration_ms)
+        return Clip(sha, path, len(data), duration_ms, earlier)
+
+    def _earlier(self, key: str, sha: str) -> tuple[str, ...]:
+        """The blobs `key` named before, newest first, once `sha` replaces them."""
+        try:
+            entry = json.loads((self.index_dir / f"{key}.json").read_text("utf-8"))
+            names = [entry["sha256"], *entry.get("earlier", ())]
+        except (OSError, ValueError, KeyError, TypeError):
+            return ()
+        kept = [n for n in dict.fromkeys(names) if isinstance(n, str) and n != sha]
+        return tuple(kept[:_EARLIER_KEPT])
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)

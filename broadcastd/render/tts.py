@@ -217,13 +217,20 @@ class TtsChain:
         """Seconds left before `engine` is tried again (0 if it is tried now)."""
         return max(0.0, self._skip_until.get(engine, 0.0) - self.now())
 
-    async def speak(self, text: str, lang: str) -> Speech:
-        """Speak `text` as normalised (`spoken(text, lang)` is exactly what the engines get)."""
+    @property
+    def preferred(self) -> str:
+        """The engine tried first: what every clip should be spoken by when it answers."""
+        return self.engines[0].name
+
+    async def speak(self, text: str, lang: str, *, preferred_only: bool = False) -> Speech:
+        """Speak `text` as normalised (`spoken(text, lang)` is exactly what the engines get): the
+        first engine's speech that decodes to sound; with `preferred_only`, only the first engine
+        is asked (to replace a fallback's clip, never by another fallback)."""
         text = self.spoken(text, lang)
         if not text:
             raise RenderError("nothing to speak: the text has no words")
         errors: list[str] = []
-        for engine in self.engines:
+        for engine in self.engines[:1] if preferred_only else self.engines:
             if engine.remote and self.backing_off(engine.name) > 0:
                 self._count(engine.name, "skipped")
                 errors.append(

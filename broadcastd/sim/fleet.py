@@ -127,6 +127,7 @@ class Fleet:
                 player=None,
                 heartbeat=dt.timedelta(seconds=hb),
                 keepalive=config.nodes.keepalive,
+                timezone=config.commune.timezone,
             )
             self.agents[node.id] = SimAgent(
                 node, node_config, NullPlayer(clock=clock, speed=player_speed)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from broadcastd.controller.daemon import Daemon
 from broadcastd.controller.runner import run_until_stopped
 from broadcastd.errors import BroadcastdError, ConfigError
+from broadcastd.localtime import use_log_zone
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -131,6 +132,7 @@ def main() -> int:
             serve_metrics=args.metrics,
             watch_files=args.watch,
         )
+        use_log_zone(lambda: daemon.config.commune.tz)  # as `broadcastd run` does
         run_until_stopped(daemon)
     except ConfigError as exc:
         for problem in exc.problems:

@@ -11,7 +11,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "broadcastd"
 
-# Which rooms each room may import ("kernel" is errors, models, metrics and the package itself).
+# Which rooms each room may import ("kernel" is errors, models, metrics, localtime and the package
+# itself).
 # A module may always import its own room. node/ reads its YAML with config's building blocks
 # (fields, yamlsource) but never the commune schema or loader: a speaker has no commune config.
 ALLOWED: dict[str, set[str]] = {
@@ -37,7 +38,7 @@ ALLOWED: dict[str, set[str]] = {
         "sim",
     },
 }
-KERNEL_MODULES = {"errors", "models", "metrics"}
+KERNEL_MODULES = {"errors", "models", "metrics", "localtime"}
 
 
 def module_name(path: Path, root: Path) -> str:

@@ -7,6 +7,7 @@ import logging
 import sqlite3
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 NOW = 1_800_000_000.0
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # the publish log line shows times in the commune's zone
 
 
 class Link:
@@ -72,7 +74,7 @@ async def test_republish_sends_journaled_bytes_and_skips_a_broken_row(tmp_path, 
     journal = Journal.open(tmp_path / "j.sqlite3", clock=lambda: NOW)
     link = Link()
     dispatcher = Dispatcher(
-        SimpleNamespace(config=SimpleNamespace(commune=SimpleNamespace(id="sm"))),  # type: ignore[arg-type]
+        SimpleNamespace(config=SimpleNamespace(commune=SimpleNamespace(id="sm", tz=TZ))),  # type: ignore[arg-type]
         link=link,
         journal=journal,
         renderer=SimpleNamespace(store=Store(tmp_path)),  # type: ignore[arg-type]
