@@ -69,7 +69,7 @@ from broadcastd.controller.daemon import Daemon
 from broadcastd.models import Clip
 from broadcastd.sim.fleet import fleet_nodes
 from broadcastd.transport.audioout import AUDIO_EXPIRY_MARGIN_S
-from broadcastd.transport.broker import CONTROLLER_USER, Credentials
+from broadcastd.transport.credentials import CONTROLLER_USER, Credentials
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

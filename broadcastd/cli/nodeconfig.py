@@ -10,7 +10,7 @@ import yaml
 from broadcastd import protocol
 from broadcastd.config import Config, load_config
 from broadcastd.errors import EX_OK, UsageError
-from broadcastd.transport.broker import Credentials
+from broadcastd.transport.credentials import Credentials
 
 if TYPE_CHECKING:
     import argparse

@@ -13,7 +13,7 @@ from broadcastd import protocol
 from broadcastd.config import load_config
 from broadcastd.errors import EX_OK, UsageError
 from broadcastd.sim.fleet import Fleet, fleet_nodes
-from broadcastd.transport.broker import Credentials
+from broadcastd.transport.credentials import Credentials
 
 if TYPE_CHECKING:
     import argparse

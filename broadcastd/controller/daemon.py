@@ -28,8 +28,9 @@ from broadcastd.errors import BroadcastdError, ConfigError
 from broadcastd.journal.store import Journal
 from broadcastd.metrics import Metrics
 from broadcastd.render.renderer import build_renderer
-from broadcastd.transport.broker import MosquittoProcess, write_broker_files
+from broadcastd.transport.broker import MosquittoProcess
 from broadcastd.transport.bulk import BulkPublisher
+from broadcastd.transport.credentials import write_broker_files
 from broadcastd.transport.link import LinkSettings, MqttLink
 from broadcastd.transport.reclaim import reclaim_orphan_broker
 

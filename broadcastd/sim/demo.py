@@ -23,7 +23,8 @@ from broadcastd.journal.reports import build_report
 from broadcastd.journal.reporttable import render, wide_console
 from broadcastd.plan.slotplan import build_plan
 from broadcastd.sim.fleet import Fleet, fleet_nodes
-from broadcastd.transport.broker import Credentials, free_port
+from broadcastd.transport.broker import free_port
+from broadcastd.transport.credentials import Credentials
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

@@ -9,7 +9,7 @@ import aiomqtt
 import pytest
 
 from broadcastd.config import load_config
-from broadcastd.transport.broker import CONTROLLER_USER, write_broker_files
+from broadcastd.transport.credentials import CONTROLLER_USER, write_broker_files
 from broadcastd.transport.link import LinkSettings, MqttLink
 
 ROOT = "bcast/v1/sang-moc"

@@ -18,8 +18,8 @@ from broadcastd.transport.broker import (
     MosquittoProcess,
     free_port,
     port_open,
-    write_broker_files,
 )
+from broadcastd.transport.credentials import write_broker_files
 from broadcastd.transport.link import LinkSettings, MqttLink
 
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support.e2e import wait_for, write_commune
 
 from broadcastd import protocol
-from broadcastd.transport.broker import Credentials
+from broadcastd.transport.credentials import Credentials
 
 NODES_PER_HAMLET = 2
 

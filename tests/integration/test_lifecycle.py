@@ -26,7 +26,8 @@ from support.e2e import E2E, wait_for, write_commune
 
 from broadcastd import cli
 from broadcastd.controller.daemon import STOP_DEADLINE_S
-from broadcastd.transport.broker import CONTROLLER_USER, free_port, write_broker_files
+from broadcastd.transport.broker import free_port
+from broadcastd.transport.credentials import CONTROLLER_USER, write_broker_files
 
 if TYPE_CHECKING:
     from collections.abc import Callable

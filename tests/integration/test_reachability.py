@@ -34,7 +34,7 @@ from paho.mqtt.client import MQTTv5
 from support.e2e import E2E, wait_for, write_commune
 
 from broadcastd import protocol
-from broadcastd.transport.broker import Credentials
+from broadcastd.transport.credentials import Credentials
 
 if TYPE_CHECKING:
     from broadcastd.controller.daemon import Daemon

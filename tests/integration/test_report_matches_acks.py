@@ -23,7 +23,7 @@ from paho.mqtt.client import MQTTv5
 from support.e2e import wait_for, write_commune
 
 from broadcastd.node.player import PlayerError
-from broadcastd.transport.broker import Credentials
+from broadcastd.transport.credentials import Credentials
 
 BIN = Path(sys.executable).parent
 ABSENT = ("h00-n0", "h00-n1")

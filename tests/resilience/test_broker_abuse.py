@@ -16,7 +16,7 @@ from support.daemon_main import read_log, spawn, wait_log
 from support.e2e import write_commune
 
 from broadcastd import protocol
-from broadcastd.transport.broker import Credentials, write_broker_files
+from broadcastd.transport.credentials import Credentials, write_broker_files
 from broadcastd.transport.link import LinkSettings, MqttLink
 
 TEN_MB = 10 * 1024 * 1024

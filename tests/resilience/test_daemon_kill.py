@@ -25,7 +25,7 @@ from support.e2e import write_commune
 
 from broadcastd import protocol
 from broadcastd.journal.store import Journal
-from broadcastd.transport.broker import Credentials
+from broadcastd.transport.credentials import Credentials
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from broadcastd import protocol
 from broadcastd.config import Config, load_config
 from broadcastd.controller.daemon import Daemon
 from broadcastd.sim.fleet import Fleet, fleet_nodes
-from broadcastd.transport.broker import Credentials, free_port
+from broadcastd.transport.broker import free_port
+from broadcastd.transport.credentials import Credentials
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -12,14 +12,12 @@ import pytest
 
 from broadcastd.cli.main import run as cli
 from broadcastd.config import load_config
-from broadcastd.transport.broker import (
+from broadcastd.transport.broker import BrokerError, BrokerOptions, mosquitto_conf
+from broadcastd.transport.credentials import (
     CONTROLLER_USER,
-    BrokerError,
-    BrokerOptions,
     Credentials,
     acl_text,
     hash_password,
-    mosquitto_conf,
     password_file_lines,
 )
 
