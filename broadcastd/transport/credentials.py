@@ -6,12 +6,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from broadcastd.transport.broker import BrokerError
+from broadcastd.transport.privatefiles import write_private
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -62,19 +62,8 @@ class Credentials:
         users = [CONTROLLER_USER] + [n.id for h in config.hamlets for n in h.nodes]
         passwords = {u: old.get(u) or secrets.token_urlsafe(24) for u in users}
         if passwords != old:
-            _write_private(path, json.dumps({"passwords": passwords}, indent=2) + "\n")
+            write_private(path, json.dumps({"passwords": passwords}, indent=2) + "\n")
         return cls(path=path, passwords=passwords)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a secret file atomically, never readable by others, not even for a moment."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    tmp.chmod(0o600)
-    tmp.replace(path)
 
 
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
@@ -119,6 +108,6 @@ def write_broker_files(config: Config, directory: Path) -> tuple[Path, Path, Cre
     creds = Credentials.load_or_create(config)
     passwd = directory / "passwd"
     acl = directory / "acl"
-    _write_private(passwd, password_file_lines(creds))
-    _write_private(acl, acl_text(config))
+    write_private(passwd, password_file_lines(creds))
+    write_private(acl, acl_text(config))
     return passwd, acl, creds
