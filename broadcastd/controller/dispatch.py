@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broadcastd import protocol
+from broadcastd.controller.playlists import (
+    SeqCounter,
+    expires,
+    items_of,
+    playlist_id_for,
+    shifted,
+    sign_playlist,
+)
 from broadcastd.errors import BroadcastdError, LinkError, RenderError, handled_error
 from broadcastd.models import Clip, PlanItem, SlotPlan, metric_slot
 from broadcastd.plan.exercise import EXERCISE_SLOT, exercise_plans
@@ -34,8 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHIME_LANG = "zxx"  # ISO 639-2 "no linguistic content"
-
 
 @dataclass(frozen=True, slots=True)
 class SlotDue:
@@ -53,29 +58,6 @@ class Published:
     slot: str
     play_at: int
     expires_at: int
-
-
-class SeqCounter:
-    """Per-controller monotonic sequence: clock milliseconds, never repeating or going back."""
-
-    def __init__(self, clock: Callable[[], float], floor: int = 0) -> None:
-        self._clock = clock
-        self._last = floor
-
-    def next(self) -> int:
-        self._last = max(self._last + 1, int(self._clock() * 1000))
-        return self._last
-
-
-def playlist_id(
-    plan_date: dt.date, slot: str, hamlet: str, entries: Sequence[tuple[str, str]], status: str
-) -> str:
-    """Stable for the same (announcement, clip) entries, so a restart re-publishes the same id and
-    nodes deduplicate; an ad-hoc announcement repeated word for word is a new announcement id,
-    hence a new playlist that plays again."""
-    parts = [status, *(f"{ann}:{sha}" for ann, sha in entries)]
-    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:10]
-    return f"{plan_date:%Y%m%d}-{slot}-{hamlet}-{digest}"
 
 
 class Dispatcher:
@@ -160,7 +142,7 @@ class Dispatcher:
         plans = [p for p in build_plan(self._loaded, day) if p.slot == slot]
         if play_at is not None:
             shift = play_at - plans[0].play_at if plans else dt.timedelta(0)
-            plans = [_shifted(p, shift) for p in plans]
+            plans = [shifted(p, shift) for p in plans]
         log.info("dispatching %s %s to %d hamlets (%s)", day, slot, len(plans), reason)
         return await self.dispatch_plans(plans)
 
@@ -207,15 +189,15 @@ class Dispatcher:
         retained = {c.sha256: asyncio.Event() for c in clips}
 
         async def playlist(env: dict[str, object]) -> Published:
-            for item in _items(env):
+            for item in items_of(env):
                 if (event := retained.get(str(item["sha256"]))) is not None:
                     await event.wait()
             return await self._publish_playlist(env)
 
         try:
             async with asyncio.TaskGroup() as tg:
-                expires = _expires(envelopes)
-                audio = self._audio.publish(clips, expires, urgent=urgent, retained=retained)
+                until = expires(envelopes)
+                audio = self._audio.publish(clips, until, urgent=urgent, retained=retained)
                 tg.create_task(audio, name="audio")
                 sent = [tg.create_task(playlist(env)) for env in envelopes]
         except ExceptionGroup as group:
@@ -235,7 +217,7 @@ class Dispatcher:
             if env["id"] in seen:
                 continue
             seen.add(env["id"])
-            await self._audio.publish(self._stored_clips(env), _expires([env]), urgent=False)
+            await self._audio.publish(self._stored_clips(env), expires([env]), urgent=False)
             await self._publish_playlist(env)
         if seen:
             log.info("re-published %d playlists", len(seen))
@@ -283,47 +265,22 @@ class Dispatcher:
         priority: str | None,
         status: str,
     ) -> dict[str, object]:
-        audio = self.config.audio
-        labels: list[tuple[str, str, str]] = []
-        if audio.intro:
-            labels.append(("intro", CHIME_LANG, "intro"))
-        labels += [(i.title, i.lang, i.announcement) for i in items]
-        if audio.outro:
-            labels.append(("outro", CHIME_LANG, "outro"))
-        entries = [
-            protocol.PlaylistItem(
-                sha256=c.sha256,
-                bytes=c.size,
-                chunks=protocol.chunk_count(c.size),
-                duration_ms=c.duration_ms,
-                title=title,
-                lang=lang,
-                announcement=ann,
-            )
-            for c, (title, lang, ann) in zip(clips, labels, strict=True)
-        ]
-        top = priority or min((i.priority for i in items), key=_rank)
-        keyed = [(ann, c.sha256) for c, (_, _, ann) in zip(clips, labels, strict=True)]
-        pid = playlist_id(plan.date, plan.slot, plan.hamlet, keyed, status)
+        """The signed playlist; the journaled one if this exact playlist was dispatched before."""
+        pid = playlist_id_for(self.config, plan, clips, items, status)
         existing = self._journal.dispatch(pid)
         if existing is not None:
             envelope: dict[str, object] = json.loads(existing.envelope)
             return envelope
-        return protocol.sign(
-            protocol.playlist_envelope(
-                commune=self.config.commune.id,
-                hamlet=plan.hamlet,
-                playlist_id=pid,
-                slot=plan.slot,
-                play_at=int(plan.play_at.timestamp()),
-                expires_at=int(plan.expires_at.timestamp()),
-                priority=top,
-                issued_at=int(self._clock()),
-                items=entries,
-                status=status,
-                seq=self._seq.next(),
-            ),
-            self._key,
+        return sign_playlist(
+            self.config,
+            plan,
+            clips,
+            items,
+            priority=priority,
+            status=status,
+            issued_at=int(self._clock()),
+            seq=self._seq.next(),
+            key=self._key,
         )
 
     # -- publishing --------------------------------------------------------------------------------
@@ -388,30 +345,3 @@ class Dispatcher:
         if action == "cancel" and target is not None:
             await self._journal.mark_cancelled(target, now)
         return cid
-
-
-def _expires(envelopes: Sequence[dict[str, object]]) -> int:
-    """When the last of these playlists expires: their audio must outlive it."""
-    return max((int(str(e["expires_at"])) for e in envelopes), default=0)
-
-
-def _items(env: dict[str, object]) -> list[dict[str, object]]:
-    items = env.get("items")
-    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-
-
-def _rank(priority: str) -> int:
-    return {"emergency": 0, "priority": 1}.get(priority, 2)
-
-
-def _shifted(plan: SlotPlan, shift: dt.timedelta) -> SlotPlan:
-    return SlotPlan(
-        date=plan.date,
-        slot=plan.slot,
-        hamlet=plan.hamlet,
-        play_at=plan.play_at + shift,
-        expires_at=plan.expires_at + shift,
-        publish_at=plan.publish_at + shift,
-        items=plan.items,
-        dropped=plan.dropped,
-    )
