@@ -53,6 +53,7 @@ class BrokerLogin:
     url: str
     username: str | None
     password: str | None
+    bulk: tuple[tuple[str, str], ...] = ()  # the audio links' own logins (embedded broker only)
 
 
 class _Stop(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -107,7 +108,7 @@ class Daemon:
             login = await self._start_broker(stack)
             self.registry = self._build_registry()
             self.link = self._build_link(login)
-            self.bulk = BulkPublisher(self.link)
+            self.bulk = BulkPublisher(self.link, login.bulk)
             self.renderer = build_renderer(self.config, self.metrics, engines=self.engines)
             self.dispatcher = self._build_dispatcher(key)
             self.ops = self._build_operations()
@@ -336,7 +337,7 @@ class Daemon:
         await stack.enter_async_context(proc)
         self.broker = proc  # the supervised child: operators and fault tests reach its pid here
         user, password = creds.controller
-        return BrokerLogin(proc.url, user, password)
+        return BrokerLogin(proc.url, user, password, bulk=creds.bulk)
 
     def _refresh_broker_acl(self, config: Config) -> None:
         """A node added (or removed) by a reload can connect (or not) without a restart.

@@ -100,7 +100,14 @@ def mosquitto_conf(opts: BrokerOptions, data_dir: Path) -> str:
     else:
         lines.append("persistence false")
     if opts.password_file is not None:
-        lines += ["allow_anonymous false", f"password_file {opts.password_file}"]
+        lines += [
+            "allow_anonymous false",
+            f"password_file {opts.password_file}",
+            # A login is its own client id: otherwise one stolen speaker's password can connect
+            # as "broadcastd-<commune>" and close the controller's connection (firing its Last
+            # Will), or as another node's id and discard that node's queued session.
+            "use_username_as_clientid true",
+        ]
     else:
         lines.append("allow_anonymous true")
     if opts.acl_file is not None:

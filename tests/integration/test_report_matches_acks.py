@@ -98,7 +98,7 @@ async def test_report_json_figures_equal_the_acks_the_agents_sent(tmp_path):
     commune = e2e.config.commune.id
     root = f"bcast/v1/{commune}"
     host, port = e2e.config.broker.listen.rsplit(":", 1)
-    user, password = Credentials.load_or_create(e2e.config).controller
+    user, password = Credentials.load_or_create(e2e.config).monitor  # the daemon's stays up
     seen = Observer(root)
     daemon = e2e.daemon()
     async with asyncio.TaskGroup() as tg:

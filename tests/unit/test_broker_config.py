@@ -14,13 +14,16 @@ from broadcastd.cli.main import run as cli
 from broadcastd.config import load_config
 from broadcastd.transport.broker import BrokerError, BrokerOptions, mosquitto_conf
 from broadcastd.transport.credentials import (
+    BULK_USERS,
     CONTROLLER_USER,
+    MONITOR_USER,
     Credentials,
     acl_text,
     hash_password,
     password_file_lines,
 )
 
+SERVER_USERS = (CONTROLLER_USER, *BULK_USERS, MONITOR_USER)  # logins no speaker holds
 NODES_V1 = """
   - {id: ban-chuong, name: "Bản Chương", households: 87,
      nodes: [{id: bc-01, households: 50}, {id: bc-02, households: 37}]}
@@ -73,6 +76,7 @@ def test_conf_with_credentials_refuses_anonymous(tmp_path):
     lines = conf_lines(opts, tmp_path)
     assert "allow_anonymous false" in lines
     assert "allow_anonymous true" not in lines
+    assert "use_username_as_clientid true" in lines  # a login can only ever be its own client
     assert f"password_file {tmp_path / 'passwd'}" in lines
     assert f"acl_file {tmp_path / 'acl'}" in lines
 
@@ -88,16 +92,16 @@ def test_credentials_are_private_stable_and_follow_the_node_list(tmp_path):
     first = Credentials.load_or_create(config)
     assert first.path == tmp_path / "state" / "broker" / "credentials.json"
     assert stat.S_IMODE(first.path.stat().st_mode) == 0o600
-    assert set(first.passwords) == {CONTROLLER_USER, "bc-01", "bc-02", "nl-01"}
-    assert len(set(first.passwords.values())) == 4
+    assert set(first.passwords) == {*SERVER_USERS, "bc-01", "bc-02", "nl-01"}
+    assert len(set(first.passwords.values())) == 3 + len(SERVER_USERS)
     assert all(len(pw) >= 24 for pw in first.passwords.values())
 
     assert Credentials.load_or_create(config).passwords == first.passwords
 
     config2 = load_config(write_config(tmp_path, NODES_V2), probe_media=False).config
     second = Credentials.load_or_create(config2)
-    assert set(second.passwords) == {CONTROLLER_USER, "bc-01", "bc-03", "nl-01"}
-    for kept in (CONTROLLER_USER, "bc-01", "nl-01"):
+    assert set(second.passwords) == {*SERVER_USERS, "bc-01", "bc-03", "nl-01"}
+    for kept in (*SERVER_USERS, "bc-01", "nl-01"):
         assert second.passwords[kept] == first.passwords[kept]
     assert second.passwords["bc-03"] not in first.passwords.values()
     on_disk = json.loads(second.path.read_text(encoding="utf-8"))["passwords"]
@@ -139,6 +143,9 @@ def test_acl_gives_each_node_only_its_own_topics(tmp_path):
     blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in text.strip().split("\n\n")}
     root = "bcast/v1/sang-moc"
     assert blocks[f"user {CONTROLLER_USER}"] == [f"topic readwrite {root}/#"]
+    for user in BULK_USERS:  # the daemon's publish-only audio links
+        assert blocks[f"user {user}"] == [f"topic write {root}/audio/#"]
+    assert blocks[f"user {MONITOR_USER}"] == [f"topic read {root}/#"]
     assert blocks["user nl-01"] == [
         f"topic write {root}/node/nl-01/#",
         f"topic read {root}/controller/state",
@@ -146,7 +153,8 @@ def test_acl_gives_each_node_only_its_own_topics(tmp_path):
         f"topic read {root}/hamlet/na-lay/control",
         f"topic read {root}/audio/#",
     ]
-    assert set(blocks) == {f"user {u}" for u in (CONTROLLER_USER, "bc-01", "bc-02", "nl-01")}
+    users = (*SERVER_USERS, "bc-01", "bc-02", "nl-01")
+    assert set(blocks) == {f"user {u}" for u in users}
 
 
 def test_acl_command_prints_entries_and_writes_private_files(tmp_path, capsys):
@@ -169,3 +177,12 @@ def test_acl_command_reports_a_bad_config(tmp_path, capsys):
     cfg.write_text("commune: {id: Bad Id}\n", encoding="utf-8")
     assert cli(["acl", "-c", str(cfg)]) == 78
     assert "commune.id" in capsys.readouterr().err
+
+
+def test_simulate_refuses_synthetic_nodes_on_the_embedded_broker(tmp_path, capsys):
+    # They would share one login, and the broker lets a login hold one connection at a time.
+    cfg = write_config(tmp_path)
+    assert cli(["simulate", "-c", str(cfg), "--nodes", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "--nodes 5 needs --broker URL" in err
+    assert "Traceback" not in err
