@@ -182,7 +182,12 @@ class Daemon:
             key=key,
             metrics=self.metrics,
             clock=self.clock,
+            persist=self._save_broker,
         )
+
+    def _save_broker(self) -> None:
+        if self.broker is not None:
+            self.broker.save()
 
     def _build_operations(self) -> Operations:
         return Operations(

@@ -74,6 +74,7 @@ class Dispatcher:
         metrics: Metrics,
         clock: Callable[[], float],
         audio: Publisher | None = None,
+        persist: Callable[[], None] | None = None,
     ) -> None:
         self._loaded = loaded  # the plan needs the measured clip lengths beside the config
         self.config = loaded.config
@@ -86,6 +87,8 @@ class Dispatcher:
         self._metrics = metrics
         self._clock = clock
         self._seq = SeqCounter(clock, journal.max_seq())
+        # Asks the broker to save what was just published (its own saves are time-based).
+        self._persist = persist or (lambda: None)
         self._reconnected = asyncio.Event()
         self.idle = asyncio.Event()
         self.idle.set()
@@ -169,14 +172,29 @@ class Dispatcher:
                 )
                 continue
             ready.append((plan, clips, items))
-        envelopes = [
-            self._envelope(plan, clips, items, priority, status) for plan, clips, items in ready
-        ]
-        for env in envelopes:
+        envelopes: list[dict[str, object]] = []
+        audio: list[Clip] = []
+        for plan, clips, items in ready:
+            env = self._envelope(plan, clips, items, priority, status)
+            if await self._oversize(plan, env):
+                continue
             await self._journal.record_dispatch(env)
-        return await self.publish(
-            [c for _, clips, _ in ready for c in clips], envelopes, urgent=urgent
+            envelopes.append(env)
+            audio += clips
+        return await self.publish(audio, envelopes, urgent=urgent)
+
+    async def _oversize(self, plan: SlotPlan, env: dict[str, object]) -> bool:
+        """A playlist nodes would refuse and the broker would close our connection for."""
+        size = len(protocol.encode(env))
+        if size <= protocol.MAX_ENVELOPE_BYTES:
+            return False
+        why = (
+            f"playlist of {size} bytes is over the {protocol.MAX_ENVELOPE_BYTES}-byte limit "
+            f"({len(items_of(env))} items: fewer or shorter titles)"
         )
+        log.error("hamlet %s: %s %s not dispatched: %s", plan.hamlet, plan.date, plan.slot, why)
+        await self._journal.record_skip(plan.date, plan.slot, plan.hamlet, why)
+        return True
 
     async def publish(
         self, clips: Sequence[Clip], envelopes: Sequence[dict[str, object]], *, urgent: bool
@@ -205,6 +223,8 @@ class Dispatcher:
         finally:
             if urgent:
                 self._audio.urgent_clear.set()
+        if envelopes:
+            self._persist()
         return [task.result() for task in sent]
 
     async def republish(self) -> None:
@@ -220,6 +240,7 @@ class Dispatcher:
             await self._audio.publish(self._stored_clips(env), expires([env]), urgent=False)
             await self._publish_playlist(env)
         if seen:
+            self._persist()
             log.info("re-published %d playlists", len(seen))
 
     def _stored_clips(self, env: dict[str, Any]) -> list[Clip]:
@@ -344,4 +365,5 @@ class Dispatcher:
         )
         if action == "cancel" and target is not None:
             await self._journal.mark_cancelled(target, now)
+        self._persist()  # a control queued for an offline node must survive a broker crash
         return cid

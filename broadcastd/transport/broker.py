@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
 
+from broadcastd import protocol
 from broadcastd.errors import BroadcastdError
 
 if TYPE_CHECKING:
@@ -29,7 +30,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_PACKET = 4 * 1024 * 1024  # audio chunks are <= 64 KiB; playlists are small
+# The largest packet anyone has a reason to send: an audio chunk or a signed envelope (both at most
+# 64 KiB) plus the fixed header, topic and properties. A node's own messages are far smaller.
+MAX_PACKET = max(protocol.CHUNK_SIZE, protocol.MAX_ENVELOPE_BYTES) + 4096
+# Per client, for what the broker holds while a client is away or slow: the controller's queue
+# holds node messages (~150 bytes each), a node's its hamlet's controls and audio it was fetching
+# (retained, so a drop only costs a re-fetch). Bounded, so one login cannot make the broker hold
+# (and persist) without limit.
+MAX_QUEUED_MESSAGES = 20_000
+MAX_QUEUED_BYTES = 16 * 1024 * 1024
+# Time-based saves: at most one rewrite of the database per interval, whatever clients do. Saving
+# on changes rewrote the whole database (retained audio included) after every PUBACK, subscribe
+# and retained publish, so one login could make the broker write gigabytes. The daemon asks for
+# a save (SIGUSR1, `MosquittoProcess.save`) after it has published playlists or controls, and it
+# re-publishes its retained playlists and audio after every reconnect.
+AUTOSAVE_INTERVAL_S = 60
 
 
 class BrokerError(BroadcastdError):
@@ -62,8 +77,9 @@ class BrokerOptions:
     persistence: bool = True
     password_file: Path | None = None
     acl_file: Path | None = None
-    max_packet_size: int = DEFAULT_MAX_PACKET
-    max_queued_messages: int = 100_000
+    max_packet_size: int = MAX_PACKET
+    max_queued_messages: int = MAX_QUEUED_MESSAGES
+    max_queued_bytes: int = MAX_QUEUED_BYTES
     extra: tuple[str, ...] = field(default=())
 
 
@@ -74,10 +90,10 @@ def mosquitto_conf(opts: BrokerOptions, data_dir: Path) -> str:
         "per_listener_settings false",
         f"listener {opts.port} {opts.host}",
         "set_tcp_nodelay true",
+        # Refused from every client, whatever its MQTT version: the connection is closed.
         f"max_packet_size {opts.max_packet_size}",
-        f"message_size_limit {opts.max_packet_size - 1024}",
         f"max_queued_messages {opts.max_queued_messages}",
-        "max_queued_bytes 0",
+        f"max_queued_bytes {opts.max_queued_bytes}",
         "persistent_client_expiration 7d",
         "log_dest stderr",
         "log_type error",
@@ -93,9 +109,8 @@ def mosquitto_conf(opts: BrokerOptions, data_dir: Path) -> str:
             "persistence true",
             f"persistence_location {data_dir}/",
             "persistence_file mosquitto.db",
-            # Save after every change: a SIGKILL must not lose a queued playlist or a session.
-            "autosave_on_changes true",
-            "autosave_interval 1",
+            "autosave_on_changes false",
+            f"autosave_interval {AUTOSAVE_INTERVAL_S}",
         ]
     else:
         lines.append("persistence false")
@@ -244,6 +259,14 @@ class MosquittoProcess:
             log.warning("mosquitto did not stop within %.0fs; killing it", timeout)
             proc.kill()
             proc.wait()
+
+    def save(self) -> None:
+        """Ask mosquitto to write its database now (SIGUSR1); a no-op when it is not running."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGUSR1)
 
     def kill(self) -> None:
         """SIGKILL, as a crash or a power cut would: nothing is saved at exit."""

@@ -59,6 +59,10 @@ DENIED_FOR_BC01 = [
     f"{ROOT}/controller/state",
     f"{ROOT}/node/nl-01/state",
     f"{ROOT}/node/bc-02/ack",
+    # its own subtree beyond its three topics (retained junk there filled the broker's disk)
+    f"{ROOT}/node/bc-01/junk",
+    f"{ROOT}/node/bc-01/state/x",
+    f"{ROOT}/node/bc-01",
     "bcast/v1/other-commune/node/bc-01/state",
 ]
 

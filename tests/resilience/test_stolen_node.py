@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiomqtt
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from support.e2e import E2E, write_commune
+from support.e2e import E2E, wait_for, write_commune
 
 from broadcastd import protocol
-from broadcastd.transport.credentials import BULK_USERS, CONTROLLER_USER, Credentials
+from broadcastd.transport.credentials import (
+    BULK_USERS,
+    CONTROLLER_USER,
+    MONITOR_USER,
+    Credentials,
+    write_broker_files,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-    from pathlib import Path
 
     from broadcastd.controller.daemon import Daemon
 
@@ -125,3 +133,99 @@ async def test_a_stolen_login_cannot_take_over_the_controllers_or_another_nodes_
         assert [link.connects for link in daemon.bulk.links] == bulk
         assert states, "the watcher saw the retained controller state"
         assert all(b'"online"' in s for s in states), states
+
+
+# -- item 2: what one login can make the broker keep, carry and write --------------------------
+
+
+@pytest.fixture
+def broker_alone(tmp_path, make_broker):
+    """The generated password file, ACL and mosquitto.conf (persistence on), and no daemon."""
+    e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=2, play_in=600.0)
+    passwd, acl, _ = write_broker_files(e2e.config, tmp_path / "broker-files")
+    broker = make_broker(password_file=passwd, acl_file=acl, persistence=True)
+    text = e2e.config_path.read_text(encoding="utf-8")
+    e2e.config_path.write_text(
+        text.replace(e2e.config.broker.listen, f"{broker.host}:{broker.port}"), encoding="utf-8"
+    )
+    return E2E(e2e.root, e2e.config_path, e2e.offset, e2e.play_at), broker
+
+
+async def test_a_stolen_login_may_write_only_its_state_heartbeat_and_ack(broker_alone):
+    e2e, _ = broker_alone
+    topics = protocol.Topics(e2e.config.commune.id)
+    mine = f"{topics.root}/node/{THIEF}"
+    junk = [f"{mine}/junk/{n}" for n in range(40)] + [mine, f"{mine}/state/x", f"{mine}/acks"]
+    async with watching(e2e, MONITOR_USER, f"{topics.root}/#") as seen:
+        async with client(e2e, THIEF) as thief:
+            for topic in junk:
+                await thief.publish(topic, b"\0" * 32 * 1024, qos=1, retain=True)
+            await thief.publish(topics.node_heartbeat(THIEF), b"barrier", qos=1)
+        await wait_for(lambda: b"barrier" in seen, 5, "the barrier")
+        assert seen == [b"barrier"]
+    async with watching(e2e, MONITOR_USER, f"{topics.root}/#") as retained:
+        await asyncio.sleep(0.5)  # a new subscriber is sent every retained message at once
+    assert retained == [], "junk stayed retained on the broker"
+
+
+async def test_a_megabyte_packet_is_refused_whatever_the_client_claims(broker_alone, tmp_path):
+    e2e, broker = broker_alone
+    topics = protocol.Topics(e2e.config.commune.id)
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\1" * 1024 * 1024)
+    password = Credentials.load_or_create(e2e.config).password(THIEF)
+    async with watching(e2e, MONITOR_USER, f"{topics.root}/#") as seen:
+        # 3.1.1 never learns the limit, so the broker itself must refuse (and disconnect).
+        for version in ("mqttv311", "mqttv5"):
+            await asyncio.to_thread(
+                subprocess.run,
+                ["mosquitto_pub", "-h", broker.host, "-p", str(broker.port), "-V", version,
+                 "-u", THIEF, "-P", password, "-q", "1", "-t", topics.node_heartbeat(THIEF),
+                 "-f", str(big)],
+                capture_output=True, timeout=30, check=False,
+            )  # fmt: skip
+        async with client(e2e, THIEF) as thief:
+            await thief.publish(topics.node_heartbeat(THIEF), b"barrier", qos=1)
+        await wait_for(lambda: b"barrier" in seen, 5, "the barrier")
+    assert [len(p) for p in seen] == [len(b"barrier")]
+
+
+def _written(pid: int) -> int:
+    """Bytes a process has passed to write(2) so far (files and sockets)."""
+    for line in Path(f"/proc/{pid}/io").read_text(encoding="ascii").splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no wchar in /proc/<pid>/io")
+
+
+async def test_one_logins_traffic_does_not_make_the_broker_rewrite_its_database(broker_alone):
+    """Saving on every change rewrote the whole database (retained audio included) after each
+    PUBACK, subscribe and retained publish: a node's chatter cost a full rewrite each time."""
+    e2e, broker = broker_alone
+    topics = protocol.Topics(e2e.config.commune.id)
+    audio = [(topics.audio("ab" * 32, i), bytes([i]) * protocol.CHUNK_SIZE) for i in range(16)]
+    async with client(e2e, CONTROLLER_USER) as controller:  # no daemon: the login is free
+        for topic, chunk in audio:
+            await controller.publish(topic, chunk, qos=1, retain=True)
+    broker.save()
+    db = broker.directory / "mosquitto.db"
+    full = len(audio) * protocol.CHUNK_SIZE
+    await wait_for(lambda: db.exists() and db.stat().st_size >= full, 10, "the saved database")
+    size = db.stat().st_size
+    before = _written(broker.pid)
+    async with watching(e2e, MONITOR_USER, f"{topics.root}/node/+/+") as seen:
+        async with client(e2e, THIEF) as thief:
+            for n in range(300):
+                await thief.publish(topics.node_heartbeat(THIEF), b"%d" % n, qos=1)
+                if n % 3 == 0:
+                    await thief.publish(topics.node_state(THIEF), b"%d" % n, qos=1, retain=True)
+                if n % 10 == 0:
+                    # A subscription change is a change too (nothing retained to send back).
+                    await thief.subscribe(topics.control("h00"), qos=1)
+                    await thief.unsubscribe(topics.control("h00"))
+            await thief.publish(topics.node_ack(THIEF), b"barrier", qos=1)
+        await wait_for(lambda: b"barrier" in seen, 10, "the barrier")
+    written = _written(broker.pid) - before
+    print(f"database {size} bytes; the broker wrote {written} bytes during the chatter")
+    # At most one timed save may fall inside the window, plus the messages themselves.
+    assert written < 2 * size + 2 * 1024 * 1024, f"{written} bytes written for a {size}-byte db"

@@ -55,16 +55,19 @@ def conf_lines(opts, tmp_path):
     return mosquitto_conf(opts, tmp_path).splitlines()
 
 
-def test_conf_persists_every_change_and_allows_audio_chunks(tmp_path):
+def test_conf_bounds_packets_queues_and_saves_on_a_clock(tmp_path):
     lines = conf_lines(BrokerOptions(host="127.0.0.1", port=18830), tmp_path)
     assert "listener 18830 127.0.0.1" in lines
     for expected in (
         "persistence true",
         f"persistence_location {tmp_path}/",
-        "autosave_on_changes true",
-        "autosave_interval 1",
+        # Saving on changes let any client make the broker rewrite its whole database at will.
+        "autosave_on_changes false",
+        "autosave_interval 60",
         "persistent_client_expiration 7d",
-        "max_packet_size 4194304",
+        "max_packet_size 69632",  # a 64 KiB chunk or envelope plus 4 KiB of header
+        "max_queued_messages 20000",
+        "max_queued_bytes 16777216",
         "allow_anonymous true",
     ):
         assert expected in lines
@@ -147,7 +150,9 @@ def test_acl_gives_each_node_only_its_own_topics(tmp_path):
         assert blocks[f"user {user}"] == [f"topic write {root}/audio/#"]
     assert blocks[f"user {MONITOR_USER}"] == [f"topic read {root}/#"]
     assert blocks["user nl-01"] == [
-        f"topic write {root}/node/nl-01/#",
+        f"topic write {root}/node/nl-01/state",
+        f"topic write {root}/node/nl-01/heartbeat",
+        f"topic write {root}/node/nl-01/ack",
         f"topic read {root}/controller/state",
         f"topic read {root}/hamlet/na-lay/playlist",
         f"topic read {root}/hamlet/na-lay/control",
@@ -163,7 +168,7 @@ def test_acl_command_prints_entries_and_writes_private_files(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "# mosquitto password_file" in out
     assert "bc-01:$7$101$" in out
-    assert "topic write bcast/v1/sang-moc/node/bc-01/#" in out
+    assert "topic write bcast/v1/sang-moc/node/bc-01/ack" in out
 
     assert cli(["acl", "-c", str(cfg), "--out", str(tmp_path / "out")]) == 0
     for name in ("passwd", "acl"):
