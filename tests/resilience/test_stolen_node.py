@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import pytest
@@ -21,6 +22,8 @@ from paho.mqtt.properties import Properties
 from support.e2e import E2E, wait_for, write_commune
 
 from broadcastd import protocol
+from broadcastd.controller.nodeguard import ACK_BURST
+from broadcastd.journal.reports import build_report
 from broadcastd.transport.credentials import (
     BULK_USERS,
     CONTROLLER_USER,
@@ -229,3 +232,111 @@ async def test_one_logins_traffic_does_not_make_the_broker_rewrite_its_database(
     print(f"database {size} bytes; the broker wrote {written} bytes during the chatter")
     # At most one timed save may fall inside the window, plus the messages themselves.
     assert written < 2 * size + 2 * 1024 * 1024, f"{written} bytes written for a {size}-byte db"
+
+
+# -- items 3 and 4: acks that would move another hamlet's figures, floods, hostile ids -----------
+
+
+def _figures(e2e: E2E, daemon: Daemon, day: dt.date) -> dict[str, Any]:
+    """What the commune reports: coverage rows, the households gauge, the journaled acks."""
+    report = build_report(e2e.config, daemon.journal, day, day)
+    gauge = {
+        h: daemon.metrics.registry.get_sample_value(
+            "broadcastd_households_reached", {"hamlet": h, "slot": "noon"}
+        )
+        for h in ("h00", "h01")
+    }
+    acks = {
+        r.id: sorted((a.node, a.status) for a in daemon.journal.acks_for(r.id))
+        for r in daemon.journal.dispatches_for(day, "noon")
+    }
+    return {"rows": [r.as_json() for r in report.rows], "gauge": gauge, "acks": acks}
+
+
+def _refused(daemon: Daemon, reason: str) -> float:
+    value = daemon.metrics.registry.get_sample_value(
+        "broadcastd_bad_messages_total", {"reason": reason}
+    )
+    return value or 0.0
+
+
+async def test_forged_flooded_and_hostile_acks_from_a_stolen_login_change_no_figure(tmp_path):
+    async with running(tmp_path) as (e2e, daemon):
+        day = e2e.play_at.date()
+        honest = [n for n in e2e.node_ids if n != THIEF]
+        fleet = e2e.fleet(nodes=honest)
+        fleet_task = asyncio.create_task(fleet.run())
+        try:
+            play_at = dt.datetime.fromtimestamp(e2e.clock() + 3, tz=e2e.config.commune.tz)
+            published = await daemon.dispatcher.dispatch_slot(day, "noon", play_at=play_at)
+            pids = {p.hamlet: p.playlist for p in published}
+
+            def played() -> int:
+                return sum(sum(fleet.plays_of(pid).values()) for pid in pids.values())
+
+            await wait_for(lambda: played() == len(honest), 30, "every honest node to play")
+            await daemon.journal.flush()
+            before = _figures(e2e, daemon, day)
+            assert before["gauge"] == {"h00": 10.0, "h01": 20.0}
+            thief_acks = [a for a in daemon.journal.last_acks().values() if a.node == THIEF]
+            assert thief_acks == []
+
+            def ack(playlist: str, status: str) -> bytes:
+                return protocol.ack_payload(playlist, status, e2e.clock())
+
+            forged = [
+                ack(pids["h01"], "played"),  # another hamlet's playlist: 60 of 50 households
+                ack(pids["h01"], "ready"),
+                ack(pids["h01"], "failed"),
+                ack(f"{day:%Y%m%d}-noon-h01-0123456789", "played"),  # an id never dispatched
+            ]
+            hostile = [
+                ack("x [/bold]", "played"),
+                ack("\x1b[2J\x1b[H[green]all speakers OK[/green]", "played"),
+                ack("b1\n", "played"),
+            ]
+            async with client(e2e, THIEF) as thief:
+                for body in forged + hostile:
+                    await thief.publish(
+                        protocol.Topics(e2e.config.commune.id).node_ack(THIEF), body, qos=1
+                    )
+            await wait_for(
+                lambda: (
+                    _refused(daemon, "foreign_playlist") == 3
+                    and _refused(daemon, "unknown_playlist") == 1
+                    and _refused(daemon, "bad_playlist") == len(hostile)
+                ),
+                10,
+                "every forged and hostile ack refused",
+            )
+            await daemon.journal.flush()
+            assert _figures(e2e, daemon, day) == before
+            assert THIEF not in daemon.journal.last_acks()
+            view = {v.node: v for v in daemon.registry.snapshot()}[THIEF]
+            assert view.last_ack is None
+
+            # A flood of acks the thief is entitled to send: journaled only up to its limit.
+            flood = 2000
+            topic = protocol.Topics(e2e.config.commune.id).node_ack(THIEF)
+            async with client(e2e, THIEF) as thief:
+                for _ in range(flood):
+                    await thief.publish(topic, ack(pids["h00"], "received"), qos=1)
+            await wait_for(
+                lambda: _refused(daemon, "rate_limited") >= flood - ACK_BURST - 10,
+                20,
+                "the flood refused",
+            )
+            await daemon.journal.flush()
+            kept = [a for a in daemon.journal.acks_for(pids["h00"]) if a.node == THIEF]
+            print(f"ack flood: {len(kept)} of {flood} journaled, the rest refused")
+            assert len(kept) <= ACK_BURST + 10
+            assert len(kept) + _refused(daemon, "rate_limited") == flood
+            # It may speak for itself (its own hamlet's row now shows it answered), no further.
+            after = _figures(e2e, daemon, day)
+            assert after["gauge"] == before["gauge"]
+            assert [r for r in after["rows"] if r["hamlet"] == "h01"] == [
+                r for r in before["rows"] if r["hamlet"] == "h01"
+            ]
+        finally:
+            fleet.stop()
+            await fleet_task

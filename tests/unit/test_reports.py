@@ -176,3 +176,18 @@ def test_nodes_reads_last_journaled_state(commune, capsys):
     assert "b1" in out
     assert "a1" not in out
     assert cli.run(["nodes", "--hamlet", "nowhere", "-c", str(commune)]) == 2
+
+
+async def test_an_ack_from_another_hamlets_node_counts_for_nothing(tmp_path, capsys):
+    """Issue 23 item 3: a journal written before the daemon refused such acks (a stolen node's
+    forged `played` for another hamlet) must not report the foreign node or its households."""
+    cfg, path = _config(tmp_path)
+    await _fill(path)
+    j = Journal.open(path, clock=lambda: T0)
+    await j.record_ack(Ack("a1", "20270115-noon-ban-b-1", "played", int(T0)), "ban-a")
+    await j.flush()
+    j.close()
+    assert cli.run(["report", "--date", "2027-01-15", "--json", "-c", str(cfg)]) == 0
+    rows = {(r["hamlet"], r["status"]): r for r in json.loads(capsys.readouterr().out)["rows"]}
+    b = rows[("ban-b", "live")]
+    assert (b["nodes"], b["played"], b["households_reached"]) == (2, 0, 0)
