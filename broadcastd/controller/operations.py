@@ -144,7 +144,7 @@ class Operations:
             text=request.text[:200],
         )
         expires = dt.datetime.fromtimestamp(req.expires_at, tz=self.config.commune.tz)
-        log.warning("emergency request %s by %s awaits a second operator", req.id, req.operator)
+        log.warning("emergency request %s by %r awaits a second operator", req.id, req.operator)
         return {
             "request": req.id,
             "operator": req.operator,
