@@ -1,9 +1,10 @@
 """Issue 23: a speaker's credentials pulled out of the board must not take the commune down.
 
 Each test does what an attacker holding ONE node's valid login (what `node-config --out` wrote)
-would do against the real embedded mosquitto and a running daemon, and shows the commune
-unaffected: the controller stays connected (no `offline` on `controller/state`), other nodes keep
-their sessions, the figures do not move.
+would do against a real mosquitto with the generated config, password file and ACL (with the
+daemon running where the daemon is the target), and shows the commune unaffected: the controller
+stays connected (no `offline` on `controller/state`), other nodes keep their sessions, the broker
+keeps and writes nothing it should not, the figures do not move.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from support.e2e import E2E, wait_for, write_commune
 
-from broadcastd import protocol
+from broadcastd import cli, protocol
 from broadcastd.controller.nodeguard import ACK_BURST
 from broadcastd.journal.reports import build_report
 from broadcastd.transport.credentials import (
@@ -260,7 +261,9 @@ def _refused(daemon: Daemon, reason: str) -> float:
     return value or 0.0
 
 
-async def test_forged_flooded_and_hostile_acks_from_a_stolen_login_change_no_figure(tmp_path):
+async def test_forged_flooded_and_hostile_acks_from_a_stolen_login_change_no_figure(
+    tmp_path, capsys
+):
     async with running(tmp_path) as (e2e, daemon):
         day = e2e.play_at.date()
         honest = [n for n in e2e.node_ids if n != THIEF]
@@ -314,6 +317,12 @@ async def test_forged_flooded_and_hostile_acks_from_a_stolen_login_change_no_fig
             assert THIEF not in daemon.journal.last_acks()
             view = {v.node: v for v in daemon.registry.snapshot()}[THIEF]
             assert view.last_ack is None
+            capsys.readouterr()
+            assert cli.run(["nodes", "-c", str(e2e.config_path)]) == 0
+            assert cli.run(["report", "--date", day.isoformat(), "-c", str(e2e.config_path)]) == 0
+            shown = capsys.readouterr()
+            assert "\x1b" not in shown.out
+            assert "Traceback" not in shown.err
 
             # A flood of acks the thief is entitled to send: journaled only up to its limit.
             flood = 2000
