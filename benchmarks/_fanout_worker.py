@@ -81,7 +81,7 @@ async def baseline(job: dict[str, Any]) -> None:
             client = aiomqtt.Client(
                 job["host"],
                 job["port"],
-                username=job["username"],
+                username=f"baseline-{n}",  # its own login: the broker ties ids to logins
                 password=job["password"],
                 identifier=f"baseline-{n}",
                 protocol=aiomqtt.ProtocolVersion.V5,

@@ -38,7 +38,7 @@ from _commune import write_commune
 
 from broadcastd import protocol
 from broadcastd.controller.daemon import Daemon
-from broadcastd.transport.broker import Credentials
+from broadcastd.transport.credentials import Credentials
 
 TARGET = 1.6
 KEEPALIVE_S = 5.0

@@ -14,7 +14,9 @@ Baseline, same run, same broker: N plain aiomqtt subscribers (connected beforeha
 aiomqtt publisher (also connected beforehand) puts the same bytes on retained chunk topics, as
 the same MQTT messages (retained, with the message expiry DESIGN.md §5 gives audio chunks and the
 system's chunks carry: a v5 property each subscriber's client parses on every chunk), then each
-subscriber subscribes to its hamlet's chunks and counts bytes until it has the whole clip.
+subscriber subscribes to its hamlet's chunks and counts bytes until it has the whole clip. The
+broker ties each client id to its login, so the baseline's clients get logins of their own,
+added to the generated password file and ACL for the run (`add_baseline_logins`).
 No signatures, no disk, no acks: the floor the system is compared with; its clock also starts on
 a settled broker.
 
@@ -50,6 +52,7 @@ import logging
 import os
 import resource
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -68,7 +71,7 @@ from broadcastd import protocol
 from broadcastd.controller.daemon import Daemon
 from broadcastd.models import Clip
 from broadcastd.transport.audioout import AUDIO_EXPIRY_MARGIN_S
-from broadcastd.transport.broker import CONTROLLER_USER, Credentials
+from broadcastd.transport.credentials import hash_password
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -303,6 +306,25 @@ async def all_say(workers: list[Worker], expected: str, limit_s: float) -> None:
             raise SystemExit(f"fanout: a worker said {line!r}, expected {expected!r}")
 
 
+BASELINE_PASSWORD = "baseline"  # noqa: S105 - a throwaway benchmark login
+
+
+async def add_baseline_logins(daemon: Daemon, topic_root: str, count: int) -> None:
+    """`baseline-publisher` and `baseline-0..count-1` on the daemon's broker, reading and writing
+    under `topic_root` only; mosquitto re-reads its password file and ACL on SIGHUP."""
+    broker = daemon.broker
+    if broker is None or broker.pid is None:
+        raise SystemExit("fanout: the daemon runs no embedded broker")
+    digest = hash_password(BASELINE_PASSWORD)  # one salt for all: only the bench knows them
+    users = ["baseline-publisher", *(f"baseline-{n}" for n in range(count))]
+    with (broker.directory / "passwd").open("a", encoding="utf-8") as fh:
+        fh.writelines(f"{user}:{digest}\n" for user in users)
+    with (broker.directory / "acl").open("a", encoding="utf-8") as fh:
+        fh.write(f"\npattern readwrite {topic_root}/#\n")
+    os.kill(broker.pid, signal.SIGHUP)
+    await asyncio.sleep(1.0)  # the reload happens in mosquitto's next loop pass
+
+
 async def baseline_run(  # noqa: PLR0913 - the baseline's knobs, explicit
     *,
     host: str,
@@ -321,7 +343,7 @@ async def baseline_run(  # noqa: PLR0913 - the baseline's knobs, explicit
     async with aiomqtt.Client(
         host,
         port,
-        username=CONTROLLER_USER,
+        username="baseline-publisher",
         password=password,
         identifier="baseline-publisher",
         protocol=aiomqtt.ProtocolVersion.V5,
@@ -378,16 +400,15 @@ async def bench(  # noqa: PLR0913 - one run's knobs, explicit
             daemon_task = tg.create_task(daemon.run(), name="daemon")
             await asyncio.wait_for(daemon.ready.wait(), 30)
             await daemon.link.wait_connected(30)
-            creds = Credentials.load_or_create(daemon.config)
             host, _, port = daemon.config.broker.listen.rpartition(":")
             node_ids = [n.id for h in daemon.config.hamlets for n in h.nodes]
             ids = list(range(per_hamlet * hamlets))
             topic_root = f"bcast/v1/bench/baseline-{os.getpid()}"
+            await add_baseline_logins(daemon, topic_root, len(ids))
             common = {
                 "host": host,
                 "port": int(port),
-                "username": CONTROLLER_USER,
-                "password": creds.controller[1],
+                "password": BASELINE_PASSWORD,
                 "topic_root": topic_root,
                 "sizes": {h: c.size for h, c in clips.items()},
                 "config_path": str(config_path),
@@ -408,7 +429,7 @@ async def bench(  # noqa: PLR0913 - one run's knobs, explicit
                 baseline = await baseline_run(
                     host=host,
                     port=int(port),
-                    password=creds.controller[1],
+                    password=BASELINE_PASSWORD,
                     clips=clips,
                     workers=workers,
                     topic_root=topic_root,

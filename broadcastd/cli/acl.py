@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from broadcastd.config import load_config
-from broadcastd.transport.broker import (
+from broadcastd.transport.credentials import (
     Credentials,
     acl_text,
     password_file_lines,

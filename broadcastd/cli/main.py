@@ -124,13 +124,24 @@ def _fleet(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     g2.add_argument("--csv", action="store_true")
     add("keygen", "create the signing key and print its public key")
     p = add("acl", "print mosquitto password and ACL entries")
-    p.add_argument("--out", type=Path, help="write passwd and acl files into this directory")
+    p.add_argument(
+        "--out", type=Path, help="write passwd and acl (0600) into this directory (ours alone)"
+    )
     p = add("node-config", "print a ready node.yaml for one speaker")
     p.add_argument("node")
     p.add_argument(
-        "--out", type=Path, help="write node.yaml and password (0600) into this directory"
+        "--out",
+        type=Path,
+        help="write node.yaml and password (0600) into this new directory (created 0700)",
     )
-    p.add_argument("--cache-dir", type=Path, help="cache_dir for node.yaml")
+    p.add_argument(
+        "--tar",
+        type=Path,
+        help="write node.yaml and password (0600) into this new tar file (.tar.gz: gzipped)",
+    )
+    p.add_argument(
+        "--cache-dir", type=Path, help="cache_dir for node.yaml (relative: to node.yaml)"
+    )
     p = add("demo", "run a slot now on a simulated fleet and print coverage")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p = add("simulate", "run simulated speaker agents")

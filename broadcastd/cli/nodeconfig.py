@@ -1,8 +1,18 @@
-"""`broadcastd node-config NODE`: a ready node.yaml for one speaker; provisioning is one command."""
+"""`broadcastd node-config NODE`: a ready node.yaml for one speaker; provisioning is one command.
+
+With `--out DIR` or `--tar FILE` it makes a bundle: `node.yaml` and `password` (both 0600), every
+path in node.yaml relative to the file, so the folder (or the unpacked archive) works wherever it
+is copied. Both refuse an existing path: secrets are never written into something another local
+user could have prepared (see transport/privatefiles.py).
+"""
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
@@ -10,14 +20,18 @@ import yaml
 from broadcastd import protocol
 from broadcastd.config import Config, load_config
 from broadcastd.errors import EX_OK, UsageError
-from broadcastd.transport.broker import Credentials
+from broadcastd.transport.credentials import Credentials
+from broadcastd.transport.privatefiles import UnsafePathError, private_dir, write_new
 
 if TYPE_CHECKING:
     import argparse
-    from pathlib import Path
 
 NODE_CACHE_DIR = "/var/lib/broadcastd-node"
 DEFAULT_PLAYER = "ffplay -nodisp -autoexit -loglevel error {file}"
+PASSWORD_FILE = "password"  # noqa: S105 - the file name, not a password
+# Owner of the files a root `tar -x` creates on the speaker: the user broadcastd-node.service runs
+# as, so the agent can read its password (GNU tar and Python look the name up first).
+SPEAKER_USER = "broadcastd-node"
 
 
 def node_yaml(
@@ -28,6 +42,7 @@ def node_yaml(
     password: str,
     cache_dir: Path | None = None,
 ) -> str:
+    """The text of node.yaml; relative paths in it resolve against the file's own directory."""
     hamlets = config.node_hamlets()
     if node_id not in hamlets:
         known = ", ".join(sorted(hamlets)) or "none"
@@ -42,7 +57,7 @@ def node_yaml(
         "node": {"id": node_id, "hamlet": hamlets[node_id].id, "commune": config.commune.id},
         "broker": broker,
         "public_key": protocol.public_key_b64(key.public_key()),
-        "cache_dir": str(cache_dir.absolute()) if cache_dir is not None else NODE_CACHE_DIR,
+        "cache_dir": str(cache_dir) if cache_dir is not None else NODE_CACHE_DIR,
         "player": DEFAULT_PLAYER,
         "heartbeat": f"{int(config.nodes.heartbeat.total_seconds())}s",
         "timezone": config.commune.timezone,  # log lines show the commune's local time
@@ -52,25 +67,59 @@ def node_yaml(
     return header + yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
 
 
+def bundle_tar(files: dict[str, bytes], *, gzip: bool) -> bytes:
+    """A tar archive of `files` at its top level (extract it into the config directory), 0600."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz" if gzip else "w") as tar:
+        for name, body in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(body), 0o600, int(time.time())
+            info.uname = info.gname = SPEAKER_USER
+            tar.addfile(info, io.BytesIO(body))
+    return buffer.getvalue()
+
+
+def _write_tar(path: Path, data: bytes) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise UnsafePathError(f"{path} already exists; give a new file name") from None
+    except OSError as exc:
+        raise UnsafePathError(f"cannot create {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, probe_media=False).config
     password = Credentials.load_or_create(config).password(args.node)
     out: Path | None = getattr(args, "out", None)
+    tar: Path | None = getattr(args, "tar", None)
     cache_dir: Path | None = getattr(args, "cache_dir", None)
-    if out is None:
+    if out is None and tar is None:
         text = node_yaml(
             config, args.node, password_file=None, password=password, cache_dir=cache_dir
         )
         print(text, end="")
         return EX_OK
-    out.mkdir(parents=True, exist_ok=True)
-    pw_path = (out / "password").absolute()
     text = node_yaml(
-        config, args.node, password_file=pw_path, password=password, cache_dir=cache_dir
+        config,
+        args.node,
+        password_file=Path(PASSWORD_FILE),
+        password=password,
+        cache_dir=cache_dir,
     )
-    for path, body in ((pw_path, password + "\n"), (out / "node.yaml", text)):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(body)
-    print(f"wrote {out / 'node.yaml'} and {pw_path}")
+    files = {"node.yaml": text.encode("utf-8"), PASSWORD_FILE: (password + "\n").encode()}
+    if out is not None:
+        with private_dir(out, fresh=True) as fd:
+            for name, body in files.items():
+                write_new(fd, name, body)
+        print(f"wrote {out / 'node.yaml'} and {out / PASSWORD_FILE} (mode 0600, in a new 0700 dir)")
+    if tar is not None:
+        _write_tar(tar, bundle_tar(files, gzip=tar.name.endswith((".gz", ".tgz"))))
+        print(f"wrote {tar} (node.yaml and {PASSWORD_FILE}, mode 0600; extract on the speaker)")
     return EX_OK

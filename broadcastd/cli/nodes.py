@@ -15,7 +15,7 @@ from rich.table import Table
 
 from broadcastd.config import load_config
 from broadcastd.errors import UsageError
-from broadcastd.journal.reporttable import wide_console
+from broadcastd.journal.reporttable import inert, wide_console
 from broadcastd.journal.store import Journal
 
 if TYPE_CHECKING:
@@ -81,14 +81,15 @@ def run(args: argparse.Namespace) -> int:
         ack = r["last_ack"]
         ack_text = f"{ack['status']} {ack['playlist']}" if isinstance(ack, dict) else "-"
         state = str(r["state"])
+        # Every cell is inert text: a journaled ack or cause may hold markup or escapes.
         table.add_row(
-            str(r["node"]),
-            str(r["hamlet"]),
-            str(r["households"]),
-            f"[{STYLE.get(state, 'white')}]{state}[/]",
-            when,
-            str(r["cause"] or "-"),
-            ack_text,
+            inert(r["node"]),
+            inert(r["hamlet"]),
+            inert(r["households"]),
+            inert(state, STYLE.get(state, "white")),
+            inert(when),
+            inert(r["cause"] or "-"),
+            inert(ack_text),
         )
     wide_console().print(table)
     return 0

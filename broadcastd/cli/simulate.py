@@ -21,6 +21,14 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.loss < 1 or not 0 <= args.flap < 1:
         raise UsageError("--loss and --flap are probabilities between 0 and 1")
     config = load_config(args.config, probe_media=False).config
+    if args.nodes > 0 and args.broker is None and config.broker.mode == "embedded":
+        # Synthetic nodes share one login, and the embedded broker lets a login hold one
+        # connection (each new one would close the last, and the daemon's own).
+        raise UsageError(
+            f"--nodes {args.nodes} needs --broker URL of a test broker without logins: the "
+            "embedded broker ties each client to its own login (use --nodes 0 to run the "
+            "config's nodes)"
+        )
     url = args.broker or config.broker.url_for_nodes
     cache = Path(tempfile.mkdtemp(prefix="broadcastd-sim-"))
     fleet = Fleet.for_config(

@@ -170,21 +170,25 @@ class ControlServer:
     async def _answer(self, line: bytes) -> dict[str, Any]:
         try:
             payload = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except RecursionError:  # "[[[[..." deeper than the parser's stack
+            return _failure("request must be one JSON object per line: nested too deeply")
+        except ValueError as exc:  # bad UTF-8, bad JSON, an integer too long to convert
             return _failure(f"request must be one JSON object per line: {exc}")
         if not isinstance(payload, dict) or not isinstance(payload.get("cmd"), str):
             return _failure('request must be a JSON object with a string "cmd"')
+        # %r for whatever the client sent: a newline in `cmd` must not forge a log line.
+        cmd = payload["cmd"][:64]
         try:
             result = await self._handler(payload)
             response = {"ok": True, "result": result}
             _encode(response)  # prove it serialises before claiming success
         except BroadcastdError as exc:
-            log.info("control %s refused: %s", payload["cmd"], exc)
+            log.info("control %r refused: %r", cmd, str(exc))
             return _failure(str(exc))
         except Exception:
             # Never kill the server over one request; the traceback goes to the daemon's log only.
-            log.exception("control %s failed", payload["cmd"])
-            return _failure(f"internal error handling {payload['cmd']!r}; see the daemon log")
+            log.exception("control %r failed", cmd)
+            return _failure(f"internal error handling {cmd!r}; see the daemon log")
         return response
 
 

@@ -29,8 +29,9 @@ from broadcastd.errors import BroadcastdError, ConfigError
 from broadcastd.journal.store import Journal
 from broadcastd.metrics import Metrics
 from broadcastd.render.renderer import build_renderer
-from broadcastd.transport.broker import MosquittoProcess, write_broker_files
+from broadcastd.transport.broker import MosquittoProcess
 from broadcastd.transport.bulk import BulkPublisher
+from broadcastd.transport.credentials import write_broker_files
 from broadcastd.transport.link import LinkSettings, MqttLink
 from broadcastd.transport.reclaim import reclaim_orphan_broker
 
@@ -53,6 +54,7 @@ class BrokerLogin:
     url: str
     username: str | None
     password: str | None
+    bulk: tuple[tuple[str, str], ...] = ()  # the audio links' own logins (embedded broker only)
 
 
 class _Stop(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -107,7 +109,7 @@ class Daemon:
             login = await self._start_broker(stack)
             self.registry = self._build_registry()
             self.link = self._build_link(login)
-            self.bulk = BulkPublisher(self.link)
+            self.bulk = BulkPublisher(self.link, login.bulk)
             self.renderer = build_renderer(self.config, self.metrics, engines=self.engines)
             self.dispatcher = self._build_dispatcher(key)
             self.ops = self._build_operations()
@@ -181,7 +183,12 @@ class Daemon:
             key=key,
             metrics=self.metrics,
             clock=self.clock,
+            persist=self._save_broker,
         )
+
+    def _save_broker(self) -> None:
+        if self.broker is not None:
+            self.broker.save()
 
     def _build_operations(self) -> Operations:
         return Operations(
@@ -340,7 +347,7 @@ class Daemon:
         await stack.enter_async_context(proc)
         self.broker = proc  # the supervised child: operators and fault tests reach its pid here
         user, password = creds.controller
-        return BrokerLogin(proc.url, user, password)
+        return BrokerLogin(proc.url, user, password, bulk=creds.bulk)
 
     def _refresh_broker_acl(self, config: Config) -> None:
         """A node added (or removed) by a reload can connect (or not) without a restart.

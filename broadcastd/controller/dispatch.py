@@ -70,6 +70,7 @@ class Dispatcher:
         metrics: Metrics,
         clock: Callable[[], float],
         audio: Publisher | None = None,
+        persist: Callable[[], None] | None = None,
     ) -> None:
         self._loaded = loaded  # the plan needs the measured clip lengths beside the config
         self.config = loaded.config
@@ -86,6 +87,8 @@ class Dispatcher:
             self.config, renderer=renderer, journal=journal, key=key, seq=self._seq, clock=clock
         )
         self._reconnected = asyncio.Event()
+        # Asks the broker to save what was just published (its own saves are time-based).
+        self._persist = persist or (lambda: None)
         self.idle = asyncio.Event()
         self.idle.set()
 
@@ -162,7 +165,7 @@ class Dispatcher:
         playlists: list[SignedPlaylist] = []
         for plan in plans:
             signed, used = await self._prepare(plan, now, priority, status, why)
-            if signed is not None:
+            if signed is not None and not self._oversize(plan, signed, why or status):
                 clips += used
                 playlists.append(signed)
         for signed in playlists:
@@ -196,6 +199,19 @@ class Dispatcher:
         note_sent(self._journal, plan, signed, why, verdict.reason)
         return signed, clips
 
+    def _oversize(self, plan: SlotPlan, signed: SignedPlaylist, why: str) -> bool:
+        """A playlist nodes would refuse and the broker would close our connection for."""
+        size = len(signed.wire)
+        if size <= protocol.MAX_ENVELOPE_BYTES:
+            return False
+        reason = (
+            f"playlist of {size} bytes is over the {protocol.MAX_ENVELOPE_BYTES}-byte limit "
+            f"({len(signed.envelope.items)} items: fewer or shorter titles)"
+        )
+        log.error("hamlet %s: %s %s not dispatched: %s", plan.hamlet, plan.date, plan.slot, reason)
+        note_skip(self._journal, plan, why, reason)
+        return True
+
     async def publish(
         self, clips: Sequence[Clip], playlists: Sequence[SignedPlaylist], *, urgent: bool
     ) -> list[Published]:
@@ -223,6 +239,8 @@ class Dispatcher:
         finally:
             if urgent:
                 self._audio.urgent_clear.set()
+        if playlists:
+            self._persist()
         return [task.result() for task in sent]
 
     async def republish(self) -> None:
@@ -243,6 +261,7 @@ class Dispatcher:
             await self._audio.publish(clips, _expires([signed]), urgent=False)
             await self._publish_playlist(signed)
         if seen:
+            self._persist()
             log.info("re-published %d playlists", len(seen))
 
     def _stored_clips(self, pl: protocol.Playlist) -> list[Clip]:
@@ -322,6 +341,7 @@ class Dispatcher:
         log.info("%s%s sent to %s as %s", action, what, ", ".join(hamlets), cid)
         if action == "cancel" and target is not None:
             await self._journal.mark_cancelled(target, now)
+        self._persist()  # a control queued for an offline node must survive a broker crash
         return cid
 
 

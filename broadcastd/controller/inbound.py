@@ -1,12 +1,15 @@
 """What nodes send the controller (state, heartbeat, ack), routed to the registry and operations.
 
-Anything else arriving under the nodes' topics is counted as a bad message, never trusted.
+Anything else arriving under the nodes' topics is counted as a bad message, never trusted; a
+configured node that sends more than its limits allow (nodeguard.py) is refused before anything
+is parsed, journaled or logged.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from broadcastd.controller.nodeguard import NodeLimits, Refusals
 from broadcastd.protocol.topics import Topics
 
 if TYPE_CHECKING:
@@ -30,11 +33,14 @@ class NodeInbox:
         registry: NodeRegistry,
         operations: Operations,
         metrics: Metrics,
+        limits: NodeLimits | None = None,
     ) -> None:
         self._config = config  # read at every message: a reload may rename the commune
         self._registry = registry
         self._operations = operations
         self._metrics = metrics
+        self._limits = limits or NodeLimits()
+        self._refuse = Refusals(metrics)
 
     def parse(self, topic: str) -> tuple[str, str] | None:
         """(kind, node) for a node topic of this commune; None for anything else."""
@@ -49,6 +55,12 @@ class NodeInbox:
             self._metrics.bad_messages_total.labels(reason="unknown_topic").inc()
             return
         kind, node = parsed
+        config = self._config()
+        if node in config.node_hamlets():  # unknown ids are counted by the registry/operations
+            heartbeat = config.nodes.heartbeat.total_seconds()
+            if not self._limits.allow(node, "ack" if kind == "ack" else "status", heartbeat):
+                self._refuse(node, "rate_limited", kind)
+                return
         if kind == "state":
             self._registry.on_state(node, payload)
         elif kind == "heartbeat":

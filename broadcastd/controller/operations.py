@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from broadcastd import protocol
 from broadcastd.controller.approvals import Approvals, check_operator
+from broadcastd.controller.nodeguard import Refusals
 from broadcastd.controller.requests import (
     Announce,
     Approve,
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ADHOC_SLOT = "announce"
+# Statuses a node reports for an envelope it did not accept (a forgery, one delivered too late):
+# kept as evidence even when the id is none this controller dispatched; they count for no figure.
+EVIDENCE = frozenset({"rejected", "expired"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,7 @@ class Operations:
         # playlist id -> (hamlet, slot), and who played it, for households_reached
         self._playlists: dict[str, tuple[str, str]] = {}
         self._played: dict[str, set[str]] = defaultdict(set)
+        self._refuse = Refusals(metrics)
         self.approvals = Approvals(clock, journal.event_details("request"))
 
     def replace_config(self, config: Config) -> None:
@@ -139,7 +144,7 @@ class Operations:
         )
         await self.journal.flush()  # the id is counted on from the journal after a restart
         expires = dt.datetime.fromtimestamp(req.expires_at, tz=self.config.commune.tz)
-        log.warning("emergency request %s by %s awaits a second operator", req.id, req.operator)
+        log.warning("emergency request %s by %r awaits a second operator", req.id, req.operator)
         return {
             "request": req.id,
             "operator": req.operator,
@@ -312,7 +317,16 @@ class Operations:
         try:
             parsed = protocol.parse_ack(payload)
         except ProtocolError as exc:
-            metrics.bad_messages_total.labels(reason=exc.reason).inc()
+            self._refuse(node, exc.reason, exc.detail)
+            return
+        sent_to = self._sent_to(parsed.playlist)
+        if sent_to is None and parsed.status not in EVIDENCE:
+            self._refuse(node, "unknown_playlist", f"{parsed.status} {parsed.playlist}")
+            return
+        if sent_to is not None and sent_to[0] != hamlet.id:
+            # A node can only have received its own hamlet's playlists (the ACL): anything
+            # else is a forgery trying to move another hamlet's figures.
+            self._refuse(node, "foreign_playlist", f"{parsed.status} {parsed.playlist}")
             return
         ack = Ack(
             node=node,
@@ -327,14 +341,20 @@ class Operations:
         if ack.status == "played":
             self._count_played(ack, hamlet.id)
 
-    def _count_played(self, ack: Ack, hamlet_id: str) -> None:
-        where = self._playlists.get(ack.playlist)
+    def _sent_to(self, playlist: str) -> tuple[str, str] | None:
+        """(hamlet, slot) of a playlist this controller dispatched; None if it never did."""
+        where = self._playlists.get(playlist)
         if where is None:
-            row = self.journal.dispatch(ack.playlist)
+            row = self.journal.dispatch(playlist)
             if row is None:
-                return
-            where = (row.hamlet, row.slot)
-            self._playlists[ack.playlist] = where
+                return None
+            where = self._playlists[playlist] = (row.hamlet, row.slot)
+        return where
+
+    def _count_played(self, ack: Ack, hamlet_id: str) -> None:
+        where = self._sent_to(ack.playlist)
+        if where is None:
+            return
         self._played[ack.playlist].add(ack.node)
         hamlet = self.config.hamlet(hamlet_id)
         households = {n.id: n.households for n in hamlet.nodes}

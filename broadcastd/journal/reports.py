@@ -101,7 +101,8 @@ def build_report(
             coverage = replace(coverage, pending=True)
         report.rows.append(coverage)
         for row in rows:
-            if any(a.status == "played" for a in journal.acks_for(row.id)):
+            acks = journal.acks_for(row.id)
+            if any(a.status == "played" and a.hamlet == row.hamlet for a in acks):
                 _add_minutes(report.minutes.setdefault(status, {}), row, categories)
     report.skips = [
         {"date": s.date, "slot": s.slot, "hamlet": s.hamlet, "reason": s.reason}
@@ -123,7 +124,10 @@ def _coverage(
     seen: dict[str, set[str]] = {}
     for row in rows:
         for ack in journal.acks_for(row.id):
-            seen.setdefault(ack.node, set()).add(ack.status)
+            # Only the hamlet's own nodes count: the daemon refuses an ack for another hamlet's
+            # playlist, and a journal written before it did must not report one either.
+            if ack.hamlet == row.hamlet:
+                seen.setdefault(ack.node, set()).add(ack.status)
     nodes = set(node_households) | set(seen)
     played = {n for n in nodes if "played" in seen.get(n, ())}
     return CoverageRow(

@@ -1,11 +1,29 @@
-"""The coverage report as a terminal table (`broadcastd report`, `broadcastd demo`)."""
+"""The coverage report as a terminal table (`broadcastd report`, `broadcastd demo`), and `inert`,
+which every table of journaled values goes through."""
 
 from __future__ import annotations
 
+import unicodedata
+
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from broadcastd.journal.reports import TARGET, Report
+
+# Control characters (escape sequences), format characters (bidi overrides, zero-width) and line
+# or paragraph separators: none belongs in a table cell, and each can make a terminal lie.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def inert(value: object, style: str = "") -> Text:
+    """`value` as plain text for a terminal: never read as rich markup, unprintables removed.
+
+    Journaled values can come from the wire (a node's ack) or from an older journal; rendered as
+    markup, `x [/bold]` made a table raise and `\\e[2J...` cleared the technician's screen.
+    """
+    text = "".join(c for c in str(value) if unicodedata.category(c) not in _UNPRINTABLE)
+    return Text(text, style=style)
 
 
 def wide_console() -> Console:
@@ -24,29 +42,20 @@ def render(report: Report, console: Console) -> None:
     table.add_column("%", justify="right")
     table.add_column("", justify="center")
     for r in report.rows:
-        mark = "[green]✓[/]" if r.target_met else "[red]✗[/]"
+        mark = inert("✓", "green") if r.target_met else inert("✗", "red")
         table.add_row(
-            r.date,
-            r.slot,
-            r.hamlet,
-            r.status,
-            str(r.nodes),
-            str(r.ready),
-            str(r.played),
-            str(r.failed),
-            str(r.offline),
-            f"{r.households_reached}/{r.households}",
-            f"{r.percent:.0f}",
+            *map(inert, (r.date, r.slot, r.hamlet, r.status, r.nodes, r.ready, r.played)),
+            *map(inert, (r.failed, r.offline, f"{r.households_reached}/{r.households}")),
+            inert(f"{r.percent:.0f}"),
             mark,
         )
     if not report.rows:
-        console.print(f"no dispatches journaled for {span}")
+        console.print(inert(f"no dispatches journaled for {span}"))
     else:
         console.print(table)
     for status, minutes in sorted(report.minutes.items()):
         parts = ", ".join(f"{cat} {m:.1f}" for cat, m in sorted(minutes.items()))
-        console.print(f"minutes aired ({status}): {parts}")
+        console.print(inert(f"minutes aired ({status}): {parts}"))
     for skip in report.skips:
-        console.print(
-            f"[yellow]skipped[/] {skip['date']} {skip['slot']} {skip['hamlet']}: {skip['reason']}"
-        )
+        where = f" {skip['date']} {skip['slot']} {skip['hamlet']}: {skip['reason']}"
+        console.print(Text.assemble(inert("skipped", "yellow"), inert(where)))

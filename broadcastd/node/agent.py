@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 ACK_DRAIN_S = 3.0  # how long a clean stop waits for queued acks to reach the broker
 MIN_WAIT_S = 0.005  # the scheduler's shortest sleep: a deadline a hair away is not a busy loop
+INVALID_ID = "invalid-id"  # what a rejection ack names when the envelope has no usable id
 
 _E = TypeVar("_E", protocol.Playlist, protocol.Control)
 
@@ -310,7 +311,7 @@ class NodeAgent:
 
     def _reject(self, claimed_id: str, exc: ProtocolError) -> None:
         self.rejected[exc.reason] += 1
-        log.warning("node %s: rejected %s: %s", self.id, claimed_id, exc)
+        log.warning("node %s: rejected %r: %r", self.id, claimed_id, str(exc))  # unverified text
         self._ack(claimed_id, "rejected", exc.reason)
 
     # -- audio readiness ---------------------------------------------------------------------------
@@ -429,9 +430,10 @@ class NodeAgent:
 
 
 def _claimed_id(payload: bytes) -> str:
-    """The id an envelope claims, for the rejection ack only (it is not trusted)."""
+    """The id an envelope claims, for the rejection ack only (it is not trusted); `invalid-id`
+    when there is none or it is not an id (the daemon refuses acks naming anything else)."""
     try:
         claimed = protocol.decode_json(payload, protocol.MAX_ENVELOPE_BYTES).get("id")
     except ProtocolError:
-        return "?"
-    return claimed if isinstance(claimed, str) and 0 < len(claimed) <= protocol.MAX_ID else "?"
+        return INVALID_ID
+    return claimed if protocol.is_wire_id(claimed) else INVALID_ID

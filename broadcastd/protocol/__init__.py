@@ -30,7 +30,7 @@ from broadcastd.protocol.keys import (
     load_public_key,
     public_key_b64,
 )
-from broadcastd.protocol.limits import CHUNK_SIZE, VERSION, chunk_count
+from broadcastd.protocol.limits import CHUNK_SIZE, VERSION, WIRE_ID_MAX, chunk_count, is_wire_id
 from broadcastd.protocol.payloads import (
     AckMessage,
     ack_payload,
@@ -66,6 +66,7 @@ __all__ = [
     "REJECT_REASONS",
     "STATUSES",
     "VERSION",
+    "WIRE_ID_MAX",
     "AckMessage",
     "Control",
     "Ed25519PrivateKey",
@@ -83,6 +84,7 @@ __all__ = [
     "encode",
     "generate_private_key",
     "heartbeat_payload",
+    "is_wire_id",
     "iter_chunks",
     "load_private_key",
     "load_public_key",

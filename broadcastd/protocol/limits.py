@@ -11,6 +11,20 @@ from typing import Final, TypeGuard
 VERSION: Final = 1
 CHUNK_SIZE: Final = 64 * 1024
 SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
+# Every id the daemon issues (playlists `20261124-noon-ban-a-0123456789`, controls `stop-N`) is
+# built from config slugs, dates, digits and lowercase hex joined by '-'. An id from the wire that
+# is not one (markup, escapes, control characters) is refused before it is stored or shown.
+WIRE_ID_MAX: Final = 200
+_WIRE_ID: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+
+
+def is_wire_id(value: object) -> TypeGuard[str]:
+    """A string in the id grammar: lowercase letters, digits and inner '-', 1..200 characters."""
+    return (
+        isinstance(value, str)
+        and len(value) <= WIRE_ID_MAX
+        and _WIRE_ID.fullmatch(value) is not None
+    )
 
 
 def chunk_count(size: int) -> int:

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from broadcastd.errors import ProtocolError
 from broadcastd.models import ACK_STATUSES
+from broadcastd.protocol.limits import brief, is_wire_id
 
 MAX_NODE_PAYLOAD_BYTES: Final = 4 * 1024  # a heartbeat is ~80 bytes; far beyond is not an agent
 MAX_TS: Final = 1e11  # year ~5138: beyond it a "timestamp" is garbage, not a clock
@@ -120,11 +121,12 @@ def _timestamp(obj: dict[str, Any]) -> float:
 
 
 def parse_ack(payload: bytes) -> AckMessage:
-    """`{"playlist","status","ts","detail"}`; status one of DESIGN.md §5's ack statuses."""
+    """`{"playlist","status","ts","detail"}`; status one of DESIGN.md §5's ack statuses, playlist
+    an id in the id grammar (`is_wire_id`)."""
     obj = _object(payload)
     playlist, status, detail = obj.get("playlist"), obj.get("status"), obj.get("detail")
-    if not isinstance(playlist, str) or not 0 < len(playlist) <= MAX_FIELD:
-        raise ProtocolError("bad_playlist")
+    if not is_wire_id(playlist):
+        raise ProtocolError("bad_playlist", brief(playlist))
     if status not in ACK_STATUSES:
         raise ProtocolError("bad_status")
     if detail is not None and not isinstance(detail, str):

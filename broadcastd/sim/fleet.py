@@ -21,7 +21,7 @@ from broadcastd.node.agent import NodeAgent
 from broadcastd.node.fetch import REFETCH_AFTER_S
 from broadcastd.node.player import NullPlayer
 from broadcastd.node.settings import NodeBroker, NodeConfig, NodeIdentity
-from broadcastd.transport.broker import Credentials
+from broadcastd.transport.credentials import Credentials
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
@@ -150,7 +150,7 @@ class Fleet:
         for nodes)."""
         creds = Credentials.load_or_create(config)
         key = protocol.load_private_key(config.signing.private_key_file)
-        specs = fleet_nodes(config, creds.passwords, count=count, fallback=creds.controller)
+        specs = fleet_nodes(config, creds.passwords, count=count, fallback=creds.monitor)
         if nodes is not None:
             wanted = set(nodes)
             specs = [s for s in specs if s.id in wanted]

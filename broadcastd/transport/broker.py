@@ -1,21 +1,16 @@
-"""The embedded mosquitto: generated config, a supervised child process, credentials and ACL.
+"""The embedded mosquitto: its generated config and a supervised child process.
 
 Used by the daemon (`broker.mode: embedded`) and by the tests, which always talk to a real
-mosquitto. Passwords are hashed here (mosquitto's `$7$` PBKDF2-SHA512 format) so no plaintext
-password file ever touches the disk.
+mosquitto. Its logins and ACL are written by `credentials.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import getpass
-import hashlib
-import json
 import logging
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -24,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
 
+from broadcastd import protocol
 from broadcastd.errors import BroadcastdError
 
 if TYPE_CHECKING:
@@ -34,18 +30,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONTROLLER_USER = "broadcastd_controller"  # '_' is not allowed in node ids: it cannot collide
-DEFAULT_MAX_PACKET = 4 * 1024 * 1024  # audio chunks are <= 64 KiB; playlists are small
-_PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes
-_SALT_BYTES = 12
+# The largest packet anyone has a reason to send: an audio chunk or a signed envelope (both at most
+# 64 KiB) plus the fixed header, topic and properties. A node's own messages are far smaller.
+MAX_PACKET = max(protocol.CHUNK_SIZE, protocol.MAX_ENVELOPE_BYTES) + 4096
+# Per client, for what the broker holds while a client is away or slow: the controller's queue
+# holds node messages (~150 bytes each), a node's its hamlet's controls and audio it was fetching
+# (retained, so a drop only costs a re-fetch). Bounded, so one login cannot make the broker hold
+# (and persist) without limit.
+MAX_QUEUED_MESSAGES = 20_000
+MAX_QUEUED_BYTES = 16 * 1024 * 1024
+# Time-based saves: at most one rewrite of the database per interval, whatever clients do. Saving
+# on changes rewrote the whole database (retained audio included) after every PUBACK, subscribe
+# and retained publish, so one login could make the broker write gigabytes. The daemon asks for
+# a save (SIGUSR1, `MosquittoProcess.save`) after it has published playlists or controls, and it
+# re-publishes its retained playlists and audio after every reconnect.
+AUTOSAVE_INTERVAL_S = 60
 
 
 class BrokerError(BroadcastdError):
     """The embedded mosquitto could not be configured, started or kept running."""
-
-
-def topic_root(commune: str) -> str:
-    return f"bcast/v1/{commune}"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -74,8 +77,9 @@ class BrokerOptions:
     persistence: bool = True
     password_file: Path | None = None
     acl_file: Path | None = None
-    max_packet_size: int = DEFAULT_MAX_PACKET
-    max_queued_messages: int = 100_000
+    max_packet_size: int = MAX_PACKET
+    max_queued_messages: int = MAX_QUEUED_MESSAGES
+    max_queued_bytes: int = MAX_QUEUED_BYTES
     extra: tuple[str, ...] = field(default=())
 
 
@@ -86,10 +90,10 @@ def mosquitto_conf(opts: BrokerOptions, data_dir: Path) -> str:
         "per_listener_settings false",
         f"listener {opts.port} {opts.host}",
         "set_tcp_nodelay true",
+        # Refused from every client, whatever its MQTT version: the connection is closed.
         f"max_packet_size {opts.max_packet_size}",
-        f"message_size_limit {opts.max_packet_size - 1024}",
         f"max_queued_messages {opts.max_queued_messages}",
-        "max_queued_bytes 0",
+        f"max_queued_bytes {opts.max_queued_bytes}",
         "persistent_client_expiration 7d",
         "log_dest stderr",
         "log_type error",
@@ -105,14 +109,20 @@ def mosquitto_conf(opts: BrokerOptions, data_dir: Path) -> str:
             "persistence true",
             f"persistence_location {data_dir}/",
             "persistence_file mosquitto.db",
-            # Save after every change: a SIGKILL must not lose a queued playlist or a session.
-            "autosave_on_changes true",
-            "autosave_interval 1",
+            "autosave_on_changes false",
+            f"autosave_interval {AUTOSAVE_INTERVAL_S}",
         ]
     else:
         lines.append("persistence false")
     if opts.password_file is not None:
-        lines += ["allow_anonymous false", f"password_file {opts.password_file}"]
+        lines += [
+            "allow_anonymous false",
+            f"password_file {opts.password_file}",
+            # A login is its own client id: otherwise one stolen speaker's password can connect
+            # as "broadcastd-<commune>" and close the controller's connection (firing its Last
+            # Will), or as another node's id and discard that node's queued session.
+            "use_username_as_clientid true",
+        ]
     else:
         lines.append("allow_anonymous true")
     if opts.acl_file is not None:
@@ -250,6 +260,14 @@ class MosquittoProcess:
             proc.kill()
             proc.wait()
 
+    def save(self) -> None:
+        """Ask mosquitto to write its database now (SIGUSR1); a no-op when it is not running."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGUSR1)
+
     def kill(self) -> None:
         """SIGKILL, as a crash or a power cut would: nothing is saved at exit."""
         proc = self._proc
@@ -305,103 +323,3 @@ class MosquittoProcess:
                 log.error("mosquitto restart failed: %s; retrying in %.0fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-
-
-# --- credentials and ACL -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """One random password per MQTT user (the controller and each node), kept in a 0600 file."""
-
-    path: Path
-    passwords: dict[str, str]
-
-    @property
-    def controller(self) -> tuple[str, str]:
-        return CONTROLLER_USER, self.passwords[CONTROLLER_USER]
-
-    def password(self, user: str) -> str:
-        try:
-            return self.passwords[user]
-        except KeyError:
-            raise BrokerError(f"no MQTT credentials for {user!r}") from None
-
-    @classmethod
-    def path_for(cls, config: Config) -> Path:
-        return config.state_dir / "broker" / "credentials.json"
-
-    @classmethod
-    def load_or_create(cls, config: Config) -> Credentials:
-        """Stable passwords: existing users keep theirs, new nodes get one, removed ones go."""
-        path = cls.path_for(config)
-        old: dict[str, str] = {}
-        if path.exists():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                old = {str(k): str(v) for k, v in data["passwords"].items()}
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise BrokerError(f"{path}: unreadable credentials file: {exc}") from None
-        users = [CONTROLLER_USER] + [n.id for h in config.hamlets for n in h.nodes]
-        passwords = {u: old.get(u) or secrets.token_urlsafe(24) for u in users}
-        if passwords != old:
-            _write_private(path, json.dumps({"passwords": passwords}, indent=2) + "\n")
-        return cls(path=path, passwords=passwords)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a secret file atomically, never readable by others, not even for a moment."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    tmp.chmod(0o600)
-    tmp.replace(path)
-
-
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    """mosquitto's `$7$` format: PBKDF2-HMAC-SHA512, 101 iterations, 12-byte salt, base64."""
-    salt = salt if salt is not None else secrets.token_bytes(_SALT_BYTES)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _PBKDF2_ITERATIONS)
-    b64 = base64.b64encode
-    return f"$7${_PBKDF2_ITERATIONS}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def password_file_lines(creds: Credentials) -> str:
-    """A mosquitto password file, one `user:hash` line per user."""
-    return "".join(f"{user}:{hash_password(pw)}\n" for user, pw in sorted(creds.passwords.items()))
-
-
-def acl_text(config: Config, controller_user: str = CONTROLLER_USER) -> str:
-    """Controller: everything under the commune. Node: write its own `node/<id>/#`; read
-    controller state, its hamlet's playlist and control, and audio. Nothing else."""
-    root = topic_root(config.commune.id)
-    out = [
-        "# generated by broadcastd acl; edits are overwritten",
-        f"user {controller_user}",
-        f"topic readwrite {root}/#",
-        "",
-    ]
-    for hamlet in config.hamlets:
-        for node in hamlet.nodes:
-            out += [
-                f"user {node.id}",
-                f"topic write {root}/node/{node.id}/#",
-                f"topic read {root}/controller/state",
-                f"topic read {root}/hamlet/{hamlet.id}/playlist",
-                f"topic read {root}/hamlet/{hamlet.id}/control",
-                f"topic read {root}/audio/#",
-                "",
-            ]
-    return "\n".join(out)
-
-
-def write_broker_files(config: Config, directory: Path) -> tuple[Path, Path, Credentials]:
-    """Write `passwd` and `acl` (0600) into `directory`; returns their paths and the creds."""
-    creds = Credentials.load_or_create(config)
-    passwd = directory / "passwd"
-    acl = directory / "acl"
-    _write_private(passwd, password_file_lines(creds))
-    _write_private(acl, acl_text(config))
-    return passwd, acl, creds

@@ -1,16 +1,18 @@
 """Extra publish-only broker connections that carry a slot's audio chunks.
 
-mosquitto reads at most one packet from each connection per pass of its event loop, and with
-`autosave_on_changes` (see broker.py) every pass that stored a retained message rewrites its
-whole database, audio included. Over the daemon's one connection a slot's N chunks cost N
-passes and N rewrites of that database; spread over `BULK_LINKS` more connections they cost a
-fraction of both (benchmarks/fanout.py: 160 chunks of 64 KiB took 1.9 s over one connection,
-0.4 s over nine).
+mosquitto reads at most one packet from each connection per pass of its event loop, so over
+the daemon's one connection a slot's N chunks cost N passes; spread over `BULK_LINKS` more
+connections they cost a fraction. When mosquitto still saved its whole database after every
+pass that changed something, that was most of a dispatch (160 retained chunks of 64 KiB on a
+~5 MB database: 4.3 s over one connection, 0.5 s over nine); with the time-based saves of
+broker.py the same took 0.04 s and 0.02 s.
 
-Each bulk link is an `MqttLink` with the daemon's broker, credentials and TLS settings, no
-subscriptions, no Last Will and no session kept after a disconnect. A publish goes to the
-least busy bulk link that is up, and to the main link when none is up or the bulk link fails,
-so a bulk link that is down never delays audio.
+Each bulk link is an `MqttLink` with the daemon's broker and TLS settings and its own publish-only
+login (the broker ties a client id to its login, so one login cannot hold two connections), no
+subscriptions, no Last Will and no session kept after a disconnect. A publish goes to the least
+busy bulk link that is up, and to the main link when none is up or the bulk link fails, so a bulk
+link that is down never delays audio. Without logins (an external broker, whose users broadcastd
+does not manage) every publish goes to the main link.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from broadcastd.errors import LinkError
 from broadcastd.transport.link import MqttLink
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from paho.mqtt.properties import Properties
 
 log = logging.getLogger(__name__)
 
-BULK_LINKS = 8
+BULK_LINKS = 8  # how many logins credentials.py makes for them
 
 
 async def _no_messages(_topic: str, _payload: bytes, _props: Properties | None) -> None:
@@ -36,16 +40,19 @@ async def _no_messages(_topic: str, _payload: bytes, _props: Properties | None) 
 
 
 class BulkPublisher:
-    """`publish` like an MqttLink, spread over `count` extra connections; `run()` keeps them up."""
+    """`publish` like an MqttLink, spread over one extra connection per login; `run()` keeps them
+    up."""
 
-    def __init__(self, main: MqttLink, count: int = BULK_LINKS) -> None:
+    def __init__(self, main: MqttLink, logins: Sequence[tuple[str, str]] = ()) -> None:
         self.main = main
         base = main.settings
         self.links = [
             MqttLink(
                 dataclasses.replace(
                     base,
-                    client_id=f"{base.client_id}-bulk{i}",
+                    client_id=username,
+                    username=username,
+                    password=password,
                     will=None,
                     online=None,
                     subscriptions=(),
@@ -53,9 +60,9 @@ class BulkPublisher:
                 ),
                 _no_messages,
             )
-            for i in range(1, count + 1)
+            for username, password in logins
         ]
-        self._busy = [0] * count  # publishes in flight on each bulk link
+        self._busy = [0] * len(self.links)  # publishes in flight on each bulk link
 
     async def run(self) -> None:
         """Run every bulk link until `close()`."""

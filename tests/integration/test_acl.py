@@ -10,7 +10,7 @@ from support.communes import write_sang_moc
 from support.mqtt import link_as
 
 from broadcastd.config import load_config
-from broadcastd.transport.broker import CONTROLLER_USER
+from broadcastd.transport.credentials import CONTROLLER_USER
 
 ROOT = "bcast/v1/sang-moc"
 
@@ -29,6 +29,10 @@ DENIED_FOR_BC01 = [
     f"{ROOT}/controller/state",
     f"{ROOT}/node/nl-01/state",
     f"{ROOT}/node/bc-02/ack",
+    # its own subtree beyond its three topics (retained junk there filled the broker's disk)
+    f"{ROOT}/node/bc-01/junk",
+    f"{ROOT}/node/bc-01/state/x",
+    f"{ROOT}/node/bc-01",
     "bcast/v1/other-commune/node/bc-01/state",
 ]
 

@@ -9,7 +9,11 @@ import textwrap
 
 import aiomqtt
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from support.brokerdb import saved
 
+from broadcastd import protocol
 from broadcastd.config import load_config
 from broadcastd.errors import LinkError
 from broadcastd.transport.broker import (
@@ -18,8 +22,8 @@ from broadcastd.transport.broker import (
     MosquittoProcess,
     free_port,
     port_open,
-    write_broker_files,
 )
+from broadcastd.transport.credentials import write_broker_files
 from broadcastd.transport.link import LinkSettings, MqttLink
 
 
@@ -57,7 +61,7 @@ async def test_supervisor_restarts_a_killed_broker_and_stops_it_on_exit(tmp_path
         first_pid = broker.pid
         async with aiomqtt.Client(broker.host, broker.port) as c:
             await c.publish("state/x", b"kept", qos=1, retain=True)
-        await asyncio.sleep(0.1)  # autosave runs in mosquitto's main loop, once per change
+        await saved(broker)  # mosquitto saves on a clock, or when asked (the daemon asks)
         broker.kill()
         async with asyncio.timeout(5):
             while broker.restarts == 0:  # noqa: ASYNC110 - observing the supervisor from outside
@@ -98,18 +102,21 @@ async def test_audio_sized_messages_pass_and_oversized_are_refused(
         ),
         got,
     )
+    # A full chunk on the longest audio topic a commune id allows, with its expiry property.
+    chunk_topic = f"{topic_prefix}/{'c' * 64}/audio/{'ab' * 32}/99999"
     async with run_link(sub):
         async with aiomqtt.Client(
             mosquitto.host, mosquitto.port, protocol=aiomqtt.ProtocolVersion.V5
         ) as pub:
-            await pub.publish(f"{topic_prefix}/chunk", b"\x01" * 65536, qos=1)
-            await pub.publish(f"{topic_prefix}/big", b"\x02" * (3 * 1024 * 1024), qos=1)
-        assert await got.wait_for(f"{topic_prefix}/chunk") == [b"\x01" * 65536]
-        assert len((await got.wait_for(f"{topic_prefix}/big"))[0]) == 3 * 1024 * 1024
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.MessageExpiryInterval = 86400
+            chunk = b"\x01" * protocol.CHUNK_SIZE
+            await pub.publish(chunk_topic, chunk, qos=1, properties=props)
+        assert await got.wait_for(chunk_topic) == [chunk]
         big = MqttLink(LinkSettings.from_url(mosquitto.url, client_id=f"{topic_prefix}-b"), got)
         async with run_link(big):
-            with pytest.raises(LinkError):
-                await big.publish(f"{topic_prefix}/huge", b"\x03" * (5 * 1024 * 1024), timeout=5)
+            with pytest.raises(LinkError):  # the broker closes the connection
+                await big.publish(f"{topic_prefix}/huge", b"\x03" * (1024 * 1024), timeout=5)
         await sub.publish(f"{topic_prefix}/barrier", b"b")
         await got.wait_for(f"{topic_prefix}/barrier")
         assert got.on(f"{topic_prefix}/huge") == []

@@ -1,8 +1,10 @@
 """Acceptance 2: forged playlists injected with the real `mosquitto_pub` are rejected, never played.
 
-A running daemon (embedded mosquitto with its ACL) and reference agents have accepted the real
-noon playlist. An attacker holding the controller's MQTT credentials (the worst case: the ACL
-lets that user write every playlist topic) publishes five forgeries with the `mosquitto_pub` CLI.
+A running daemon (a mosquitto with the generated password file and ACL) and reference agents have
+accepted the real noon playlist. An attacker whom the broker lets write every playlist topic (the
+worst case: broker authorization bypassed; with the controller's own login it would also close
+the daemon's connection, see tests/resilience/test_stolen_node.py) publishes five forgeries with
+the `mosquitto_pub` CLI.
 Each agent must ack `rejected` with the reason, the daemon must count and journal it, and none of
 the forged ids may reach the player.
 """
@@ -11,16 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
+from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from support.e2e import wait_for, write_commune
+from support.e2e import E2E, wait_for, write_commune
 
 from broadcastd import protocol
-from broadcastd.transport.broker import Credentials
+from broadcastd.transport.credentials import hash_password, write_broker_files
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from broadcastd.transport.broker import MosquittoProcess
 
 NODES_PER_HAMLET = 2
+FORGER_PASSWORD = "forger-pw"  # noqa: S105 - a test login
 
 
 async def _mosquitto_pub(listen: str, creds: tuple[str, str], topic: str, body: bytes) -> None:
@@ -41,8 +51,34 @@ async def _mosquitto_pub(listen: str, creds: tuple[str, str], topic: str, body: 
     assert proc.returncode == 0, err.decode()
 
 
-async def test_forged_playlists_from_mosquitto_pub_are_rejected_and_never_played(tmp_path):  # noqa: C901 - one end-to-end story, told in order
+def _with_forger(e2e: E2E, make_broker: Callable[..., MosquittoProcess]) -> E2E:
+    """The commune on a test-owned mosquitto whose ACL also lets `forger` write every playlist."""
+    passwd, acl, creds = write_broker_files(e2e.config, e2e.root / "broker-files")
+    root = protocol.Topics(e2e.config.commune.id).root
+    with acl.open("a", encoding="utf-8") as fh:
+        fh.write(f"user forger\ntopic write {root}/hamlet/+/playlist\n")
+    with passwd.open("a", encoding="utf-8") as fh:
+        fh.write(f"forger:{hash_password(FORGER_PASSWORD)}\n")
+    broker = make_broker(password_file=passwd, acl_file=acl, persistence=False)
+    (e2e.root / "controller.pw").write_text(creds.controller[1] + "\n", encoding="utf-8")
+    text = e2e.config_path.read_text(encoding="utf-8")
+    text = re.sub(
+        r"^broker: .*$",
+        f"broker: {{mode: external, url: '{broker.url}', listen: '{broker.host}:{broker.port}', "
+        f"username: {creds.controller[0]}, password_file: controller.pw}}",
+        text,
+        count=1,
+        flags=re.MULTILINE,
+    )
+    e2e.config_path.write_text(text, encoding="utf-8")
+    return E2E(e2e.root, e2e.config_path, e2e.offset, e2e.play_at)
+
+
+async def test_forged_playlists_from_mosquitto_pub_are_rejected_and_never_played(  # noqa: C901 - one end-to-end story, told in order
+    tmp_path, make_broker
+):
     e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=NODES_PER_HAMLET, play_in=3.0)
+    e2e = _with_forger(e2e, make_broker)
     async with e2e.running() as run:
         daemon, fleet = run.daemon, run.fleet
         day = e2e.play_at.date()
@@ -86,10 +122,9 @@ async def test_forged_playlists_from_mosquitto_pub_are_rejected_and_never_played
                 "replay",
             ),
         }
-        creds = Credentials.load_or_create(e2e.config).controller
         topic = protocol.Topics(e2e.config.commune.id).playlist("h00")
         for body, _ in forgeries.values():
-            await _mosquitto_pub(e2e.config.broker.listen, creds, topic, body)
+            await _mosquitto_pub(e2e.config.broker.listen, ("forger", FORGER_PASSWORD), topic, body)
 
         victims = [n for n in e2e.node_ids if n.startswith("h00-")]
 

@@ -27,12 +27,14 @@ from support.e2e import E2E, wait_for, write_commune
 from broadcastd import cli
 from broadcastd.controller.daemon import STOP_DEADLINE_S
 from broadcastd.journal.store import Journal
-from broadcastd.transport.broker import CONTROLLER_USER, free_port
+from broadcastd.transport.broker import free_port
+from broadcastd.transport.credentials import MONITOR_USER
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from broadcastd.transport.broker import Credentials, MosquittoProcess
+    from broadcastd.transport.broker import MosquittoProcess
+    from broadcastd.transport.credentials import Credentials
 
 BIN = Path(sys.executable).parent
 
@@ -121,6 +123,7 @@ def _external(
     broker, creds = secured_broker(e2e.config)
     user, password = creds.controller
     (e2e.root / "controller.pw").write_text(password + "\n", encoding="utf-8")
+    (e2e.root / "monitor.pw").write_text(creds.monitor[1] + "\n", encoding="utf-8")
     text = e2e.config_path.read_text(encoding="utf-8")
     text = re.sub(
         r"^broker: .*$",
@@ -137,8 +140,8 @@ def _external(
 
 def _retained_state(broker: MosquittoProcess, e2e: E2E) -> dict[str, object]:
     """What a fresh `mosquitto_sub` reads from the retained controller/state topic."""
-    user = CONTROLLER_USER
-    password = (e2e.root / "controller.pw").read_text(encoding="utf-8").strip()
+    user = MONITOR_USER  # as the controller, it would close the daemon's own connection
+    password = (e2e.root / "monitor.pw").read_text(encoding="utf-8").strip()
     got = subprocess.run(
         ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-V", "mqttv5",
          "-u", user, "-P", password, "-t", "bcast/v1/test-commune/controller/state",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
+from support.brokerdb import saved
 
 from broadcastd.errors import LinkError
 from broadcastd.transport.broker import free_port
@@ -118,7 +119,7 @@ async def test_survives_broker_kill_and_gets_messages_queued_while_away(
     )
     async with run_link(node):
         assert connects == 1
-        await asyncio.sleep(0.1)  # let mosquitto's autosave write the new session to disk
+        await saved(broker)  # the new session on disk (mosquitto saves on a clock, or when asked)
         broker.kill()
         await asyncio.wait_for(node._lost.wait(), 5)
         start = time.monotonic()

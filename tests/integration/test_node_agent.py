@@ -286,7 +286,14 @@ async def test_hostile_envelopes_are_rejected_and_nothing_plays(tmp_path, mosqui
         junk = tmp_path / "junk.bin"
         junk.write_bytes(b"\x00\xff{garbage" + os.urandom(2000))
         await mosquitto_pub(mosquitto, "-t", ctl.topics.playlist(HAMLET), "-f", str(junk))
-        assert await ctl.wait_ack("?", "rejected") == "malformed"
+        assert await ctl.wait_ack("invalid-id", "rejected") == "malformed"
+        # A forgery whose id is not an id (markup, escapes) is answered under the placeholder
+        # too: the daemon refuses any ack naming something outside the id grammar.
+        hostile = json.loads(ctl.playlist("x", [item]))
+        hostile["id"] = "\x1b[2J[green]all speakers OK[/green]"
+        await ctl.send_playlist(protocol.encode(hostile), retain=False)
+        await eventually(lambda: len(ctl.acks("invalid-id")) == 2, 10)
+        assert ctl.acks("invalid-id")[1] == ("invalid-id", "rejected", "bad_signature")
         clock.t = T0 + 200
         await ctl.wait_ack("new", "played")
     assert {p for p, _, _ in player.plays} == {"new"}

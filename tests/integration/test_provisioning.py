@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -80,6 +82,85 @@ async def test_node_config_output_used_as_is_connects_heartbeats_and_plays(tmp_p
             node.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(node.wait, 10)
         assert code == 0, log.read_text(encoding="utf-8", errors="replace")[-2000:]
+
+
+async def _provision(e2e, node: str, how: str, scratch: Path, elsewhere: Path) -> Path:
+    """A bundle made where the technician made it, then moved (or unpacked) to `elsewhere`."""
+    made_at = scratch / (f"{node}.tar.gz" if how == "--tar" else node)
+    # A relative cache_dir is relative to node.yaml, so it moves with the bundle too.
+    made = await asyncio.to_thread(
+        subprocess.run,
+        [BIN / "broadcastd", "node-config", node, "-c", e2e.config_path, how, made_at,
+         "--cache-dir", "cache"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    if how == "--tar":
+        with tarfile.open(made_at) as tar:
+            tar.extractall(elsewhere, filter="data")
+    else:
+        elsewhere.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(made_at, elsewhere)
+    shutil.rmtree(scratch)  # nothing may still point back at where it was made
+    assert (elsewhere / "password").stat().st_mode & 0o777 == 0o600
+    return elsewhere / "node.yaml"
+
+
+async def test_a_bundle_moved_or_unpacked_elsewhere_logs_in_and_plays(tmp_path):
+    """Issue 17 item 3: every path in node.yaml is relative to it, so `--out DIR` moved to another
+    directory and `--tar FILE` unpacked elsewhere both run a node that plays a slot."""
+    e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=2, texts=("Xin chào bà con.",))
+    daemon = e2e.daemon(clock=time.time, scheduling=False)
+    nodes = {"h00-n0": "--out", "h00-n1": "--tar"}
+    async with asyncio.TaskGroup() as tg:
+        daemon_task = tg.create_task(daemon.run())
+        await asyncio.wait_for(daemon.ready.wait(), 20)
+        configs = [
+            await _provision(
+                e2e, node, how, tmp_path / f"made-{node}", tmp_path / "speakers" / node
+            )
+            for node, how in nodes.items()
+        ]
+        logs = [tmp_path / f"{node}.log" for node in nodes]
+        procs = []
+        for config, log in zip(configs, logs, strict=True):
+            with log.open("wb") as logf:
+                procs.append(
+                    subprocess.Popen(  # noqa: ASYNC220 - starting it is instant; waits are awaited
+                        [BIN / "broadcastd-node", "-c", config],
+                        stdout=logf,
+                        stderr=subprocess.STDOUT,
+                        cwd="/",  # not the bundle: a relative path must not resolve by luck
+                        env={**os.environ, "SDL_AUDIODRIVER": "dummy"},
+                    )
+                )
+        try:
+            for node in nodes:
+
+                def online(n: str = node) -> bool:
+                    return bool(daemon.registry.state(n) == "online")
+
+                await wait_for(online, 20, node)
+            play_at = dt.datetime.now(tz=e2e.config.commune.tz) + dt.timedelta(seconds=4)
+            published = await daemon.dispatcher.dispatch_slot(
+                e2e.play_at.date(), "noon", reason="provisioning test", play_at=play_at
+            )
+            pid = published[0].playlist
+
+            def played() -> set[str]:
+                return {a.node for a in daemon.journal.acks_for(pid) if a.status == "played"}
+
+            await wait_for(lambda: played() == set(nodes), 30, "both moved bundles to play")
+            for node in nodes:
+                assert (tmp_path / "speakers" / node / "cache").is_dir()
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            codes = [await asyncio.to_thread(proc.wait, 10) for proc in procs]
+        for code, log in zip(codes, logs, strict=True):
+            assert code == 0, log.read_text(encoding="utf-8", errors="replace")[-2000:]
+        daemon.request_stop()
+        await daemon_task
 
 
 def _pub_state(url: str, user: str, password: str, topic: str) -> subprocess.CompletedProcess[str]:

@@ -33,7 +33,7 @@ import yaml
 from support.e2e import E2E, wait_for, write_commune
 
 from broadcastd import protocol
-from broadcastd.transport.broker import Credentials
+from broadcastd.transport.credentials import Credentials
 
 if TYPE_CHECKING:
     from broadcastd.controller.daemon import Daemon
@@ -154,7 +154,7 @@ async def test_silent_but_connected_agent_is_stale_at_2x_and_offline_at_3x_heart
     )
     mute, chatty = "h00-n0", "h00-n1"
     host, port = e2e.config.broker.listen.rsplit(":", 1)
-    user, password = Credentials.load_or_create(e2e.config).controller
+    user, password = Credentials.load_or_create(e2e.config).monitor  # the daemon's stays up
     root = f"bcast/v1/{e2e.config.commune.id}/node"
     beats: list[float] = []  # monotonic arrival of the mute node's heartbeats at our subscriber
     offline_seen: list[str] = []

@@ -23,7 +23,7 @@ import pytest
 from support.e2e import wait_for, write_commune
 
 from broadcastd.node.player import PlayerError
-from broadcastd.transport.broker import Credentials
+from broadcastd.transport.credentials import Credentials
 
 if TYPE_CHECKING:
     from broadcastd.config import Config
@@ -103,7 +103,7 @@ async def test_report_json_figures_equal_the_acks_the_agents_sent(tmp_path):
     commune = e2e.config.commune.id
     root = f"bcast/v1/{commune}"
     host, port = e2e.config.broker.listen.rsplit(":", 1)
-    user, password = Credentials.load_or_create(e2e.config).controller
+    user, password = Credentials.load_or_create(e2e.config).monitor  # the daemon's stays up
     seen = Observer(root)
     async with e2e.running(fleet=False) as run:
         daemon = run.daemon

@@ -8,6 +8,7 @@ import itertools
 import signal
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiomqtt
 import pytest
@@ -17,7 +18,10 @@ from support.mqtt import link_as
 from support.soak import count
 
 from broadcastd import protocol
-from broadcastd.transport.broker import Credentials, MosquittoProcess
+from broadcastd.transport.credentials import Credentials
+
+if TYPE_CHECKING:
+    from broadcastd.transport.broker import MosquittoProcess
 
 TEN_MB = 10 * 1024 * 1024
 

@@ -26,25 +26,26 @@ from support.soak import count
 
 from broadcastd import protocol
 from broadcastd.journal.store import Journal
-from broadcastd.transport.broker import Credentials
+from broadcastd.transport.credentials import Credentials
 
 
 @dataclass(frozen=True)
 class Probe:
-    """The controller's view of the broker, independent of any daemon."""
+    """The broker seen from outside any daemon: read as the monitor; write (while no daemon runs:
+    a login is its own client id) as the controller."""
 
     host: str
     port: int
-    user: str
-    password: str
+    creds: Credentials
     root: str
 
-    def client(self) -> aiomqtt.Client:
+    def client(self, *, write: bool = False) -> aiomqtt.Client:
+        user, password = self.creds.controller if write else self.creds.monitor
         return aiomqtt.Client(
             self.host,
             self.port,
-            username=self.user,
-            password=self.password,
+            username=user,
+            password=password,
             identifier=f"probe-{time.monotonic_ns()}",
             protocol=aiomqtt.ProtocolVersion.V5,
         )
@@ -64,7 +65,7 @@ async def _retained_playlists(probe: Probe) -> dict[str, Any]:
 
 
 async def _wipe_retained(probe: Probe, hamlets: list[str]) -> None:
-    async with probe.client() as client:
+    async with probe.client(write=True) as client:
         for h in hamlets:
             await client.publish(f"{probe.root}/hamlet/{h}/playlist", b"", qos=1, retain=True)
 
@@ -89,7 +90,7 @@ async def test_daemon_sigkill_at_random_points_keeps_journal_and_retained_playli
     probe = Probe(
         host,
         int(port),
-        *Credentials.load_or_create(cfg).controller,
+        Credentials.load_or_create(cfg),
         protocol.Topics(cfg.commune.id).root,
     )
     hamlets = [h.id for h in cfg.hamlets]

@@ -13,20 +13,26 @@ from support.communes import write_sang_moc
 
 from broadcastd.cli.main import run as cli
 from broadcastd.config import load_config
-from broadcastd.transport.broker import (
+from broadcastd.transport.broker import BrokerError, BrokerOptions, mosquitto_conf
+from broadcastd.transport.credentials import (
+    BULK_USERS,
     CONTROLLER_USER,
-    BrokerError,
-    BrokerOptions,
+    MONITOR_USER,
     Credentials,
     acl_text,
     hash_password,
-    mosquitto_conf,
     password_file_lines,
 )
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+SERVER_USERS = (CONTROLLER_USER, *BULK_USERS, MONITOR_USER)  # logins no speaker holds
+NODES_V1 = """
+  - {id: ban-chuong, name: "Bản Chương", households: 87,
+     nodes: [{id: bc-01, households: 50}, {id: bc-02, households: 37}]}
+  - {id: na-lay, name: "Nà Láy", households: 40, nodes: [{id: nl-01, households: 40}]}
+"""
 NODES_V2 = """
   - {id: ban-chuong, name: "Bản Chương", households: 87,
      nodes: [{id: bc-01, households: 50}, {id: bc-03, households: 37}]}
@@ -38,16 +44,19 @@ def conf_lines(opts: BrokerOptions, tmp_path: Path) -> list[str]:
     return mosquitto_conf(opts, tmp_path).splitlines()
 
 
-def test_conf_persists_every_change_and_allows_audio_chunks(tmp_path):
+def test_conf_bounds_packets_queues_and_saves_on_a_clock(tmp_path):
     lines = conf_lines(BrokerOptions(host="127.0.0.1", port=18830), tmp_path)
     assert "listener 18830 127.0.0.1" in lines
     for expected in (
         "persistence true",
         f"persistence_location {tmp_path}/",
-        "autosave_on_changes true",
-        "autosave_interval 1",
+        # Saving on changes let any client make the broker rewrite its whole database at will.
+        "autosave_on_changes false",
+        "autosave_interval 60",
         "persistent_client_expiration 7d",
-        "max_packet_size 4194304",
+        "max_packet_size 69632",  # a 64 KiB chunk or envelope plus 4 KiB of header
+        "max_queued_messages 20000",
+        "max_queued_bytes 16777216",
         "allow_anonymous true",
     ):
         assert expected in lines
@@ -59,6 +68,7 @@ def test_conf_with_credentials_refuses_anonymous(tmp_path):
     lines = conf_lines(opts, tmp_path)
     assert "allow_anonymous false" in lines
     assert "allow_anonymous true" not in lines
+    assert "use_username_as_clientid true" in lines  # a login can only ever be its own client
     assert f"password_file {tmp_path / 'passwd'}" in lines
     assert f"acl_file {tmp_path / 'acl'}" in lines
 
@@ -74,16 +84,16 @@ def test_credentials_are_private_stable_and_follow_the_node_list(tmp_path):
     first = Credentials.load_or_create(config)
     assert first.path == tmp_path / "state" / "broker" / "credentials.json"
     assert stat.S_IMODE(first.path.stat().st_mode) == 0o600
-    assert set(first.passwords) == {CONTROLLER_USER, "bc-01", "bc-02", "nl-01"}
-    assert len(set(first.passwords.values())) == 4
+    assert set(first.passwords) == {*SERVER_USERS, "bc-01", "bc-02", "nl-01"}
+    assert len(set(first.passwords.values())) == 3 + len(SERVER_USERS)
     assert all(len(pw) >= 24 for pw in first.passwords.values())
 
     assert Credentials.load_or_create(config).passwords == first.passwords
 
     config2 = load_config(write_sang_moc(tmp_path, NODES_V2), probe_media=False).config
     second = Credentials.load_or_create(config2)
-    assert set(second.passwords) == {CONTROLLER_USER, "bc-01", "bc-03", "nl-01"}
-    for kept in (CONTROLLER_USER, "bc-01", "nl-01"):
+    assert set(second.passwords) == {*SERVER_USERS, "bc-01", "bc-03", "nl-01"}
+    for kept in (*SERVER_USERS, "bc-01", "nl-01"):
         assert second.passwords[kept] == first.passwords[kept]
     assert second.passwords["bc-03"] not in first.passwords.values()
     on_disk = json.loads(second.path.read_text(encoding="utf-8"))["passwords"]
@@ -125,14 +135,20 @@ def test_acl_gives_each_node_only_its_own_topics(tmp_path):
     blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in text.strip().split("\n\n")}
     root = "bcast/v1/sang-moc"
     assert blocks[f"user {CONTROLLER_USER}"] == [f"topic readwrite {root}/#"]
+    for user in BULK_USERS:  # the daemon's publish-only audio links
+        assert blocks[f"user {user}"] == [f"topic write {root}/audio/#"]
+    assert blocks[f"user {MONITOR_USER}"] == [f"topic read {root}/#"]
     assert blocks["user nl-01"] == [
-        f"topic write {root}/node/nl-01/#",
+        f"topic write {root}/node/nl-01/state",
+        f"topic write {root}/node/nl-01/heartbeat",
+        f"topic write {root}/node/nl-01/ack",
         f"topic read {root}/controller/state",
         f"topic read {root}/hamlet/na-lay/playlist",
         f"topic read {root}/hamlet/na-lay/control",
         f"topic read {root}/audio/#",
     ]
-    assert set(blocks) == {f"user {u}" for u in (CONTROLLER_USER, "bc-01", "bc-02", "nl-01")}
+    users = (*SERVER_USERS, "bc-01", "bc-02", "nl-01")
+    assert set(blocks) == {f"user {u}" for u in users}
 
 
 def test_acl_command_prints_entries_and_writes_private_files(tmp_path, capsys):
@@ -141,7 +157,7 @@ def test_acl_command_prints_entries_and_writes_private_files(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "# mosquitto password_file" in out
     assert "bc-01:$7$101$" in out
-    assert "topic write bcast/v1/sang-moc/node/bc-01/#" in out
+    assert "topic write bcast/v1/sang-moc/node/bc-01/ack" in out
 
     assert cli(["acl", "-c", str(cfg), "--out", str(tmp_path / "out")]) == 0
     for name in ("passwd", "acl"):
@@ -155,3 +171,12 @@ def test_acl_command_reports_a_bad_config(tmp_path, capsys):
     cfg.write_text("commune: {id: Bad Id}\n", encoding="utf-8")
     assert cli(["acl", "-c", str(cfg)]) == 78
     assert "commune.id" in capsys.readouterr().err
+
+
+def test_simulate_refuses_synthetic_nodes_on_the_embedded_broker(tmp_path, capsys):
+    # They would share one login, and the broker lets a login hold one connection at a time.
+    cfg = write_sang_moc(tmp_path)
+    assert cli(["simulate", "-c", str(cfg), "--nodes", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "--nodes 5 needs --broker URL" in err
+    assert "Traceback" not in err

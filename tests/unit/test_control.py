@@ -35,6 +35,8 @@ async def handler(payload: dict[str, Any]) -> dict[str, Any]:
         return {"echo": payload.get("text"), "hamlets": ["bản-chương"]}
     if cmd == "refuse":
         raise RefusedError("hamlet 'nowhere' is not in the config, got: 'nowhere'")
+    if cmd.startswith("refuse "):  # a refusal that echoes what the client sent
+        raise RefusedError(f"unknown hamlet(s): {cmd.removeprefix('refuse ')}")
     if cmd == "crash":
         raise RuntimeError("secret internals")
     if cmd == "slow":
@@ -113,6 +115,9 @@ async def test_unexpected_error_is_logged_answered_generically_and_server_surviv
         (b"[1, 2]\n", 'string "cmd"'),
         (b'{"text": "no cmd"}\n', 'string "cmd"'),
         (b"\xff\xfe\n", "one JSON object per line"),
+        # Issue 23 item 8: these raised inside the connection callback and got no answer.
+        (b"[" * 60000 + b"\n", "one JSON object per line: nested too deeply"),
+        (b'{"cmd": "echo", "n": ' + b"9" * 5000 + b"}\n", "one JSON object per line"),
     ],
 )
 async def test_malformed_requests_are_refused(tmp_path, line, expected):
@@ -125,6 +130,21 @@ async def test_malformed_requests_are_refused(tmp_path, line, expected):
         assert answer["ok"] is False
         assert expected in answer["error"]
         assert await request(path, {"cmd": "echo"}, timeout=2)
+
+
+async def test_strings_from_the_client_cannot_forge_a_log_line(tmp_path, caplog):
+    path = tmp_path / "broadcastd.sock"
+    forged = "refuse x\n2026-12-06 12:00:00 INFO broadcastd: all speakers OK"
+    async with serving(path):
+        with (
+            caplog.at_level(logging.INFO, logger="broadcastd.controller.controlsocket"),
+            pytest.raises(ControlError, match="unknown hamlet"),
+        ):
+            await request(path, {"cmd": forged}, timeout=2)
+    lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert lines, caplog.text
+    assert all("\n" not in line for line in lines), lines
+    assert "\\n2026-12-06" in lines[0]  # shown escaped, as the text it is
 
 
 async def test_oversize_request_is_refused(tmp_path):

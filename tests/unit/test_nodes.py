@@ -10,6 +10,7 @@ import pytest
 from support.clock import FakeClock
 
 from broadcastd.config import Config
+from broadcastd.controller.nodeguard import ACK_BURST, STATUS_BURST, NodeLimits
 from broadcastd.controller.registry import FLAP_LIMIT, NodeRegistry
 from broadcastd.errors import ProtocolError
 from broadcastd.metrics import Metrics
@@ -310,3 +311,22 @@ def test_from_nodes_builds_a_fleet_without_config(clock):
     reg.on_heartbeat("n4", hb(clock.t))
     summary = {s.hamlet: s for s in reg.hamlet_summary()}
     assert (summary["h1"].up, summary["h1"].total, summary["h1"].households) == (1, 10, 10)
+
+
+def test_node_limits_allow_a_burst_then_a_trickle_per_node_and_kind():
+    now = [100.0]
+    limits = NodeLimits(clock=lambda: now[0])
+    acks = [limits.allow("a1", "ack", 30.0) for _ in range(int(ACK_BURST) + 5)]
+    assert acks.count(True) == ACK_BURST
+    assert acks[-1] is False
+    assert limits.allow("a2", "ack", 30.0)  # another node has its own bucket
+    assert limits.allow("a1", "status", 30.0)  # and another kind of message too
+    now[0] += 5.0  # one ack per 5 s comes back
+    assert [limits.allow("a1", "ack", 30.0) for _ in range(2)] == [True, False]
+    now[0] -= 50.0  # a clock stepping back refills nothing
+    assert not limits.allow("a1", "ack", 30.0)
+    # state and heartbeat: 4 per heartbeat interval after the burst, whatever the interval
+    status = [limits.allow("b1", "status", 1.0) for _ in range(int(STATUS_BURST) + 1)]
+    assert status.count(True) == STATUS_BURST
+    now[0] += 1.0
+    assert [limits.allow("b1", "status", 1.0) for _ in range(5)] == [True] * 4 + [False]

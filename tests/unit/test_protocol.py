@@ -352,6 +352,17 @@ def test_node_payloads_roundtrip():
             b'{"playlist":"x","playlist":"y","status":"played","ts":1}',
             "duplicate_key",
         ),
+        # Issue 23 item 4: an id outside the id grammar is refused before it is stored or shown.
+        (pl.parse_ack, b'{"playlist":"x [/bold]","status":"played","ts":1}', "bad_playlist"),
+        (
+            pl.parse_ack,
+            b'{"playlist":"\\u001b[2J\\u001b[H[green]ok[/green]","status":"played","ts":1}',
+            "bad_playlist",
+        ),
+        (pl.parse_ack, b'{"playlist":"b1\\n","status":"played","ts":1}', "bad_playlist"),
+        (pl.parse_ack, b'{"playlist":"-b1","status":"played","ts":1}', "bad_playlist"),
+        (pl.parse_ack, b'{"playlist":"B1","status":"played","ts":1}', "bad_playlist"),
+        (pl.parse_ack, b'{"playlist":"","status":"played","ts":1}', "bad_playlist"),
         (pl.parse_heartbeat, b'{"ts":1,"uptime_s":1,"rssi":5,"volume":50}', "bad_rssi"),
         (pl.parse_heartbeat, b'{"ts":1,"uptime_s":1,"rssi":null,"volume":500}', "bad_volume"),
         (pl.parse_heartbeat, b'{"ts":-1,"uptime_s":1,"rssi":null,"volume":5}', "bad_ts"),

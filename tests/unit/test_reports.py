@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import textwrap
@@ -190,3 +191,51 @@ def test_nodes_reads_last_journaled_state(commune, capsys):
     assert "b1" in out
     assert "a1" not in out
     assert cli.run(["nodes", "--hamlet", "nowhere", "-c", str(commune)]) == 2
+
+
+async def test_an_ack_from_another_hamlets_node_counts_for_nothing(tmp_path, capsys):
+    """Issue 23 item 3: a journal written before the daemon refused such acks (a stolen node's
+    forged `played` for another hamlet) must not report the foreign node or its households."""
+    cfg, path = _config(tmp_path)
+    await _fill(path)
+    j = Journal.open(path, clock=lambda: T0)
+    j.record_ack(Ack("a1", "20270115-noon-ban-b-1", "played", int(T0)), "ban-a")
+    await j.flush()
+    j.close()
+    assert cli.run(["report", "--date", "2027-01-15", "--json", "-c", str(cfg)]) == 0
+    rows = {(r["hamlet"], r["status"]): r for r in json.loads(capsys.readouterr().out)["rows"]}
+    b = rows[("ban-b", "live")]
+    assert (b["nodes"], b["played"], b["households_reached"]) == (2, 0, 0)
+
+
+HOSTILE = [
+    "x [/bold]",
+    "\x1b[2J\x1b[H[green]all speakers OK[/green]",
+    "b1\nforged line",
+    "\u202eevil",  # a bidi override turns the rest of the line around
+]
+
+
+async def test_nodes_and_report_render_any_journaled_value_as_inert_text(tmp_path, capsys):
+    """Issue 23 item 4: an id, a cause or a reason in the journal (from the wire, or from a
+    journal older than the daemon's checks) never acts as markup or reaches the terminal raw."""
+    cfg, path = _config(tmp_path)
+    await _fill(path)
+    j = Journal.open(path, clock=lambda: T0)
+    for n, text in enumerate(HOSTILE):
+        j.record_ack(Ack("b1", text, "played", int(T0) + n), "ban-b")
+        j.record_transition(Transition("b2", "ban-b", "online", "offline", text, T0 + 10 + n))
+        await j.record_dispatch(env(f"20270115-noon-x{n}", f"{text} [red]ban-z"))
+        j.record_skip(dt.date(2027, 1, 15), "noon", "ban-a", text)
+    await j.flush()
+    j.close()
+    assert cli.run(["nodes", "-c", str(cfg)]) == 0
+    assert cli.run(["report", "--date", "2027-01-15", "-c", str(cfg)]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "Traceback" not in captured.err
+    for unprintable in ("\x1b", "\u202e", "b1\nforged"):
+        assert unprintable not in out
+    assert "[/bold]" in out  # shown as the text it is
+    assert "[green]all speakers OK[/green]" in out
+    assert "[red]ban-z" in out
