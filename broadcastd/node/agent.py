@@ -14,19 +14,19 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from broadcastd import __version__, protocol
 from broadcastd.errors import BroadcastdError, LinkError, ProtocolError
 from broadcastd.models import PRIORITY_RANK
 from broadcastd.node.fetch import REFETCH_AFTER_S, Fetcher
+from broadcastd.node.gate import Gate, claimed_id
 from broadcastd.node.onair import OnAir, interrupts
 from broadcastd.node.outbox import Outbox
 from broadcastd.node.player import CommandPlayer, NullPlayer, Player
 from broadcastd.node.store import NodeStore
-from broadcastd.transport.link import LinkSettings, MqttLink
+from broadcastd.transport.link import MqttLink
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 ACK_DRAIN_S = 3.0  # how long a clean stop waits for queued acks to reach the broker
 MIN_WAIT_S = 0.005  # the scheduler's shortest sleep: a deadline a hair away is not a busy loop
-
-_E = TypeVar("_E", protocol.Playlist, protocol.Control)
 
 
 @dataclass(slots=True)
@@ -74,11 +72,12 @@ class NodeAgent:
         self.tick = tick
         self.rng = rng or random.Random()  # noqa: S311 - simulated message loss, not cryptography
         self.topics = protocol.Topics(config.node.commune)
-        self.public_key = protocol.load_public_key(config.public_key)
+        self.gate = Gate(config, clock=clock, ack=self._ack)
+        self.rejected = self.gate.rejected  # reason -> count, for logs and the simulator
         self.store = NodeStore(config.cache_dir)
-        self.rejected: Counter[str] = Counter()  # reason -> count, for logs and the simulator
         self.dropped = 0  # inbound messages dropped by the simulated `loss`
-        self.link = MqttLink(self._settings(), self._on_message, on_connect=self._on_connect)
+        settings = config.link_settings(clock)
+        self.link = MqttLink(settings, self._on_message, on_connect=self._on_connect)
         self.fetcher = Fetcher(
             self.store, self.link, self.topics, self._clip_done, refetch_after=refetch_after
         )
@@ -102,24 +101,6 @@ class NodeAgent:
         )
         self._stopping = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
-
-    def _settings(self) -> LinkSettings:
-        broker = self.config.broker
-        state = self.topics.node_state(self.id)
-        return LinkSettings.from_url(
-            broker.url,
-            client_id=f"broadcastd-node-{self.id}",
-            username=broker.username,
-            password=broker.read_password(),
-            tls_ca=broker.ca_file,
-            keepalive=max(5, int(self.config.keepalive.total_seconds())),
-            will=(state, protocol.state_payload("offline", self.clock(), __version__)),
-            online=(state, protocol.state_payload("online", self.clock(), __version__)),
-            subscriptions=(
-                (self.topics.playlist(self.hamlet), 1),
-                (self.topics.control(self.hamlet), 1),
-            ),
-        )
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -166,7 +147,7 @@ class NodeAgent:
         """Playlists accepted before a restart: verified again, so one that expired while the
         speaker was down acks `expired` (and never plays) instead of being forgotten."""
         for payload in self.store.pending_envelopes():  # read from state.json at open
-            claimed = _claimed_id(payload)
+            claimed = claimed_id(payload)
             if claimed in self.store.state.played or claimed in self.store.state.cancelled:
                 self.store.drop_pending(claimed)
                 continue
@@ -194,25 +175,15 @@ class NodeAgent:
             case ("control", hamlet) if hamlet == self.hamlet:
                 await self._on_control(payload)
 
-    def _verify(self, payload: bytes, kind: type[_E]) -> _E:
-        """The envelope, typed, if it is valid here and of the kind its topic carries."""
-        node = self.config.node
-        env = protocol.verify(
-            payload, self.public_key, commune=node.commune, hamlet=node.hamlet, now=self.clock()
-        )
-        if not isinstance(env, kind):
-            raise ProtocolError("malformed", f"kind must be {kind.kind!r}, got: {env.kind!r}")
-        return env
-
     async def _on_playlist(self, payload: bytes) -> None:
         if not payload:
             return  # the controller cleared the retained playlist (a cancel)
         try:
-            pl = self._verify(payload, protocol.Playlist)
+            pl = self.gate.verify(payload, protocol.Playlist)
         except ProtocolError as exc:
-            claimed = _claimed_id(payload)
+            claimed = claimed_id(payload)
             if exc.reason != "expired":
-                self._reject(claimed, exc)
+                self.gate.reject(claimed, exc)
             elif not self._known(claimed):
                 self._expired.add(claimed)
                 self._ack(claimed, "expired", exc.detail)
@@ -222,7 +193,7 @@ class NodeAgent:
         try:
             self.store.check_replay("playlist", issued_at=pl.issued_at, seq=pl.seq, slot=pl.slot)
         except ProtocolError as exc:
-            self._reject(pl.id, exc)
+            self.gate.reject(pl.id, exc)
             return
         self._accepting[pl.id] = pl
         try:
@@ -277,16 +248,16 @@ class NodeAgent:
         if not payload:
             return
         try:
-            ctl = self._verify(payload, protocol.Control)
+            ctl = self.gate.verify(payload, protocol.Control)
         except ProtocolError as exc:
-            self._reject(_claimed_id(payload), exc)
+            self.gate.reject(claimed_id(payload), exc)
             return
         if ctl.id in self.store.state.controls:
             return  # delivered twice (QoS 1)
         try:
             self.store.check_replay("control", issued_at=ctl.issued_at, seq=ctl.seq)
         except ProtocolError as exc:
-            self._reject(ctl.id, exc)
+            self.gate.reject(ctl.id, exc)
             return
         await asyncio.to_thread(
             self.store.accept_control,
@@ -307,11 +278,6 @@ class NodeAgent:
                 await self.on_air.interrupt(f"cancelled by {ctl.id}")
         elif ctl.action == "volume" and ctl.value is not None:
             await asyncio.to_thread(self.store.set_volume, ctl.value)
-
-    def _reject(self, claimed_id: str, exc: ProtocolError) -> None:
-        self.rejected[exc.reason] += 1
-        log.warning("node %s: rejected %s: %s", self.id, claimed_id, exc)
-        self._ack(claimed_id, "rejected", exc.reason)
 
     # -- audio readiness ---------------------------------------------------------------------------
 
@@ -426,12 +392,3 @@ class NodeAgent:
             self.store.drop_pending(playlist_id)  # finished, nothing to restore
             self._tidy_due = True
         self.outbox.ack(playlist_id, status, detail)
-
-
-def _claimed_id(payload: bytes) -> str:
-    """The id an envelope claims, for the rejection ack only (it is not trusted)."""
-    try:
-        claimed = protocol.decode_json(payload, protocol.MAX_ENVELOPE_BYTES).get("id")
-    except ProtocolError:
-        return "?"
-    return claimed if isinstance(claimed, str) and 0 < len(claimed) <= protocol.MAX_ID else "?"
