@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from broadcastd import protocol
 from broadcastd.config import Config, LoadedConfig, load_config
 from broadcastd.controller.configwatch import ConfigWatcher, parent_dirs
+from broadcastd.controller.controls import Controls
 from broadcastd.controller.controlsocket import ControlServer
 from broadcastd.controller.dispatch import Dispatcher, SlotDue
 from broadcastd.controller.inbound import NodeInbox
@@ -109,6 +110,14 @@ class Daemon:
             self.bulk = BulkPublisher(self.link)
             self.renderer = build_renderer(self.config, self.metrics, engines=self.engines)
             self.dispatcher = self._build_dispatcher(key)
+            self.controls = Controls(
+                self.config.commune.id,
+                link=self.link,
+                journal=self.journal,
+                key=key,
+                seq=self.dispatcher.seq,
+                clock=self.clock,
+            )
             self.ops = self._build_operations()
             self.inbox = NodeInbox(
                 lambda: self.config,
@@ -186,6 +195,7 @@ class Daemon:
         return Operations(
             self.config,
             dispatcher=self.dispatcher,
+            controls=self.controls,
             journal=self.journal,
             registry=self.registry,
             renderer=self.renderer,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -87,7 +86,7 @@ def playlist_id(
 
 
 class Dispatcher:
-    """Owns publishing; one instance per daemon, driven by `SlotDue`s and control requests."""
+    """Owns publishing playlists; one instance per daemon, driven by `SlotDue`s and requests."""
 
     def __init__(  # noqa: PLR0913 - the composition root hands over each collaborator
         self,
@@ -119,6 +118,11 @@ class Dispatcher:
     def replace_config(self, loaded: LoadedConfig) -> None:
         self._loaded = loaded
         self.config = loaded.config
+
+    @property
+    def seq(self) -> SeqCounter:
+        """The controller's sequence, shared with the controls (see controls.py)."""
+        return self._seq
 
     def next_adhoc_number(self) -> int:
         """A fresh number for an ad-hoc announcement's id (unique per controller)."""
@@ -188,19 +192,28 @@ class Dispatcher:
                     plan.date, plan.slot, plan.hamlet, "expired before dispatch"
                 )
                 continue
-            clips, items = await self._clips(plan)
+            plan_clips, items = await self._clips(plan)
             if not items:
                 self._journal.record_skip(plan.date, plan.slot, plan.hamlet, "nothing to play")
                 continue
-            ready.append((plan, clips, items))
-        playlists = [
-            self._playlist(plan, clips, items, priority, status) for plan, clips, items in ready
-        ]
+            ready.append((plan, plan_clips, items))
+        playlists: list[SignedPlaylist] = []
+        clips: list[Clip] = []
+        for plan, plan_clips, items in ready:
+            signed = self._playlist(plan, plan_clips, items, priority, status)
+            if self._withdrawn(signed.envelope.id):  # the same playlist, stopped or cancelled
+                reason = "withdrawn by a stop or cancel"
+                self._journal.record_skip(plan.date, plan.slot, plan.hamlet, reason)
+                continue
+            playlists.append(signed)
+            clips += plan_clips
         for signed in playlists:
             await self._journal.record_dispatch(signed)
-        return await self.publish(
-            [c for _, clips, _ in ready for c in clips], playlists, urgent=urgent
-        )
+        return await self.publish(clips, playlists, urgent=urgent)
+
+    def _withdrawn(self, playlist_id: str) -> bool:
+        row = self._journal.dispatch(playlist_id)
+        return row is not None and row.cancelled_at is not None
 
     async def publish(
         self, clips: Sequence[Clip], playlists: Sequence[SignedPlaylist], *, urgent: bool
@@ -350,47 +363,6 @@ class Dispatcher:
             ).inc()
             self._metrics.dispatch_lag_seconds.observe(max(0.0, now - pl.issued_at))
         return Published(pl.id, pl.hamlet, pl.slot, pl.play_at, pl.expires_at)
-
-    # -- control ----------------------------------------------------------------------------------
-
-    async def control(
-        self,
-        hamlets: Iterable[str],
-        action: str,
-        *,
-        target: str | None = None,
-        value: int | None = None,
-    ) -> str:
-        """Sign and send stop / cancel / volume to hamlets; returns the control id."""
-        now = int(self._clock())
-        seq = self._seq.next()
-        cid = f"{action}-{seq}"
-        for hamlet in hamlets:
-            signed = protocol.seal(
-                protocol.Control(
-                    commune=self.config.commune.id,
-                    hamlet=hamlet,
-                    id=cid,
-                    action=action,
-                    target=target,
-                    value=value,
-                    issued_at=now,
-                    expires_at=now + 600,
-                    seq=seq,
-                ),
-                self._key,
-            )
-            await self._link.publish(self._topics.control(hamlet), signed.wire, retain=False)
-            if action == "cancel" and target is not None:
-                row = self._journal.dispatch(target)
-                if row is not None and row.hamlet == hamlet:
-                    await self._link.publish(self._topics.playlist(hamlet), b"", retain=True)
-        self._journal.record_event(
-            action, json.dumps({"id": cid, "target": target, "value": value})
-        )
-        if action == "cancel" and target is not None:
-            await self._journal.mark_cancelled(target, now)
-        return cid
 
 
 def _expires(playlists: Sequence[SignedPlaylist]) -> int:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from broadcastd.config import Config
+    from broadcastd.controller.controls import Controls
     from broadcastd.controller.dispatch import Dispatcher
     from broadcastd.controller.registry import NodeRegistry
     from broadcastd.journal.store import DispatchRow, Journal
@@ -60,6 +61,7 @@ class Operations:
         config: Config,
         *,
         dispatcher: Dispatcher,
+        controls: Controls,
         journal: Journal,
         registry: NodeRegistry,
         renderer: Renderer,
@@ -69,6 +71,7 @@ class Operations:
     ) -> None:
         self.config = config
         self.dispatcher = dispatcher
+        self.controls = controls
         self.journal = journal
         self.registry = registry
         self.renderer = renderer
@@ -94,9 +97,7 @@ class Operations:
             case Approve():
                 return await self.approve(request.id, request.operator)
             case Stop():
-                hamlets = self._hamlets(request.hamlets)
-                cid = await self.dispatcher.control(hamlets, "stop")
-                return {"control": cid, "hamlets": hamlets}
+                return await self.stop(request)
             case Status():
                 health = self._health()
                 return {
@@ -257,10 +258,9 @@ class Operations:
             self._event("withdraw", id=target, requested_by=withdrawn.operator)
             return {"withdrawn": target}
         rows = self._cancel_rows(target)
-        # One signed cancel per playlist: each hamlet got its own id, and nodes match on it.
-        controls = [
-            await self.dispatcher.control([row.hamlet], "cancel", target=row.id) for row in rows
-        ]
+        controls = await self.controls.cancel(rows)
+        for cid, row in zip(controls, rows, strict=True):
+            self._event("cancel", id=cid, target=row.id, hamlet=row.hamlet)
         hamlets = sorted({row.hamlet for row in rows})
         result: dict[str, Any] = {
             "control": controls[0],
@@ -281,6 +281,13 @@ class Operations:
             )
             result["correction"] = await self.announce(correction)
         return result
+
+    async def stop(self, request: Stop) -> dict[str, Any]:
+        """Silence hamlets now; what was on air or waiting to play there never plays."""
+        hamlets = self._hamlets(request.hamlets)
+        sent = await self.controls.stop(hamlets)
+        self._event("stop", id=sent.id, hamlets=hamlets, withdrawn=sent.withdrawn)
+        return {"control": sent.id, "hamlets": hamlets, "withdrawn": sent.withdrawn}
 
     def _cancel_rows(self, target: str) -> list[DispatchRow]:
         journal = self.journal

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from broadcastd import __version__, protocol
 from broadcastd.errors import BroadcastdError, LinkError, ProtocolError
 from broadcastd.models import PRIORITY_RANK
+from broadcastd.node.controls import ControlDesk
 from broadcastd.node.fetch import REFETCH_AFTER_S, Fetcher
 from broadcastd.node.gate import Gate, claimed_id
 from broadcastd.node.onair import OnAir, interrupts
@@ -82,7 +83,7 @@ class NodeAgent:
             self.store, self.link, self.topics, self._clip_done, refetch_after=refetch_after
         )
         self._pending: dict[str, Pending] = {}
-        self._expired: set[str] = set()
+        self._expired: set[str] = set()  # ids done with unplayed (expired, stopped): acked once
         # Ids between the _known() check and their entry in _pending: the same playlist can arrive
         # twice at once (restored from disk and retained on the broker) across the awaits below.
         self._accepting: dict[str, protocol.Playlist] = {}
@@ -98,6 +99,16 @@ class NodeAgent:
             clock=clock,
             volume=lambda: self.volume,
             on_end=self._wake.set,
+        )
+        self.controls = ControlDesk(
+            self.id,
+            self.hamlet,
+            self.store,
+            self.on_air,
+            verify=lambda payload: self.gate.verify(payload, protocol.Control),
+            reject=self.gate.reject,
+            withdraw=self._withdraw,
+            clock=clock,
         )
         self._stopping = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
@@ -173,7 +184,7 @@ class NodeAgent:
             case ("playlist", hamlet) if hamlet == self.hamlet:
                 await self._on_playlist(payload)
             case ("control", hamlet) if hamlet == self.hamlet:
-                await self._on_control(payload)
+                await self.controls.on_message(payload)
 
     async def _on_playlist(self, payload: bytes) -> None:
         if not payload:
@@ -194,6 +205,8 @@ class NodeAgent:
             self.store.check_replay("playlist", issued_at=pl.issued_at, seq=pl.seq, slot=pl.slot)
         except ProtocolError as exc:
             self.gate.reject(pl.id, exc)
+            return
+        if self._stopped(pl):
             return
         self._accepting[pl.id] = pl
         try:
@@ -244,40 +257,22 @@ class NodeAgent:
             or playlist_id == current
         )
 
-    async def _on_control(self, payload: bytes) -> None:
-        if not payload:
-            return
-        try:
-            ctl = self.gate.verify(payload, protocol.Control)
-        except ProtocolError as exc:
-            self.gate.reject(claimed_id(payload), exc)
-            return
-        if ctl.id in self.store.state.controls:
-            return  # delivered twice (QoS 1)
-        try:
-            self.store.check_replay("control", issued_at=ctl.issued_at, seq=ctl.seq)
-        except ProtocolError as exc:
-            self.gate.reject(ctl.id, exc)
-            return
-        await asyncio.to_thread(
-            self.store.accept_control,
-            ctl.id,
-            issued_at=ctl.issued_at,
-            expires_at=ctl.expires_at,
-            seq=ctl.seq,
-            now=self.clock(),
-        )
-        log.info("node %s: control %s %s", self.id, ctl.action, ctl.target or ctl.value or "")
-        if ctl.action == "stop":
-            await self.on_air.interrupt(f"stopped by {ctl.id}")
-        elif ctl.action == "cancel" and ctl.target is not None:
-            await asyncio.to_thread(self.store.mark_cancelled, ctl.target)
-            if self._pending.pop(ctl.target, None) is not None:
-                self._ack(ctl.target, "failed", f"cancelled by {ctl.id}")
-            if self.on_air.playlist is not None and self.on_air.playlist.id == ctl.target:
-                await self.on_air.interrupt(f"cancelled by {ctl.id}")
-        elif ctl.action == "volume" and ctl.value is not None:
-            await asyncio.to_thread(self.store.set_volume, ctl.value)
+    def _withdraw(self, match: Callable[[protocol.Playlist], bool], reason: str) -> None:
+        """Drop the waiting playlists `match` selects (a stop or cancel), acking each `failed`."""
+        for pid, pending in list(self._pending.items()):
+            if match(pending.playlist):
+                del self._pending[pid]
+                self._expired.add(pid)
+                self._ack(pid, "failed", reason)
+
+    def _stopped(self, pl: protocol.Playlist) -> bool:
+        """Whether `pl` was issued before a stop of its hamlet: then it never plays here (acked
+        `failed` once; a retained copy delivered again is quiet)."""
+        stop = self.store.stopped_by(pl.hamlet, pl.issued_at, pl.seq)
+        if stop is not None and pl.id not in self._expired:
+            self._expired.add(pl.id)
+            self._ack(pl.id, "failed", f"stopped by {stop.id}")
+        return stop is not None
 
     # -- audio readiness ---------------------------------------------------------------------------
 
@@ -373,6 +368,9 @@ class NodeAgent:
         if not due:
             return
         first = due[0]
+        if self._stopped(first):  # a stop that came while this one was queued
+            del self._pending[first.id]
+            return
         if not self.on_air.may_start(first):
             return  # wait for the current bulletin to end
         await self.on_air.interrupt(f"interrupted by emergency {first.id}")  # if any is on air
