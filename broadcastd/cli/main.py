@@ -77,6 +77,12 @@ def _planning(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--force", action="store_true", help="render again even if cached")
 
 
+OPERATOR_HELP = (
+    "your name, journaled as given (not verified; the Unix user is); required for cancel, stop"
+    " and volume, and for emergencies, when emergency.approvals is 2"
+)
+
+
 def _control(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p = add("announce", "send an announcement through the running daemon")
     p.add_argument("--text", required=True, help="text to speak")
@@ -85,17 +91,19 @@ def _control(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--priority", choices=["normal", "priority", "emergency"], default="priority")
     p.add_argument("--now", action="store_true", help="play at once instead of at the next slot")
     p.add_argument("--exercise", action="store_true", help="mark as an exercise (never emergency)")
-    p.add_argument("--operator", help="who issues it (required when emergencies need approval)")
+    p.add_argument("--operator", help=OPERATOR_HELP)
     p = add("cancel", "cancel a playlist or request on every node")
     p.add_argument("id")
     p.add_argument("--say", help="a correction to announce at once")
     p.add_argument("--correction", action="store_true", help="say emergency.correction after it")
-    p = add("stop", "silence nodes now")
+    p.add_argument("--operator", help=OPERATOR_HELP)
+    p = add("stop", "silence nodes now; nothing issued before the stop plays there later")
     p.add_argument("--hamlets", default="all")
     p.add_argument("--all", action="store_true", help="every hamlet (kill switch)")
+    p.add_argument("--operator", help=OPERATOR_HELP)
     p = add("approve", "approve a pending emergency request")
     p.add_argument("id")
-    p.add_argument("--operator", required=True)
+    p.add_argument("--operator", required=True, help=OPERATOR_HELP)
 
 
 def _fleet(add: Callable[[str, str], argparse.ArgumentParser]) -> None:

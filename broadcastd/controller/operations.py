@@ -1,7 +1,9 @@
 """What staff ask of the running daemon (announce, cancel, stop) and what nodes answer (acks).
 
 Requests arrive over the local control socket; this module turns them into dispatches and signed
-control envelopes, and turns acks into the journal and the coverage metrics.
+control envelopes, and turns acks into the journal and the coverage metrics. Every event a request
+causes is journaled with who asked (`Who`): the operator as claimed and the Unix user the socket's
+peer credentials prove. With `emergency.approvals: 2`, cancel and stop must name an operator.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from broadcastd import protocol
 from broadcastd.controller.approvals import Approvals, check_operator
+from broadcastd.controller.controlsocket import Peer
 from broadcastd.controller.requests import (
     Announce,
     Approve,
@@ -22,6 +25,7 @@ from broadcastd.controller.requests import (
     RequestError,
     Status,
     Stop,
+    Who,
     parse_request,
 )
 from broadcastd.errors import BroadcastdError, ProtocolError
@@ -86,18 +90,22 @@ class Operations:
     def replace_config(self, config: Config) -> None:
         self.config = config
 
-    async def handle(self, raw: dict[str, Any]) -> dict[str, Any]:
-        """One control-socket request, parsed and checked before anything acts on it."""
+    async def handle(self, raw: dict[str, Any], peer: Peer | None = None) -> dict[str, Any]:
+        """One control-socket request, parsed and checked before anything acts on it; `peer` is
+        who connected, as the kernel reports it."""
         request = parse_request(raw)
+        who = Who(request.operator, peer or Peer(None, None, None))
+        if not isinstance(request, Status):
+            log.info("control %s by %s", raw.get("cmd"), who.describe())
         match request:
             case Announce():
-                return await self.announce(request)
+                return _recorded(await self.announce(request, who), who)
             case Cancel():
-                return await self.cancel(request)
+                return _recorded(await self.cancel(request, who), who)
             case Approve():
-                return await self.approve(request.id, request.operator)
+                return _recorded(await self.approve(request.id, who), who)
             case Stop():
-                return await self.stop(request)
+                return _recorded(await self.stop(request, who), who)
             case Status():
                 health = self._health()
                 return {
@@ -119,7 +127,18 @@ class Operations:
             )
         return wanted
 
-    async def announce(self, request: Announce) -> dict[str, Any]:
+    def _operator(self, who: Who, action: str) -> str | None:
+        """The operator `who` names; required for `action` when two operators must agree on an
+        emergency (whoever may stop or cancel one must be as accountable as its issuers)."""
+        if who.operator is None and self.config.emergency.approvals == 2:
+            names = ", ".join(self.config.emergency.operators)
+            raise RequestError(
+                f"{action} needs --operator NAME when emergency.approvals is 2"
+                + (f" (one of: {names})" if names else "")
+            )
+        return check_operator(self.config, who.operator, required=False)
+
+    async def announce(self, request: Announce, who: Who) -> dict[str, Any]:
         """An ad-hoc announcement: now (emergency plays at once) or at the next slot.
 
         With `emergency.approvals: 2` an emergency only opens a pending request (see `approve`).
@@ -128,17 +147,11 @@ class Operations:
         operator = check_operator(self.config, request.operator, required=two_person)
         self._validate(request)
         if not two_person:
-            return await self._publish(request, operator=operator, approver=None)
+            return await self._publish(request, who, approver=None)
         number = self.dispatcher.next_adhoc_number()
         req = self.approvals.open(self.config, str(operator), request, number)
         hamlets = self._hamlets(request.hamlets)
-        self._event(
-            "request",
-            id=req.id,
-            operator=req.operator,
-            hamlets=hamlets,
-            text=request.text[:200],
-        )
+        self._event("request", who, id=req.id, hamlets=hamlets, text=request.text[:200])
         expires = dt.datetime.fromtimestamp(req.expires_at, tz=self.config.commune.tz)
         log.warning("emergency request %s by %s awaits a second operator", req.id, req.operator)
         return {
@@ -149,15 +162,17 @@ class Operations:
             "next": f"broadcastd approve {req.id} --operator OTHER",
         }
 
-    async def approve(self, request_id: str, operator: str | None) -> dict[str, Any]:
+    async def approve(self, request_id: str, who: Who) -> dict[str, Any]:
         """The second operator's confirmation: publish the pending emergency request."""
+        operator = who.operator
         try:
             req = self.approvals.approve(self.config, request_id, operator)
         except BroadcastdError as exc:
-            self._event("refused", id=request_id, operator=str(operator), reason=str(exc))
+            self._event("refused", who, id=request_id, reason=str(exc))
             raise
-        self._event("approve", id=req.id, operator=str(operator), requested_by=req.operator)
-        result = await self._publish(req.request, operator=req.operator, approver=str(operator))
+        self._event("approve", who, id=req.id, requested_by=req.operator)
+        requester = Who(req.operator, who.peer)
+        result = await self._publish(req.request, requester, approver=str(operator))
         return {"request": req.id, "approved_by": str(operator), **result}
 
     def _lang(self, request: Announce) -> str:
@@ -172,7 +187,7 @@ class Operations:
         self._hamlets(request.hamlets)
 
     async def _publish(
-        self, request: Announce, *, operator: str | None, approver: str | None
+        self, request: Announce, who: Who, *, approver: str | None
     ) -> dict[str, Any]:
         text, lang, priority, exercise = (
             request.text,
@@ -219,7 +234,8 @@ class Operations:
         self.journal.record_event(
             "issue",
             f"{priority} {status} announcement {item.announcement} to {','.join(hamlets)}"
-            f" (operator: {operator or '-'}, approved by: {approver or '-'}): {text[:200]}",
+            f" (operator: {who.operator or '-'}, approved by: {approver or '-'},"
+            f" Unix user: {who.peer.user or '-'}): {text[:200]}",
         )
         published = await self.dispatcher.dispatch_plans(
             plans, priority=priority, status=status, urgent=priority == "emergency"
@@ -233,8 +249,9 @@ class Operations:
             "play_at": play_at.isoformat(),
         }
 
-    def _event(self, kind: str, **detail: object) -> None:
-        self.journal.record_event(kind, json.dumps(detail, ensure_ascii=False))
+    def _event(self, kind: str, who: Who, **detail: object) -> None:
+        """Journal what a request did, with who asked (`Who.record`)."""
+        self.journal.record_event(kind, json.dumps(detail | who.record(), ensure_ascii=False))
 
     def _next_slot(self, now: dt.datetime) -> tuple[dt.datetime, dt.timedelta]:
         best: tuple[dt.datetime, dt.timedelta] | None = None
@@ -248,19 +265,20 @@ class Operations:
             raise RequestError("no slot is configured")
         return best
 
-    async def cancel(self, request: Cancel) -> dict[str, Any]:
+    async def cancel(self, request: Cancel, who: Who) -> dict[str, Any]:
         """Cancel a playlist id, or every playlist of an ad-hoc announcement id (`announce-N`),
         or withdraw a pending emergency request (`req-N`); then say the correction, if any."""
+        self._operator(who, "cancel")
         target = request.id
         text = self.config.emergency.correction if request.correction else request.say or ""
         withdrawn = self.approvals.withdraw(target)
         if withdrawn is not None:
-            self._event("withdraw", id=target, requested_by=withdrawn.operator)
+            self._event("withdraw", who, id=target, requested_by=withdrawn.operator)
             return {"withdrawn": target}
         rows = self._cancel_rows(target)
         controls = await self.controls.cancel(rows)
         for cid, row in zip(controls, rows, strict=True):
-            self._event("cancel", id=cid, target=row.id, hamlet=row.hamlet)
+            self._event("cancel", who, id=cid, target=row.id, hamlet=row.hamlet)
         hamlets = sorted({row.hamlet for row in rows})
         result: dict[str, Any] = {
             "control": controls[0],
@@ -277,16 +295,17 @@ class Operations:
                 priority="priority",
                 now=True,
                 exercise=False,
-                operator=None,
+                operator=who.operator,
             )
-            result["correction"] = await self.announce(correction)
+            result["correction"] = await self.announce(correction, who)
         return result
 
-    async def stop(self, request: Stop) -> dict[str, Any]:
+    async def stop(self, request: Stop, who: Who) -> dict[str, Any]:
         """Silence hamlets now; what was on air or waiting to play there never plays."""
+        self._operator(who, "stop")
         hamlets = self._hamlets(request.hamlets)
         sent = await self.controls.stop(hamlets)
-        self._event("stop", id=sent.id, hamlets=hamlets, withdrawn=sent.withdrawn)
+        self._event("stop", who, id=sent.id, hamlets=hamlets, withdrawn=sent.withdrawn)
         return {"control": sent.id, "hamlets": hamlets, "withdrawn": sent.withdrawn}
 
     def _cancel_rows(self, target: str) -> list[DispatchRow]:
@@ -346,6 +365,18 @@ class Operations:
         reached = sum(households.get(n, 0) for n in self._played[ack.playlist])
         label = metric_slot(where[1])
         self.metrics.households_reached.labels(hamlet=where[0], slot=label).set(reached)
+
+
+def _recorded(result: dict[str, Any], who: Who) -> dict[str, Any]:
+    """The result, saying what the journal recorded of who asked, and what of it is proven."""
+    return result | {
+        "recorded": {
+            "operator": who.operator,
+            "operator_verified": False,  # a name typed on the command line; see the web console
+            "unix_user": who.peer.user,
+            "unix_user_verified": who.peer.user is not None,  # from the kernel (SO_PEERCRED)
+        }
+    }
 
 
 def _adhoc(slot: str) -> bool:
