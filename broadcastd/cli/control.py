@@ -1,4 +1,5 @@
-"""`announce`, `cancel`, `stop`, `approve`: requests to the running daemon over its control socket.
+"""`announce`, `cancel`, `stop`, `approve`, `volume`: requests to the running daemon over its
+control socket.
 
 Only the daemon holds the signing key and the render cache, so these commands never sign anything
 themselves; without a running daemon they say so and exit 1. Every request carries `--operator`;
@@ -52,6 +53,14 @@ def _payload(args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "stop":
         hamlets = "all" if args.all else args.hamlets
         return {"cmd": "stop", "hamlets": hamlets, "operator": args.operator}
+    if args.command == "volume":
+        return {
+            "cmd": "volume",
+            "level": args.level,
+            "hamlets": args.hamlets,
+            "nodes": args.nodes,
+            "operator": args.operator,
+        }
     return {"cmd": "approve", "id": args.id, "operator": args.operator}
 
 

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "cancel": "control",
     "stop": "control",
     "approve": "control",
+    "volume": "control",
     "nodes": "nodes",
     "report": "report",
     "keygen": "keygen",
@@ -104,6 +105,23 @@ def _control(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p = add("approve", "approve a pending emergency request")
     p.add_argument("id")
     p.add_argument("--operator", required=True, help=OPERATOR_HELP)
+    p = add("volume", "set the speakers' volume now (until the hamlet's volume schedule changes)")
+    p.add_argument("level", type=_level, help="0 (silent) to 100 (loudest)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--hamlets", help="comma-separated hamlet ids, or all (the default)")
+    where.add_argument("--nodes", help="comma-separated node ids")
+    p.add_argument("--operator", help=OPERATOR_HELP)
+
+
+def _level(text: str) -> int:
+    try:
+        level = int(text)
+    except ValueError:
+        level = -1
+    if not 0 <= level <= 100:
+        msg = f"must be a whole number from 0 to 100, got: {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return level
 
 
 def _fleet(add: Callable[[str, str], argparse.ArgumentParser]) -> None:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 NODE_CACHE_DIR = "/var/lib/broadcastd-node"
-DEFAULT_PLAYER = "ffplay -nodisp -autoexit -loglevel error {file}"
+DEFAULT_PLAYER = "ffplay -nodisp -autoexit -loglevel error -volume {volume} {file}"
 
 
 def node_yaml(

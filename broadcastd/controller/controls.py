@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from broadcastd import protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -96,6 +96,25 @@ class Controls:
         await self.withdraw(rows)
         return controls
 
+    async def volume(self, targets: Mapping[str, Sequence[str] | None], value: int) -> str:
+        """Set the volume of every node of each hamlet in `targets`, or only of the nodes named
+        for it; one control id for all of them."""
+        now = int(self._clock())
+        seq = self._seq.next()
+        cid = f"volume-{seq}"
+        for hamlet, nodes in targets.items():
+            await self._send(
+                hamlet,
+                cid,
+                "volume",
+                seq=seq,
+                now=now,
+                expires_at=now + CONTROL_TTL_S,
+                value=value,
+                nodes=None if nodes is None else tuple(nodes),
+            )
+        return cid
+
     def live(self, hamlets: Iterable[str], now: float) -> list[DispatchRow]:
         """The journaled playlists of `hamlets` that could still play: neither expired nor
         withdrawn."""
@@ -130,6 +149,7 @@ class Controls:
         expires_at: int,
         target: str | None = None,
         value: int | None = None,
+        nodes: tuple[str, ...] | None = None,
         retain: bool = False,
     ) -> None:
         signed = protocol.seal(
@@ -143,6 +163,7 @@ class Controls:
                 issued_at=now,
                 expires_at=expires_at,
                 seq=seq,
+                nodes=nodes,
             ),
             self._key,
         )

@@ -1,9 +1,10 @@
-"""What staff ask of the running daemon (announce, cancel, stop) and what nodes answer (acks).
+"""What staff ask of the running daemon (announce, cancel, stop, volume) and what nodes answer.
 
 Requests arrive over the local control socket; this module turns them into dispatches and signed
 control envelopes, and turns acks into the journal and the coverage metrics. Every event a request
 causes is journaled with who asked (`Who`): the operator as claimed and the Unix user the socket's
-peer credentials prove. With `emergency.approvals: 2`, cancel and stop must name an operator.
+peer credentials prove. With `emergency.approvals: 2`, cancel, stop and volume must name an
+operator.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from broadcastd.controller.requests import (
     RequestError,
     Status,
     Stop,
+    Volume,
     Who,
     parse_request,
 )
+from broadcastd.controller.volume import VolumeRequests
 from broadcastd.errors import BroadcastdError, ProtocolError
 from broadcastd.models import ADHOC_KINDS, Ack, AckStatus, PlanItem, SlotPlan, metric_slot
 from broadcastd.plan.exercise import EXERCISE_SLOT, notice_item
@@ -86,9 +89,13 @@ class Operations:
         self._playlists: dict[str, tuple[str, str]] = {}
         self._played: dict[str, set[str]] = defaultdict(set)
         self.approvals = Approvals(clock)
+        self.volume = VolumeRequests(
+            config, controls=controls, registry=registry, event=self._event
+        )
 
     def replace_config(self, config: Config) -> None:
         self.config = config
+        self.volume.replace_config(config)
 
     async def handle(self, raw: dict[str, Any], peer: Peer | None = None) -> dict[str, Any]:
         """One control-socket request, parsed and checked before anything acts on it; `peer` is
@@ -106,6 +113,9 @@ class Operations:
                 return _recorded(await self.approve(request.id, who), who)
             case Stop():
                 return _recorded(await self.stop(request, who), who)
+            case Volume():
+                self._operator(who, "volume")
+                return _recorded(await self.volume.handle(request, who), who)
             case Status():
                 health = self._health()
                 return {
@@ -348,6 +358,7 @@ class Operations:
         metrics.playlist_acks_total.labels(hamlet=hamlet.id, status=ack.status).inc()
         self.journal.record_ack(ack, hamlet.id)
         self.registry.on_ack(node, ack.playlist, ack.status)
+        self.volume.on_ack(node, ack.playlist)
         if ack.status == "played":
             self._count_played(ack, hamlet.id)
 

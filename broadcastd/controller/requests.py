@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from broadcastd.errors import BroadcastdError
 from broadcastd.models import PRIORITIES, Priority
 from broadcastd.protocol.envelopes import MAX_TEXT
-from broadcastd.protocol.limits import brief
+from broadcastd.protocol.limits import brief, is_int
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -63,11 +63,21 @@ class Stop:
 
 
 @dataclass(frozen=True, slots=True)
+class Volume:
+    """A volume level for hamlets (None: all of them) or for single nodes (`nodes`)."""
+
+    level: int
+    hamlets: str | None
+    nodes: str | None
+    operator: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     operator: str | None = None
 
 
-Request = Announce | Cancel | Approve | Stop | Status
+Request = Announce | Cancel | Approve | Stop | Volume | Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,8 @@ def parse_request(raw: Mapping[str, object]) -> Request:
         return Approve(id=_text(raw, "id") or "", operator=operator)
     if cmd == "stop":
         return Stop(hamlets=_text(raw, "hamlets"), operator=operator)
+    if cmd == "volume":
+        return _volume(raw, operator)
     if cmd == "status":
         return Status(operator=operator)
     raise RequestError(f"unknown request {brief(cmd)}")
@@ -136,6 +148,16 @@ def _announce(raw: Mapping[str, object]) -> Announce:
         exercise=exercise,
         operator=_text(raw, "operator"),
     )
+
+
+def _volume(raw: Mapping[str, object], operator: str | None) -> Volume:
+    level = raw.get("level")
+    if not is_int(level) or not 0 <= level <= 100:
+        raise RequestError(f"level must be a whole number from 0 to 100, got: {brief(level)}")
+    hamlets, nodes = _text(raw, "hamlets", limit=MAX_TEXT), _text(raw, "nodes", limit=MAX_TEXT)
+    if hamlets is not None and nodes is not None:
+        raise RequestError("give either --hamlets or --nodes, not both")
+    return Volume(level=level, hamlets=hamlets, nodes=nodes, operator=operator)
 
 
 def _text(raw: Mapping[str, object], name: str, *, limit: int = MAX_FIELD_CHARS) -> str | None:

@@ -108,6 +108,7 @@ class NodeAgent:
             verify=lambda payload: self.gate.verify(payload, protocol.Control),
             reject=self.gate.reject,
             withdraw=self._withdraw,
+            ack=self._ack,
             clock=clock,
         )
         self._stopping = asyncio.Event()

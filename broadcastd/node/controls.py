@@ -4,7 +4,9 @@ A verified stop first raises its hamlet's stopped-at watermark, persisted: from 
 playlist issued before the stop plays here, whether it was waiting, on air, restored after a
 restart or delivered again later. It does so even for a stop already seen or older than the
 newest control (a genuine stop only ever refuses what it covered); only what goes beyond that
-(acting) waits for the usual duplicate and replay checks.
+(acting, acking) waits for the usual duplicate and replay checks. Every control applied is acked
+`received` under its own id, its detail saying what was done (`volume 60`); a volume control
+that names other nodes of the hamlet is ignored here.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class ControlDesk:
         verify: Callable[[bytes], protocol.Control],
         reject: Callable[[str, ProtocolError], None],
         withdraw: Callable[[Callable[[protocol.Playlist], bool], str], None],
+        ack: Callable[[str, str, str], None],
         clock: Callable[[], float],
     ) -> None:
         self.id = node_id
@@ -51,6 +54,7 @@ class ControlDesk:
         self._verify = verify
         self._reject = reject
         self._withdraw = withdraw
+        self._ack = ack
         self._clock = clock
 
     async def on_message(self, payload: bytes) -> None:
@@ -61,6 +65,8 @@ class ControlDesk:
         except ProtocolError as exc:
             self._reject(claimed_id(payload), exc)
             return
+        if not ctl.for_node(self.id):
+            return  # a volume for other speakers of the hamlet
         if ctl.action == "stop":
             await self.hold(ctl)
         if ctl.id in self.store.state.controls:
@@ -79,7 +85,7 @@ class ControlDesk:
             now=self._clock(),
         )
         log.info("node %s: control %s %s", self.id, ctl.action, ctl.target or ctl.value or "")
-        await self._apply(ctl)
+        self._ack(ctl.id, "received", await self._apply(ctl))
 
     async def hold(self, ctl: protocol.Control) -> None:
         """Raise the watermark to this stop; withdraw and silence what it covers."""
@@ -94,8 +100,8 @@ class ControlDesk:
             await self.on_air.interrupt(reason)
         log.warning("node %s: %s; nothing issued before it plays here", self.id, reason)
 
-    async def _apply(self, ctl: protocol.Control) -> None:
-        """Act on an accepted control (a stop was done by `hold`)."""
+    async def _apply(self, ctl: protocol.Control) -> str:
+        """Act on an accepted control; what was done, for the ack."""
         if ctl.action == "cancel" and ctl.target is not None:
             target = ctl.target
             await asyncio.to_thread(self.store.mark_cancelled, target)
@@ -103,5 +109,9 @@ class ControlDesk:
             playing = self.on_air.playlist
             if playing is not None and playing.id == target:
                 await self.on_air.interrupt(f"cancelled by {ctl.id}")
-        elif ctl.action == "volume" and ctl.value is not None:
+            return f"cancel {target}"
+        if ctl.action == "volume" and ctl.value is not None:
+            # The player takes the new level from its next clip on; heartbeats report it now.
             await asyncio.to_thread(self.store.set_volume, ctl.value)
+            return f"volume {ctl.value}"
+        return ctl.action  # a stop: `hold` did it

@@ -475,6 +475,33 @@ async def test_stop_cancel_and_volume_controls(tmp_path, mosquitto, controller):
     assert "later" in saved.state.cancelled
 
 
+async def test_a_volume_control_is_applied_acked_and_reported_only_where_meant(
+    tmp_path, mosquitto, controller
+):
+    """Issue 17.5: the node applies a volume to the player and its heartbeats, acks it under the
+    control's id, and ignores one naming only other speakers of its hamlet."""
+    ctl, clock = controller, FakeClock(T0 + 60)
+    clip = await ctl.publish_clip(b"v" * 3000)
+    player = NullPlayer(clock=clock)
+    agent = make_agent(node_config(tmp_path, mosquitto, ctl), clock, player)
+    async with running(agent):
+        await ctl.send_control(ctl.control("vol-other", "volume", value=20, nodes=["bc-02"]))
+        await ctl.send_control(ctl.control("vol-me", "volume", value=45, nodes=["bc-01", "bc-02"]))
+        assert await ctl.wait_ack("vol-me", "received") == "volume 45"
+
+        def last_beat_volume() -> int | None:
+            beats = [json.loads(p) for t, p in ctl.seen if t.endswith("/heartbeat")]
+            return beats[-1]["volume"] if beats else None
+
+        await eventually(lambda: last_beat_volume() == 45)
+        await ctl.send_playlist(ctl.playlist("noon-1", [clip]))
+        await ctl.wait_ack("noon-1", "played")
+        await ctl.send_control(ctl.control("stop-1", "stop"))
+        assert await ctl.wait_ack("stop-1", "received") == "stop"
+    assert ctl.statuses("vol-other") == []
+    assert player.volumes == [45]
+
+
 async def test_a_stop_holds_across_a_restart_and_only_newer_playlists_play(
     tmp_path, mosquitto, controller
 ):

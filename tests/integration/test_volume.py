@@ -1,0 +1,91 @@
+"""Issue 17.5 through the real chain: `broadcastd volume` reaches the speakers it names.
+
+Daemon, embedded mosquitto, reference agents and the real CLI: a signed volume control for a
+hamlet or for single speakers, journaled with who asked, acked by each speaker, reported back in
+its heartbeats and applied to what it plays next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from typing import TYPE_CHECKING
+
+from support.e2e import wait_for, write_commune
+
+from broadcastd import cli
+
+if TYPE_CHECKING:
+    from support.e2e import E2E
+
+
+async def cli_run(e2e: E2E, *argv: str) -> int:
+    return await asyncio.to_thread(cli.run, [*argv, "-c", str(e2e.config_path)])
+
+
+async def test_volume_for_a_hamlet_and_a_node_is_acked_reported_and_heard(tmp_path, capsys):
+    e2e = write_commune(
+        tmp_path,
+        hamlets=2,
+        nodes_per_hamlet=2,
+        play_in=600,  # the daily bulletin stays out of the way
+        extra=("emergency:", "  approvals: 2", "  operators: [an, binh]"),
+    )
+    expected = {"h00-n0": 60, "h00-n1": 60, "h01-n0": 80, "h01-n1": 30}
+    async with e2e.running() as run:
+        daemon, fleet = run.daemon, run.fleet
+        await wait_for(
+            lambda: all(daemon.registry.state(n) == "online" for n in e2e.node_ids),
+            20,
+            "every speaker online",
+        )
+        capsys.readouterr()
+        assert await cli_run(e2e, "volume", "150") == 2
+        assert "must be a whole number from 0 to 100, got: '150'" in capsys.readouterr().err
+        assert await cli_run(e2e, "volume", "60", "--hamlets", "h00") == 1
+        assert "volume needs --operator NAME" in capsys.readouterr().err
+
+        assert await cli_run(e2e, "volume", "60", "--hamlets", "h00", "--operator", "an") == 0
+        hamlet = json.loads(capsys.readouterr().out)
+        assert hamlet["acked"] == ["h00-n0", "h00-n1"]
+        assert (hamlet["not_acked"], hamlet["offline"]) == ([], [])
+        assert await cli_run(e2e, "volume", "30", "--nodes", "h01-n1", "--operator", "binh") == 0
+        node = json.loads(capsys.readouterr().out)
+        assert (node["hamlets"], node["acked"]) == (["h01"], ["h01-n1"])
+
+        def reported() -> dict[str, int | None]:
+            return {v.node: v.volume for v in daemon.registry.snapshot()}
+
+        await wait_for(lambda: reported() == expected, 10, "heartbeats reporting the new levels")
+
+        said = await asyncio.to_thread(
+            cli.run, ["announce", "--now", "--text", "Họp thôn", "-c", str(e2e.config_path)]
+        )
+        assert said == 0
+        await wait_for(
+            lambda: all(sim.player.finished for sim in fleet.agents.values()),
+            30,
+            "every speaker to play the announcement",
+        )
+        heard = {n: sim.player.volumes[-1] for n, sim in fleet.agents.items()}
+        assert heard == expected
+
+    conn = sqlite3.connect(e2e.config.state_dir / "journal.sqlite3")
+    events = [
+        json.loads(d) for (d,) in conn.execute("SELECT detail FROM events WHERE kind='volume'")
+    ]
+    acks = conn.execute(
+        "SELECT playlist, node, detail FROM acks"
+        " WHERE status='received' AND playlist LIKE 'volume-%'"
+    ).fetchall()
+    conn.close()
+    assert [(e["level"], e["operator"], e["nodes"]) for e in events] == [
+        (60, "an", None),
+        (30, "binh", ["h01-n1"]),
+    ]
+    assert sorted((node, detail) for _, node, detail in acks) == [
+        ("h00-n0", "volume 60"),
+        ("h00-n1", "volume 60"),
+        ("h01-n1", "volume 30"),
+    ]
