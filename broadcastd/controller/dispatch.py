@@ -25,6 +25,7 @@ from broadcastd.errors import (
 from broadcastd.models import Clip, PlanItem, SlotPlan, metric_slot
 from broadcastd.plan.exercise import EXERCISE_SLOT, exercise_plans
 from broadcastd.plan.slotplan import build_plan
+from broadcastd.plan.volume import playlist_volume
 from broadcastd.transport.audioout import AudioOut, Publisher
 
 if TYPE_CHECKING:
@@ -330,6 +331,9 @@ class Dispatcher:
         existing = self._journal.dispatch(pid)
         if existing is not None:
             return existing.signed()
+        volume = playlist_volume(
+            self.config, plan.hamlet, plan.play_at, priority=top, status=status
+        )
         return protocol.seal(
             protocol.Playlist(
                 commune=self.config.commune.id,
@@ -343,6 +347,8 @@ class Dispatcher:
                 items=tuple(entries),
                 status=status,
                 seq=self._seq.next(),
+                volume=volume.level,
+                volume_since=volume.since,
             ),
             self._key,
         )

@@ -97,7 +97,7 @@ class NodeAgent:
             self.store.clip_path,
             self._ack,
             clock=clock,
-            volume=lambda: self.volume,
+            level=lambda pl: self.store.level_for(pl.volume, pl.volume_since),
             on_end=self._wake.set,
         )
         self.controls = ControlDesk(
@@ -118,7 +118,9 @@ class NodeAgent:
 
     @property
     def volume(self) -> int:
-        return self.store.state.volume
+        """The level on air now, or the node's own level when nothing plays."""
+        level = self.on_air.level
+        return self.store.state.volume if level is None else level
 
     def stop(self) -> None:
         """Ask `run()` to finish: stop playback, flush acks, publish `offline`, disconnect."""

@@ -112,6 +112,6 @@ class ControlDesk:
             return f"cancel {target}"
         if ctl.action == "volume" and ctl.value is not None:
             # The player takes the new level from its next clip on; heartbeats report it now.
-            await asyncio.to_thread(self.store.set_volume, ctl.value)
+            await asyncio.to_thread(self.store.set_volume, ctl.value, ctl.issued_at)
             return f"volume {ctl.value}"
         return ctl.action  # a stop: `hold` did it

@@ -62,6 +62,7 @@ class NodeState:
     seq: dict[str, int] = field(default_factory=dict)  # envelope kind -> highest accepted seq
     controls: dict[str, int] = field(default_factory=dict)  # control id -> its expires_at
     volume: int = DEFAULT_VOLUME
+    volume_set_at: int | None = None  # issued_at of the volume control that set `volume`
     stopped: dict[str, StopMark] = field(default_factory=dict)  # hamlet -> its watermark
     # Accepted playlists not yet played, failed or expired: id -> the signed envelope, kept so a
     # reboot re-verifies them. Replaced, never changed in place (a save may be reading it).
@@ -108,6 +109,7 @@ class NodeStore:
                 seq={str(k): int(v) for k, v in raw.get("seq", {}).items()},
                 controls={str(k): int(v) for k, v in raw.get("controls", {}).items()},
                 volume=int(raw.get("volume", DEFAULT_VOLUME)),
+                volume_set_at=_optional_int(raw.get("volume_set_at")),
                 stopped={
                     str(h): StopMark(str(m["id"]), int(m["issued_at"]), _optional_int(m["seq"]))
                     for h, m in raw.get("stopped", {}).items()
@@ -133,6 +135,7 @@ class NodeStore:
             "seq": s.seq,
             "controls": s.controls,
             "volume": s.volume,
+            "volume_set_at": s.volume_set_at,
             "stopped": {
                 h: {"id": m.id, "issued_at": m.issued_at, "seq": m.seq}
                 for h, m in s.stopped.items()
@@ -195,10 +198,23 @@ class NodeStore:
             self.state.cancelled.add(playlist_id)
             self._save()
 
-    def set_volume(self, volume: int) -> None:
+    def set_volume(self, volume: int, issued_at: int | None = None) -> None:
         with self._lock:
             self.state.volume = volume
+            self.state.volume_set_at = issued_at
             self._save()
+
+    def level_for(self, volume: int | None, volume_since: int | None) -> int:
+        """The level to play a playlist at: its own (`volume`, from the hamlet's schedule or
+        emergency.volume) unless a volume control set this node's level since that scheduled
+        level began (`volume_since`; an emergency has none, so it always plays at its own);
+        without a level of its own, the node's."""
+        s = self.state
+        if volume is None:
+            return s.volume
+        if volume_since is not None and s.volume_set_at is not None:
+            return s.volume if s.volume_set_at >= volume_since else volume
+        return volume
 
     # -- stops: a watermark per hamlet -------------------------------------------------------------
 

@@ -56,6 +56,10 @@ class Playlist:
     items: tuple[PlaylistItem, ...]
     status: str = "live"
     seq: int | None = None
+    # The level to play at, from the hamlet's schedule (or emergency.volume); None: the node's
+    # own. A volume control issued at or after `volume_since` overrides a scheduled level.
+    volume: int | None = None
+    volume_since: int | None = None
 
     @classmethod
     def from_envelope(cls, env: Mapping[str, Any]) -> Playlist:
@@ -72,6 +76,8 @@ class Playlist:
             items=tuple(PlaylistItem(**{k: i[k] for k in _ITEM_FIELDS}) for i in env["items"]),
             status=env.get("status", "live"),
             seq=env.get("seq"),
+            volume=env.get("volume"),
+            volume_since=env.get("volume_since"),
         )
 
     def unsigned(self) -> dict[str, object]:
@@ -90,8 +96,9 @@ class Playlist:
             "items": [asdict(i) for i in self.items],
             "status": self.status,
         }
-        if self.seq is not None:
-            env["seq"] = self.seq
+        # Optional fields stay out when unset: the bytes of older envelopes do not change.
+        optional = {"seq": self.seq, "volume": self.volume, "volume_since": self.volume_since}
+        env.update({name: value for name, value in optional.items() if value is not None})
         validate_playlist(env)
         return env
 
@@ -178,6 +185,8 @@ def playlist_envelope(  # noqa: PLR0913 - one keyword per contract field
     items: Sequence[PlaylistItem],
     status: str = "live",
     seq: int | None = None,
+    volume: int | None = None,
+    volume_since: int | None = None,
 ) -> dict[str, object]:
     """An unsigned playlist envelope as a JSON object (for tests and tools that sign by hand)."""
     return Playlist(
@@ -192,6 +201,8 @@ def playlist_envelope(  # noqa: PLR0913 - one keyword per contract field
         items=tuple(items),
         status=status,
         seq=None if seq is None else int(seq),
+        volume=volume,
+        volume_since=volume_since,
     ).unsigned()
 
 
@@ -238,6 +249,13 @@ def validate_playlist(env: Mapping[str, Any]) -> None:
         _item(item, f"items[{n}]")
     if env["play_at"] > env["expires_at"]:
         raise ProtocolError("malformed", "play_at is after expires_at")
+    volume = env.get("volume")
+    if volume is not None:
+        _level(volume, "volume")
+    if env.get("volume_since") is not None:
+        _time(env, "volume_since")
+        if volume is None:
+            raise ProtocolError("malformed", "volume_since needs a volume")
 
 
 def validate_control(env: Mapping[str, Any]) -> None:
