@@ -137,16 +137,21 @@ class Operations:
             )
         return wanted
 
-    def _operator(self, who: Who, action: str) -> str | None:
-        """The operator `who` names; required for `action` when two operators must agree on an
-        emergency (whoever may stop or cancel one must be as accountable as its issuers)."""
-        if who.operator is None and self.config.emergency.approvals == 2:
-            names = ", ".join(self.config.emergency.operators)
-            raise RequestError(
-                f"{action} needs --operator NAME when emergency.approvals is 2"
-                + (f" (one of: {names})" if names else "")
-            )
-        return check_operator(self.config, who.operator, required=False)
+    def _operator(self, who: Who, action: str) -> None:
+        """Refuse (and journal the refusal) unless `who` names a configured operator, when two
+        operators must agree on an emergency: whoever may silence the commune must be as
+        accountable as whoever may alert it."""
+        try:
+            if who.operator is None and self.config.emergency.approvals == 2:
+                names = ", ".join(self.config.emergency.operators)
+                raise RequestError(
+                    f"{action} needs --operator NAME when emergency.approvals is 2"
+                    + (f" (one of: {names})" if names else "")
+                )
+            check_operator(self.config, who.operator, required=False)
+        except BroadcastdError as exc:
+            self._event("refused", who, cmd=action, reason=str(exc))
+            raise
 
     async def announce(self, request: Announce, who: Who) -> dict[str, Any]:
         """An ad-hoc announcement: now (emergency plays at once) or at the next slot.

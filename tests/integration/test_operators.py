@@ -89,4 +89,6 @@ async def test_cancel_and_stop_need_an_operator_and_the_journal_says_who(tmp_pat
     (issue,) = conn.execute("SELECT detail FROM events WHERE kind='issue'").fetchone()
     conn.close()
     assert f"(operator: an, approved by: -, Unix user: {me})" in issue
+    refused = [(d["cmd"], d["operator"]) for k, d in recorded if k == "refused"]
+    assert refused == [("stop", None), ("cancel", None), ("stop", "mallory")]
     assert audit.verify(journal_path) is None  # the attribution is under the hash chain too
