@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "cancel": "control",
     "stop": "control",
     "approve": "control",
+    "volume": "control",
     "nodes": "nodes",
     "report": "report",
     "keygen": "keygen",
@@ -90,6 +91,12 @@ def _planning(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--slot", help="slot name (default: the next one)")
 
 
+OPERATOR_HELP = (
+    "your name, journaled as given (not verified; the Unix user is); required for cancel, stop"
+    " and volume, and for emergencies, when emergency.approvals is 2"
+)
+
+
 def _control(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p = add("announce", "send an announcement through the running daemon")
     p.add_argument("--text", required=True, help="text to speak")
@@ -98,17 +105,36 @@ def _control(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--priority", choices=["normal", "priority", "emergency"], default="priority")
     p.add_argument("--now", action="store_true", help="play at once instead of at the next slot")
     p.add_argument("--exercise", action="store_true", help="mark as an exercise (never emergency)")
-    p.add_argument("--operator", help="who issues it (required when emergencies need approval)")
+    p.add_argument("--operator", help=OPERATOR_HELP)
     p = add("cancel", "cancel a playlist or request on every node")
     p.add_argument("id")
     p.add_argument("--say", help="a correction to announce at once")
     p.add_argument("--correction", action="store_true", help="say emergency.correction after it")
-    p = add("stop", "silence nodes now")
+    p.add_argument("--operator", help=OPERATOR_HELP)
+    p = add("stop", "silence nodes now; nothing issued before the stop plays there later")
     p.add_argument("--hamlets", default="all")
     p.add_argument("--all", action="store_true", help="every hamlet (kill switch)")
+    p.add_argument("--operator", help=OPERATOR_HELP)
     p = add("approve", "approve a pending emergency request")
     p.add_argument("id")
-    p.add_argument("--operator", required=True)
+    p.add_argument("--operator", required=True, help=OPERATOR_HELP)
+    p = add("volume", "set the speakers' volume now (until the hamlet's volume schedule changes)")
+    p.add_argument("level", type=_level, help="0 (silent) to 100 (loudest)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--hamlets", help="comma-separated hamlet ids, or all (the default)")
+    where.add_argument("--nodes", help="comma-separated node ids")
+    p.add_argument("--operator", help=OPERATOR_HELP)
+
+
+def _level(text: str) -> int:
+    try:
+        level = int(text)
+    except ValueError:
+        level = -1
+    if not 0 <= level <= 100:
+        msg = f"must be a whole number from 0 to 100, got: {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return level
 
 
 def _fleet(add: Callable[[str, str], argparse.ArgumentParser]) -> None:

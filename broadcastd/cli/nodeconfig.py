@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import argparse
 
 NODE_CACHE_DIR = "/var/lib/broadcastd-node"
-DEFAULT_PLAYER = "ffplay -nodisp -autoexit -loglevel error {file}"
+DEFAULT_PLAYER = "ffplay -nodisp -autoexit -loglevel error -volume {volume} {file}"
 PASSWORD_FILE = "password"  # noqa: S105 - the file name, not a password
 # Owner of the files a root `tar -x` creates on the speaker: the user broadcastd-node.service runs
 # as, so the agent can read its password (GNU tar and Python look the name up first).

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     PrivateAttr,
     ValidationError,
@@ -225,6 +226,25 @@ class NodesCfg(Model):
     keepalive: Duration = dt.timedelta(seconds=30)
 
 
+Level = Annotated[int, Field(strict=True, ge=0, le=100)]
+
+
+def _volume_schedule(value: object) -> object:
+    """`volume: 70` is 70 all day; `{"06:00": 80, "20:00": 60}` is each level from its time on."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"00:00": value}
+    if not isinstance(value, dict) or not value:
+        raise ValueError(
+            "expected a level from 0 to 100, or levels by time of day such as"
+            " {'06:00': 80, '20:00': 60}"
+        )
+    return value
+
+
+# time of day -> the level from then until the next entry (the last one runs past midnight)
+VolumeSchedule = Annotated[dict[ClockTime, Level], BeforeValidator(_volume_schedule)]
+
+
 class NodeRef(Model):
     id: Slug
     households: Count = 0
@@ -236,6 +256,7 @@ class Hamlet(Model):
     households: Count
     languages: Annotated[tuple[Lang, ...], Field(min_length=1)] = ("vi",)
     nodes: tuple[NodeRef, ...] = ()
+    volume: VolumeSchedule | None = None  # None: each speaker plays at its own level
 
 
 class Announcement(Model):
@@ -319,6 +340,7 @@ class Emergency(Model):
     operators: tuple[Annotated[str, Field(strict=True), AfterValidator(_operator)], ...] = ()
     request_ttl: Duration = dt.timedelta(minutes=10)
     correction: Annotated[str, Field(min_length=1)] = DEFAULT_CORRECTION
+    volume: Level = 100  # every live emergency plays at this level, whatever the schedule says
 
 
 class Config(Model):

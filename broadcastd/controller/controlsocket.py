@@ -3,6 +3,8 @@
 Protocol: one JSON object per line, `{"cmd": "...", ...}`, answered by one JSON line,
 `{"ok": true, "result": {...}}` or `{"ok": false, "error": "message"}`. The socket file is mode 0600
 inside the 0700 state directory: whoever can use it can make every loudspeaker in the commune talk.
+The kernel tells the server who connected (SO_PEERCRED: pid, uid, gid); that is the only identity
+the daemon can prove, so it is handed to the handler beside each request.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import pwd
 import socket
 import stat
+import struct
 import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +32,35 @@ MAX_RESPONSE_BYTES = 16 * 1024 * 1024  # a `nodes --json` for a whole district s
 IDLE_TIMEOUT_S = 30.0  # a client that connects and says nothing is dropped after this
 PROBE_TIMEOUT_S = 1.0
 
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """The process at the other end of a control connection, as the kernel reports it."""
+
+    pid: int | None
+    uid: int | None
+    user: str | None  # the uid's login name, or `uid N` when it has none
+
+    @classmethod
+    def of(cls, sock: socket.socket | None) -> Peer:
+        if sock is None:
+            return cls(None, None, None)
+        try:
+            pid, uid, _gid = _UCRED.unpack(
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+            )
+        except (OSError, AttributeError):  # AttributeError: no SO_PEERCRED on this platform
+            return cls(None, None, None)
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            user = f"uid {uid}"
+        return cls(pid, uid, user)
+
+
+Handler = Callable[[dict[str, Any], Peer], Awaitable[dict[str, Any]]]
 
 
 class ControlError(BroadcastdError):
@@ -140,7 +173,7 @@ class ControlServer:
         if task is not None:
             self._connections.add(task)
         try:
-            await self._converse(reader, writer)
+            await self._converse(reader, writer, Peer.of(writer.get_extra_info("socket")))
         except (ConnectionError, TimeoutError) as exc:
             log.debug("control client left: %s", exc)
         finally:
@@ -150,7 +183,9 @@ class ControlServer:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _converse(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer
+    ) -> None:
         while True:
             try:
                 async with asyncio.timeout(self._idle_timeout):
@@ -164,10 +199,10 @@ class ControlServer:
                 return  # the rest of that line is still unread: the stream cannot be resynchronised
             if not line:
                 return
-            writer.write(_encode(await self._answer(line)))
+            writer.write(_encode(await self._answer(line, peer)))
             await writer.drain()
 
-    async def _answer(self, line: bytes) -> dict[str, Any]:
+    async def _answer(self, line: bytes, peer: Peer) -> dict[str, Any]:
         try:
             payload = json.loads(line)
         except RecursionError:  # "[[[[..." deeper than the parser's stack
@@ -179,11 +214,11 @@ class ControlServer:
         # %r for whatever the client sent: a newline in `cmd` must not forge a log line.
         cmd = payload["cmd"][:64]
         try:
-            result = await self._handler(payload)
+            result = await self._handler(payload, peer)
             response = {"ok": True, "result": result}
             _encode(response)  # prove it serialises before claiming success
         except BroadcastdError as exc:
-            log.info("control %r refused: %r", cmd, str(exc))
+            log.info("control %r from %r refused: %r", cmd, peer.user, str(exc))
             return _failure(str(exc))
         except Exception:
             # Never kill the server over one request; the traceback goes to the daemon's log only.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from broadcastd import __version__, protocol
 from broadcastd.config import Config, LoadedConfig, load_config
 from broadcastd.controller.configwatch import ConfigWatcher, parent_dirs
+from broadcastd.controller.controls import Controls
 from broadcastd.controller.controlsocket import ControlServer
 from broadcastd.controller.dispatch import Dispatcher, SlotDue
 from broadcastd.controller.inbound import NodeInbox
@@ -112,6 +113,15 @@ class Daemon:
             self.bulk = BulkPublisher(self.link, login.bulk)
             self.renderer = build_renderer(self.config, self.metrics, engines=self.engines)
             self.dispatcher = self._build_dispatcher(key)
+            self.controls = Controls(
+                self.config.commune.id,
+                link=self.link,
+                journal=self.journal,
+                key=key,
+                seq=self.dispatcher.seq,
+                clock=self.clock,
+                persist=self._save_broker,
+            )
             self.ops = self._build_operations()
             self.inbox = NodeInbox(
                 lambda: self.config,
@@ -194,6 +204,7 @@ class Daemon:
         return Operations(
             self.config,
             dispatcher=self.dispatcher,
+            controls=self.controls,
             journal=self.journal,
             registry=self.registry,
             renderer=self.renderer,

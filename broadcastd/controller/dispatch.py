@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -99,6 +98,12 @@ class Dispatcher:
     def next_adhoc_number(self) -> int:
         """A fresh number for an ad-hoc announcement's id (unique per controller)."""
         return self._seq.next()
+
+    @property
+    def seq(self) -> SeqCounter:
+        """The controller's one sequence, shared with the controls (a node compares a stop's
+        `seq` with its playlists')."""
+        return self._seq
 
     # -- the dispatch task -------------------------------------------------------------------------
 
@@ -196,8 +201,15 @@ class Dispatcher:
             signed = latest.signed()  # as journaled, whatever id scheme made it
         else:
             signed = self._maker.seal(plan, entries, items, priority, status)
+        if self._withdrawn(signed.envelope.id):  # the same playlist, stopped or cancelled
+            note_skip(self._journal, plan, why, "withdrawn by a stop or cancel")
+            return None, []
         note_sent(self._journal, plan, signed, why, verdict.reason)
         return signed, clips
+
+    def _withdrawn(self, playlist_id: str) -> bool:
+        row = self._journal.dispatch(playlist_id)
+        return row is not None and row.cancelled_at is not None
 
     def _oversize(self, plan: SlotPlan, signed: SignedPlaylist, why: str) -> bool:
         """A playlist nodes would refuse and the broker would close our connection for."""
@@ -298,51 +310,6 @@ class Dispatcher:
             ).inc()
             self._metrics.dispatch_lag_seconds.observe(max(0.0, now - pl.issued_at))
         return Published(pl.id, pl.hamlet, pl.slot, pl.play_at, pl.expires_at)
-
-    # -- control ----------------------------------------------------------------------------------
-
-    async def control(
-        self,
-        hamlets: Iterable[str],
-        action: str,
-        *,
-        target: str | None = None,
-        value: int | None = None,
-    ) -> str:
-        """Sign and send stop / cancel / volume to hamlets; returns the control id."""
-        now = int(self._clock())
-        seq = self._seq.next()
-        cid = f"{action}-{seq}"
-        hamlets = list(hamlets)
-        for hamlet in hamlets:
-            signed = protocol.seal(
-                protocol.Control(
-                    commune=self.config.commune.id,
-                    hamlet=hamlet,
-                    id=cid,
-                    action=action,
-                    target=target,
-                    value=value,
-                    issued_at=now,
-                    expires_at=now + 600,
-                    seq=seq,
-                ),
-                self._key,
-            )
-            await self._link.publish(self._topics.control(hamlet), signed.wire, retain=False)
-            if action == "cancel" and target is not None:
-                row = self._journal.dispatch(target)
-                if row is not None and row.hamlet == hamlet:
-                    await self._link.publish(self._topics.playlist(hamlet), b"", retain=True)
-        self._journal.record_event(
-            action, json.dumps({"id": cid, "target": target, "value": value})
-        )
-        what = f" {target}" if target is not None else f" to {value}" if value is not None else ""
-        log.info("%s%s sent to %s as %s", action, what, ", ".join(hamlets), cid)
-        if action == "cancel" and target is not None:
-            await self._journal.mark_cancelled(target, now)
-        self._persist()  # a control queued for an offline node must survive a broker crash
-        return cid
 
 
 def _expires(playlists: Sequence[SignedPlaylist]) -> int:

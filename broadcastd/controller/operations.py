@@ -1,7 +1,10 @@
-"""What staff ask of the running daemon (announce, cancel, stop) and what nodes answer (acks).
+"""What staff ask of the running daemon (announce, cancel, stop, volume) and what nodes answer.
 
 Requests arrive over the local control socket; this module turns them into dispatches and signed
-control envelopes, and turns acks into the journal and the coverage metrics.
+control envelopes, and turns acks into the journal and the coverage metrics. Every event a request
+causes is journaled with who asked (`Who`): the operator as claimed and the Unix user the socket's
+peer credentials prove. With `emergency.approvals: 2`, cancel, stop and volume must name an
+operator.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from broadcastd import protocol
 from broadcastd.controller.approvals import Approvals, check_operator
+from broadcastd.controller.controlsocket import Peer
 from broadcastd.controller.nodeguard import Refusals
 from broadcastd.controller.requests import (
     Announce,
@@ -23,8 +27,11 @@ from broadcastd.controller.requests import (
     RequestError,
     Status,
     Stop,
+    Volume,
+    Who,
     parse_request,
 )
+from broadcastd.controller.volume import VolumeRequests
 from broadcastd.errors import BroadcastdError, ProtocolError
 from broadcastd.models import ADHOC_KINDS, Ack, AckStatus, PlanItem, SlotPlan, metric_slot
 from broadcastd.plan.exercise import EXERCISE_SLOT, notice_item
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from broadcastd.config import Config
+    from broadcastd.controller.controls import Controls
     from broadcastd.controller.dispatch import Dispatcher
     from broadcastd.controller.registry import NodeRegistry
     from broadcastd.journal.store import DispatchRow, Journal
@@ -64,6 +72,7 @@ class Operations:
         config: Config,
         *,
         dispatcher: Dispatcher,
+        controls: Controls,
         journal: Journal,
         registry: NodeRegistry,
         renderer: Renderer,
@@ -73,6 +82,7 @@ class Operations:
     ) -> None:
         self.config = config
         self.dispatcher = dispatcher
+        self.controls = controls
         self.journal = journal
         self.registry = registry
         self.renderer = renderer
@@ -84,24 +94,33 @@ class Operations:
         self._played: dict[str, set[str]] = defaultdict(set)
         self._refuse = Refusals(metrics)
         self.approvals = Approvals(clock, journal.event_details("request"))
+        self.volume = VolumeRequests(
+            config, controls=controls, registry=registry, event=self._event
+        )
 
     def replace_config(self, config: Config) -> None:
         self.config = config
+        self.volume.replace_config(config)
 
-    async def handle(self, raw: dict[str, Any]) -> dict[str, Any]:
-        """One control-socket request, parsed and checked before anything acts on it."""
+    async def handle(self, raw: dict[str, Any], peer: Peer | None = None) -> dict[str, Any]:
+        """One control-socket request, parsed and checked before anything acts on it; `peer` is
+        who connected, as the kernel reports it."""
         request = parse_request(raw)
+        who = Who(request.operator, peer or Peer(None, None, None))
+        if not isinstance(request, Status):
+            log.info("control %s by %s", raw.get("cmd"), who.describe())
         match request:
             case Announce():
-                return await self.announce(request)
+                return _recorded(await self.announce(request, who), who)
             case Cancel():
-                return await self.cancel(request)
+                return _recorded(await self.cancel(request, who), who)
             case Approve():
-                return await self.approve(request.id, request.operator)
+                return _recorded(await self.approve(request.id, who), who)
             case Stop():
-                hamlets = self._hamlets(request.hamlets)
-                cid = await self.dispatcher.control(hamlets, "stop")
-                return {"control": cid, "hamlets": hamlets}
+                return _recorded(await self.stop(request, who), who)
+            case Volume():
+                self._operator(who, "volume")
+                return _recorded(await self.volume.handle(request, who), who)
             case Status():
                 health = self._health()
                 return {
@@ -123,7 +142,23 @@ class Operations:
             )
         return wanted
 
-    async def announce(self, request: Announce) -> dict[str, Any]:
+    def _operator(self, who: Who, action: str) -> None:
+        """Refuse (and journal the refusal) unless `who` names a configured operator, when two
+        operators must agree on an emergency: whoever may silence the commune must be as
+        accountable as whoever may alert it."""
+        try:
+            if who.operator is None and self.config.emergency.approvals == 2:
+                names = ", ".join(self.config.emergency.operators)
+                raise RequestError(
+                    f"{action} needs --operator NAME when emergency.approvals is 2"
+                    + (f" (one of: {names})" if names else "")
+                )
+            check_operator(self.config, who.operator, required=False)
+        except BroadcastdError as exc:
+            self._event("refused", who, cmd=action, reason=str(exc))
+            raise
+
+    async def announce(self, request: Announce, who: Who) -> dict[str, Any]:
         """An ad-hoc announcement: now (emergency plays at once) or at the next slot.
 
         With `emergency.approvals: 2` an emergency only opens a pending request (see `approve`).
@@ -132,16 +167,10 @@ class Operations:
         operator = check_operator(self.config, request.operator, required=two_person)
         self._validate(request)
         if not two_person:
-            return await self._publish(request, operator=operator, approver=None)
+            return await self._publish(request, who, approver=None)
         req = self.approvals.open(self.config, str(operator), request)
         hamlets = self._hamlets(request.hamlets)
-        self._event(
-            "request",
-            id=req.id,
-            operator=req.operator,
-            hamlets=hamlets,
-            text=request.text[:200],
-        )
+        self._event("request", who, id=req.id, hamlets=hamlets, text=request.text[:200])
         await self.journal.flush()  # the id is counted on from the journal after a restart
         expires = dt.datetime.fromtimestamp(req.expires_at, tz=self.config.commune.tz)
         log.warning("emergency request %s by %r awaits a second operator", req.id, req.operator)
@@ -153,15 +182,17 @@ class Operations:
             "next": f"broadcastd approve {req.id} --operator OTHER",
         }
 
-    async def approve(self, request_id: str, operator: str | None) -> dict[str, Any]:
+    async def approve(self, request_id: str, who: Who) -> dict[str, Any]:
         """The second operator's confirmation: publish the pending emergency request."""
+        operator = who.operator
         try:
             req = self.approvals.approve(self.config, request_id, operator)
         except BroadcastdError as exc:
-            self._event("refused", id=request_id, operator=str(operator), reason=str(exc))
+            self._event("refused", who, id=request_id, reason=str(exc))
             raise
-        self._event("approve", id=req.id, operator=str(operator), requested_by=req.operator)
-        result = await self._publish(req.request, operator=req.operator, approver=str(operator))
+        self._event("approve", who, id=req.id, requested_by=req.operator)
+        requester = Who(req.operator, who.peer)
+        result = await self._publish(req.request, requester, approver=str(operator))
         return {"request": req.id, "approved_by": str(operator), **result}
 
     def _lang(self, request: Announce) -> str:
@@ -176,7 +207,7 @@ class Operations:
         self._hamlets(request.hamlets)
 
     async def _publish(
-        self, request: Announce, *, operator: str | None, approver: str | None
+        self, request: Announce, who: Who, *, approver: str | None
     ) -> dict[str, Any]:
         text, lang, priority, exercise = (
             request.text,
@@ -223,7 +254,8 @@ class Operations:
         self.journal.record_event(
             "issue",
             f"{priority} {status} announcement {item.announcement} to {','.join(hamlets)}"
-            f" (operator: {operator or '-'}, approved by: {approver or '-'}): {text[:200]}",
+            f" (operator: {who.operator or '-'}, approved by: {approver or '-'},"
+            f" Unix user: {who.peer.user or '-'}): {text[:200]}",
         )
         published = await self.dispatcher.dispatch_plans(
             plans, priority=priority, status=status, urgent=priority == "emergency"
@@ -237,10 +269,11 @@ class Operations:
             "play_at": play_at.isoformat(),
         }
 
-    def _event(self, kind: str, **detail: object) -> None:
-        """Journal and log what an operator did (request, approve, refused, withdraw)."""
-        log.info("operator %s: %s", kind, ", ".join(f"{k} {v}" for k, v in detail.items()))
-        self.journal.record_event(kind, json.dumps(detail, ensure_ascii=False))
+    def _event(self, kind: str, who: Who, **detail: object) -> None:
+        """Journal and log what a request did, with who asked (`Who.record`)."""
+        record = detail | who.record()
+        log.info("operator %s: %s", kind, ", ".join(f"{k} {v!r}" for k, v in record.items()))
+        self.journal.record_event(kind, json.dumps(record, ensure_ascii=False))
 
     def _next_slot(self, now: dt.datetime) -> tuple[dt.datetime, dt.timedelta]:
         best: tuple[dt.datetime, dt.timedelta] | None = None
@@ -254,20 +287,20 @@ class Operations:
             raise RequestError("no slot is configured")
         return best
 
-    async def cancel(self, request: Cancel) -> dict[str, Any]:
+    async def cancel(self, request: Cancel, who: Who) -> dict[str, Any]:
         """Cancel a playlist id, or every playlist of an ad-hoc announcement id (`announce-N`),
         or withdraw a pending emergency request (`req-N`); then say the correction, if any."""
+        self._operator(who, "cancel")
         target = request.id
         text = self.config.emergency.correction if request.correction else request.say or ""
         withdrawn = self.approvals.withdraw(target)
         if withdrawn is not None:
-            self._event("withdraw", id=target, requested_by=withdrawn.operator)
+            self._event("withdraw", who, id=target, requested_by=withdrawn.operator)
             return {"withdrawn": target}
         rows = self._cancel_rows(target)
-        # One signed cancel per playlist: each hamlet got its own id, and nodes match on it.
-        controls = [
-            await self.dispatcher.control([row.hamlet], "cancel", target=row.id) for row in rows
-        ]
+        controls = await self.controls.cancel(rows)
+        for cid, row in zip(controls, rows, strict=True):
+            self._event("cancel", who, id=cid, target=row.id, hamlet=row.hamlet)
         hamlets = sorted({row.hamlet for row in rows})
         result: dict[str, Any] = {
             "control": controls[0],
@@ -284,10 +317,18 @@ class Operations:
                 priority="priority",
                 now=True,
                 exercise=False,
-                operator=None,
+                operator=who.operator,
             )
-            result["correction"] = await self.announce(correction)
+            result["correction"] = await self.announce(correction, who)
         return result
+
+    async def stop(self, request: Stop, who: Who) -> dict[str, Any]:
+        """Silence hamlets now; what was on air or waiting to play there never plays."""
+        self._operator(who, "stop")
+        hamlets = self._hamlets(request.hamlets)
+        sent = await self.controls.stop(hamlets)
+        self._event("stop", who, id=sent.id, hamlets=hamlets, withdrawn=sent.withdrawn)
+        return {"control": sent.id, "hamlets": hamlets, "withdrawn": sent.withdrawn}
 
     def _cancel_rows(self, target: str) -> list[DispatchRow]:
         journal = self.journal
@@ -338,6 +379,7 @@ class Operations:
         metrics.playlist_acks_total.labels(hamlet=hamlet.id, status=ack.status).inc()
         self.journal.record_ack(ack, hamlet.id)
         self.registry.on_ack(node, ack.playlist, ack.status)
+        self.volume.on_ack(node, ack.playlist)
         if ack.status == "played":
             self._count_played(ack, hamlet.id)
 
@@ -361,6 +403,18 @@ class Operations:
         reached = sum(households.get(n, 0) for n in self._played[ack.playlist])
         label = metric_slot(where[1])
         self.metrics.households_reached.labels(hamlet=where[0], slot=label).set(reached)
+
+
+def _recorded(result: dict[str, Any], who: Who) -> dict[str, Any]:
+    """The result, saying what the journal recorded of who asked, and what of it is proven."""
+    return result | {
+        "recorded": {
+            "operator": who.operator,
+            "operator_verified": False,  # a name typed on the command line; see the web console
+            "unix_user": who.peer.user,
+            "unix_user_verified": who.peer.user is not None,  # from the kernel (SO_PEERCRED)
+        }
+    }
 
 
 def _adhoc(slot: str) -> bool:

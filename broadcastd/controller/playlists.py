@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from broadcastd import protocol
 from broadcastd.errors import RenderError
 from broadcastd.models import CHIME_LANG, PRIORITY_RANK
+from broadcastd.plan.volume import playlist_volume
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -135,6 +136,9 @@ class PlaylistMaker:
         existing = self._journal.dispatch(pid)
         if existing is not None:
             return existing.signed()
+        volume = playlist_volume(
+            self.config, plan.hamlet, plan.play_at, priority=top, status=status
+        )
         return protocol.seal(
             protocol.Playlist(
                 commune=self.config.commune.id,
@@ -148,6 +152,8 @@ class PlaylistMaker:
                 items=tuple(entries),
                 status=status,
                 seq=self._seq.next(),
+                volume=volume.level,
+                volume_since=volume.since,
             ),
             self._key,
         )

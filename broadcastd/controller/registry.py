@@ -56,6 +56,7 @@ class NodeView:
     last_ack: str | None  # "<playlist> <status>"
     flaps: int  # online<->offline changes in the current flap window
     households: int
+    volume: int | None = None  # the level its last heartbeat reported
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ class _Node:
     last_seen: float | None = None
     state_ts: float = -1.0
     skew: float | None = None
+    volume: int | None = None
     last_ack: str | None = None
     flaps: int = 0
     flap_start: float = 0.0
@@ -198,6 +200,8 @@ class NodeRegistry:
             return
         t = self._now()
         node.skew = round(beat.ts - t, 3)
+        if beat.volume is not None:
+            node.volume = round(beat.volume)
         if self._metrics is not None:
             self._metrics.node_clock_skew_seconds.observe(abs(node.skew))
         self._heard(node_id, node, "heartbeat", t)
@@ -246,6 +250,7 @@ class NodeRegistry:
                 last_ack=n.last_ack,
                 flaps=n.flaps,
                 households=n.households,
+                volume=n.volume,
             )
             for node_id, n in self._nodes.items()
         ]

@@ -3,6 +3,8 @@
 Whatever arrives on the socket is checked here, field by field, before anything acts on it: a
 wrong type or an unknown command is refused with a message naming the field and the value.
 What needs the config (known hamlets, languages, operators) is checked by `Operations`.
+Every request carries `operator`: the name the person at the keyboard gave, as claimed (it is
+recorded, never verified; the socket's peer credentials are what the daemon can prove).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from typing import TYPE_CHECKING
 from broadcastd.errors import BroadcastdError
 from broadcastd.models import PRIORITIES, Priority
 from broadcastd.protocol.envelopes import MAX_TEXT
-from broadcastd.protocol.limits import brief
+from broadcastd.protocol.limits import brief, is_int
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from broadcastd.controller.controlsocket import Peer
 
 MAX_FIELD_CHARS = 200  # ids, names, hamlet lists, language tags
 
@@ -43,6 +47,7 @@ class Cancel:
     id: str
     say: str | None
     correction: bool
+    operator: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,19 +59,51 @@ class Approve:
 @dataclass(frozen=True, slots=True)
 class Stop:
     hamlets: str | None
+    operator: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """A volume level for hamlets (None: all of them) or for single nodes (`nodes`)."""
+
+    level: int
+    hamlets: str | None
+    nodes: str | None
+    operator: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    pass
+    operator: str | None = None
 
 
-Request = Announce | Cancel | Approve | Stop | Status
+Request = Announce | Cancel | Approve | Stop | Volume | Status
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """Who asked: the operator as claimed, and the Unix user the kernel vouches for."""
+
+    operator: str | None
+    peer: Peer
+
+    def record(self) -> dict[str, object]:
+        """What the journal keeps of it, beside each event."""
+        peer = self.peer
+        return {"operator": self.operator, "unix_user": peer.user, "uid": peer.uid, "pid": peer.pid}
+
+    def describe(self) -> str:
+        """For logs and the CLI: what is claimed and what is proven, said apart."""
+        claimed = f"operator {self.operator!r} (as claimed)" if self.operator else "no operator"
+        if self.peer.user is None:
+            return f"{claimed}, Unix user unknown"
+        return f"{claimed}, Unix user {self.peer.user} (uid {self.peer.uid}, pid {self.peer.pid})"
 
 
 def parse_request(raw: Mapping[str, object]) -> Request:
     """The typed request for one JSON object from the control socket; RequestError if malformed."""
     cmd = raw.get("cmd")
+    operator = _text(raw, "operator")
     if cmd == "announce":
         return _announce(raw)
     if cmd == "cancel":
@@ -74,16 +111,19 @@ def parse_request(raw: Mapping[str, object]) -> Request:
             id=_text(raw, "id") or "",
             say=_text(raw, "say", limit=MAX_TEXT),
             correction=_flag(raw, "correction"),
+            operator=operator,
         )
         if request.say and request.correction:
             raise RequestError("give either --say TEXT or --correction, not both")
         return request
     if cmd == "approve":
-        return Approve(id=_text(raw, "id") or "", operator=_text(raw, "operator"))
+        return Approve(id=_text(raw, "id") or "", operator=operator)
     if cmd == "stop":
-        return Stop(hamlets=_text(raw, "hamlets"))
+        return Stop(hamlets=_text(raw, "hamlets"), operator=operator)
+    if cmd == "volume":
+        return _volume(raw, operator)
     if cmd == "status":
-        return Status()
+        return Status(operator=operator)
     raise RequestError(f"unknown request {brief(cmd)}")
 
 
@@ -108,6 +148,16 @@ def _announce(raw: Mapping[str, object]) -> Announce:
         exercise=exercise,
         operator=_text(raw, "operator"),
     )
+
+
+def _volume(raw: Mapping[str, object], operator: str | None) -> Volume:
+    level = raw.get("level")
+    if not is_int(level) or not 0 <= level <= 100:
+        raise RequestError(f"level must be a whole number from 0 to 100, got: {brief(level)}")
+    hamlets, nodes = _text(raw, "hamlets", limit=MAX_TEXT), _text(raw, "nodes", limit=MAX_TEXT)
+    if hamlets is not None and nodes is not None:
+        raise RequestError("give either --hamlets or --nodes, not both")
+    return Volume(level=level, hamlets=hamlets, nodes=nodes, operator=operator)
 
 
 def _text(raw: Mapping[str, object], name: str, *, limit: int = MAX_FIELD_CHARS) -> str | None:

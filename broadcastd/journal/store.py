@@ -335,14 +335,19 @@ class Journal:
         )
         return self._dispatches(where, (now,))
 
-    def latest_per_hamlet(self, now: float) -> list[DispatchRow]:
-        """Per hamlet, the playlist its retained topic should hold now: the newest live one."""
+    def live(self, now: float) -> list[DispatchRow]:
+        """Playlists that could still play (neither cancelled nor expired), newest first per
+        hamlet."""
         where = (
             "WHERE cancelled_at IS NULL AND expires_at > ? ORDER BY hamlet,"
             " COALESCE(published_at, created_at) DESC, seq DESC"
         )
+        return self._dispatches(where, (now,))
+
+    def latest_per_hamlet(self, now: float) -> list[DispatchRow]:
+        """Per hamlet, the playlist its retained topic should hold now: the newest live one."""
         latest: dict[str, DispatchRow] = {}
-        for row in self._dispatches(where, (now,)):
+        for row in self.live(now):
             latest.setdefault(row.hamlet, row)
         return list(latest.values())
 

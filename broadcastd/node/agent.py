@@ -14,19 +14,20 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from broadcastd import __version__, protocol
 from broadcastd.errors import BroadcastdError, LinkError, ProtocolError
 from broadcastd.models import PRIORITY_RANK
+from broadcastd.node.controls import ControlDesk
 from broadcastd.node.fetch import REFETCH_AFTER_S, Fetcher
+from broadcastd.node.gate import Gate, claimed_id
 from broadcastd.node.onair import OnAir, interrupts
 from broadcastd.node.outbox import Outbox
 from broadcastd.node.player import CommandPlayer, NullPlayer, Player
 from broadcastd.node.store import NodeStore
-from broadcastd.transport.link import LinkSettings, MqttLink
+from broadcastd.transport.link import MqttLink
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,9 +40,6 @@ log = logging.getLogger(__name__)
 
 ACK_DRAIN_S = 3.0  # how long a clean stop waits for queued acks to reach the broker
 MIN_WAIT_S = 0.005  # the scheduler's shortest sleep: a deadline a hair away is not a busy loop
-INVALID_ID = "invalid-id"  # what a rejection ack names when the envelope has no usable id
-
-_E = TypeVar("_E", protocol.Playlist, protocol.Control)
 
 
 @dataclass(slots=True)
@@ -75,16 +73,17 @@ class NodeAgent:
         self.tick = tick
         self.rng = rng or random.Random()  # noqa: S311 - simulated message loss, not cryptography
         self.topics = protocol.Topics(config.node.commune)
-        self.public_key = protocol.load_public_key(config.public_key)
+        self.gate = Gate(config, clock=clock, ack=self._ack)
+        self.rejected = self.gate.rejected  # reason -> count, for logs and the simulator
         self.store = NodeStore(config.cache_dir)
-        self.rejected: Counter[str] = Counter()  # reason -> count, for logs and the simulator
         self.dropped = 0  # inbound messages dropped by the simulated `loss`
-        self.link = MqttLink(self._settings(), self._on_message, on_connect=self._on_connect)
+        settings = config.link_settings(clock)
+        self.link = MqttLink(settings, self._on_message, on_connect=self._on_connect)
         self.fetcher = Fetcher(
             self.store, self.link, self.topics, self._clip_done, refetch_after=refetch_after
         )
         self._pending: dict[str, Pending] = {}
-        self._expired: set[str] = set()
+        self._expired: set[str] = set()  # ids done with unplayed (expired, stopped): acked once
         # Ids between the _known() check and their entry in _pending: the same playlist can arrive
         # twice at once (restored from disk and retained on the broker) across the awaits below.
         self._accepting: dict[str, protocol.Playlist] = {}
@@ -98,35 +97,30 @@ class NodeAgent:
             self.store.clip_path,
             self._ack,
             clock=clock,
-            volume=lambda: self.volume,
+            level=lambda pl: self.store.level_for(pl.volume, pl.volume_since),
             on_end=self._wake.set,
+        )
+        self.controls = ControlDesk(
+            self.id,
+            self.hamlet,
+            self.store,
+            self.on_air,
+            verify=lambda payload: self.gate.verify(payload, protocol.Control),
+            reject=self.gate.reject,
+            withdraw=self._withdraw,
+            ack=self._ack,
+            clock=clock,
         )
         self._stopping = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
-
-    def _settings(self) -> LinkSettings:
-        broker = self.config.broker
-        state = self.topics.node_state(self.id)
-        return LinkSettings.from_url(
-            broker.url,
-            client_id=f"broadcastd-node-{self.id}",
-            username=broker.username,
-            password=broker.read_password(),
-            tls_ca=broker.ca_file,
-            keepalive=max(5, int(self.config.keepalive.total_seconds())),
-            will=(state, protocol.state_payload("offline", self.clock(), __version__)),
-            online=(state, protocol.state_payload("online", self.clock(), __version__)),
-            subscriptions=(
-                (self.topics.playlist(self.hamlet), 1),
-                (self.topics.control(self.hamlet), 1),
-            ),
-        )
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     @property
     def volume(self) -> int:
-        return self.store.state.volume
+        """The level on air now, or the node's own level when nothing plays."""
+        level = self.on_air.level
+        return self.store.state.volume if level is None else level
 
     def stop(self) -> None:
         """Ask `run()` to finish: stop playback, flush acks, publish `offline`, disconnect."""
@@ -167,7 +161,7 @@ class NodeAgent:
         """Playlists accepted before a restart: verified again, so one that expired while the
         speaker was down acks `expired` (and never plays) instead of being forgotten."""
         for payload in self.store.pending_envelopes():  # read from state.json at open
-            claimed = _claimed_id(payload)
+            claimed = claimed_id(payload)
             if claimed in self.store.state.played or claimed in self.store.state.cancelled:
                 self.store.drop_pending(claimed)
                 continue
@@ -193,27 +187,17 @@ class NodeAgent:
             case ("playlist", hamlet) if hamlet == self.hamlet:
                 await self._on_playlist(payload)
             case ("control", hamlet) if hamlet == self.hamlet:
-                await self._on_control(payload)
-
-    def _verify(self, payload: bytes, kind: type[_E]) -> _E:
-        """The envelope, typed, if it is valid here and of the kind its topic carries."""
-        node = self.config.node
-        env = protocol.verify(
-            payload, self.public_key, commune=node.commune, hamlet=node.hamlet, now=self.clock()
-        )
-        if not isinstance(env, kind):
-            raise ProtocolError("malformed", f"kind must be {kind.kind!r}, got: {env.kind!r}")
-        return env
+                await self.controls.on_message(payload)
 
     async def _on_playlist(self, payload: bytes) -> None:
         if not payload:
             return  # the controller cleared the retained playlist (a cancel)
         try:
-            pl = self._verify(payload, protocol.Playlist)
+            pl = self.gate.verify(payload, protocol.Playlist)
         except ProtocolError as exc:
-            claimed = _claimed_id(payload)
+            claimed = claimed_id(payload)
             if exc.reason != "expired":
-                self._reject(claimed, exc)
+                self.gate.reject(claimed, exc)
             elif not self._known(claimed):
                 self._expired.add(claimed)
                 self._ack(claimed, "expired", exc.detail)
@@ -224,7 +208,9 @@ class NodeAgent:
         try:
             self.store.check_replay("playlist", issued_at=pl.issued_at, seq=pl.seq, slot=pl.slot)
         except ProtocolError as exc:
-            self._reject(pl.id, exc)
+            self.gate.reject(pl.id, exc)
+            return
+        if self._stopped(pl):
             return
         self._accepting[pl.id] = pl
         try:
@@ -274,45 +260,22 @@ class NodeAgent:
             or playlist_id == current
         )
 
-    async def _on_control(self, payload: bytes) -> None:
-        if not payload:
-            return
-        try:
-            ctl = self._verify(payload, protocol.Control)
-        except ProtocolError as exc:
-            self._reject(_claimed_id(payload), exc)
-            return
-        if ctl.id in self.store.state.controls:
-            return  # delivered twice (QoS 1)
-        try:
-            self.store.check_replay("control", issued_at=ctl.issued_at, seq=ctl.seq)
-        except ProtocolError as exc:
-            self._reject(ctl.id, exc)
-            return
-        await asyncio.to_thread(
-            self.store.accept_control,
-            ctl.id,
-            issued_at=ctl.issued_at,
-            expires_at=ctl.expires_at,
-            seq=ctl.seq,
-            now=self.clock(),
-        )
-        log.info("node %s: control %s %s", self.id, ctl.action, ctl.target or ctl.value or "")
-        if ctl.action == "stop":
-            await self.on_air.interrupt(f"stopped by {ctl.id}")
-        elif ctl.action == "cancel" and ctl.target is not None:
-            await asyncio.to_thread(self.store.mark_cancelled, ctl.target)
-            if self._pending.pop(ctl.target, None) is not None:
-                self._ack(ctl.target, "failed", f"cancelled by {ctl.id}")
-            if self.on_air.playlist is not None and self.on_air.playlist.id == ctl.target:
-                await self.on_air.interrupt(f"cancelled by {ctl.id}")
-        elif ctl.action == "volume" and ctl.value is not None:
-            await asyncio.to_thread(self.store.set_volume, ctl.value)
+    def _withdraw(self, match: Callable[[protocol.Playlist], bool], reason: str) -> None:
+        """Drop the waiting playlists `match` selects (a stop or cancel), acking each `failed`."""
+        for pid, pending in list(self._pending.items()):
+            if match(pending.playlist):
+                del self._pending[pid]
+                self._expired.add(pid)
+                self._ack(pid, "failed", reason)
 
-    def _reject(self, claimed_id: str, exc: ProtocolError) -> None:
-        self.rejected[exc.reason] += 1
-        log.warning("node %s: rejected %r: %r", self.id, claimed_id, str(exc))  # unverified text
-        self._ack(claimed_id, "rejected", exc.reason)
+    def _stopped(self, pl: protocol.Playlist) -> bool:
+        """Whether `pl` was issued before a stop of its hamlet: then it never plays here (acked
+        `failed` once; a retained copy delivered again is quiet)."""
+        stop = self.store.stopped_by(pl.hamlet, pl.issued_at, pl.seq)
+        if stop is not None and pl.id not in self._expired:
+            self._expired.add(pl.id)
+            self._ack(pl.id, "failed", f"stopped by {stop.id}")
+        return stop is not None
 
     # -- audio readiness ---------------------------------------------------------------------------
 
@@ -408,6 +371,9 @@ class NodeAgent:
         if not due:
             return
         first = due[0]
+        if self._stopped(first):  # a stop that came while this one was queued
+            del self._pending[first.id]
+            return
         if not self.on_air.may_start(first):
             return  # wait for the current bulletin to end
         await self.on_air.interrupt(f"interrupted by emergency {first.id}")  # if any is on air
@@ -427,13 +393,3 @@ class NodeAgent:
             self.store.drop_pending(playlist_id)  # finished, nothing to restore
             self._tidy_due = True
         self.outbox.ack(playlist_id, status, detail)
-
-
-def _claimed_id(payload: bytes) -> str:
-    """The id an envelope claims, for the rejection ack only (it is not trusted); `invalid-id`
-    when there is none or it is not an id (the daemon refuses acks naming anything else)."""
-    try:
-        claimed = protocol.decode_json(payload, protocol.MAX_ENVELOPE_BYTES).get("id")
-    except ProtocolError:
-        return INVALID_ID
-    return claimed if protocol.is_wire_id(claimed) else INVALID_ID

@@ -32,14 +32,14 @@ class OnAir:
         ack: Callable[[str, str, str], None],
         *,
         clock: Callable[[], float],
-        volume: Callable[[], int],
+        level: Callable[[protocol.Playlist], int],
         on_end: Callable[[], None],
     ) -> None:
         self.player = player
         self.clip_path = clip_path
         self.ack = ack
         self.clock = clock
-        self.volume = volume
+        self.level_for = level
         self.on_end = on_end
         self._current: tuple[protocol.Playlist, asyncio.Task[None]] | None = None
         self._stop_reason: dict[str, str] = {}
@@ -48,6 +48,12 @@ class OnAir:
     def playlist(self) -> protocol.Playlist | None:
         """What is on air now, if anything."""
         return self._current[0] if self._current is not None else None
+
+    @property
+    def level(self) -> int | None:
+        """The volume of what is on air now (None if nothing is)."""
+        playing = self.playlist
+        return None if playing is None else self.level_for(playing)
 
     def may_start(self, pl: protocol.Playlist) -> bool:
         """Whether `pl` may go on air now: nothing is, or it is an emergency cutting in on a
@@ -74,9 +80,10 @@ class OnAir:
         self.ack(pl.id, "playing", f"late {late:.0f}s" if late >= 1 else "")
         try:
             for item in pl.items:
+                # Asked per clip: a volume control takes effect from the next clip on.
                 await self.player.play(
                     self.clip_path(item.sha256),
-                    self.volume(),
+                    self.level_for(pl),
                     playlist=pl.id,
                     sha256=item.sha256,
                     duration_ms=item.duration_ms,

@@ -39,11 +39,11 @@ class Player(Protocol):
 
 
 class CommandPlayer:
-    """Runs a command per clip, e.g. `ffplay -nodisp -autoexit -loglevel error {file}`.
+    """Runs a command per clip, e.g. `ffplay -nodisp -autoexit -volume {volume} {file}`.
 
-    `{file}` (and optionally `{volume}`, 0-100) are substituted after splitting, so a path with
-    spaces stays one argument. The command runs in its own process group so a cancel kills a
-    `sh -c` wrapper's children too.
+    `{file}` and `{volume}` (0-100; without it the level cannot change) are substituted after
+    splitting, so a path with spaces stays one argument. The command runs in its own process
+    group so a cancel kills a `sh -c` wrapper's children too.
     """
 
     def __init__(self, template: str, *, stop_timeout: float = 2.0) -> None:
@@ -51,6 +51,11 @@ class CommandPlayer:
         if not self.argv:
             raise PlayerError("player command is empty")
         self.stop_timeout = stop_timeout
+        if not any("{volume}" in arg for arg in self.argv):
+            log.warning(
+                "player command has no {volume}: volume controls and schedules will not change"
+                " how loud it plays (ffplay takes -volume {volume})"
+            )
 
     async def play(
         self,

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
-from broadcastd import protocol
+from broadcastd import __version__, protocol
 from broadcastd.config.fields import Duration, Model, Slug, TimeZoneName, validation_problems
 from broadcastd.config.yamlsource import read_yaml
 from broadcastd.errors import BroadcastdError, ConfigError, Problem
+from broadcastd.transport.link import LinkSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def _public_key(value: str) -> str:
@@ -83,6 +87,23 @@ class NodeConfig(Model):
     @property
     def tz(self) -> ZoneInfo | None:
         return ZoneInfo(self.timezone) if self.timezone else None
+
+    def link_settings(self, clock: Callable[[], float]) -> LinkSettings:
+        """How this speaker logs in: its own id, a retained state with a Last Will, and a
+        subscription to its hamlet's playlist and control topics."""
+        topics, node = protocol.Topics(self.node.commune), self.node
+        state = topics.node_state(node.id)
+        return LinkSettings.from_url(
+            self.broker.url,
+            client_id=f"broadcastd-node-{node.id}",
+            username=self.broker.username,
+            password=self.broker.read_password(),
+            tls_ca=self.broker.ca_file,
+            keepalive=max(5, int(self.keepalive.total_seconds())),
+            will=(state, protocol.state_payload("offline", clock(), __version__)),
+            online=(state, protocol.state_payload("online", clock(), __version__)),
+            subscriptions=((topics.playlist(node.hamlet), 1), (topics.control(node.hamlet), 1)),
+        )
 
 
 # Relative paths in node.yaml resolve against the file's directory, like the main config.

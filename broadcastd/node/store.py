@@ -1,4 +1,4 @@
-"""What a speaker remembers across restarts: played ids, replay marks, volume, and its audio.
+"""What a speaker remembers across restarts: played ids, replay marks, stops, volume, its audio.
 
 The state is small and saved durably (see StateFile) on every change that matters for safety
 (a playlist id is recorded as played *before* the first sound, so a crash mid-bulletin can never
@@ -37,6 +37,23 @@ CLIP_KEEP_S = CLIP_KEEP_DAYS * 24 * 3600
 WRITES_KEPT = 4096  # chunk writes remembered for tests and logs: a speaker runs for months
 
 
+@dataclass(frozen=True, slots=True)
+class StopMark:
+    """A hamlet's stopped-at watermark: the newest stop accepted for it."""
+
+    id: str
+    issued_at: int
+    seq: int | None
+
+    def covers(self, issued_at: int, seq: int | None) -> bool:
+        """Whether an envelope issued at `issued_at` (with `seq`) was issued before this stop.
+        One controller numbers playlists and controls with one sequence, so `seq` orders them
+        exactly; `issued_at` (whole seconds) decides only when either has none."""
+        if seq is not None and self.seq is not None:
+            return seq < self.seq
+        return issued_at < self.issued_at
+
+
 @dataclass(slots=True)
 class NodeState:
     played: set[str] = field(default_factory=set)
@@ -45,6 +62,8 @@ class NodeState:
     seq: dict[str, int] = field(default_factory=dict)  # envelope kind -> highest accepted seq
     controls: dict[str, int] = field(default_factory=dict)  # control id -> its expires_at
     volume: int = DEFAULT_VOLUME
+    volume_set_at: int | None = None  # issued_at of the volume control that set `volume`
+    stopped: dict[str, StopMark] = field(default_factory=dict)  # hamlet -> its watermark
     # Accepted playlists not yet played, failed or expired: id -> the signed envelope, kept so a
     # reboot re-verifies them. Replaced, never changed in place (a save may be reading it).
     pending: dict[str, str] = field(default_factory=dict)
@@ -90,9 +109,14 @@ class NodeStore:
                 seq={str(k): int(v) for k, v in raw.get("seq", {}).items()},
                 controls={str(k): int(v) for k, v in raw.get("controls", {}).items()},
                 volume=int(raw.get("volume", DEFAULT_VOLUME)),
+                volume_set_at=_optional_int(raw.get("volume_set_at")),
+                stopped={
+                    str(h): StopMark(str(m["id"]), int(m["issued_at"]), _optional_int(m["seq"]))
+                    for h, m in raw.get("stopped", {}).items()
+                },
                 pending={str(k): str(v) for k, v in raw.get("pending", {}).items()},
             )
-        except (AttributeError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise BroadcastdError(f"{where}: unreadable node state: {exc}") from None
 
     def save(self) -> None:
@@ -111,6 +135,11 @@ class NodeStore:
             "seq": s.seq,
             "controls": s.controls,
             "volume": s.volume,
+            "volume_set_at": s.volume_set_at,
+            "stopped": {
+                h: {"id": m.id, "issued_at": m.issued_at, "seq": m.seq}
+                for h, m in s.stopped.items()
+            },
             "pending": s.pending,
         }
         try:
@@ -169,10 +198,40 @@ class NodeStore:
             self.state.cancelled.add(playlist_id)
             self._save()
 
-    def set_volume(self, volume: int) -> None:
+    def set_volume(self, volume: int, issued_at: int | None = None) -> None:
         with self._lock:
             self.state.volume = volume
+            self.state.volume_set_at = issued_at
             self._save()
+
+    def level_for(self, volume: int | None, volume_since: int | None) -> int:
+        """The level to play a playlist at: its own (`volume`, from the hamlet's schedule or
+        emergency.volume) unless a volume control set this node's level since that scheduled
+        level began (`volume_since`; an emergency has none, so it always plays at its own);
+        without a level of its own, the node's."""
+        s = self.state
+        if volume is None:
+            return s.volume
+        if volume_since is not None and s.volume_set_at is not None:
+            return s.volume if s.volume_set_at >= volume_since else volume
+        return volume
+
+    # -- stops: a watermark per hamlet -------------------------------------------------------------
+
+    def note_stop(self, hamlet: str, mark: StopMark) -> bool:
+        """Raise `hamlet`'s watermark to `mark` in memory (then `save` it, in a thread); False if
+        it already covers as much. In memory first: the scheduler must see it at once."""
+        with self._lock:
+            current = self.state.stopped.get(hamlet)
+            if current is not None and not mark.covers(current.issued_at, current.seq):
+                return False  # the same stop again, or an older one
+            self.state.stopped = {**self.state.stopped, hamlet: mark}
+            return True
+
+    def stopped_by(self, hamlet: str, issued_at: int, seq: int | None) -> StopMark | None:
+        """The stop an envelope of `hamlet` issued then was issued before, if any."""
+        mark = self.state.stopped.get(hamlet)
+        return mark if mark is not None and mark.covers(issued_at, seq) else None
 
     # -- accepted, not yet finished: a reboot must not forget them ---------------------------------
 
@@ -296,6 +355,10 @@ class NodeStore:
         part.path.replace(self.clip_path(sha256))
         fsync_dir(self.clips)  # the rename itself must survive a power cut
         return True
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 _CACHED = re.compile(r"([0-9a-f]{64})(?:\.bin)?")  # clips/<sha>.bin and partial/<sha>

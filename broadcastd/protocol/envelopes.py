@@ -25,6 +25,7 @@ MAX_ID: Final = 128
 MAX_TEXT: Final = 1024
 STATUSES: Final = ("live", "exercise")
 ACTIONS: Final = ("stop", "cancel", "volume")
+MAX_NODES: Final = 256  # node ids one volume control may name
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,10 @@ class Playlist:
     items: tuple[PlaylistItem, ...]
     status: str = "live"
     seq: int | None = None
+    # The level to play at, from the hamlet's schedule (or emergency.volume); None: the node's
+    # own. A volume control issued at or after `volume_since` overrides a scheduled level.
+    volume: int | None = None
+    volume_since: int | None = None
 
     @classmethod
     def from_envelope(cls, env: Mapping[str, Any]) -> Playlist:
@@ -71,6 +76,8 @@ class Playlist:
             items=tuple(PlaylistItem(**{k: i[k] for k in _ITEM_FIELDS}) for i in env["items"]),
             status=env.get("status", "live"),
             seq=env.get("seq"),
+            volume=env.get("volume"),
+            volume_since=env.get("volume_since"),
         )
 
     def unsigned(self) -> dict[str, object]:
@@ -89,15 +96,17 @@ class Playlist:
             "items": [asdict(i) for i in self.items],
             "status": self.status,
         }
-        if self.seq is not None:
-            env["seq"] = self.seq
+        # Optional fields stay out when unset: the bytes of older envelopes do not change.
+        optional = {"seq": self.seq, "volume": self.volume, "volume_since": self.volume_since}
+        env.update({name: value for name, value in optional.items() if value is not None})
         validate_playlist(env)
         return env
 
 
 @dataclass(frozen=True, slots=True)
 class Control:
-    """A control envelope, typed: stop, cancel (target = playlist id), volume (value 0-100)."""
+    """A control envelope, typed: stop, cancel (target = playlist id), volume (value 0-100;
+    `nodes`, if given, names the only nodes of the hamlet it is for)."""
 
     kind: ClassVar[str] = "control"
 
@@ -111,6 +120,7 @@ class Control:
     expires_at: int
     status: str = "live"
     seq: int | None = None
+    nodes: tuple[str, ...] | None = None
 
     @classmethod
     def from_envelope(cls, env: Mapping[str, Any]) -> Control:
@@ -126,7 +136,12 @@ class Control:
             expires_at=env["expires_at"],
             status=env.get("status", "live"),
             seq=env.get("seq"),
+            nodes=None if env.get("nodes") is None else tuple(env["nodes"]),
         )
+
+    def for_node(self, node_id: str) -> bool:
+        """Whether this control is for `node_id` (every node of its hamlet without `nodes`)."""
+        return self.nodes is None or node_id in self.nodes
 
     def unsigned(self) -> dict[str, object]:
         """The JSON object to sign (see `seal`); ProtocolError if a node would reject it."""
@@ -148,6 +163,8 @@ class Control:
             env["status"] = self.status
         if self.seq is not None:
             env["seq"] = self.seq
+        if self.nodes is not None:  # absent unless set: older controls keep their bytes
+            env["nodes"] = list(self.nodes)
         validate_control(env)
         return env
 
@@ -168,6 +185,8 @@ def playlist_envelope(  # noqa: PLR0913 - one keyword per contract field
     items: Sequence[PlaylistItem],
     status: str = "live",
     seq: int | None = None,
+    volume: int | None = None,
+    volume_since: int | None = None,
 ) -> dict[str, object]:
     """An unsigned playlist envelope as a JSON object (for tests and tools that sign by hand)."""
     return Playlist(
@@ -182,6 +201,8 @@ def playlist_envelope(  # noqa: PLR0913 - one keyword per contract field
         items=tuple(items),
         status=status,
         seq=None if seq is None else int(seq),
+        volume=volume,
+        volume_since=volume_since,
     ).unsigned()
 
 
@@ -197,6 +218,7 @@ def control_envelope(  # noqa: PLR0913 - one keyword per contract field
     value: int | None = None,
     status: str | None = None,
     seq: int | None = None,
+    nodes: Sequence[str] | None = None,
 ) -> dict[str, object]:
     """An unsigned control envelope as a JSON object (for tests and tools that sign by hand)."""
     return Control(
@@ -210,6 +232,7 @@ def control_envelope(  # noqa: PLR0913 - one keyword per contract field
         expires_at=int(expires_at),
         status="live" if status is None else status,
         seq=None if seq is None else int(seq),
+        nodes=None if nodes is None else tuple(nodes),
     ).unsigned()
 
 
@@ -226,6 +249,13 @@ def validate_playlist(env: Mapping[str, Any]) -> None:
         _item(item, f"items[{n}]")
     if env["play_at"] > env["expires_at"]:
         raise ProtocolError("malformed", "play_at is after expires_at")
+    volume = env.get("volume")
+    if volume is not None:
+        _level(volume, "volume")
+    if env.get("volume_since") is not None:
+        _time(env, "volume_since")
+        if volume is None:
+            raise ProtocolError("malformed", "volume_since needs a volume")
 
 
 def validate_control(env: Mapping[str, Any]) -> None:
@@ -236,10 +266,24 @@ def validate_control(env: Mapping[str, Any]) -> None:
         _text(env, "target", MAX_ID)
     if env["action"] == "cancel" and target is None:
         raise ProtocolError("malformed", "cancel needs a target playlist id")
-    if value is not None and (not is_int(value) or not 0 <= value <= 100):
-        raise ProtocolError("malformed", f"value must be an integer 0..100, got: {brief(value)}")
+    if value is not None:
+        _level(value, "value")
     if env["action"] == "volume" and value is None:
         raise ProtocolError("malformed", "volume needs a value 0..100")
+    nodes = env.get("nodes")
+    if nodes is not None:
+        if env["action"] != "volume":
+            raise ProtocolError("malformed", "only a volume control may name nodes")
+        if not isinstance(nodes, list) or not 1 <= len(nodes) <= MAX_NODES:
+            raise ProtocolError("malformed", f"nodes must be a list of 1..{MAX_NODES} node ids")
+        for node in nodes:
+            if not isinstance(node, str) or not 1 <= len(node) <= MAX_ID:
+                raise ProtocolError("malformed", f"nodes must hold node ids, got: {brief(node)}")
+
+
+def _level(value: object, name: str) -> None:
+    if not is_int(value) or not 0 <= value <= 100:
+        raise ProtocolError("malformed", f"{name} must be an integer 0..100, got: {brief(value)}")
 
 
 def _common(env: Mapping[str, Any], kind: str) -> None:

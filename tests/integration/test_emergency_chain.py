@@ -125,7 +125,7 @@ async def test_two_person_emergency_cancelled_mid_play_with_the_correction(tmp_p
         # a request withdrawn before approval can never be approved
         other = (await ask(daemon, **flood, operator="binh"))["request"]
         assert (await ask(daemon, cmd="status"))["pending_requests"] == [rid, other]
-        assert await cli_run(e2e, "cancel", other) == 0
+        assert await cli_run(e2e, "cancel", other, "--operator", "binh") == 0
         with pytest.raises(ControlError, match="no pending emergency request"):
             await ask(daemon, cmd="approve", id=other, operator="an")
 
@@ -144,7 +144,7 @@ async def test_two_person_emergency_cancelled_mid_play_with_the_correction(tmp_p
         # The false alarm is cancelled by its announcement id, on every hamlet, mid-play.
         slow_players(fleet, 0.0)
         started = time.monotonic()
-        assert await cli_run(e2e, "cancel", approved["id"], "--correction") == 0
+        assert await cli_run(e2e, "cancel", approved["id"], "--correction", "--operator", "an") == 0
         await wait_for(
             lambda: acks(daemon, playlists, "failed", "cancelled by") == set(e2e.node_ids),
             CANCEL_TARGET_S,

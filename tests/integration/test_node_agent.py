@@ -482,6 +482,70 @@ async def test_stop_cancel_and_volume_controls(tmp_path, mosquitto, controller):
     assert "later" in saved.state.cancelled
 
 
+async def test_a_volume_control_is_applied_acked_and_reported_only_where_meant(
+    tmp_path, mosquitto, controller
+):
+    """Issue 17.5: the node applies a volume to the player and its heartbeats, acks it under the
+    control's id, and ignores one naming only other speakers of its hamlet."""
+    ctl, clock = controller, FakeClock(T0 + 60)
+    clip = await ctl.publish_clip(b"v" * 3000)
+    player = NullPlayer(clock=clock)
+    agent = make_agent(node_config(tmp_path, mosquitto, ctl), clock, player)
+    async with running(agent):
+        await ctl.send_control(ctl.control("vol-other", "volume", value=20, nodes=["bc-02"]))
+        await ctl.send_control(ctl.control("vol-me", "volume", value=45, nodes=["bc-01", "bc-02"]))
+        assert await ctl.wait_ack("vol-me", "received") == "volume 45"
+
+        def last_beat_volume() -> int | None:
+            beats = [json.loads(p) for t, p in ctl.seen if t.endswith("/heartbeat")]
+            return beats[-1]["volume"] if beats else None
+
+        await eventually(lambda: last_beat_volume() == 45)
+        await ctl.send_playlist(ctl.playlist("noon-1", [clip]))
+        await ctl.wait_ack("noon-1", "played")
+        await ctl.send_control(ctl.control("stop-1", "stop"))
+        assert await ctl.wait_ack("stop-1", "received") == "stop"
+    assert ctl.statuses("vol-other") == []
+    assert player.volumes == [45]
+
+
+async def test_a_stop_holds_across_a_restart_and_only_newer_playlists_play(
+    tmp_path, mosquitto, controller
+):
+    """Issue 17.1: a node that accepted a playlist, was offline during the stop and comes back
+    (from its state file, with the stop retained on the broker) never plays it; the stopped-at
+    watermark is persisted, so even the same envelope delivered again later is refused."""
+    ctl, clock = controller, FakeClock(T0)
+    item = await ctl.publish_clip(b"s" * 3000)
+    noon = ctl.playlist("noon-1", [item])  # plays at T0 + 60
+    await ctl.send_playlist(noon)
+    cfg = node_config(tmp_path, mosquitto, ctl)
+    player = NullPlayer(clock=clock)
+    async with running(make_agent(cfg, clock, player)):
+        await ctl.wait_ack("noon-1", "ready")
+    # Offline: the daemon clears the retained playlist and retains the stop.
+    await ctl.send_playlist(b"")
+    stop = ctl.control("stop-1", "stop", expires_at=int(T0) + 1260)
+    await ctl.link.publish(ctl.topics.control(HAMLET), stop, retain=True, expiry=600)
+    async with running(make_agent(cfg, clock, player)):
+        assert await ctl.wait_ack("noon-1", "failed") == "stopped by stop-1"
+        clock.t = T0 + 120  # noon-1's play_at has passed: it would play now
+        await asyncio.sleep(0.3)
+    assert player.plays == []
+    await ctl.link.publish(ctl.topics.control(HAMLET), b"", retain=True)
+    async with running(make_agent(cfg, clock, player)):
+        await ctl.send_playlist(noon)  # the same envelope again, without the stop retained
+        later = ctl.playlist("noon-2", [item], play_at=int(T0) + 150)  # issued after the stop
+        await ctl.send_playlist(later)
+        clock.t = T0 + 150
+        await ctl.wait_ack("noon-2", "played")
+    assert [p for p, _, _ in player.plays] == ["noon-2"]
+    assert "playing" not in ctl.statuses("noon-1")
+    saved = NodeStore(tmp_path / "cache")
+    saved.open()
+    assert saved.state.stopped[HAMLET].id == "stop-1"
+
+
 async def test_the_broadcastd_node_command_plays_with_a_real_player_and_stops_cleanly(
     tmp_path, mosquitto, controller
 ):
@@ -538,10 +602,12 @@ async def test_an_exercise_never_interrupts_even_if_marked_emergency(
             ctl.playlist("drill", [drill], slot="now", priority="emergency", status="exercise")
         )
         await ctl.wait_ack("drill", "ready")
-        await ctl.send_control(ctl.control("stop-1", "stop"))  # only now may the drill play
+        # Only once the routine bulletin is gone may the drill play. (A stop would silence the
+        # drill too: it was issued before the stop.)
+        await ctl.send_control(ctl.control("cancel-1", "cancel", target="routine"))
         await ctl.wait_ack("drill", "played")
     assert ctl.statuses("routine") == ["received", "ready", "playing", "failed"]
-    assert ctl.acks("routine")[-1][2] == "stopped by stop-1"
+    assert ctl.acks("routine")[-1][2] == "cancelled by cancel-1"
 
 
 async def test_simulated_message_loss_still_plays_exactly_once(tmp_path, mosquitto, controller):

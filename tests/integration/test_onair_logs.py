@@ -38,7 +38,7 @@ async def test_daemon_and_nodes_log_every_step_with_ids_titles_and_local_times(t
         )
         await daemon.ops.handle({"cmd": "cancel", "id": slot_pl.id})
         await daemon.ops.handle({"cmd": "stop", "hamlets": "h01"})
-        volume = await daemon.dispatcher.control(["h00"], "volume", value=60)
+        volume = await daemon.controls.volume({"h00": None}, 60)
         assert await daemon.reload()
 
         def emergency_acked() -> bool:

@@ -116,6 +116,7 @@ class Router:
         operations = Operations(
             e2e.config,
             dispatcher=None,  # type: ignore[arg-type] # acks never dispatch
+            controls=None,  # type: ignore[arg-type] # nor send controls
             journal=self.journal,
             registry=registry,
             renderer=None,  # type: ignore[arg-type] # nor render

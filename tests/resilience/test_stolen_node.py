@@ -123,7 +123,7 @@ async def test_a_stolen_login_cannot_take_over_the_controllers_or_another_nodes_
                         await thief.subscribe(f"{topics.root}/#", qos=1)
                         await asyncio.sleep(0.05)
             # A stop for the victim's hamlet while it is away, then the thief tries again.
-            await daemon.dispatcher.control(["h01"], "stop")
+            await daemon.controls.stop(["h01"])
             for identifier in (victim_id, VICTIM):
                 async with session(e2e, THIEF, identifier, clean=True):
                     pass

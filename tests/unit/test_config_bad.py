@@ -34,7 +34,7 @@ EXPECTED: dict[str, list[str]] = {
     "unknown-field": [
         (
             "unknown-field.yaml:17:5: hamlets[1].colour: unknown field "
-            "(valid here: id, name, households, languages, nodes), got: 'colour'"
+            "(valid here: id, name, households, languages, nodes, volume), got: 'colour'"
         )
     ],
     "misspelled-key": [

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import pwd
 import socket
 import stat
 from contextlib import asynccontextmanager
@@ -16,6 +18,7 @@ from broadcastd.controller.controlsocket import (
     MAX_REQUEST_BYTES,
     ControlError,
     ControlServer,
+    Peer,
     request,
 )
 from broadcastd.errors import BroadcastdError, DaemonNotRunningError
@@ -29,8 +32,10 @@ class RefusedError(BroadcastdError):
     pass
 
 
-async def handler(payload: dict[str, Any]) -> dict[str, Any]:
+async def handler(payload: dict[str, Any], peer: Peer) -> dict[str, Any]:
     cmd = payload["cmd"]
+    if cmd == "whoami":
+        return {"pid": peer.pid, "uid": peer.uid, "user": peer.user}
     if cmd == "echo":
         return {"echo": payload.get("text"), "hamlets": ["bản-chương"]}
     if cmd == "refuse":
@@ -70,6 +75,14 @@ async def test_roundtrip(tmp_path):
         # each request is its own connection; the server keeps serving
         assert (await request(path, {"cmd": "echo"}, timeout=2))["echo"] is None
     assert not path.exists(), "the socket file is removed when the server stops"
+
+
+async def test_the_handler_learns_who_connected_from_the_kernel(tmp_path):
+    """Issue 17.4: the Unix user is proven by the socket's peer credentials, not claimed."""
+    path = tmp_path / "broadcastd.sock"
+    async with serving(path):
+        who = await request(path, {"cmd": "whoami", "operator": "someone-else"}, timeout=2)
+    assert who == {"pid": os.getpid(), "uid": os.getuid(), "user": pwd.getpwuid(os.getuid())[0]}
 
 
 async def test_several_requests_on_one_connection(tmp_path):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from broadcastd import protocol
 from broadcastd.config import load_config
+from broadcastd.controller.controls import Controls
 from broadcastd.controller.dispatch import Dispatcher
 from broadcastd.journal.store import Journal
 from broadcastd.metrics import Metrics
@@ -120,7 +121,16 @@ async def test_an_envelope_over_the_wire_limit_is_journaled_as_skipped_never_sen
         assert "over the 65536-byte limit (200 items" in skip.reason
         assert [r.hamlet for r in journal.dispatches_for(DAY)] == ["ban-b"]
         assert saves == [1], "the broker was not asked to save the published playlist"
-        await dispatcher.control(["ban-b"], "stop")
+        controls = Controls(
+            config.commune.id,
+            link=link,
+            journal=journal,
+            key=protocol.load_private_key(tmp_path / "key"),
+            seq=dispatcher.seq,
+            clock=lambda: now,
+            persist=lambda: saves.append(1),
+        )
+        await controls.stop(["ban-b"])
         assert saves == [1, 1], "a stop queued for an offline node must be saved too"
     finally:
         journal.close()

@@ -11,7 +11,7 @@ import pytest
 
 from broadcastd import protocol
 from broadcastd.errors import BroadcastdError, ProtocolError
-from broadcastd.node.store import NodeStore
+from broadcastd.node.store import NodeStore, StopMark
 
 
 def opened(tmp_path) -> NodeStore:
@@ -200,3 +200,19 @@ def test_a_clip_needed_again_counts_as_used_now(tmp_path):
     assert store.open_partial(intro, 1) is None  # a new playlist needs it: already verified
     assert store.prune(set()) == []
     assert store.clip_path(intro).exists()
+
+
+def test_a_stop_watermark_only_rises_and_survives_a_restart(tmp_path):
+    store = opened(tmp_path)
+    assert store.stopped_by("h", issued_at=100, seq=5) is None
+    assert store.note_stop("h", StopMark("stop-10", issued_at=100, seq=10))
+    store.save()
+    assert not store.note_stop("h", StopMark("stop-7", issued_at=90, seq=7))  # an older stop
+    assert not store.note_stop("h", StopMark("stop-10", issued_at=100, seq=10))  # the same again
+    again = opened(tmp_path)
+    # seq orders a playlist and a stop of the same second; issued_at decides without a seq
+    assert again.stopped_by("h", issued_at=100, seq=9) == StopMark("stop-10", 100, 10)
+    assert again.stopped_by("h", issued_at=100, seq=11) is None
+    assert again.stopped_by("h", issued_at=99, seq=None) is not None
+    assert again.stopped_by("h", issued_at=100, seq=None) is None
+    assert again.stopped_by("other-hamlet", issued_at=1, seq=1) is None

@@ -39,6 +39,7 @@ def operations(tmp_path: Path, journal: Journal) -> Operations:
         dispatcher=cast("Any", dispatcher),
         journal=journal,
         registry=cast("Any", None),
+        controls=cast("Any", None),
         renderer=cast("Any", None),
         metrics=Metrics(),
         clock=lambda: NOW,
