@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from broadcastd import protocol
 from broadcastd.controller.approvals import Approvals, check_operator
+from broadcastd.controller.reads import READ_VERSION, READS, answer_read
 from broadcastd.controller.requests import (
     Announce,
     Approve,
     Cancel,
+    Read,
     RequestError,
     Status,
     Stop,
@@ -104,7 +106,11 @@ class Operations:
                     "connected": health.connected,
                     "ready": health.ready,
                     "pending_requests": [r.id for r in self.approvals.pending()],
+                    "v": min(request.v, READ_VERSION),
+                    "reads": list(READS),
                 }
+            case Read():
+                return answer_read(request.what, self.config, self.registry, self.clock)
 
     def _hamlets(self, spec: str | None) -> list[str]:
         known = [h.id for h in self.config.hamlets]
