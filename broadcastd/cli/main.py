@@ -35,6 +35,9 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
     "simulate": "simulate",
     "audit": "audit",
+    "console": "console",
+    "operator": "operator",
+    "token": "token",
 }
 
 
@@ -60,7 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
     _fleet(add)
     p = add("audit", "verify the journal's hash chain")
     p.add_argument("action", choices=["verify"])
+    _console(add)
     return parser
+
+
+def _console(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    add("console", "serve the web console on console.listen")
+    p = add("operator", "manage console accounts (password from stdin or a prompt)")
+    p.add_argument("action", choices=["add", "passwd", "remove", "list"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--role", choices=["viewer", "operator", "approver"])
+    p = add("token", "manage API tokens for other systems")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--scope", choices=["read"], default="read")
 
 
 def _planning(add: Callable[[str, str], argparse.ArgumentParser]) -> None:

@@ -1,0 +1,70 @@
+// Live updates for the console's pages over Server-Sent Events (/events).
+// Only textContent and data attributes are written: nothing from the server becomes markup.
+(function () {
+  "use strict";
+  var labelsEl = document.getElementById("labels");
+  if (!labelsEl || !window.EventSource) { return; }
+  var labels = JSON.parse(labelsEl.textContent);
+
+  function each(selector, fn) {
+    Array.prototype.forEach.call(document.querySelectorAll(selector), fn);
+  }
+
+  function attr(name, value) {
+    return "[" + name + "=\"" + String(value).replace(/["\\]/g, "\\$&") + "\"]";
+  }
+
+  function when(ts) {
+    if (ts === null || ts === undefined) { return "-"; }
+    var d = new Date(ts * 1000);
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    return two(d.getHours()) + ":" + two(d.getMinutes()) + " " + two(d.getDate()) + "/" +
+      two(d.getMonth() + 1) + "/" + d.getFullYear();
+  }
+
+  function applyNode(n) {
+    each(attr("data-node", n.node), function (row) {
+      var badge = row.querySelector("[data-state]");
+      if (badge && badge.getAttribute("data-state") !== n.state) {
+        badge.setAttribute("data-state", n.state);
+        badge.className = "state state-" + n.state;
+        badge.textContent = labels[n.state] || n.state;
+      }
+      var seen = row.querySelector("[data-field=last_seen]");
+      if (seen) { seen.textContent = when(n.last_seen); }
+      ["rssi", "volume"].forEach(function (field) {
+        var cell = row.querySelector("[data-field=" + field + "]");
+        if (cell) { cell.textContent = n[field] === null ? "-" : String(n[field]) + (field === "rssi" ? " dBm" : ""); }
+      });
+    });
+  }
+
+  function applyHamlet(h) {
+    each(attr("data-hamlet", h.id), function (card) {
+      ["online", "stale", "offline", "total"].forEach(function (key) {
+        var el = card.querySelector("[data-count=" + key + "]");
+        if (el) { el.textContent = String(h["nodes_" + key]); }
+      });
+    });
+  }
+
+  function apply(state) {
+    var up = state.daemon.running;
+    document.body.setAttribute("data-daemon", up ? "up" : "down");
+    var down = document.getElementById("daemon-down");
+    if (down) { down.hidden = up; }
+    var broker = document.getElementById("broker-down");
+    if (broker) { broker.hidden = !up || state.daemon.connected; }
+    state.nodes.forEach(applyNode);
+    state.hamlets.forEach(applyHamlet);
+    document.body.setAttribute("data-live-at", String(state.taken_at));
+  }
+
+  var source = new EventSource("/events");
+  source.addEventListener("state", function (e) { apply(JSON.parse(e.data)); });
+  source.addEventListener("expired", function () {
+    source.close();
+    window.alert(labels.expired);
+    window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
+  });
+})();
