@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from broadcastd.console.context import Console
 
 
+ROUTERS = (api.router, login.router, pages.router, stream.router)
 MAX_BODY = 64 * 1024  # no route of this console takes more; uploads come with issue 22
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -79,10 +80,8 @@ def create_app(ctx: Console) -> FastAPI:
         openapi_url=None,
     )
     app.state.console = ctx
-    app.include_router(api.router)
-    app.include_router(login.router)
-    app.include_router(pages.router)
-    app.include_router(stream.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(NeedLoginError)

@@ -55,9 +55,6 @@ def _login_page(request: Request, *, error: str, status: int, target: str) -> Re
 
 @router.get("/login")
 async def login_form(request: Request, next: str = "/") -> Response:  # noqa: A002 - the query name
-    c = console(request)
-    if await c.auth.session(request.cookies.get(SESSION_COOKIE), address(request)):
-        return redirect(safe_next(next))
     return _login_page(request, error="", status=200, target=safe_next(next))
 
 
