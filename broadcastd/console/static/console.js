@@ -14,12 +14,17 @@
     return "[" + name + "=\"" + String(value).replace(/["\\]/g, "\\$&") + "\"]";
   }
 
+  // The commune's clock, as the server renders it, whatever the phone's own time zone.
+  var clock = new Intl.DateTimeFormat("en-GB", {
+    timeZone: labels.timezone, hourCycle: "h23", hour: "2-digit", minute: "2-digit",
+    day: "2-digit", month: "2-digit", year: "numeric"
+  });
+
   function when(ts) {
     if (ts === null || ts === undefined) { return "-"; }
-    var d = new Date(ts * 1000);
-    function two(n) { return (n < 10 ? "0" : "") + n; }
-    return two(d.getHours()) + ":" + two(d.getMinutes()) + " " + two(d.getDate()) + "/" +
-      two(d.getMonth() + 1) + "/" + d.getFullYear();
+    var p = {};
+    clock.formatToParts(new Date(ts * 1000)).forEach(function (part) { p[part.type] = part.value; });
+    return p.hour + ":" + p.minute + " " + p.day + "/" + p.month + "/" + p.year;
   }
 
   function applyNode(n) {
