@@ -166,7 +166,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help and on usage errors
         return int(exc.code or 0) if exc.code in (0, None) else EX_USAGE
-    _setup_logging(args.verbose if args.command != "run" else max(1, args.verbose))
+    servers = ("run", "console")  # long-running: their start and stop are worth a log line
+    _setup_logging(args.verbose if args.command not in servers else max(1, args.verbose))
     module = importlib.import_module(f"broadcastd.cli.{COMMANDS[args.command]}")
     try:
         code: int = module.run(args)

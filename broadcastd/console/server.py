@@ -37,7 +37,7 @@ async def serve(loaded: LoadedConfig) -> None:
     host, _, port = loaded.config.console.listen.rpartition(":")
     ctx = Console.build(loaded)
     try:
-        log.warning("console listening on http://%s", loaded.config.console.listen)
+        log.info("console listening on http://%s", loaded.config.console.listen)
         await uvicorn_server(ctx, host, int(port)).serve()
     finally:
         ctx.close()
