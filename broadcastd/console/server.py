@@ -27,6 +27,7 @@ def uvicorn_server(ctx: Console, host: str, port: int) -> uvicorn.Server:
         server_header=False,
         lifespan="off",
         timeout_keep_alive=10,
+        timeout_graceful_shutdown=3,  # live streams never end by themselves; a stop must not wait
         limit_concurrency=200,  # live streams included; beyond it uvicorn answers 503
     )
     return uvicorn.Server(settings)

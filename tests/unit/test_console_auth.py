@@ -3,7 +3,6 @@ throttling, session ids and expiry, and a journal of who came and what they were
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import pytest
@@ -229,4 +228,3 @@ async def test_login_redirects_only_within_the_console(ctx):
         for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
             answer = await cs.login(http, "van-hoa", target=target)
             assert answer.headers["location"] == "/", target
-        await asyncio.sleep(0)
