@@ -33,6 +33,7 @@ class Live:
     nodes: tuple[dict[str, Any], ...]
     taken_at: float
     pending_requests: tuple[str, ...] = ()
+    tts: dict[str, dict[str, int]] = field(default_factory=dict)  # engine -> result -> count
     seq: int = field(default=0, compare=False)
 
     def node(self, node_id: str) -> dict[str, Any] | None:
@@ -162,6 +163,7 @@ class LiveState:
             nodes=tuple(nodes.get("nodes", ())),
             taken_at=now,
             pending_requests=tuple(str(r) for r in status.get("pending_requests", ())),
+            tts=status.get("tts") or {},
         )
 
     async def _journaled(self, now: float, reason: str) -> Live:

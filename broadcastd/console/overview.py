@@ -60,7 +60,7 @@ class Card:
 @dataclass(frozen=True, slots=True)
 class Alert:
     level: str  # danger | warning
-    kind: str  # daemon_down | broker_down | offline_day | not_ready | below_target
+    kind: str  # daemon_down | broker_down | tts_fallback | offline_day | not_ready | below_target
     subject: str  # a hamlet's or speaker's name, or ""
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -160,6 +160,7 @@ def alerts(loaded: LoadedConfig, live: Live, cards: list[Card], now: float) -> l
         found.append(Alert("danger", "daemon_down", "", {"reason": live.reason}))
     elif not live.connected:
         found.append(Alert("danger", "broker_down", ""))
+    found += _tts(loaded, live)
     names = {h.id: h.name for h in loaded.config.hamlets}
     for n in live.nodes:
         since = n.get("since")
@@ -209,3 +210,17 @@ def alerts(loaded: LoadedConfig, live: Live, cards: list[Card], now: float) -> l
                 )
             )
     return found
+
+
+def _tts(loaded: LoadedConfig, live: Live) -> list[Alert]:
+    """The first TTS engine failing while a later one speaks: bulletins use the fallback voice."""
+    engines = loaded.config.tts.engines
+    if len(engines) < 2:
+        return []
+    first = live.tts.get(engines[0], {})
+    failures = sum(n for result, n in first.items() if result != "ok")
+    if not failures:
+        return []
+    spoken = {e for e in engines[1:] if live.tts.get(e, {}).get("ok")}
+    params = {"engine": engines[0], "failures": failures, "fallback": ", ".join(sorted(spoken))}
+    return [Alert("warning", "tts_fallback", engines[0], params)] if spoken else []

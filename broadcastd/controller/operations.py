@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from broadcastd import protocol
 from broadcastd.controller.approvals import Approvals, check_operator
-from broadcastd.controller.reads import READ_VERSION, READS, answer_read
+from broadcastd.controller.reads import READ_VERSION, READS, answer_read, tts_counts
 from broadcastd.controller.requests import (
     Announce,
     Approve,
@@ -108,6 +108,7 @@ class Operations:
                     "pending_requests": [r.id for r in self.approvals.pending()],
                     "v": min(request.v, READ_VERSION),
                     "reads": list(READS),
+                    "tts": tts_counts(self.metrics),
                 }
             case Read():
                 return answer_read(request.what, self.config, self.registry, self.clock)

@@ -7,7 +7,9 @@ release can tell an older daemon apart instead of misreading it. Version 1:
 - `hamlets`: per hamlet, its name and households and how many of its speakers are in each state;
 - `nodes`: per speaker, its reachability and its own telemetry (signal, volume, version, uptime).
 
-`status` (`broadcastd status` and the console's banner) also reports `v` and the reads it knows.
+`status` (`broadcastd status` and the console's banner) also reports `v`, the reads it knows and
+`tts`: per TTS engine, its render attempts by result since the daemon started (a first engine that
+keeps failing means bulletins are spoken by the fallback voice).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 
     from broadcastd.config import Config
     from broadcastd.controller.registry import NodeRegistry
+    from broadcastd.metrics import Metrics
 
 READ_VERSION: Final = 1
 READS: Final = ("status", "hamlets", "nodes")
@@ -77,6 +80,17 @@ def _node(view: NodeView) -> dict[str, object]:
         "uptime_s": view.uptime_s,
         "version": view.version,
     }
+
+
+def tts_counts(metrics: Metrics) -> dict[str, dict[str, int]]:
+    """engine -> result -> render attempts, from the daemon's own counters."""
+    counts: dict[str, dict[str, int]] = {}
+    for family in metrics.tts_renders_total.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                engine, result = sample.labels["engine"], sample.labels["result"]
+                counts.setdefault(engine, {})[result] = int(sample.value)
+    return counts
 
 
 def answer_read(

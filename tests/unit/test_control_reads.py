@@ -9,9 +9,10 @@ import pytest
 from support.clock import FakeClock
 
 from broadcastd.config import Config
-from broadcastd.controller.reads import READ_VERSION, READS, answer_read
+from broadcastd.controller.reads import READ_VERSION, READS, answer_read, tts_counts
 from broadcastd.controller.registry import NodeRegistry
 from broadcastd.controller.requests import Read, RequestError, Status, parse_request
+from broadcastd.metrics import Metrics
 
 
 def make_config() -> Config:
@@ -108,3 +109,11 @@ def test_hamlets_and_nodes_answer_from_the_registry_with_telemetry():
     assert by_id["bc-02"]["state"] == "unknown"
     assert by_id["bc-02"]["rssi"] is None
     assert by_id["nl-01"]["state"] == "offline"
+
+
+def test_status_reports_tts_attempts_per_engine_and_result():
+    metrics = Metrics()
+    for engine, result in (("gtts", "timeout"), ("gtts", "timeout"), ("espeak", "ok")):
+        metrics.tts_renders_total.labels(engine=engine, result=result).inc()
+    assert tts_counts(metrics) == {"gtts": {"timeout": 2}, "espeak": {"ok": 1}}
+    assert tts_counts(Metrics()) == {}
