@@ -3,10 +3,11 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SYSBINS := mosquitto mosquitto_pub ffmpeg ffprobe espeak-ng promtool systemd-analyze
-APT_PKGS := mosquitto mosquitto-clients ffmpeg espeak-ng prometheus systemd
+SYSBINS := mosquitto mosquitto_pub ffmpeg ffprobe espeak-ng promtool systemd-analyze chromium
+# chromium: the console's real-browser tests (Playwright drives this one; it never downloads its own)
+APT_PKGS := mosquitto mosquitto-clients ffmpeg espeak-ng prometheus systemd chromium
 
-.PHONY: demo test check bench soak sysdeps venv clean lint fmt
+.PHONY: demo test check bench soak sysdeps venv clean lint fmt screenshots i18n
 
 sysdeps:
 	@missing=""; for b in $(SYSBINS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
@@ -52,6 +53,16 @@ bench: sysdeps venv
 
 soak: sysdeps venv
 	BROADCASTD_SOAK=1 $(VENV)/bin/pytest -q tests/resilience
+
+# The README's console screenshots, taken by the browser test at phone and desktop width.
+screenshots: sysdeps venv
+	BROADCASTD_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/integration/test_console_browser.py -k photographed
+
+# After changing a console message: refresh the catalogs; translators then edit the .po files.
+i18n: venv
+	$(VENV)/bin/pybabel -q extract -F broadcastd/console/babel.cfg -k N_ --no-location --omit-header -o .console.pot .
+	for lang in vi en; do $(VENV)/bin/pybabel -q update -N --ignore-obsolete -w 100 -D console -i .console.pot -d broadcastd/console/locale -l $$lang; done
+	rm -f .console.pot
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -39,6 +39,9 @@ COMMANDS: dict[str, str] = {
     "simulate": "simulate",
     "audit": "audit",
     "say": "say",
+    "console": "console",
+    "operator": "operator",
+    "token": "token",
 }
 
 
@@ -69,7 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="+", metavar="TEXT")
     p.add_argument("--lang", help="language (default: the commune's, or vi)")
     p.add_argument("--out", type=Path, help="also render it to this .mp3/.opus file")
+    _console(add)
     return parser
+
+
+def _console(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    add("console", "serve the web console on console.listen")
+    p = add("operator", "manage console accounts (password from stdin or a prompt)")
+    p.add_argument("action", choices=["add", "passwd", "remove", "list"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--role", choices=["viewer", "operator", "approver"])
+    p = add("token", "manage API tokens for other systems")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--scope", choices=["read"], default="read")
 
 
 def _planning(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -201,7 +217,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help and on usage errors
         return int(exc.code or 0) if exc.code in (0, None) else EX_USAGE
-    _setup_logging(args.verbose if args.command != "run" else max(1, args.verbose))
+    servers = ("run", "console")  # long-running: their start and stop are worth a log line
+    _setup_logging(args.verbose if args.command not in servers else max(1, args.verbose))
     module = importlib.import_module(f"broadcastd.cli.{COMMANDS[args.command]}")
     try:
         code: int = module.run(args)

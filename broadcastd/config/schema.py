@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 from pathlib import Path
 from types import MappingProxyType
@@ -343,6 +344,33 @@ class Emergency(Model):
     volume: Level = 100  # every live emergency plays at this level, whatever the schedule says
 
 
+def _loopback(value: str) -> str:
+    host = value.rsplit(":", 1)[0].strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            "the console speaks plain HTTP, so it listens only on loopback "
+            "(127.0.0.1, [::1] or localhost); put a TLS proxy in front for other machines"
+        )
+    return value
+
+
+def _idle(value: dt.timedelta) -> dt.timedelta:
+    if not dt.timedelta(minutes=1) <= value <= dt.timedelta(hours=24):
+        raise ValueError("expected between 1m and 24h")
+    return value
+
+
+class ConsoleCfg(Model):
+    """The web console (`broadcastd console`): where it listens, how long an idle login lasts."""
+
+    listen: Annotated[HostPort, AfterValidator(_loopback)] = "127.0.0.1:8080"
+    session_idle: Annotated[Duration, AfterValidator(_idle)] = dt.timedelta(minutes=30)
+
+
 class Config(Model):
     commune: Commune
     broker: Broker = Broker()
@@ -357,6 +385,7 @@ class Config(Model):
     announcements: tuple[Announcement, ...] = ()
     exercise: Exercise | None = None
     emergency: Emergency = Emergency()
+    console: ConsoleCfg = ConsoleCfg()
 
     # node id -> hamlet, built on first use: every ack from a node looks its hamlet up.
     _node_hamlets: dict[str, Hamlet] | None = PrivateAttr(default=None)

@@ -20,10 +20,12 @@ from broadcastd import protocol
 from broadcastd.controller.approvals import Approvals, check_operator
 from broadcastd.controller.controlsocket import Peer
 from broadcastd.controller.nodeguard import Refusals
+from broadcastd.controller.reads import READ_VERSION, READS, answer_read, tts_counts
 from broadcastd.controller.requests import (
     Announce,
     Approve,
     Cancel,
+    Read,
     RequestError,
     Status,
     Stop,
@@ -107,8 +109,9 @@ class Operations:
         who connected, as the kernel reports it."""
         request = parse_request(raw)
         who = Who(request.operator, peer or Peer(None, None, None))
-        if not isinstance(request, Status):
-            log.info("control %s by %s", raw.get("cmd"), who.describe())
+        if isinstance(request, Status | Read):
+            return self._read(request)
+        log.info("control %r by %s", raw.get("cmd"), who.describe())
         match request:
             case Announce():
                 return _recorded(await self.announce(request, who), who)
@@ -121,14 +124,20 @@ class Operations:
             case Volume():
                 self._operator(who, "volume")
                 return _recorded(await self.volume.handle(request, who), who)
-            case Status():
-                health = self._health()
-                return {
-                    "commune": self.config.commune.id,
-                    "connected": health.connected,
-                    "ready": health.ready,
-                    "pending_requests": [r.id for r in self.approvals.pending()],
-                }
+
+    def _read(self, request: Status | Read) -> dict[str, Any]:
+        if isinstance(request, Read):
+            return answer_read(request.what, self.config, self.registry, self.clock)
+        health = self._health()
+        return {
+            "commune": self.config.commune.id,
+            "connected": health.connected,
+            "ready": health.ready,
+            "pending_requests": [r.id for r in self.approvals.pending()],
+            "v": min(request.v, READ_VERSION),
+            "reads": list(READS),
+            "tts": tts_counts(self.metrics),
+        }
 
     def _hamlets(self, spec: str | None) -> list[str]:
         known = [h.id for h in self.config.hamlets]

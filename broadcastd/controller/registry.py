@@ -56,7 +56,11 @@ class NodeView:
     last_ack: str | None  # "<playlist> <status>"
     flaps: int  # online<->offline changes in the current flap window
     households: int
+    # the node's own telemetry, as last reported (None until it says)
+    rssi: float | None = None
     volume: int | None = None  # the level its last heartbeat reported
+    uptime_s: float | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,9 @@ class _Node:
     flaps: int = 0
     flap_start: float = 0.0
     probation_from: float | None = None  # set while a flapping node earns `online` back
+    rssi: float | None = None
+    uptime_s: float | None = None
+    version: str | None = None
 
 
 NodeSpec = tuple[str, str, int]  # (node id, hamlet id, households)
@@ -182,6 +189,8 @@ class NodeRegistry:
             self._bad(node_id, "out_of_order")  # e.g. an old session's Last Will, delivered late
             return
         node.state_ts = msg.ts
+        if msg.version is not None:
+            node.version = msg.version
         t = self._now()
         if msg.state == OFFLINE:
             self._move(node_id, node, OFFLINE, "offline message (last will or shutdown)", t)
@@ -200,6 +209,7 @@ class NodeRegistry:
             return
         t = self._now()
         node.skew = round(beat.ts - t, 3)
+        node.rssi, node.uptime_s = beat.rssi, beat.uptime_s
         if beat.volume is not None:
             node.volume = round(beat.volume)
         if self._metrics is not None:
@@ -250,7 +260,10 @@ class NodeRegistry:
                 last_ack=n.last_ack,
                 flaps=n.flaps,
                 households=n.households,
+                rssi=n.rssi,
                 volume=n.volume,
+                uptime_s=n.uptime_s,
+                version=n.version,
             )
             for node_id, n in self._nodes.items()
         ]

@@ -75,9 +75,21 @@ class Volume:
 @dataclass(frozen=True, slots=True)
 class Status:
     operator: str | None = None
+    v: int = 1  # the read-protocol version the client speaks (see reads.py)
 
 
-Request = Announce | Cancel | Approve | Stop | Volume | Status
+@dataclass(frozen=True, slots=True)
+class Read:
+    """A versioned read (`hamlets`, `nodes`): it changes nothing in the daemon."""
+
+    what: str
+    v: int
+    operator: str | None = None
+
+
+Request = Announce | Cancel | Approve | Stop | Volume | Status | Read
+READ_COMMANDS = ("hamlets", "nodes")
+MAX_READ_VERSION = 1_000_000  # any client's version fits; beyond is a malformed request
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +134,15 @@ def parse_request(raw: Mapping[str, object]) -> Request:
         return Stop(hamlets=_text(raw, "hamlets"), operator=operator)
     if cmd == "volume":
         return _volume(raw, operator)
+    return _read(cmd, raw, operator)
+
+
+def _read(cmd: object, raw: Mapping[str, object], operator: str | None) -> Status | Read:
+    """`status` and the versioned reads: they change nothing in the daemon."""
     if cmd == "status":
-        return Status(operator=operator)
+        return Status(operator=operator, v=_version(raw))
+    if cmd in READ_COMMANDS:
+        return Read(what=str(cmd), v=_version(raw), operator=operator)
     raise RequestError(f"unknown request {brief(cmd)}")
 
 
@@ -169,6 +188,14 @@ def _text(raw: Mapping[str, object], name: str, *, limit: int = MAX_FIELD_CHARS)
         raise RequestError(f"{name} must be text, got: {brief(value)}")
     if len(value) > limit:
         raise RequestError(f"{name} must be at most {limit} characters, got: {len(value)}")
+    return value
+
+
+def _version(raw: Mapping[str, object]) -> int:
+    """The client's read-protocol version: absent means 1, the first."""
+    value = raw.get("v", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_READ_VERSION:
+        raise RequestError(f"v must be a protocol version (1, 2, ...), got: {brief(value)}")
     return value
 
 

@@ -26,6 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     "node": {"kernel", "protocol", "transport", "config.fields", "config.yamlsource"},
     "controller": {"kernel", "config", "protocol", "plan", "render", "transport", "journal"},
     "sim": {"kernel", "config", "protocol", "plan", "transport", "journal", "node", "controller"},
+    # the web console reads the journal and asks the daemon through the control socket's client;
+    # it never signs, renders or publishes anything itself
+    "console": {"kernel", "config", "plan", "journal", "controller.controlsocket"},
     "cli": {
         "kernel",
         "config",
@@ -36,6 +39,7 @@ ALLOWED: dict[str, set[str]] = {
         "journal",
         "controller",
         "sim",
+        "console",
     },
 }
 KERNEL_MODULES = {"errors", "models", "metrics", "localtime"}
@@ -241,6 +245,9 @@ def test_a_relative_two_module_cycle_is_found_and_type_checking_imports_are_not(
         ("broadcastd.sim.demo", "broadcastd.cli.report", False),
         ("broadcastd.journal.store", "broadcastd.controller.registry", False),
         ("broadcastd.controller.daemon", "broadcastd.models", True),
+        ("broadcastd.console.sources", "broadcastd.controller.controlsocket", True),
+        ("broadcastd.console.sources", "broadcastd.controller.dispatch", False),
+        ("broadcastd.console.app", "broadcastd.render.renderer", False),
     ],
 )
 def test_the_layer_rule_names_what_crosses_upwards(module: str, target: str, allowed: bool) -> None:

@@ -18,7 +18,11 @@ import pytest
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
 # broadcastd.service must pass `--threshold=20`; the node unit aims for 2.5
-MAX_EXPOSURE = {"broadcastd.service": 2.0, "broadcastd-node.service": 2.5}
+MAX_EXPOSURE = {
+    "broadcastd.service": 2.0,
+    "broadcastd-node.service": 2.5,
+    "broadcastd-console.service": 2.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +125,19 @@ def test_daemon_unit_contract():
     assert "IPAddressDeny" not in d, "gTTS and external brokers live on the public network"
 
 
+def test_console_unit_contract():
+    d = _directives("broadcastd-console.service")
+    assert d["ExecStart"] == [
+        "/usr/local/bin/broadcastd console -c /etc/broadcastd/broadcastd.yaml"
+    ]
+    assert d["User"] == ["broadcastd"], "the daemon's user: its journal and control socket"
+    assert d["RestartPreventExitStatus"] == ["78"]
+    assert "-/var/lib/broadcastd/ed25519.key" in d["InaccessiblePaths"], "never the signing key"
+    assert d["IPAddressDeny"] == ["any"]
+    assert d["IPAddressAllow"] == ["localhost"]
+    assert "Requires" not in d, "the console shows a stopped daemon; it must not stop with it"
+
+
 def test_node_unit_contract():
     d = _directives("broadcastd-node.service")
     assert d["ExecStart"] == ["/usr/local/bin/broadcastd-node -c /etc/broadcastd-node/node.yaml"]
@@ -157,6 +174,48 @@ MDWE_PROBE = textwrap.dedent(
     print("ok")
     """
 )
+
+
+CONSOLE_MDWE_PROBE = MDWE_PROBE.split("import asyncio, io, sqlite3")[0] + textwrap.dedent(
+    """
+    import asyncio, tempfile
+    from pathlib import Path
+    import httpx
+    from argon2 import PasswordHasher
+    from broadcastd.config import Config
+    from broadcastd.config.loaded import LoadedConfig
+    from broadcastd.console import Console, create_app
+    root = Path(tempfile.mkdtemp())
+    config = Config.model_validate({
+        "commune": {"id": "sm", "name": "Sảng Mộc"}, "signing": {"private_key_file": "k"},
+        "state_dir": str(root), "slots": {"noon": {"at": "11:30"}},
+        "hamlets": [{"id": "a", "name": "A", "households": 1}]})
+    PasswordHasher().verify(PasswordHasher().hash("password12"), "password12")
+    async def main():
+        ctx = Console.build(LoadedConfig(config))
+        transport = httpx.ASGITransport(app=create_app(ctx))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            assert (await http.get("/login")).status_code == 200
+        ctx.close()
+    asyncio.run(main())
+    print("ok")
+    """
+)
+
+
+def test_memory_deny_write_execute_does_not_break_the_console_stack():
+    result = subprocess.run(
+        [sys.executable, "-c", CONSOLE_MDWE_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=UNITS.parent,
+    )
+    if result.stdout.startswith("unsupported"):
+        pytest.skip(f"kernel lacks PR_SET_MDWE ({result.stdout.strip()}); MDWE not probed")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ok"
 
 
 def test_memory_deny_write_execute_does_not_break_the_daemon_stack():

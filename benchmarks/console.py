@@ -1,0 +1,175 @@
+"""The web console over a year of Xã Sảng Mộc: page latency and the console's memory.
+
+A journal holding 365 days of the example commune (10 hamlets, 16 speakers, 2 slots a day, every
+ack and reachability transition, written through the journal's own writers) is served by a real
+`broadcastd console` process; a control socket answers the console's live reads from a real
+NodeRegistry, as the daemon's does. One logged-in client then asks for the dashboard (/) and the
+report page (the last seven days) in turn; the p95 of each and the console's peak RSS are printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+# the repository, and the tests' support package (the same journal history the tests use)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+import yaml
+from support import console as cs
+from support import history
+
+from broadcastd import protocol
+from broadcastd.cli.main import run as broadcastd
+from broadcastd.config import load_config
+from broadcastd.controller.controlsocket import ControlServer, Peer
+from broadcastd.controller.reads import READ_VERSION, READS, answer_read
+from broadcastd.controller.registry import NodeRegistry
+from broadcastd.transport.broker import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+DAYS = 365
+REQUESTS = 200  # per page
+TARGET_MS = 150
+
+
+def write_config(root: Path) -> Path:
+    """The example commune, moved into `root` (its includes and recordings stay where they are)."""
+    source = ROOT / "config" / "sang-moc.yaml"
+    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    data["signing"] = {"private_key_file": str(root / "ed25519.key")}
+    data["state_dir"] = str(root / "state")
+    data["console"] = {"listen": f"127.0.0.1:{free_port()}"}
+    data["include"] = [str(ROOT / "config" / p) for p in data.get("include", [])]
+    audio = data.get("audio", {})
+    for key in ("intro", "outro"):
+        if key in audio:
+            audio[key] = str((source.parent / audio[key]).resolve())
+    for ann in data.get("announcements", []):
+        ann["audio"] = {
+            k: str((source.parent / v).resolve()) for k, v in ann.get("audio", {}).items()
+        }
+    path = root / "commune.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    protocol.generate_private_key(root / "ed25519.key")
+    (root / "state").mkdir(mode=0o700)
+    return path
+
+
+def rss_mb(pid: int, field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def measure(base: str, path: str, http: httpx.AsyncClient) -> list[float]:
+    times = []
+    for _ in range(REQUESTS):
+        start = time.perf_counter()
+        answer = await http.get(path)
+        times.append((time.perf_counter() - start) * 1000)
+        if answer.status_code != 200:
+            raise SystemExit(f"{base}{path} answered {answer.status_code}")
+    return times
+
+
+async def bench(config_path: Path) -> None:
+    loaded = load_config(config_path)
+    config = loaded.config
+    today = dt.datetime.now(config.commune.tz).date()
+    started = time.perf_counter()
+    journal = await history.fill(
+        config,
+        config.state_dir / "journal.sqlite3",
+        first=today - dt.timedelta(days=DAYS),
+        days=DAYS,
+    )
+    journal.close()
+    filled = time.perf_counter() - started
+    sys.stdin = io.StringIO(f"{cs.PASSWORD}\n")
+    with contextlib.redirect_stdout(io.StringIO()):
+        added = broadcastd(["operator", "add", "bench", "-c", str(config_path)])
+    if added != 0:
+        raise SystemExit("operator add failed")
+
+    registry = NodeRegistry(config, None, now=time.time)
+    for node in config.node_hamlets():
+        registry.on_heartbeat(
+            node, json.dumps({"ts": time.time(), "rssi": -80, "volume": 70}).encode()
+        )
+
+    async def handle(request: dict[str, Any], _peer: Peer) -> dict[str, Any]:
+        if request["cmd"] == "status":
+            return {
+                "commune": config.commune.id,
+                "connected": True,
+                "ready": True,
+                "pending_requests": [],
+                "v": READ_VERSION,
+                "reads": list(READS),
+            }
+        return answer_read(str(request["cmd"]), config, registry, time.time)
+
+    control = ControlServer(config.state_dir / "broadcastd.sock", handle)
+    serving = asyncio.create_task(control.run())
+    await control.listening.wait()
+    console = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-c", "from broadcastd.cli.main import main; main()"),
+        *("console", "-c", str(config_path)),
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    base = f"http://{config.console.listen}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            for _ in range(300):
+                try:
+                    await http.get("/login")
+                    break
+                except httpx.TransportError:
+                    if console.returncode is not None:
+                        raise SystemExit("the console exited") from None
+                    await asyncio.sleep(0.1)
+            if (await cs.login(http, "bench")).status_code != 303:
+                raise SystemExit("login failed")
+            await http.get("/")  # first request: templates compiled, plan cached by the OS
+            dashboard = await measure(base, "/", http)
+            report = await measure(base, "/report", http)
+        rss, peak = rss_mb(console.pid, "VmRSS"), rss_mb(console.pid, "VmHWM")
+    finally:
+        console.terminate()
+        await asyncio.wait_for(console.wait(), 10)
+        serving.cancel()
+    p95 = {
+        name: statistics.quantiles(t, n=20)[18]
+        for name, t in (("dashboard", dashboard), ("report", report))
+    }
+    print(f"console journal: {DAYS} days, filled in {filled:.0f} s")
+    print(f"console p95 dashboard: {p95['dashboard']:.1f} ms target={TARGET_MS}")
+    print(f"console p95 report: {p95['report']:.1f} ms target={TARGET_MS}")
+    # the peak includes one login's argon2 verification, which takes 64 MiB while it runs
+    print(f"console rss: {rss:.0f} MB (peak {peak:.0f} MB)")
+    print(f"console p95: {max(p95.values()):.1f} ms target={TARGET_MS}")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="broadcastd-console-bench-") as tmp:
+        asyncio.run(bench(write_config(Path(tmp))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+// Live updates for the console's pages over Server-Sent Events (/events).
+// Only textContent and data attributes are written: nothing from the server becomes markup.
+(function () {
+  "use strict";
+  var labelsEl = document.getElementById("labels");
+  if (!labelsEl || !window.EventSource) { return; }
+  var labels = JSON.parse(labelsEl.textContent);
+
+  function each(selector, fn) {
+    Array.prototype.forEach.call(document.querySelectorAll(selector), fn);
+  }
+
+  function attr(name, value) {
+    return "[" + name + "=\"" + String(value).replace(/["\\]/g, "\\$&") + "\"]";
+  }
+
+  // The commune's clock, as the server renders it, whatever the phone's own time zone.
+  var clock = new Intl.DateTimeFormat("en-GB", {
+    timeZone: labels.timezone, hourCycle: "h23", hour: "2-digit", minute: "2-digit",
+    day: "2-digit", month: "2-digit", year: "numeric"
+  });
+
+  function when(ts) {
+    if (ts === null || ts === undefined) { return "-"; }
+    var p = {};
+    clock.formatToParts(new Date(ts * 1000)).forEach(function (part) { p[part.type] = part.value; });
+    return p.hour + ":" + p.minute + " " + p.day + "/" + p.month + "/" + p.year;
+  }
+
+  function applyNode(n) {
+    each(attr("data-node", n.node), function (row) {
+      var badge = row.querySelector("[data-state]");
+      if (badge && badge.getAttribute("data-state") !== n.state) {
+        badge.setAttribute("data-state", n.state);
+        badge.className = "state state-" + n.state;
+        badge.textContent = labels[n.state] || n.state;
+      }
+      var seen = row.querySelector("[data-field=last_seen]");
+      if (seen) { seen.textContent = when(n.last_seen); }
+      ["rssi", "volume"].forEach(function (field) {
+        var cell = row.querySelector("[data-field=" + field + "]");
+        if (cell) { cell.textContent = n[field] === null ? "-" : String(n[field]) + (field === "rssi" ? " dBm" : ""); }
+      });
+    });
+  }
+
+  function applyHamlet(h) {
+    each(attr("data-hamlet", h.id), function (card) {
+      ["online", "stale", "offline", "total"].forEach(function (key) {
+        var el = card.querySelector("[data-count=" + key + "]");
+        if (el) { el.textContent = String(h["nodes_" + key]); }
+      });
+    });
+  }
+
+  function apply(state) {
+    var up = state.daemon.running;
+    document.body.setAttribute("data-daemon", up ? "up" : "down");
+    var down = document.getElementById("daemon-down");
+    if (down) { down.hidden = up; }
+    var broker = document.getElementById("broker-down");
+    if (broker) { broker.hidden = !up || state.daemon.connected; }
+    state.nodes.forEach(applyNode);
+    state.hamlets.forEach(applyHamlet);
+    document.body.setAttribute("data-live-at", String(state.taken_at));
+  }
+
+  var source = new EventSource("/events");
+  source.addEventListener("state", function (e) { apply(JSON.parse(e.data)); });
+  source.addEventListener("expired", function () {
+    source.close();
+    window.alert(labels.expired);
+    window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
+  });
+})();

@@ -1,0 +1,119 @@
+"""Tổng quan's cards and alerts as pure functions of the plan, the live picture and the journal:
+what raises an alert, what does not."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from support import history
+from support.communes import thu
+
+from broadcastd.config import load_config
+from broadcastd.console.live import Live, hamlets_from
+from broadcastd.console.overview import OFFLINE_ALERT_S, overview
+
+if TYPE_CHECKING:
+    from broadcastd.config import LoadedConfig
+
+TZ = dt.timezone(dt.timedelta(hours=7))
+NOON = dt.datetime(2027, 1, 20, 11, 30, tzinfo=TZ)
+
+
+@pytest.fixture
+def loaded(tmp_path) -> LoadedConfig:
+    text = thu(hamlets=2, slots='noon: {at: "11:30"}').replace(
+        "tts: {engines: [espeak]}", "tts: {engines: [gtts, espeak]}"
+    )
+    text = text.replace(
+        "  - {id: ban-a, name: Bản A, households: 10}",
+        "  - {id: ban-a, name: Bản A, households: 10, nodes: [{id: a1, households: 10}]}",
+    )
+    text += (
+        "announcements:\n"
+        "  - {id: tin, title: Tin, text: {vi: Xin chào}, slots: [noon], hamlets: [ban-a]}\n"
+    )
+    path = tmp_path / "thu.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path)
+
+
+def live(loaded: LoadedConfig, *, state: str = "online", since: float = 0.0, **extra: Any) -> Live:
+    nodes = [{"node": "a1", "hamlet": "ban-a", "households": 10, "state": state, "since": since}]
+    fields: dict[str, Any] = {
+        "daemon": True,
+        "reason": "",
+        "connected": True,
+        "hamlets": tuple(hamlets_from(loaded.config, nodes)),
+        "nodes": tuple(nodes),
+        "taken_at": 0.0,
+    }
+    return Live(**(fields | extra))
+
+
+def kinds(loaded: LoadedConfig, picture: Live, now: float) -> list[str]:
+    return [a.kind for a in overview(loaded, picture, None, now)[1]]
+
+
+def test_a_healthy_commune_long_before_air_has_no_alert(loaded):
+    now = (NOON - dt.timedelta(hours=3)).timestamp()
+    cards, alerts = overview(loaded, live(loaded), None, now)
+    assert alerts == []
+    assert [(c.id, c.online, c.total) for c in cards] == [("ban-a", 1, 1), ("ban-b", 0, 0)]
+    nxt = cards[0].next
+    assert nxt is not None
+    assert (nxt.slot, nxt.state, nxt.items) == ("noon", "waiting", 1)
+
+
+def test_daemon_broker_and_speaker_alerts(loaded):
+    now = (NOON - dt.timedelta(hours=3)).timestamp()
+    assert kinds(loaded, live(loaded, daemon=False, reason="not running"), now) == ["daemon_down"]
+    assert kinds(loaded, live(loaded, connected=False), now) == ["broker_down"]
+    recently = live(loaded, state="offline", since=now - 3600)
+    assert kinds(loaded, recently, now) == []
+    for_days = live(loaded, state="offline", since=now - 2 * OFFLINE_ALERT_S - 60)
+    alert = overview(loaded, for_days, None, now)[1][0]
+    assert (alert.kind, alert.subject, alert.params["days"]) == ("offline_day", "a1", 2)
+
+
+def test_a_slot_not_on_the_speakers_ten_minutes_before_air(loaded):
+    soon = (NOON - dt.timedelta(minutes=8)).timestamp()
+    alerts = overview(loaded, live(loaded), None, soon)[1]
+    assert [(a.kind, a.subject, a.params["minutes"]) for a in alerts] == [("not_ready", "Bản A", 8)]
+    # a hamlet with nothing to play is never "not ready"
+    assert all(a.subject != "Bản B" for a in alerts)
+
+
+def test_tts_falling_back_is_an_alert_only_when_the_fallback_speaks(loaded):
+    now = (NOON - dt.timedelta(hours=3)).timestamp()
+    failing = {"gtts": {"timeout": 3, "ok": 1}, "espeak": {"ok": 3}}
+    alert = overview(loaded, live(loaded, tts=failing), None, now)[1][0]
+    assert (alert.kind, alert.params["failures"], alert.params["fallback"]) == (
+        "tts_fallback",
+        3,
+        "espeak",
+    )
+    assert kinds(loaded, live(loaded, tts={"gtts": {"ok": 9}}), now) == []
+    assert kinds(loaded, live(loaded, tts={"gtts": {"failed": 2}}), now) == []
+
+
+async def test_the_last_slot_below_target_is_an_alert(loaded, tmp_path):
+    config = loaded.config
+    config.state_dir.mkdir(parents=True)
+    journal = await history.fill(
+        config, config.state_dir / "journal.sqlite3", first=NOON.date(), days=1, played=0.0
+    )
+    try:
+        after = (NOON + dt.timedelta(hours=1)).timestamp()
+        cards, alerts = overview(loaded, live(loaded), journal, after)
+    finally:
+        journal.close()
+    last = cards[0].last
+    assert last is not None
+    assert (last.slot, last.target_met, last.households) == ("noon", False, 10)
+    # the journal's playlists reached nobody in either hamlet
+    assert [(a.kind, a.subject) for a in alerts] == [
+        ("below_target", "Bản A"),
+        ("below_target", "Bản B"),
+    ]
