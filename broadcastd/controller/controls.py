@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONTROL_TTL_S = 600  # a control nobody received within this is stale; a stop stays longer
+CONTROLS_REMEMBERED = 1024  # recent control ids whose acks are accepted (acks come within minutes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,16 @@ class Controls:
         self._clock = clock
         # A control queued for an offline node must survive a broker crash: ask for a save.
         self._persist = persist or (lambda: None)
+        self._sent: OrderedDict[str, frozenset[str]] = OrderedDict()  # control id -> hamlets
+
+    def hamlets_of(self, control_id: str) -> frozenset[str] | None:
+        """The hamlets a recent control went to; None for an id this daemon did not send."""
+        return self._sent.get(control_id)
+
+    def _sent_to(self, control_id: str, hamlets: Iterable[str]) -> None:
+        self._sent[control_id] = self._sent.get(control_id, frozenset()) | frozenset(hamlets)
+        while len(self._sent) > CONTROLS_REMEMBERED:
+            self._sent.popitem(last=False)
 
     async def stop(self, hamlets: Sequence[str]) -> StopSent:
         """Silence `hamlets` now and withdraw every playlist of theirs that could still play."""
@@ -75,9 +87,10 @@ class Controls:
             # that missed the stop must still see it before it could play one of them.
             held = max([now + CONTROL_TTL_S, *(r.expires_at for r in live if r.hamlet == hamlet)])
             await self._send(hamlet, cid, "stop", seq=seq, now=now, expires_at=held, retain=True)
+        self._sent_to(cid, hamlets)
         await self.withdraw(live)
         self._persist()
-        log.warning("stop %s: %s silenced, %d withdrawn", cid, ",".join(hamlets), len(live))
+        log.warning("stop sent to %s as %s: %d withdrawn", ", ".join(hamlets), cid, len(live))
         return StopSent(cid, [r.id for r in live])
 
     async def cancel(self, rows: Sequence[DispatchRow]) -> list[str]:
@@ -97,9 +110,11 @@ class Controls:
                 target=row.id,
             )
             controls.append(cid)
+            self._sent_to(cid, [row.hamlet])
         await self.withdraw(rows)
         self._persist()
-        log.info("cancel %s sent as %s", ", ".join(r.id for r in rows), ", ".join(controls))
+        for row, cid in zip(rows, controls, strict=True):
+            log.info("cancel %s sent to %s as %s", row.id, row.hamlet, cid)
         return controls
 
     async def volume(self, targets: Mapping[str, Sequence[str] | None], value: int) -> str:
@@ -119,8 +134,9 @@ class Controls:
                 value=value,
                 nodes=None if nodes is None else tuple(nodes),
             )
+        self._sent_to(cid, targets)
         self._persist()
-        log.info("volume %d sent to %s as %s", value, ", ".join(targets), cid)
+        log.info("volume to %d sent to %s as %s", value, ", ".join(targets), cid)
         return cid
 
     def live(self, hamlets: Iterable[str], now: float) -> list[DispatchRow]:

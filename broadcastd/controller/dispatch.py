@@ -201,15 +201,8 @@ class Dispatcher:
             signed = latest.signed()  # as journaled, whatever id scheme made it
         else:
             signed = self._maker.seal(plan, entries, items, priority, status)
-        if self._withdrawn(signed.envelope.id):  # the same playlist, stopped or cancelled
-            note_skip(self._journal, plan, why, "withdrawn by a stop or cancel")
-            return None, []
         note_sent(self._journal, plan, signed, why, verdict.reason)
         return signed, clips
-
-    def _withdrawn(self, playlist_id: str) -> bool:
-        row = self._journal.dispatch(playlist_id)
-        return row is not None and row.cancelled_at is not None
 
     def _oversize(self, plan: SlotPlan, signed: SignedPlaylist, why: str) -> bool:
         """A playlist nodes would refuse and the broker would close our connection for."""

@@ -281,7 +281,9 @@ class Operations:
     def _event(self, kind: str, who: Who, **detail: object) -> None:
         """Journal and log what a request did, with who asked (`Who.record`)."""
         record = detail | who.record()
-        log.info("operator %s: %s", kind, ", ".join(f"{k} {v!r}" for k, v in record.items()))
+        first = {k: record[k] for k in ("id", "operator") if k in record}  # what a reader looks for
+        said = ", ".join(f"{k} {_loggable(v)}" for k, v in (first | record).items())
+        log.info("operator %s: %s", kind, said)
         self.journal.record_event(kind, json.dumps(record, ensure_ascii=False))
 
     def _next_slot(self, now: dt.datetime) -> tuple[dt.datetime, dt.timedelta]:
@@ -370,12 +372,15 @@ class Operations:
             self._refuse(node, exc.reason, exc.detail)
             return
         sent_to = self._sent_to(parsed.playlist)
-        if sent_to is None and parsed.status not in EVIDENCE:
+        control = self.controls.hamlets_of(parsed.playlist)  # a control's ack names its id
+        if sent_to is None and control is None and parsed.status not in EVIDENCE:
             self._refuse(node, "unknown_playlist", f"{parsed.status} {parsed.playlist}")
             return
-        if sent_to is not None and sent_to[0] != hamlet.id:
-            # A node can only have received its own hamlet's playlists (the ACL): anything
-            # else is a forgery trying to move another hamlet's figures.
+        if (sent_to is not None and sent_to[0] != hamlet.id) or (
+            control is not None and hamlet.id not in control
+        ):
+            # A node can only have received its own hamlet's playlists and controls (the ACL):
+            # anything else is a forgery trying to move another hamlet's figures.
             self._refuse(node, "foreign_playlist", f"{parsed.status} {parsed.playlist}")
             return
         ack = Ack(
@@ -429,3 +434,9 @@ def _recorded(result: dict[str, Any], who: Who) -> dict[str, Any]:
 def _adhoc(slot: str) -> bool:
     """An ad-hoc playlist's slot is `announce-N`, `emergency-N` or `exercise-N`."""
     return any(slot == base or slot.startswith(f"{base}-") for base in ADHOC_KINDS)
+
+
+def _loggable(value: object) -> str:
+    """A value as it reads, unless it could forge or garble a log line (then its repr)."""
+    text = str(value)
+    return text if text.isprintable() else repr(value)

@@ -36,8 +36,8 @@ async def test_daemon_and_nodes_log_every_step_with_ids_titles_and_local_times(t
         approved = await daemon.ops.handle(
             {"cmd": "approve", "id": pending["request"], "operator": "binh"}
         )
-        await daemon.ops.handle({"cmd": "cancel", "id": slot_pl.id})
-        await daemon.ops.handle({"cmd": "stop", "hamlets": "h01"})
+        await daemon.ops.handle({"cmd": "cancel", "id": slot_pl.id, "operator": "an"})
+        await daemon.ops.handle({"cmd": "stop", "hamlets": "h01", "operator": "an"})
         volume = await daemon.controls.volume({"h00": None}, 60)
         assert await daemon.reload()
 
