@@ -102,10 +102,15 @@ class Recordings:
     async def _accept(self, upload: Upload, max_seconds: float) -> Recording:
         what = f"the {upload.lang} recording"
         sha256 = hashlib.sha256(upload.data).hexdigest()
-        staged = await asyncio.to_thread(self._stage, upload.data)
+        try:
+            staged = await asyncio.to_thread(self._stage, upload.data)
+        except OSError as exc:  # a full disk, most likely: say so instead of "internal error"
+            raise RenderError(f"{what} cannot be kept in {self.root}: {exc.strerror}") from None
         try:
             found = await examine(staged, max_seconds=max_seconds, what=what)
             path = await asyncio.to_thread(self._keep, staged, f"{sha256}.{found.container.ext}")
+        except OSError as exc:
+            raise RenderError(f"{what} cannot be kept in {self.root}: {exc.strerror}") from None
         finally:
             await asyncio.to_thread(staged.unlink, missing_ok=True)
         recording = Recording(
@@ -129,10 +134,14 @@ class Recordings:
         self.root.chmod(0o700)
         self._sweep()
         fd, name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self.root)  # mode 0600
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
         return Path(name)
 
     def _keep(self, staged: Path, name: str) -> Path:

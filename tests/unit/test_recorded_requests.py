@@ -214,6 +214,13 @@ async def test_unknown_language_and_malformed_audio(setup, audio, hamlets, expec
     assert message.startswith(expected)
 
 
+async def test_a_spool_that_cannot_be_written_is_said_so(setup, tmp_path):
+    setup.spool.parent.mkdir(parents=True, exist_ok=True)
+    setup.spool.write_bytes(b"")  # a file where the directory should be
+    message = await refused(setup, audio={"dao": b64(amr_nb(tmp_path / "dao.amr"))})
+    assert message == f"the dao recording cannot be kept in {setup.spool}: File exists"
+
+
 async def test_too_big_is_refused_before_decoding(setup):
     over = "A" * (MAX_RECORDING_BYTES // 3 * 4 + 8)
     message = await refused(setup, audio={"dao": over})
