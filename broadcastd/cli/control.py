@@ -2,7 +2,8 @@
 control socket.
 
 Only the daemon holds the signing key and the render cache, so these commands never sign anything
-themselves; without a running daemon they say so and exit 1. Every request carries `--operator`;
+themselves; without a running daemon they say so and exit 1. `announce --audio LANG=FILE` sends
+the recording's bytes in the request (DESIGN.md §9). Every request carries `--operator`;
 the daemon journals it as claimed, beside the Unix user the kernel proves, and the command says
 which is which on stderr (stdout stays the daemon's JSON answer).
 """
@@ -10,12 +11,17 @@ which is which on stderr (stdout stays the daemon's JSON answer).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import stat
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broadcastd.config import load_config
+from broadcastd.config.fields import LANG_RULE, is_lang_tag
 from broadcastd.controller.controlsocket import request
+from broadcastd.controller.requests import MAX_RECORDING_BYTES, recordings_too_big
 from broadcastd.errors import EX_OK, UsageError
 
 if TYPE_CHECKING:
@@ -30,9 +36,12 @@ def _payload(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(
                 "an exercise is never an emergency: drop --priority emergency or --exercise"
             )
+        if not args.text and not args.audio:
+            raise UsageError("announce needs --text, --audio LANG=FILE or both")
         return {
             "cmd": "announce",
             "text": args.text,
+            "audio": read_recordings(args.audio) or None,
             "lang": args.lang,
             "hamlets": args.hamlets,
             "priority": args.priority,
@@ -62,6 +71,50 @@ def _payload(args: argparse.Namespace) -> dict[str, Any]:
             "operator": args.operator,
         }
     return {"cmd": "approve", "id": args.id, "operator": args.operator}
+
+
+def read_recordings(specs: list[str]) -> dict[str, str]:
+    """`LANG=FILE` arguments as the request's `audio` object: each file's bytes in base64.
+
+    Only the bytes travel: the daemon names the file by its content and tells its format by its
+    bytes. Sizes are checked here too, so a file that is too big is not sent first."""
+    files: dict[str, Path] = {}
+    for spec in specs:
+        lang, sep, name = spec.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--audio takes LANG=FILE, such as dao=ban-tin.m4a, got: {spec!r}")
+        if not is_lang_tag(lang):
+            raise UsageError(f"--audio {spec!r}: {LANG_RULE}")
+        if lang in files:
+            raise UsageError(f"--audio: two recordings for {lang!r}; give one per language")
+        files[lang] = Path(name)
+    sizes = {lang: _size(path) for lang, path in files.items()}
+    if sum(sizes.values()) > MAX_RECORDING_BYTES:
+        raise UsageError(recordings_too_big(sum(sizes.values())))
+    return {
+        lang: base64.b64encode(_read(path, sizes[lang])).decode() for lang, path in files.items()
+    }
+
+
+def _size(path: Path) -> int:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise UsageError(f"--audio: cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read; a directory is no recording
+        raise UsageError(f"--audio: {path} is not a regular file")
+    return st.st_size
+
+
+def _read(path: Path, size: int) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(size + 1)
+    except OSError as exc:
+        raise UsageError(f"--audio: cannot read {path}: {exc.strerror}") from None
+    if len(data) != size:
+        raise UsageError(f"--audio: {path} changed while it was read")
+    return data
 
 
 def run(args: argparse.Namespace) -> int:

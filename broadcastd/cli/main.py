@@ -115,8 +115,16 @@ OPERATOR_HELP = (
 
 def _control(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p = add("announce", "send an announcement through the running daemon")
-    p.add_argument("--text", required=True, help="text to speak")
-    p.add_argument("--lang", default="vi")
+    p.add_argument("--text", help="text to speak (--text, --audio or both)")
+    p.add_argument("--lang", default="vi", help="the text's language (default vi)")
+    p.add_argument(
+        "--audio",
+        action="append",
+        default=[],
+        metavar="LANG=FILE",
+        help="a recording in LANG (M4A/AAC, AMR, Opus/Ogg, MP3, WAV) for the hamlets that speak"
+        " it; repeat for more languages",
+    )
     p.add_argument("--hamlets", default="all", help="comma-separated hamlet ids, or all")
     p.add_argument("--priority", choices=["normal", "priority", "emergency"], default="priority")
     p.add_argument("--now", action="store_true", help="play at once instead of at the next slot")

@@ -42,8 +42,13 @@ LANG_RULE = (
 )
 
 
+def is_lang_tag(value: object) -> bool:
+    """Whether `value` is a language tag (LANG_RULE); for tags that arrive outside a config."""
+    return isinstance(value, str) and _LANG.fullmatch(value) is not None
+
+
 def _lang(value: str) -> str:
-    if not _LANG.fullmatch(value):
+    if not is_lang_tag(value):
         raise ValueError(LANG_RULE)
     return value
 

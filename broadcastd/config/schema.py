@@ -107,6 +107,13 @@ class Slot(Model):
     catch_up: Duration = dt.timedelta(minutes=20)
 
 
+def _recording_limit(value: dt.timedelta) -> dt.timedelta:
+    # Past 15 minutes a recording is no announcement, and decoding it would hold hundreds of MB.
+    if not dt.timedelta(seconds=5) <= value <= dt.timedelta(minutes=15):
+        raise ValueError("expected between 5s and 15m")
+    return value
+
+
 class Audio(Model):
     format: Literal["mp3", "opus"] = "mp3"
     bitrate: Bitrate = "32k"
@@ -115,6 +122,8 @@ class Audio(Model):
     gap: Duration = dt.timedelta(seconds=1)
     intro: Path | None = None
     outro: Path | None = None
+    # the longest recording `announce --audio` accepts
+    max_recording: Annotated[Duration, AfterValidator(_recording_limit)] = dt.timedelta(minutes=5)
 
 
 def _one_line(value: str) -> str:

@@ -1,7 +1,8 @@
 """The local control socket (`state_dir/broadcastd.sock`) and its client.
 
 Protocol: one JSON object per line, `{"cmd": "...", ...}`, answered by one JSON line,
-`{"ok": true, "result": {...}}` or `{"ok": false, "error": "message"}`. The socket file is mode 0600
+`{"ok": true, "result": {...}}` or `{"ok": false, "error": "message"}`. A line is at most
+MAX_REQUEST_BYTES: a recorded announcement carries its files in it. The socket file is mode 0600
 inside the 0700 state directory: whoever can use it can make every loudspeaker in the commune talk.
 The kernel tells the server who connected (SO_PEERCRED: pid, uid, gid); that is the only identity
 the daemon can prove, so it is handed to the handler beside each request.
@@ -27,7 +28,9 @@ from broadcastd.errors import BroadcastdError, DaemonNotRunningError
 
 log = logging.getLogger(__name__)
 
-MAX_REQUEST_BYTES = 64 * 1024
+# An announcement's recordings travel in the request, base64 (4/3 of requests.MAX_RECORDING_BYTES);
+# every other request is a few hundred bytes.
+MAX_REQUEST_BYTES = 24 * 1024 * 1024
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024  # a `nodes --json` for a whole district still fits
 IDLE_TIMEOUT_S = 30.0  # a client that connects and says nothing is dropped after this
 PROBE_TIMEOUT_S = 1.0

@@ -10,17 +10,20 @@ operator.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from broadcastd import protocol
+from broadcastd.controller.adhoc import adhoc_plans, check_languages
 from broadcastd.controller.approvals import Approvals, check_operator
 from broadcastd.controller.controlsocket import Peer
 from broadcastd.controller.nodeguard import Refusals
 from broadcastd.controller.reads import READ_VERSION, READS, answer_read, tts_counts
+from broadcastd.controller.recordings import Recordings
 from broadcastd.controller.requests import (
     Announce,
     Approve,
@@ -35,9 +38,7 @@ from broadcastd.controller.requests import (
 )
 from broadcastd.controller.volume import VolumeRequests
 from broadcastd.errors import BroadcastdError, ProtocolError
-from broadcastd.models import ADHOC_KINDS, Ack, AckStatus, PlanItem, SlotPlan, metric_slot
-from broadcastd.plan.exercise import EXERCISE_SLOT, notice_item
-from broadcastd.plan.slotplan import estimate_seconds
+from broadcastd.models import ADHOC_KINDS, Ack, AckStatus, metric_slot
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ADHOC_SLOT = "announce"
 # Statuses a node reports for an envelope it did not accept (a forgery, one delivered too late):
 # kept as evidence even when the id is none this controller dispatched; they count for no figure.
 EVIDENCE = frozenset({"rejected", "expired"})
@@ -99,6 +99,7 @@ class Operations:
         self.volume = VolumeRequests(
             config, controls=controls, registry=registry, event=self._event
         )
+        self.recordings = Recordings(config.state_dir / "recordings", renderer)
 
     def replace_config(self, config: Config) -> None:
         self.config = config
@@ -114,16 +115,16 @@ class Operations:
         log.info("control %r by %s", raw.get("cmd"), who.describe())
         match request:
             case Announce():
-                return _recorded(await self.announce(request, who), who)
+                return await self.announce(request, who) | who.attribution()
             case Cancel():
-                return _recorded(await self.cancel(request, who), who)
+                return await self.cancel(request, who) | who.attribution()
             case Approve():
-                return _recorded(await self.approve(request.id, who), who)
+                return await self.approve(request.id, who) | who.attribution()
             case Stop():
-                return _recorded(await self.stop(request, who), who)
+                return await self.stop(request, who) | who.attribution()
             case Volume():
                 self._operator(who, "volume")
-                return _recorded(await self.volume.handle(request, who), who)
+                return await self.volume.handle(request, who) | who.attribution()
 
     def _read(self, request: Status | Read) -> dict[str, Any]:
         if isinstance(request, Read):
@@ -170,16 +171,21 @@ class Operations:
     async def announce(self, request: Announce, who: Who) -> dict[str, Any]:
         """An ad-hoc announcement: now (emergency plays at once) or at the next slot.
 
-        With `emergency.approvals: 2` an emergency only opens a pending request (see `approve`).
+        Recordings are kept, examined and journaled before anything else (recordings.py). With
+        `emergency.approvals: 2` an emergency only opens a pending request (see `approve`).
         """
         two_person = request.priority == "emergency" and self.config.emergency.approvals == 2
         operator = check_operator(self.config, request.operator, required=two_person)
-        self._validate(request)
+        if request.audio:
+            request = await self._accept_recordings(request, who)
+        else:
+            self._validate(request)
         if not two_person:
             return await self._publish(request, who, approver=None)
         req = self.approvals.open(self.config, str(operator), request)
         hamlets = self._hamlets(request.hamlets)
-        self._event("request", who, id=req.id, hamlets=hamlets, text=request.text[:200])
+        audio = {"audio": [r.sha256 for r in request.recordings]} if request.recordings else {}
+        self._event("request", who, id=req.id, hamlets=hamlets, text=request.text[:200], **audio)
         await self.journal.flush()  # the id is counted on from the journal after a restart
         expires = dt.datetime.fromtimestamp(req.expires_at, tz=self.config.commune.tz)
         log.warning("emergency request %s by %r awaits a second operator", req.id, req.operator)
@@ -190,6 +196,23 @@ class Operations:
             "playlists": [],
             "next": f"broadcastd approve {req.id} --operator OTHER",
         }
+
+    async def _accept_recordings(self, request: Announce, who: Who) -> Announce:
+        """`request` with its uploads kept in the spool and journaled (sha256 and who sent
+        them) before the daemon answers; a refusal is journaled too."""
+        uploads = [(u.lang, hashlib.sha256(u.data).hexdigest()) for u in request.audio]
+        try:
+            self._validate(request)
+            limit = self.config.audio.max_recording.total_seconds()
+            kept = await self.recordings.accept(request.audio, max_seconds=limit)
+        except BroadcastdError as exc:
+            self._event("refused", who, cmd="announce", audio=uploads, reason=str(exc))
+            await self.journal.flush()
+            raise
+        for recording in kept:
+            self._event("recording", who, **recording.describe(), file=recording.path.name)
+        await self.journal.flush()
+        return replace(request, audio=(), recordings=kept)
 
     async def approve(self, request_id: str, who: Who) -> dict[str, Any]:
         """The second operator's confirmation: publish the pending emergency request."""
@@ -204,79 +227,50 @@ class Operations:
         result = await self._publish(req.request, requester, approver=str(operator))
         return {"request": req.id, "approved_by": str(operator), **result}
 
-    def _lang(self, request: Announce) -> str:
-        return request.lang or self.config.commune.default_language
-
     def _validate(self, request: Announce) -> None:
-        lang = self._lang(request)
-        if lang not in self.config.tts.languages:
+        lang = request.lang or self.config.commune.default_language
+        if request.text and lang not in self.config.tts.languages:
             raise RequestError(
                 f"no TTS engine speaks {lang!r}; ad-hoc announcements need a TTS language"
             )
-        self._hamlets(request.hamlets)
+        langs = [u.lang for u in request.audio] or [r.lang for r in request.recordings]
+        check_languages(self.config, self._hamlets(request.hamlets), langs)
 
     async def _publish(
         self, request: Announce, who: Who, *, approver: str | None
     ) -> dict[str, Any]:
-        text, lang, priority, exercise = (
-            request.text,
-            self._lang(request),
-            request.priority,
-            request.exercise,
-        )
-        hamlets = self._hamlets(request.hamlets)
+        priority, status = request.priority, "exercise" if request.exercise else "live"
         now = dt.datetime.fromtimestamp(self.clock(), tz=self.config.commune.tz)
-        if request.now or priority == "emergency":
-            play_at, catch_up = now, max(s.catch_up for s in self.config.slots.values())
-        else:
-            play_at, catch_up = self._next_slot(now)
-        seq = self.dispatcher.next_adhoc_number()
-        item = PlanItem(
-            announcement=f"announce-{seq}",
-            title=text[:60],
-            category="announcement" if priority != "emergency" else "emergency",
-            lang=lang,
-            kind="tts",
-            priority=priority,
-            duration_s=estimate_seconds(text),
-            text=text,
+        adhoc = adhoc_plans(
+            self.config,
+            request,
+            self._hamlets(request.hamlets),
+            number=self.dispatcher.next_adhoc_number(),
+            now=now,
         )
-        # An exercise says so first, before anything else is heard.
-        items = (notice_item(lang), item) if exercise else (item,)
-        # Each ad-hoc announcement is its own slot: two warnings issued seconds apart must not
-        # supersede each other on a node that has not finished fetching the first.
-        kind = EXERCISE_SLOT if exercise else ADHOC_SLOT if priority != "emergency" else "emergency"
-        slot = f"{kind}-{seq}"
-        plans = [
-            SlotPlan(
-                date=play_at.date(),
-                slot=slot,
-                hamlet=h,
-                play_at=play_at,
-                expires_at=play_at + catch_up,
-                publish_at=now,
-                items=items,
-            )
-            for h in hamlets
-        ]
-        status = "exercise" if exercise else "live"
+        audio = "".join(f", {r.lang} recording {r.sha256}" for r in request.recordings)
         self.journal.record_event(
             "issue",
-            f"{priority} {status} announcement {item.announcement} to {','.join(hamlets)}"
+            f"{priority} {status} announcement {adhoc.id} to {','.join(adhoc.heard)}"
             f" (operator: {who.operator or '-'}, approved by: {approver or '-'},"
-            f" Unix user: {who.peer.user or '-'}): {text[:200]}",
+            f" Unix user: {who.peer.user or '-'}{audio}): {request.text[:200]}",
         )
         published = await self.dispatcher.dispatch_plans(
-            plans, priority=priority, status=status, urgent=priority == "emergency"
+            adhoc.plans, priority=priority, status=status, urgent=priority == "emergency"
         )
         for p in published:
             self._playlists[p.playlist] = (p.hamlet, p.slot)
-        return {
-            "id": item.announcement,
+        result: dict[str, Any] = {
+            "id": adhoc.id,
             "status": status,
             "playlists": [p.playlist for p in published],
-            "play_at": play_at.isoformat(),
+            "play_at": adhoc.play_at.isoformat(),
+            "hamlets": adhoc.heard,
+            "not_covered": adhoc.silent,
         }
+        if request.recordings:
+            result["recordings"] = [r.describe() for r in request.recordings]
+        return result
 
     def _event(self, kind: str, who: Who, **detail: object) -> None:
         """Journal and log what a request did, with who asked (`Who.record`)."""
@@ -285,18 +279,6 @@ class Operations:
         said = ", ".join(f"{k} {_loggable(v)}" for k, v in (first | record).items())
         log.info("operator %s: %s", kind, said)
         self.journal.record_event(kind, json.dumps(record, ensure_ascii=False))
-
-    def _next_slot(self, now: dt.datetime) -> tuple[dt.datetime, dt.timedelta]:
-        best: tuple[dt.datetime, dt.timedelta] | None = None
-        for offset in (0, 1):
-            day = now.date() + dt.timedelta(days=offset)
-            for slot in self.config.slots.values():
-                at = dt.datetime.combine(day, slot.at, tzinfo=self.config.commune.tz)
-                if at > now and (best is None or at < best[0]):
-                    best = (at, slot.catch_up)
-        if best is None:  # unreachable: a config has at least one slot, so tomorrow has one
-            raise RequestError("no slot is configured")
-        return best
 
     async def cancel(self, request: Cancel, who: Who) -> dict[str, Any]:
         """Cancel a playlist id, or every playlist of an ad-hoc announcement id (`announce-N`),
@@ -417,18 +399,6 @@ class Operations:
         reached = sum(households.get(n, 0) for n in self._played[ack.playlist])
         label = metric_slot(where[1])
         self.metrics.households_reached.labels(hamlet=where[0], slot=label).set(reached)
-
-
-def _recorded(result: dict[str, Any], who: Who) -> dict[str, Any]:
-    """The result, saying what the journal recorded of who asked, and what of it is proven."""
-    return result | {
-        "recorded": {
-            "operator": who.operator,
-            "operator_verified": False,  # a name typed on the command line; see the web console
-            "unix_user": who.peer.user,
-            "unix_user_verified": who.peer.user is not None,  # from the kernel (SO_PEERCRED)
-        }
-    }
 
 
 def _adhoc(slot: str) -> bool:

@@ -5,13 +5,20 @@ wrong type or an unknown command is refused with a message naming the field and 
 What needs the config (known hamlets, languages, operators) is checked by `Operations`.
 Every request carries `operator`: the name the person at the keyboard gave, as claimed (it is
 recorded, never verified; the socket's peer credentials are what the daemon can prove).
+An announcement's recordings arrive in the request itself, `"audio": {"LANG": "<base64 of the
+file>"}`, at most MAX_RECORDING_BYTES of files together; nothing of them is trusted yet (see
+recordings.py).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from broadcastd.config.fields import LANG_RULE, is_lang_tag
+from broadcastd.controller.recordings import Upload
 from broadcastd.errors import BroadcastdError
 from broadcastd.models import PRIORITIES, Priority
 from broadcastd.protocol.envelopes import MAX_TEXT
@@ -21,8 +28,13 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from broadcastd.controller.controlsocket import Peer
+    from broadcastd.controller.recordings import Recording
 
 MAX_FIELD_CHARS = 200  # ids, names, hamlet lists, language tags
+# All recordings of one announcement together: 5 minutes of a phone's AAC or AMR is well under
+# 3 MiB; 16 MiB still takes 3 minutes of 44.1 kHz WAV.
+MAX_RECORDING_BYTES = 16 * 1024 * 1024
+MAX_RECORDINGS = 16  # languages in one announcement
 
 
 class RequestError(BroadcastdError):
@@ -31,7 +43,8 @@ class RequestError(BroadcastdError):
 
 @dataclass(frozen=True, slots=True)
 class Announce:
-    """An ad-hoc announcement: `hamlets` is None for all of them."""
+    """An ad-hoc announcement: `hamlets` is None for all of them. `text` ("" for none) is in
+    `lang`; `audio` is what arrived, `recordings` what the daemon kept of it (Operations)."""
 
     text: str
     lang: str | None
@@ -40,6 +53,8 @@ class Announce:
     now: bool
     exercise: bool
     operator: str | None
+    audio: tuple[Upload, ...] = ()
+    recordings: tuple[Recording, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +119,17 @@ class Who:
         peer = self.peer
         return {"operator": self.operator, "unix_user": peer.user, "uid": peer.uid, "pid": peer.pid}
 
+    def attribution(self) -> dict[str, object]:
+        """What a reply says the journal recorded of who asked, and what of it is proven."""
+        return {
+            "recorded": {
+                "operator": self.operator,
+                "operator_verified": False,  # a name typed on a command line; see the console
+                "unix_user": self.peer.user,
+                "unix_user_verified": self.peer.user is not None,  # the kernel's SO_PEERCRED
+            }
+        }
+
     def describe(self) -> str:
         """For logs and the CLI: what is claimed and what is proven, said apart."""
         claimed = f"operator {self.operator!r} (as claimed)" if self.operator else "no operator"
@@ -156,8 +182,9 @@ def _announce(raw: Mapping[str, object]) -> Announce:
             "an exercise is never an emergency: drop --priority emergency or --exercise"
         )
     text = (_text(raw, "text", limit=MAX_TEXT) or "").strip()
-    if not text:
-        raise RequestError("announce needs --text")
+    audio = _audio(raw.get("audio"))
+    if not text and not audio:
+        raise RequestError("announce needs --text, --audio LANG=FILE or both")
     return Announce(
         text=text,
         lang=_text(raw, "lang"),
@@ -166,6 +193,51 @@ def _announce(raw: Mapping[str, object]) -> Announce:
         now=_flag(raw, "now"),
         exercise=exercise,
         operator=_text(raw, "operator"),
+        audio=audio,
+    )
+
+
+def _audio(value: object) -> tuple[Upload, ...]:
+    """`{"LANG": "<base64>", ...}`: each language's file, sizes checked before any decoding."""
+    encoded = _audio_fields(value)
+    size = sum(len(text) // 4 * 3 for text in encoded.values())
+    if size > MAX_RECORDING_BYTES:
+        raise RequestError(recordings_too_big(size))
+    uploads = []
+    for lang, text in encoded.items():
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise RequestError(f"audio.{lang} is not valid base64") from None
+        if not data:
+            raise RequestError(f"audio.{lang}: the file is empty")
+        uploads.append(Upload(lang, data))
+    return tuple(uploads)
+
+
+def _audio_fields(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RequestError(
+            f'audio must be an object {{"LANG": "<base64 of the file>"}}, got: {brief(value)}'
+        )
+    if len(value) > MAX_RECORDINGS:
+        raise RequestError(f"at most {MAX_RECORDINGS} recordings, got: {len(value)}")
+    for lang, text in value.items():
+        if not is_lang_tag(lang):
+            raise RequestError(f"audio: {LANG_RULE}, got: {brief(lang)}")
+        if not isinstance(text, str):
+            raise RequestError(f"audio.{lang} must be the file in base64, got: {brief(text)}")
+    return value
+
+
+def recordings_too_big(size: int) -> str:
+    """The refusal for `size` bytes of recordings (the CLI says the same before sending)."""
+    mib = 1024 * 1024
+    return (
+        f"the recordings are too big: {size / mib:.1f} MiB, at most {MAX_RECORDING_BYTES // mib}"
+        " MiB together (a phone's M4A, AMR or MP3 of a few minutes is far smaller than a WAV)"
     )
 
 

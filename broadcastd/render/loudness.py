@@ -17,6 +17,7 @@ import math
 import re
 import struct
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 try:  # the stdlib module until 3.12, the audioop-lts package from 3.13 (see pyproject)
     import audioop
@@ -82,17 +83,39 @@ def parse_wav(data: bytes) -> Pcm | None:
     return None
 
 
-async def decode(data: bytes, rate: int, *, what: str) -> Pcm:
+async def decode(
+    source: bytes | Path,
+    rate: int,
+    *,
+    what: str,
+    demuxer: str | None = None,
+    max_seconds: float | None = None,
+) -> Pcm:
     """Any audio ffmpeg reads -> mono s16 at `rate`, measured by ebur128 in the same process.
 
+    `source` is the bytes (piped) or a file: an M4A whose index (`moov`) follows its audio, as
+    phones write them, needs a seekable input. `demuxer` forces ffmpeg's reader (`-f`), so a
+    recording is read as what its first bytes say, never as a playlist or a script that names
+    other files. At most `max_seconds` are decoded: a small file can hold hours of audio.
     Raises InvalidAudioError if ffmpeg cannot decode it or it holds (almost) no sound: a 200 reply
     with an HTML body, a truncated file, a 0-byte output all end here.
     """
-    if not data:
-        raise InvalidAudioError(f"{what}: empty audio")
+    if isinstance(source, Path):
+        if _size(source) == 0:
+            raise InvalidAudioError(f"{what}: empty audio")
+        forced = ["-f", demuxer] if demuxer else []
+        # Only the file protocol: nothing in the file can make ffmpeg open a URL.
+        source_args = ["-protocol_whitelist", "file", *forced, "-i", file_input(source)]
+        data = b""
+    else:
+        if not source:
+            raise InvalidAudioError(f"{what}: empty audio")
+        source_args = [*(["-f", demuxer] if demuxer else []), "-i", "pipe:0"]
+        data = source
+    limit = ["-t", f"{max_seconds:.3f}"] if max_seconds is not None else []
     argv = [
         "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info",
-        "-i", "pipe:0",
+        *source_args, *limit,
         "-af", f"aresample={rate},aformat=channel_layouts=mono,ebur128=framelog=verbose",
         "-f", "s16le", "-ac", "1", "-ar", str(rate), "pipe:1",
     ]  # fmt: skip
@@ -108,6 +131,19 @@ async def decode(data: bytes, rate: int, *, what: str) -> Pcm:
     pcm = Pcm(out[: len(out) - len(out) % 2], rate, float(match[-1]))
     check_sound(pcm, what=what)
     return pcm
+
+
+def file_input(path: Path) -> str:
+    """`path` as an ffmpeg input that is only ever a file (a name may contain `:` or start
+    with `-`)."""
+    return f"file:{path.absolute()}"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as exc:
+        raise InvalidAudioError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def measured(pcm: Pcm) -> Pcm:

@@ -4,7 +4,9 @@ Per clip: TTS (or the recorded file) -> mono PCM at `audio.sample_rate` -> integ
 measured -> a linear gain applied to 32-bit samples -> one ffmpeg run (started while the speech is
 made) limits peaks at -1 dBFS, re-measures with ebur128 on the way to the encoder (verification
 costs no extra process) and encodes once to `audio.format`. Off target, the gain is corrected
-once; past ±1.5 LU the clip fails.
+once; past ±1.5 LU the clip fails. A recorded file is decoded from the file itself (an M4A
+from a phone keeps its index after the audio, which a pipe cannot reach) and read as the
+container its first bytes name (render/recording.py).
 `audio.gap` is silence at the end of every announcement clip and of the intro chime, so it is on
 the air: speakers play a playlist's clips back to back (the wire has no gap field), and a
 third-party speaker plays the same gaps without knowing about them. The outro ends the bulletin.
@@ -42,6 +44,7 @@ from broadcastd.render.loudness import (
     widened,
 )
 from broadcastd.render.normalize import NORMALIZER_VERSION
+from broadcastd.render.recording import container_of
 from broadcastd.render.store import AudioStore
 from broadcastd.render.tts import TtsChain, build_chain
 
@@ -176,8 +179,11 @@ class Renderer:
                 pcm, engine = speech.pcm, speech.engine
             else:
                 assert item.recording is not None  # noqa: S101 - key_for() checked it
-                data = await asyncio.to_thread(item.recording.read_bytes)
-                pcm, engine = await decode(data, self.audio.sample_rate, what=what), "recording"
+                container = await asyncio.to_thread(container_of, item.recording)
+                demuxer = container.demuxer if container is not None else None
+                rate = self.audio.sample_rate
+                pcm = await decode(item.recording, rate, what=what, demuxer=demuxer)
+                engine = "recording"
             encoded, lufs = await self.encoder.encode(
                 pcm, what=what, started=encoder, tail_ms=self.tail_ms(item)
             )
