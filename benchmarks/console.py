@@ -45,14 +45,29 @@ REQUESTS = 200  # per page
 TARGET_MS = 150
 
 
+def copy_included(config_dir: Path, pattern: str, root: Path) -> str:
+    """Copy the files an include pattern names under `root` (includes must lie under the config
+    file's directory), their recordings' paths made absolute; the same pattern, relative."""
+    for found in sorted(config_dir.glob(pattern)):
+        anns = yaml.safe_load(found.read_text(encoding="utf-8")) or []
+        for ann in anns:
+            ann["audio"] = {
+                k: str((found.parent / v).resolve()) for k, v in ann.get("audio", {}).items()
+            }
+        target = root / found.relative_to(config_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(anns, allow_unicode=True), encoding="utf-8")
+    return pattern
+
+
 def write_config(root: Path) -> Path:
-    """The example commune, moved into `root` (its includes and recordings stay where they are)."""
+    """The example commune, moved into `root` (its recordings stay where they are)."""
     source = ROOT / "config" / "sang-moc.yaml"
     data = yaml.safe_load(source.read_text(encoding="utf-8"))
     data["signing"] = {"private_key_file": str(root / "ed25519.key")}
     data["state_dir"] = str(root / "state")
     data["console"] = {"listen": f"127.0.0.1:{free_port()}"}
-    data["include"] = [str(ROOT / "config" / p) for p in data.get("include", [])]
+    data["include"] = [copy_included(source.parent, p, root) for p in data.get("include", [])]
     audio = data.get("audio", {})
     for key in ("intro", "outro"):
         if key in audio:
