@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -32,6 +33,7 @@ from broadcastd.controller.requests import (
     Volume,
     Who,
     parse_request,
+    who_asked,
 )
 from broadcastd.controller.volume import VolumeRequests
 from broadcastd.errors import BroadcastdError, ProtocolError
@@ -95,6 +97,7 @@ class Operations:
         self._playlists: dict[str, tuple[str, str]] = {}
         self._played: dict[str, set[str]] = defaultdict(set)
         self._refuse = Refusals(metrics)
+        self.console_uid = os.geteuid()  # the console runs as the daemon's user (requests.py)
         self.approvals = Approvals(clock, journal.event_details("request"))
         self.volume = VolumeRequests(
             config, controls=controls, registry=registry, event=self._event
@@ -108,9 +111,14 @@ class Operations:
         """One control-socket request, parsed and checked before anything acts on it; `peer` is
         who connected, as the kernel reports it."""
         request = parse_request(raw)
-        who = Who(request.operator, peer or Peer(None, None, None))
         if isinstance(request, Status | Read):
             return self._read(request)
+        peer = peer or Peer(None, None, None)
+        try:
+            who = who_asked(raw, request.operator, peer, console_uid=self.console_uid)
+        except RequestError as exc:
+            self._event("refused", Who(request.operator, peer), cmd=raw.get("cmd"), reason=str(exc))
+            raise
         log.info("control %r by %s", raw.get("cmd"), who.describe())
         match request:
             case Announce():
@@ -416,14 +424,15 @@ class Operations:
 
 def _recorded(result: dict[str, Any], who: Who) -> dict[str, Any]:
     """The result, saying what the journal recorded of who asked, and what of it is proven."""
-    return result | {
-        "recorded": {
-            "operator": who.operator,
-            "operator_verified": False,  # a name typed on the command line; see the web console
-            "unix_user": who.peer.user,
-            "unix_user_verified": who.peer.user is not None,  # from the kernel (SO_PEERCRED)
-        }
+    recorded: dict[str, Any] = {
+        "operator": who.operator,
+        "operator_verified": False,  # a name typed on the command line
+        "unix_user": who.peer.user,
+        "unix_user_verified": who.peer.user is not None,  # from the kernel (SO_PEERCRED)
     }
+    if who.via is not None:  # the console logged this operator in with a password
+        recorded |= {"operator_verified": True, "via": who.via}
+    return result | {"recorded": recorded}
 
 
 def _adhoc(slot: str) -> bool:

@@ -4,13 +4,16 @@ Whatever arrives on the socket is checked here, field by field, before anything 
 wrong type or an unknown command is refused with a message naming the field and the value.
 What needs the config (known hamlets, languages, operators) is checked by `Operations`.
 Every request carries `operator`: the name the person at the keyboard gave, as claimed (it is
-recorded, never verified; the socket's peer credentials are what the daemon can prove).
+recorded, never verified; the socket's peer credentials are what the daemon can prove). A request
+with `"via": "console"` comes from the web console, which logged the operator in with a password:
+the daemon takes that name as authenticated, but only from a peer running as the daemon's own Unix
+user (the console's unit runs as it); see `who_asked`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from broadcastd.errors import BroadcastdError
 from broadcastd.models import PRIORITIES, Priority
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
     from broadcastd.controller.controlsocket import Peer
 
 MAX_FIELD_CHARS = 200  # ids, names, hamlet lists, language tags
+VIA_CONSOLE: Final = "console"
 
 
 class RequestError(BroadcastdError):
@@ -94,22 +98,61 @@ MAX_READ_VERSION = 1_000_000  # any client's version fits; beyond is a malformed
 
 @dataclass(frozen=True, slots=True)
 class Who:
-    """Who asked: the operator as claimed, and the Unix user the kernel vouches for."""
+    """Who asked: the operator (as claimed, or as the console authenticated them: `via`), and
+    the Unix user the kernel vouches for."""
 
     operator: str | None
     peer: Peer
+    via: str | None = None  # "console": logged in to the web console; None: as claimed
 
     def record(self) -> dict[str, object]:
         """What the journal keeps of it, beside each event."""
         peer = self.peer
-        return {"operator": self.operator, "unix_user": peer.user, "uid": peer.uid, "pid": peer.pid}
+        record: dict[str, object] = {
+            "operator": self.operator,
+            "unix_user": peer.user,
+            "uid": peer.uid,
+            "pid": peer.pid,
+        }
+        if self.via is not None:  # absent for the CLI, so its records keep their shape
+            record["via"] = self.via
+        return record
 
     def describe(self) -> str:
         """For logs and the CLI: what is claimed and what is proven, said apart."""
         claimed = f"operator {self.operator!r} (as claimed)" if self.operator else "no operator"
+        if self.via is not None:
+            claimed = f"operator {self.operator!r} (logged in to the {self.via})"
         if self.peer.user is None:
             return f"{claimed}, Unix user unknown"
         return f"{claimed}, Unix user {self.peer.user} (uid {self.peer.uid}, pid {self.peer.pid})"
+
+
+def who_asked(
+    raw: Mapping[str, object], operator: str | None, peer: Peer, *, console_uid: int
+) -> Who:
+    """Who asked, with `"via": "console"` taken only from a peer running as `console_uid`.
+
+    Why the uid: the socket is 0600 in a 0700 directory, so its peers are that user or root.
+    Whoever runs as the daemon's user can read the signing key and sign anything, so trusting
+    the console's claim from that user hands out nothing new; root, or anyone else, who states
+    `via` is refused rather than recorded as a console operator. The CLI never sends `via`.
+    """
+    via = _text(raw, "via")
+    if via is None:
+        return Who(operator, peer)
+    if via != VIA_CONSOLE:
+        raise RequestError(f'via must be "{VIA_CONSOLE}" or absent, got: {via!r}')
+    if peer.uid is None or peer.uid != console_uid:
+        raise RequestError(
+            f"via {VIA_CONSOLE} is accepted only from the Unix user the console runs as"
+            f" (uid {console_uid}), got: {peer.user or 'an unknown user'}"
+        )
+    if operator is None:
+        raise RequestError(
+            f"a request via the {VIA_CONSOLE} must name the operator it authenticated"
+        )
+    return Who(operator, peer, VIA_CONSOLE)
 
 
 def parse_request(raw: Mapping[str, object]) -> Request:
