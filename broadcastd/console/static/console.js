@@ -53,6 +53,59 @@
     });
   }
 
+  function fill(template, value) { return template.replace("{}", String(value)); }
+
+  function paragraph(className, text) {
+    var p = document.createElement("p");
+    if (className) { p.className = className; }
+    p.textContent = text;
+    return p;
+  }
+
+  function link(href, text, className) {
+    var a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    if (className) { a.className = className; }
+    return a;
+  }
+
+  // A pending emergency request, built as the server renders it in base.html.
+  function requestItem(r) {
+    var li = document.createElement("li");
+    li.setAttribute("data-request", r.id);
+    li.appendChild(paragraph("request-text", r.text));
+    li.appendChild(paragraph("muted", [
+      r.id, fill(labels.asked_by, r.operator), r.hamlet_names.join(", "),
+      fill(labels.households, r.households), fill(labels.until, when(r.expires_at))
+    ].join(" · ")));
+    var href = "/requests/" + encodeURIComponent(r.id);
+    if (r.operator === labels.me) {
+      var mine = paragraph("request-state", labels.mine + " ");
+      mine.appendChild(link(href, labels.details));
+      li.appendChild(mine);
+    } else if (labels.approver) {
+      var review = link(href, labels.review, "button danger");
+      review.setAttribute("data-review", r.id);
+      var p = paragraph("", "");
+      p.appendChild(review);
+      li.appendChild(p);
+    }
+    return li;
+  }
+
+  function applyRequests(list) {
+    var section = document.getElementById("requests");
+    if (!section || !list) { return; }
+    var ids = list.map(function (r) { return r.id; }).join(",");
+    if (section.getAttribute("data-ids") === ids) { return; }
+    section.setAttribute("data-ids", ids);
+    var ul = section.querySelector("ul");
+    while (ul.firstChild) { ul.removeChild(ul.firstChild); }
+    list.forEach(function (r) { ul.appendChild(requestItem(r)); });
+    section.hidden = list.length === 0;
+  }
+
   function apply(state) {
     var up = state.daemon.running;
     document.body.setAttribute("data-daemon", up ? "up" : "down");
@@ -62,6 +115,7 @@
     if (broker) { broker.hidden = !up || state.daemon.connected; }
     state.nodes.forEach(applyNode);
     state.hamlets.forEach(applyHamlet);
+    applyRequests(state.requests);
     document.body.setAttribute("data-live-at", String(state.taken_at));
   }
 
