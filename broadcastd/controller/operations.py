@@ -268,11 +268,12 @@ class Operations:
             for h in hamlets
         ]
         status = "exercise" if exercise else "live"
+        via = f", via: {who.via}" if who.via else ""  # the operator logged in to the console
         self.journal.record_event(
             "issue",
             f"{priority} {status} announcement {item.announcement} to {','.join(hamlets)}"
             f" (operator: {who.operator or '-'}, approved by: {approver or '-'},"
-            f" Unix user: {who.peer.user or '-'}): {text[:200]}",
+            f" Unix user: {who.peer.user or '-'}{via}): {text[:200]}",
         )
         published = await self.dispatcher.dispatch_plans(
             plans, priority=priority, status=status, urgent=priority == "emergency"

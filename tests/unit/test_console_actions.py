@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from typing import TYPE_CHECKING
 
 import pytest
@@ -35,7 +34,6 @@ EMERGENCY = (
 # Routes that change nothing in the daemon: a session's own business, or before login.
 NOT_ACTIONS = {"/login", "/logout", "/lang", "/account/sessions/end"}
 SAMPLE = {"rid": "req-1"}
-_HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 
 @pytest.fixture(autouse=True)
@@ -76,18 +74,6 @@ def action_routes() -> list[str]:
             if "POST" in (route.methods or ()) and route.path not in NOT_ACTIONS:
                 found.append(route.path.format(**SAMPLE))
     return found
-
-
-def hidden(html: str) -> dict[str, str]:
-    """The hidden fields of a confirmation page, as the browser posts them back."""
-    import html as markup  # noqa: PLC0415 - only here
-
-    return {name: markup.unescape(value) for name, value in _HIDDEN.findall(html)}
-
-
-def form_of(html: str, action: str) -> dict[str, str]:
-    """The hidden fields of the one form on the page that posts to `action`."""
-    return hidden(html.split(f'action="{action}"')[1].split("</form>", maxsplit=1)[0])
 
 
 async def test_every_action_route_refuses_a_viewer_no_csrf_and_another_origin(ctx, daemon):
@@ -138,7 +124,7 @@ async def test_an_announcement_shows_what_will_be_read_and_who_hears_it_then_goe
         assert 'data-hamlet-reach="na-lay"' in page
         assert 'data-hamlet-reach="ban-chuong"' not in page
         assert '<th class="num" id="households-total">40</th>' in page
-        fields = hidden(page)
+        fields = cs.hidden(page)
         assert fields["hamlet"] == "na-lay"
         sent = await http.post("/announce", data=fields)
         assert sent.status_code == 200, sent.text
@@ -173,7 +159,7 @@ async def test_nothing_is_sent_without_its_own_fresh_confirmation(ctx, daemon, c
         skipped = await http.post("/announce", data=data)
         assert skipped.status_code == 400
         assert 'data-outcome="missing"' in skipped.text
-        fields = hidden((await http.post("/announce/review", data=data)).text)
+        fields = cs.hidden((await http.post("/announce/review", data=data)).text)
         tampered = await http.post("/announce", data={**fields, "text": "Lũ quét!"})
         assert tampered.status_code == 400
         assert 'data-outcome="mismatch"' in tampered.text
@@ -184,7 +170,7 @@ async def test_nothing_is_sent_without_its_own_fresh_confirmation(ctx, daemon, c
         # another session's confirmation is not this one's (keyed with the session's secret)
         async with cs.client(ctx) as other:
             await cs.login(other, "chu-tich")
-            fresh = hidden(
+            fresh = cs.hidden(
                 (
                     await other.post(
                         "/announce/review", data={**data, "csrf": await cs.csrf(other)}
@@ -216,7 +202,7 @@ async def test_an_emergency_needs_an_approver_and_a_short_text_under_two_person_
             "/announce/review", data={**flood, "csrf": await cs.csrf(chair), "when": "slot"}
         )
         assert 'id="two-person"' in review.text
-        assert hidden(review.text)["when"] == "now", "an emergency never waits for a slot"
+        assert cs.hidden(review.text)["when"] == "now", "an emergency never waits for a slot"
         drill = await chair.post(
             "/announce/review",
             data={**flood, "exercise": "1", "csrf": await cs.csrf(chair)},
@@ -269,7 +255,7 @@ async def test_only_a_second_different_approver_may_approve_a_pending_emergency(
         review = (await second.get("/requests/req-1")).text
         assert "Cháy rừng dưới script trên" in review  # what the speakers will read
         assert 'data-hamlet-reach="ban-chuong"' in review
-        approve = form_of(review, "/requests/req-1/approve")
+        approve = cs.form_of(review, "/requests/req-1/approve")
         approved = await second.post("/requests/req-1/approve", data=approve)
         assert approved.status_code == 200, approved.text
         assert "pho-chu-tich" in approved.text
@@ -292,7 +278,7 @@ async def test_the_asker_may_withdraw_and_the_request_page_knows_no_other_ids(ct
     async with cs.client(ctx) as asker:
         await cs.login(asker, "chu-tich")
         page = (await asker.get("/requests/req-7")).text
-        withdraw = form_of(page, "/requests/req-7/withdraw")
+        withdraw = cs.form_of(page, "/requests/req-7/withdraw")
         assert (await asker.post("/requests/req-7/withdraw", data=withdraw)).status_code == 200
         for bad in ("req-0", "req-x", "..%2Fetc", "announce-1"):
             assert (await asker.get(f"/requests/{bad}")).status_code == 404, bad
@@ -320,14 +306,14 @@ async def test_cancel_stop_and_volume_each_go_through_a_confirmation(ctx, daemon
             "/cancel/review", data={"csrf": csrf, "id": playlist, "correction": "config"}
         )
         assert 'id="spoken">Thông báo vừa rồi là nhầm lẫn' in review.text
-        assert (await http.post("/cancel", data=hidden(review.text))).status_code == 200
+        assert (await http.post("/cancel", data=cs.hidden(review.text))).status_code == 200
 
         overview = (await http.get("/")).text
         assert 'id="stop-all"' in overview
         assert 'data-stop="na-lay"' in overview
         stop = await http.get("/stop?hamlet=na-lay")
         assert 'data-hamlet-reach="ban-chuong"' not in stop.text
-        assert (await http.post("/stop", data=hidden(stop.text))).status_code == 200
+        assert (await http.post("/stop", data=cs.hidden(stop.text))).status_code == 200
         everywhere = await http.get("/stop?hamlet=all")
         assert 'data-hamlet-reach="ban-chuong"' in everywhere.text
         assert 'data-hamlet-reach="na-lay"' in everywhere.text
@@ -340,7 +326,7 @@ async def test_cancel_stop_and_volume_each_go_through_a_confirmation(ctx, daemon
         loud = await http.post("/volume/review", data={**fields, "level": "150"})
         assert loud.status_code == 400
         review = await http.post("/volume/review", data={**fields, "level": "60"})
-        assert (await http.post("/volume", data=hidden(review.text))).status_code == 200
+        assert (await http.post("/volume", data=cs.hidden(review.text))).status_code == 200
     operator = {"operator": "can-bo", "via": "console"}
     assert daemon.asked == [
         {"cmd": "cancel", "id": playlist, "say": None, "correction": True, **operator},
@@ -357,7 +343,7 @@ async def test_a_refusal_is_shown_as_the_daemon_said_it_and_a_dead_daemon_as_not
         data = {"csrf": await cs.csrf(http), "text": "Họp thôn", "target": "all"}
         daemon.refusal = "unknown operator 'can-bo' <img src=x>"
         review = await http.post("/announce/review", data=data)
-        refused = await http.post("/announce", data=hidden(review.text))
+        refused = await http.post("/announce", data=cs.hidden(review.text))
         assert refused.status_code == 409
         assert "unknown operator &#39;can-bo&#39; &lt;img src=x&gt;" in refused.text
     async with cs.client(ctx) as http:
@@ -366,7 +352,7 @@ async def test_a_refusal_is_shown_as_the_daemon_said_it_and_a_dead_daemon_as_not
         review = await http.post("/announce/review", data=data)
         (ctx.loaded.config.state_dir / "broadcastd.sock").unlink()  # the daemon is gone
         ctx.live.refresh()
-        down = await http.post("/announce", data=hidden(review.text))
+        down = await http.post("/announce", data=cs.hidden(review.text))
         assert down.status_code == 503
         assert 'data-outcome="down"' in down.text
         for path in ("/announce", "/stop?hamlet=all", "/volume", "/volume?node=bc-01"):
