@@ -19,6 +19,11 @@ PLAYS_WITHIN_S = 3.0
 FLOOD = "Lũ quét ở suối Nậm Mu, bà con di chuyển lên đồi ngay!"
 
 
+async def fits_a_phone(page) -> None:
+    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{page.url} is {overflow}px too wide for a phone"
+
+
 async def log_in(page, base: str, name: str) -> None:
     await page.goto(f"{base}/login")
     await page.fill("#username", name)
@@ -62,6 +67,7 @@ async def test_a_second_approver_sees_the_request_live_and_approves_it(tmp_path,
         await asker.check('input[name="priority"][value="emergency"]')
         await asker.click("#review")
         await asker.wait_for_selector("#two-person")
+        await fits_a_phone(asker)
         assert "bà con di chuyển lên đồi ngay" in await asker.locator("#spoken").inner_text()
         assert await asker.locator("#households-total").inner_text() == "40"
         await asker.click("#send")
@@ -71,7 +77,9 @@ async def test_a_second_approver_sees_the_request_live_and_approves_it(tmp_path,
         assert rid.startswith("req-")
 
         # The asker's own page offers no approval, and the server refuses a forged one.
+        await fits_a_phone(asker)
         await asker.goto(f"{base}/requests/{rid}")
+        await fits_a_phone(asker)
         assert await asker.locator("#own").count() == 1
         assert await asker.locator("#approve").count() == 0
         csrf = await asker.locator('input[name="csrf"]').first.get_attribute("value")

@@ -127,3 +127,13 @@
     window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
   });
 })();
+
+// The announce form: ticking a hamlet means "only these hamlets" (the server reads the radio).
+(function () {
+  "use strict";
+  var only = document.getElementById("target-list");
+  if (!only) { return; }
+  Array.prototype.forEach.call(document.querySelectorAll('input[name="hamlet"]'), function (box) {
+    box.addEventListener("change", function () { if (box.checked) { only.checked = true; } });
+  });
+})();
