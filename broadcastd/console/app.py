@@ -31,9 +31,10 @@ ROUTERS = (
     controls.router,
 )
 MAX_BODY = 64 * 1024  # no route of this console takes more (an action form: 32 KiB)
+# blob: media is a recording made in this page, heard back before it would be sent.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "media-src 'self' blob:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
     "base-uri 'none'"
 )
 

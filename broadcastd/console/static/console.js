@@ -137,3 +137,87 @@
     box.addEventListener("change", function () { if (box.checked) { only.checked = true; } });
   });
 })();
+
+// A recording made in the browser (MediaRecorder) or an audio file from the phone, heard back in
+// the page. Nothing is uploaded: the broadcast server cannot take recordings yet, so the send
+// button stays disabled. Limits are checked here so the message comes before any upload would.
+(function () {
+  "use strict";
+  var section = document.getElementById("recording");
+  var labelsEl = document.getElementById("recording-labels");
+  if (!section || !labelsEl) { return; }
+  var labels = JSON.parse(labelsEl.textContent);
+  var record = document.getElementById("record");
+  var stop = document.getElementById("record-stop");
+  var file = document.getElementById("audio-file");
+  var status = document.getElementById("recording-status");
+  var preview = document.getElementById("recording-preview");
+  var recorder = null;
+  var timer = null;
+  var started = 0;
+
+  function say(template, values) {
+    status.textContent = template.replace(/\{(\w+)\}/g, function (all, name) {
+      return values && values[name] !== undefined ? String(values[name]) : all;
+    });
+  }
+
+  function hear(blob) {
+    if (preview.src) { URL.revokeObjectURL(preview.src); }
+    preview.src = URL.createObjectURL(blob);
+    preview.hidden = false;
+    section.setAttribute("data-bytes", String(blob.size));
+  }
+
+  function kib(size) { return Math.max(1, Math.round(size / 1024)); }
+
+  if (!window.isSecureContext || !navigator.mediaDevices || !window.MediaRecorder) {
+    say(labels.insecure);
+  } else {
+    record.disabled = false;
+  }
+
+  record.addEventListener("click", function () {
+    navigator.mediaDevices.getUserMedia({ audio: true }).then(function (stream) {
+      var chunks = [];
+      recorder = new MediaRecorder(stream);
+      recorder.addEventListener("dataavailable", function (e) { chunks.push(e.data); });
+      recorder.addEventListener("stop", function () {
+        stream.getTracks().forEach(function (track) { track.stop(); });
+        window.clearTimeout(timer);
+        var blob = new Blob(chunks, { type: recorder.mimeType });
+        hear(blob);
+        say(labels.recorded, { seconds: Math.round((Date.now() - started) / 1000), kib: kib(blob.size) });
+        record.disabled = false;
+        stop.disabled = true;
+      });
+      started = Date.now();
+      recorder.start();
+      timer = window.setTimeout(function () { recorder.stop(); }, labels.max_seconds * 1000);
+      record.disabled = true;
+      stop.disabled = false;
+      say(labels.recording, { seconds: labels.max_seconds });
+    }).catch(function (err) {
+      say(labels.denied, { reason: err && err.name ? err.name : String(err) });
+    });
+  });
+
+  stop.addEventListener("click", function () {
+    if (recorder && recorder.state === "recording") { recorder.stop(); }
+  });
+
+  file.addEventListener("change", function () {
+    var chosen = file.files && file.files[0];
+    if (!chosen) { return; }
+    if (chosen.size > labels.max_mib * 1024 * 1024) {
+      say(labels.too_big, { mib: (chosen.size / 1048576).toFixed(1), limit: labels.max_mib });
+      return;
+    }
+    if (chosen.type && chosen.type.indexOf("audio/") !== 0) {
+      say(labels.not_audio);
+      return;
+    }
+    hear(chosen);
+    say(labels.chosen, { name: chosen.name, kib: kib(chosen.size) });
+  });
+})();

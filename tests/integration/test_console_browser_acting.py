@@ -1,7 +1,8 @@
-"""The two-person rule in two real browsers (headless Chromium, two contexts, two approvers):
-A asks for an emergency, B sees it appear without reloading and approves it, every reference
-agent plays it within 3 s of B's click; A approving their own request is refused by the page
-(no button) and by the server (a forged POST with A's own session and CSRF token)."""
+"""Acting in real browsers (headless Chromium). The two-person rule with two contexts, two
+approvers: A asks for an emergency, B sees it appear without reloading and approves it, every
+reference agent plays it within 3 s of B's click; A approving their own request is refused by
+the page (no button) and by the server (a forged POST with A's own session and CSRF token).
+And a recording made with Chromium's fake microphone, heard back in the page, not sendable yet."""
 
 from __future__ import annotations
 
@@ -130,3 +131,30 @@ async def test_a_second_approver_sees_the_request_live_and_approves_it(tmp_path,
         detail = json.loads(rows[kind])
         assert (detail["operator"], detail["via"]) == (name, "console"), detail
     assert "(operator: an, approved by: binh," in issue
+
+
+async def test_recording_is_heard_back_in_the_page_and_cannot_be_sent_yet(tmp_path, monkeypatch):
+    """Chromium's fake microphone records; nothing is uploaded while the daemon cannot take it."""
+    monkeypatch.setattr(accounts, "_hasher", cs.QUICK_HASHER)
+    e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, play_in=600)
+    ctx = cs.build(e2e.config_path, clock=e2e.clock)
+    cs.add_operator(ctx, "an", "operator")
+    posted: list[str] = []
+    async with cs.served(ctx) as base, browser.launched(microphone=True) as chromium:
+        page = await chromium.new_page(viewport=browser.PHONE)
+        page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+        await log_in(page, base, "an")
+        await page.goto(f"{base}/announce")
+        assert await page.locator("#recording-unavailable").is_visible()
+        await page.click("#record")
+        await page.wait_for_selector("#record-stop:enabled")
+        await page.wait_for_timeout(1500)
+        await page.click("#record-stop")
+        await page.wait_for_selector("#recording-preview:not([hidden])")
+        recorded = await page.locator("#recording").get_attribute("data-bytes")
+        assert int(recorded or 0) > 1000, recorded
+        assert "Đã ghi" in await page.locator("#recording-status").inner_text()
+        assert await page.locator("#send-recording").is_disabled()
+        await fits_a_phone(page)
+    ctx.close()
+    assert [url for url in posted if not url.endswith("/login")] == [], "nothing was uploaded"
