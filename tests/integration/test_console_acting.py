@@ -1,8 +1,8 @@
 """Acting from the console beside a real daemon, its embedded mosquitto and reference agents,
 over real HTTP: an announcement plays in the chosen hamlets only and the journal names the
 logged-in operator; cancel with a correction and stop reach playing agents in under 2 s, and a
-speaker that connects after the stop plays nothing; the daemon refuses a console claim from
-another Unix user."""
+speaker that connects after the stop plays nothing; an expired emergency request cannot be
+approved; the daemon refuses a console claim from another Unix user."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ import time
 from typing import TYPE_CHECKING
 
 import httpx
+import pytest
 from support import console as cs
 from support.e2e import wait_for, write_commune
+
+from broadcastd.controller.controlsocket import ControlError, request
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -186,3 +189,38 @@ async def test_cancel_with_correction_and_stop_reach_playing_agents(tmp_path):
     for kind in ("cancel", "stop"):
         for detail in map(json.loads, events(journal, kind)):
             assert (detail["operator"], detail["via"]) == ("an", "console"), detail
+
+
+async def test_an_expired_request_cannot_be_approved(tmp_path):
+    e2e = write_commune(
+        tmp_path,
+        hamlets=1,
+        nodes_per_hamlet=1,
+        play_in=600,
+        extra=("emergency:", "  approvals: 2", "  operators: [an, binh]", "  request_ttl: 2s"),
+    )
+    ctx: Console = cs.build(e2e.config_path, clock=e2e.clock)
+    cs.add_operator(ctx, "an", "approver")
+    cs.add_operator(ctx, "binh", "approver")
+    async with (
+        e2e.running(fleet=False) as run,
+        cs.served(ctx) as base,
+        httpx.AsyncClient(base_url=base, timeout=60) as asker,
+        httpx.AsyncClient(base_url=base, timeout=60) as second,
+    ):
+        await cs.login(asker, "an")
+        await cs.login(second, "binh")
+        flood = {"text": "Cháy rừng ở Khuổi Mèo", "target": "all", "priority": "emergency"}
+        rid = cs.done_id(await cs.confirm(asker, "/announce/review", "/announce", flood))
+        page = await second.get(f"/requests/{rid}")
+        approve = cs.form_of(page.text, f"/requests/{rid}/approve")
+        await asyncio.sleep(2.5)  # past emergency.request_ttl
+        late = await second.post(f"/requests/{rid}/approve", data=approve)
+        assert late.status_code == 409
+        assert 'data-outcome="gone"' in late.text
+        assert (await second.get(f"/requests/{rid}")).status_code == 404
+        sock = e2e.config.state_dir / "broadcastd.sock"
+        with pytest.raises(ControlError, match=f"request {rid} expired"):
+            await request(sock, {"cmd": "approve", "id": rid, "operator": "binh", "via": "console"})
+        assert adhoc(e2e, run.daemon, "emergency-") == [], "nothing was broadcast"
+    ctx.close()
