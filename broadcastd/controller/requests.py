@@ -4,10 +4,7 @@ Whatever arrives on the socket is checked here, field by field, before anything 
 wrong type or an unknown command is refused with a message naming the field and the value.
 What needs the config (known hamlets, languages, operators) is checked by `Operations`.
 Every request carries `operator`: the name the person at the keyboard gave, as claimed (it is
-recorded, never verified; the socket's peer credentials are what the daemon can prove). A request
-with `"via": "console"` comes from the web console, which logged the operator in with a password:
-the daemon takes that name as authenticated, but only from a peer running as the daemon's own Unix
-user (the console's unit runs as it); see `who_asked`.
+recorded, never verified; the socket's peer credentials are what the daemon can prove).
 """
 
 from __future__ import annotations
@@ -26,7 +23,6 @@ if TYPE_CHECKING:
     from broadcastd.controller.controlsocket import Peer
 
 MAX_FIELD_CHARS = 200  # ids, names, hamlet lists, language tags
-VIA_CONSOLE: Final = "console"
 
 
 class RequestError(BroadcastdError):
@@ -126,6 +122,11 @@ class Who:
         if self.peer.user is None:
             return f"{claimed}, Unix user unknown"
         return f"{claimed}, Unix user {self.peer.user} (uid {self.peer.uid}, pid {self.peer.pid})"
+
+
+# A request that states `"via": "console"` comes from the web console, which logged its operator
+# in with a password: the daemon takes that name as authenticated, from the console's user only.
+VIA_CONSOLE: Final = "console"
 
 
 def who_asked(
