@@ -27,6 +27,7 @@ KINDS = (
     "expired",
     "operator",  # an account added, changed or removed (CLI)
     "token",  # an API token created or revoked (CLI)
+    "action",  # an announcement, approval, cancel, stop or volume asked of the daemon
 )
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from broadcastd.console.store import ConsoleStore
 
 # Ordered: each role may do what the ones before it may. viewer: look and listen; operator:
-# announce, cancel, stop, volume (issue 22); approver: also issue and approve emergencies.
+# announce, cancel, stop, volume; approver: also issue and approve emergencies.
 ROLES: Final = ("viewer", "operator", "approver")
 SCOPES: Final = ("read",)
 MIN_PASSWORD: Final = 10
@@ -51,14 +51,16 @@ def check_name(name: str) -> str:
 
 
 def check_role(config: Config, name: str, role: str) -> str:
-    """Approvers are the emergency operators the daemon knows; a console approver under another
-    name could never approve anything, so that is refused here, where it is fixed."""
+    """Whoever may act from the console must be a name the daemon accepts: when the config lists
+    `emergency.operators`, the daemon refuses any other operator name on every request, so an
+    operator or approver under another name could never do anything. That is refused here,
+    where it is fixed."""
     if role not in ROLES:
         raise UsageError(f"role must be one of {', '.join(ROLES)}, got: {role!r}")
     names = config.emergency.operators
-    if role == "approver" and names and name not in names:
+    if role != "viewer" and names and name not in names:
         raise UsageError(
-            f"an approver must be one of emergency.operators in the config "
+            f"an {role} must be one of emergency.operators in the config "
             f"({', '.join(names)}), got: {name!r}"
         )
     return role

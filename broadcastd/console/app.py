@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from broadcastd import __version__
-from broadcastd.console import api, login, pages, stream
+from broadcastd.console import announce, api, controls, emergency, login, pages, stream
 from broadcastd.console.i18n import HERE
 from broadcastd.console.web import NeedLoginError, redirect, render
 
@@ -21,11 +21,20 @@ if TYPE_CHECKING:
     from broadcastd.console.context import Console
 
 
-ROUTERS = (api.router, login.router, pages.router, stream.router)
-MAX_BODY = 64 * 1024  # no route of this console takes more; uploads come with issue 22
+ROUTERS = (
+    api.router,
+    login.router,
+    pages.router,
+    stream.router,
+    announce.router,
+    emergency.router,
+    controls.router,
+)
+MAX_BODY = 64 * 1024  # no route of this console takes more (an action form: 32 KiB)
+# blob: media is a recording made in this page, heard back before it would be sent.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "media-src 'self' blob:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
     "base-uri 'none'"
 )
 

@@ -153,6 +153,10 @@ class Auth:
             await asyncio.to_thread(self.store.token_used, row.id, now)
         return Principal(row.name, row.scope, "token")
 
+    async def record(self, who: str, address: str, what: str) -> None:
+        """Record an action asked of the daemon and what it answered."""
+        await self._log(self.clock(), "action", who, address, what)
+
     async def refuse(self, who: str, address: str, why: str) -> None:
         """Record a refusal the web layer decided (CSRF, role)."""
         await self._log(self.clock(), "refused", who, address, why)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from broadcastd.console.auth import Auth
+from broadcastd.console.confirm import Confirmations
 from broadcastd.console.i18n import environments
 from broadcastd.console.live import LiveState
 from broadcastd.console.sources import DaemonSource, JournalSource
@@ -58,6 +59,8 @@ class Console:
     journal: JournalSource
     envs: dict[str, jinja2.Environment]
     clock: Callable[[], float]
+    daemon: DaemonSource
+    confirmations: Confirmations
     chain: ChainCheck = field(default_factory=ChainCheck)
     streams: int = 0  # open live streams (bounded: each holds a connection)
 
@@ -75,6 +78,8 @@ class Console:
             journal=journal,
             envs=environments(config.commune.tz),
             clock=clock,
+            daemon=daemon,
+            confirmations=Confirmations(clock),
         )
 
     @property

@@ -3,6 +3,10 @@ answer, the last states it journaled, clearly marked as such.
 
 One `LiveState` serves the whole console: a page or a live stream that asks while the picture is
 younger than `max_age` gets the same one, so ten open phones cost the daemon one poll a second.
+
+Pending two-person emergency requests are part of the picture: the daemon's status names the ids
+still pending (expired and decided ones drop out), and the journal holds what each one says,
+journaled by the daemon before it answered the request.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ if TYPE_CHECKING:
 
     from broadcastd.config import Config
     from broadcastd.console.sources import DaemonSource, JournalSource
+    from broadcastd.journal.history import History
     from broadcastd.journal.store import Journal
 
 STATES = ("online", "stale", "offline", "unknown")
+REQUEST_LOOKBACK = 200  # request events searched for the pending ids (newest first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,10 @@ class Live:
     pending_requests: tuple[str, ...] = ()
     tts: dict[str, dict[str, int]] = field(default_factory=dict)  # engine -> result -> count
     seq: int = field(default=0, compare=False)
+    requests: tuple[dict[str, Any], ...] = ()  # pending emergency requests, as `pending` reads
+
+    def request(self, request_id: str) -> dict[str, Any] | None:
+        return next((r for r in self.requests if r["id"] == request_id), None)
 
     def node(self, node_id: str) -> dict[str, Any] | None:
         return next((n for n in self.nodes if n["node"] == node_id), None)
@@ -48,6 +58,7 @@ class Live:
             "taken_at": self.taken_at,
             "hamlets": list(self.hamlets),
             "nodes": list(self.nodes),
+            "requests": list(self.requests),
         }
 
     def fingerprint(self) -> str:
@@ -58,6 +69,7 @@ class Live:
                 self.connected,
                 [(n["node"], n["state"], n.get("volume"), n.get("rssi")) for n in self.nodes],
                 [(h["id"], h["nodes_online"], h["nodes_total"]) for h in self.hamlets],
+                [r["id"] for r in self.requests],
             ]
         )
 
@@ -83,6 +95,36 @@ def hamlets_from(config: Config, nodes: list[dict[str, Any]]) -> list[dict[str, 
         }
         for h in config.hamlets
     ]
+
+
+def pending(config: Config, history: History, ids: set[str]) -> dict[str, dict[str, Any]]:
+    """id -> what the journal says of each pending request in `ids`: who asked, the text (at
+    most the 200 characters the daemon journals), the hamlets, and when it expires."""
+    names = {h.id: h.name for h in config.hamlets}
+    households = {h.id: h.households for h in config.hamlets}
+    ttl = config.emergency.request_ttl.total_seconds()
+    found: dict[str, dict[str, Any]] = {}
+    for event in history.events(limit=REQUEST_LOOKBACK, kind="request"):
+        try:
+            detail = json.loads(event.detail)
+        except ValueError:
+            continue
+        rid = detail.get("id") if isinstance(detail, dict) else None
+        if rid not in ids or rid in found:
+            continue
+        hamlets = [str(h) for h in detail.get("hamlets") or () if isinstance(h, str)]
+        found[str(rid)] = {
+            "id": rid,
+            "operator": str(detail.get("operator") or ""),
+            "via": detail.get("via"),
+            "text": str(detail.get("text") or ""),
+            "hamlets": hamlets,
+            "hamlet_names": [names.get(h, h) for h in hamlets],
+            "households": sum(households.get(h, 0) for h in hamlets),
+            "requested_at": event.ts,
+            "expires_at": event.ts + ttl,
+        }
+    return found
 
 
 def journaled_nodes(config: Config, journal: Journal | None) -> list[dict[str, Any]]:
@@ -133,11 +175,18 @@ class LiveState:
         self._lock = asyncio.Lock()
         self._latest: Live | None = None
         self._seq = 0
+        self._requests: dict[str, dict[str, Any]] = {}  # pending ids already read from the journal
+        self._stale = False
+
+    def refresh(self) -> None:
+        """Poll the daemon on the next `current()`: an action has just changed what it knows."""
+        self._stale = True
 
     async def current(self) -> Live:
         async with self._lock:
             latest = self._latest
-            if latest is None or self.clock() - latest.taken_at >= self.max_age:
+            if latest is None or self._stale or self.clock() - latest.taken_at >= self.max_age:
+                self._stale = False
                 latest = await self._poll()
                 if self._latest is None or latest.fingerprint() != self._latest.fingerprint():
                     self._seq += 1
@@ -162,9 +211,20 @@ class LiveState:
             hamlets=tuple(hamlets.get("hamlets", ())),
             nodes=tuple(nodes.get("nodes", ())),
             taken_at=now,
-            pending_requests=tuple(str(r) for r in status.get("pending_requests", ())),
+            pending_requests=(ids := tuple(str(r) for r in status.get("pending_requests", ()))),
             tts=status.get("tts") or {},
+            requests=await self._pending(ids),
         )
+
+    async def _pending(self, ids: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+        missing = {i for i in ids if i not in self._requests}
+        if missing:
+            nothing: dict[str, dict[str, Any]] = {}
+            self._requests |= await self.journal.read(
+                lambda _, history: pending(self.config, history, missing), nothing
+            )
+        self._requests = {i: r for i, r in self._requests.items() if i in ids}
+        return tuple(self._requests[i] for i in ids if i in self._requests)
 
     async def _journaled(self, now: float, reason: str) -> Live:
         """The last states the daemon journaled, for when it does not answer (the reason says

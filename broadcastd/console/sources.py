@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 READ_TIMEOUT_S = 2.0  # a page waits at most this for the daemon, then shows it as not answering
+ACT_TIMEOUT_S = 60.0  # an announcement is rendered before the daemon answers (as for the CLI)
 
 
 class JournalSource:
@@ -57,10 +58,17 @@ class JournalSource:
 
 
 class DaemonSource:
-    """Read requests to the running daemon (controller/reads.py), version 1."""
+    """Read requests to the running daemon (controller/reads.py), version 1, and actions."""
 
     def __init__(self, socket_path: Path) -> None:
         self.path = socket_path
 
     async def ask(self, cmd: str) -> dict[str, Any]:
         return await request(self.path, {"cmd": cmd, "v": 1}, timeout=READ_TIMEOUT_S)
+
+    async def act(self, operator: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """An action for `operator`, whom the console logged in: the daemon journals them as
+        such (`via: console`), because this process runs as the daemon's own Unix user."""
+        return await request(
+            self.path, {**payload, "operator": operator, "via": "console"}, timeout=ACT_TIMEOUT_S
+        )

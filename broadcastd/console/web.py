@@ -85,23 +85,29 @@ def safe_next(target: str | None) -> str:
     return "/" if parts.scheme or parts.netloc else target
 
 
-async def read_form(request: Request) -> dict[str, str]:
+async def read_fields(
+    request: Request, *, limit: int = FORM_LIMIT, max_fields: int = MAX_FIELDS
+) -> dict[str, list[str]]:
+    """Every value of every field (a list of checkboxes shares one name)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise HTTPException(status_code=415, detail="forms are sent url-encoded")
     body = await request.body()
-    if len(body) > FORM_LIMIT:
-        raise HTTPException(status_code=413, detail=f"a form has at most {FORM_LIMIT} bytes")
+    if len(body) > limit:
+        raise HTTPException(status_code=413, detail=f"a form has at most {limit} bytes")
     try:
-        fields = parse_qs(
+        return parse_qs(
             body.decode("utf-8"),
             keep_blank_values=True,
-            max_num_fields=MAX_FIELDS,
+            max_num_fields=max_fields,
             strict_parsing=False,
         )
     except (UnicodeDecodeError, ValueError):
         raise HTTPException(status_code=400, detail="malformed form") from None
-    return {name: values[0] for name, values in fields.items()}
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    return {name: values[0] for name, values in (await read_fields(request)).items()}
 
 
 def same_origin(request: Request) -> bool:
@@ -113,15 +119,24 @@ def same_origin(request: Request) -> bool:
     return f"{parts.scheme}://{parts.netloc}" == f"{request.url.scheme}://{request.url.netloc}"
 
 
-async def checked_form(request: Request, principal: Principal) -> dict[str, str]:
-    """The form of a signed-in POST, refused (403, journaled) without its session's CSRF token."""
-    form = await read_form(request)
-    if not same_origin(request) or not csrf_matches(principal.csrf, form.get("csrf")):
+async def checked_fields(
+    request: Request, principal: Principal, *, limit: int = FORM_LIMIT, max_fields: int = MAX_FIELDS
+) -> dict[str, list[str]]:
+    """The fields of a signed-in POST, refused (403, journaled) without its session's CSRF token
+    or from another origin."""
+    fields = await read_fields(request, limit=limit, max_fields=max_fields)
+    token = fields.get("csrf", [None])[0]
+    if not same_origin(request) or not csrf_matches(principal.csrf, token):
         await console(request).auth.refuse(
             principal.name, address(request), f"CSRF check failed on {request.url.path}"
         )
         raise HTTPException(status_code=403, detail="the form's security token is missing or wrong")
-    return form
+    return fields
+
+
+async def checked_form(request: Request, principal: Principal) -> dict[str, str]:
+    """`checked_fields`, one value per field."""
+    return {name: values[0] for name, values in (await checked_fields(request, principal)).items()}
 
 
 async def require(request: Request, principal: Principal, role: str) -> None:

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
@@ -35,6 +36,7 @@ from broadcastd.controller.requests import (
     Volume,
     Who,
     parse_request,
+    who_asked,
 )
 from broadcastd.controller.volume import VolumeRequests
 from broadcastd.errors import BroadcastdError, ProtocolError
@@ -95,6 +97,7 @@ class Operations:
         self._playlists: dict[str, tuple[str, str]] = {}
         self._played: dict[str, set[str]] = defaultdict(set)
         self._refuse = Refusals(metrics)
+        self.console_uid = os.geteuid()  # the console runs as the daemon's user (requests.py)
         self.approvals = Approvals(clock, journal.event_details("request"))
         self.volume = VolumeRequests(
             config, controls=controls, registry=registry, event=self._event
@@ -109,9 +112,14 @@ class Operations:
         """One control-socket request, parsed and checked before anything acts on it; `peer` is
         who connected, as the kernel reports it."""
         request = parse_request(raw)
-        who = Who(request.operator, peer or Peer(None, None, None))
         if isinstance(request, Status | Read):
             return self._read(request)
+        peer = peer or Peer(None, None, None)
+        try:
+            who = who_asked(raw, request.operator, peer, console_uid=self.console_uid)
+        except RequestError as exc:
+            self._event("refused", Who(request.operator, peer), cmd=raw.get("cmd"), reason=str(exc))
+            raise
         log.info("control %r by %s", raw.get("cmd"), who.describe())
         match request:
             case Announce():
@@ -249,11 +257,12 @@ class Operations:
             now=now,
         )
         audio = "".join(f", {r.lang} recording {r.sha256}" for r in request.recordings)
+        via = f", via: {who.via}" if who.via else ""  # the operator logged in to the console
         self.journal.record_event(
             "issue",
             f"{priority} {status} announcement {adhoc.id} to {','.join(adhoc.heard)}"
             f" (operator: {who.operator or '-'}, approved by: {approver or '-'},"
-            f" Unix user: {who.peer.user or '-'}{audio}): {request.text[:200]}",
+            f" Unix user: {who.peer.user or '-'}{audio}{via}): {request.text[:200]}",
         )
         published = await self.dispatcher.dispatch_plans(
             adhoc.plans, priority=priority, status=status, urgent=priority == "emergency"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from broadcastd.config.fields import LANG_RULE, is_lang_tag
 from broadcastd.controller.recordings import Upload
@@ -109,33 +109,78 @@ MAX_READ_VERSION = 1_000_000  # any client's version fits; beyond is a malformed
 
 @dataclass(frozen=True, slots=True)
 class Who:
-    """Who asked: the operator as claimed, and the Unix user the kernel vouches for."""
+    """Who asked: the operator (as claimed, or as the console authenticated them: `via`), and
+    the Unix user the kernel vouches for."""
 
     operator: str | None
     peer: Peer
+    via: str | None = None  # "console": logged in to the web console; None: as claimed
 
     def record(self) -> dict[str, object]:
         """What the journal keeps of it, beside each event."""
         peer = self.peer
-        return {"operator": self.operator, "unix_user": peer.user, "uid": peer.uid, "pid": peer.pid}
+        record: dict[str, object] = {
+            "operator": self.operator,
+            "unix_user": peer.user,
+            "uid": peer.uid,
+            "pid": peer.pid,
+        }
+        if self.via is not None:  # absent for the CLI, so its records keep their shape
+            record["via"] = self.via
+        return record
 
     def attribution(self) -> dict[str, object]:
         """What a reply says the journal recorded of who asked, and what of it is proven."""
-        return {
-            "recorded": {
-                "operator": self.operator,
-                "operator_verified": False,  # a name typed on a command line; see the console
-                "unix_user": self.peer.user,
-                "unix_user_verified": self.peer.user is not None,  # the kernel's SO_PEERCRED
-            }
+        recorded: dict[str, object] = {
+            "operator": self.operator,
+            "operator_verified": False,  # a name typed on a command line
+            "unix_user": self.peer.user,
+            "unix_user_verified": self.peer.user is not None,  # the kernel's SO_PEERCRED
         }
+        if self.via is not None:  # the console logged this operator in with a password
+            recorded |= {"operator_verified": True, "via": self.via}
+        return {"recorded": recorded}
 
     def describe(self) -> str:
         """For logs and the CLI: what is claimed and what is proven, said apart."""
         claimed = f"operator {self.operator!r} (as claimed)" if self.operator else "no operator"
+        if self.via is not None:
+            claimed = f"operator {self.operator!r} (logged in to the {self.via})"
         if self.peer.user is None:
             return f"{claimed}, Unix user unknown"
         return f"{claimed}, Unix user {self.peer.user} (uid {self.peer.uid}, pid {self.peer.pid})"
+
+
+# A request that states `"via": "console"` comes from the web console, which logged its operator
+# in with a password: the daemon takes that name as authenticated, from the console's user only.
+VIA_CONSOLE: Final = "console"
+
+
+def who_asked(
+    raw: Mapping[str, object], operator: str | None, peer: Peer, *, console_uid: int
+) -> Who:
+    """Who asked, with `"via": "console"` taken only from a peer running as `console_uid`.
+
+    Why the uid: the socket is 0600 in a 0700 directory, so its peers are that user or root.
+    Whoever runs as the daemon's user can read the signing key and sign anything, so trusting
+    the console's claim from that user hands out nothing new; root, or anyone else, who states
+    `via` is refused rather than recorded as a console operator. The CLI never sends `via`.
+    """
+    via = _text(raw, "via")
+    if via is None:
+        return Who(operator, peer)
+    if via != VIA_CONSOLE:
+        raise RequestError(f'via must be "{VIA_CONSOLE}" or absent, got: {via!r}')
+    if peer.uid is None or peer.uid != console_uid:
+        raise RequestError(
+            f"via {VIA_CONSOLE} is accepted only from the Unix user the console runs as"
+            f" (uid {console_uid}), got: {peer.user or 'an unknown user'}"
+        )
+    if operator is None:
+        raise RequestError(
+            f"a request via the {VIA_CONSOLE} must name the operator it authenticated"
+        )
+    return Who(operator, peer, VIA_CONSOLE)
 
 
 def parse_request(raw: Mapping[str, object]) -> Request:

@@ -35,6 +35,9 @@ PAGES = {
     "speaker": "/speakers/bc-01",
     "report": "/report",
     "journal": "/journal",
+    "announce": "/announce",
+    "stop": "/stop?hamlet=all",
+    "volume": "/volume?hamlet=ban-chuong",
 }
 
 

@@ -27,6 +27,7 @@ ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+FAKE_MICROPHONE = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 PHONE: ViewportSize = {"width": 360, "height": 740}
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 
@@ -40,9 +41,11 @@ def chromium() -> str:
 
 
 @contextlib.asynccontextmanager
-async def launched() -> AsyncIterator[Browser]:
+async def launched(*, microphone: bool = False) -> AsyncIterator[Browser]:
+    """Chromium; with `microphone`, its fake microphone (a tone) granted without asking."""
+    args = [*ARGS, *(FAKE_MICROPHONE if microphone else [])]
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium(), args=ARGS)
+        browser = await playwright.chromium.launch(executable_path=chromium(), args=args)
         try:
             yield browser
         finally:

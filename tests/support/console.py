@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from argon2 import PasswordHasher
@@ -26,6 +27,8 @@ ORIGIN = "http://127.0.0.1:8080"
 # argon2id still, at a fraction of the production cost, for tests that log in many times
 QUICK_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+_HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+_RESULT_ID = re.compile(r'<section class="result" data-outcome="ok" [^>]*data-id="([^"]*)"')
 
 
 def build(config_path: Path, *, clock: Callable[[], float] | None = None) -> Console:
@@ -60,6 +63,36 @@ def csrf_of(html: str) -> str:
     if found is None:
         raise AssertionError("the page has no CSRF field")
     return found.group(1)
+
+
+def hidden(page: str) -> dict[str, str]:
+    """The hidden fields of a page (a confirmation page's form), as a browser posts them back."""
+    return {name: html.unescape(value) for name, value in _HIDDEN.findall(page)}
+
+
+def form_of(page: str, action: str) -> dict[str, str]:
+    """The hidden fields of the one form on the page that posts to `action`."""
+    return hidden(page.split(f'action="{action}"')[1].split("</form>", maxsplit=1)[0])
+
+
+def done_id(page: str) -> str:
+    """The id a successful action's page names (announce-N, req-N, a control id)."""
+    found = _RESULT_ID.search(page)
+    if found is None:
+        raise AssertionError(f"not a successful action's page: {page[-2000:]}")
+    return found.group(1)
+
+
+async def confirm(http: httpx.AsyncClient, review: str, send: str, data: dict[str, Any]) -> str:
+    """Post a form to its confirmation page (`review`), then confirm it (`send`), as an
+    operator does; the answer's page."""
+    page = await http.post(review, data={**data, "csrf": await csrf(http)})
+    if page.status_code != 200:
+        raise AssertionError(f"{review} answered {page.status_code}: {page.text[-2000:]}")
+    done = await http.post(send, data=hidden(page.text))
+    if done.status_code != 200:
+        raise AssertionError(f"{send} answered {done.status_code}: {done.text[-2000:]}")
+    return done.text
 
 
 async def login(

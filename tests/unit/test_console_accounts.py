@@ -79,6 +79,14 @@ def test_operator_commands_refuse_bad_input_with_a_usage_error(config, monkeypat
         == 2
     )
     assert "emergency.operators" in capsys.readouterr().err
+    # so must an operator: the daemon refuses any other operator name on every request
+    assert (
+        operator(
+            config, monkeypatch, "add", "van-hoa", "--role", "operator", stdin="long enough pw\n"
+        )
+        == 2
+    )
+    assert "an operator must be one of emergency.operators" in capsys.readouterr().err
     assert (
         operator(
             config, monkeypatch, "add", "chu-tich", "--role", "approver", stdin="long enough pw\n"

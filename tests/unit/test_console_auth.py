@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from broadcastd.console import Console
 
-SAMPLE = {"node": "bc-01", "sha256": "0" * 64}
+SAMPLE = {"node": "bc-01", "sha256": "0" * 64, "rid": "req-1"}
 OPEN = {"/login", "/lang"}  # reachable before login (each with its own pre-session CSRF token)
 
 

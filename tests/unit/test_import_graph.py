@@ -27,8 +27,16 @@ ALLOWED: dict[str, set[str]] = {
     "controller": {"kernel", "config", "protocol", "plan", "render", "transport", "journal"},
     "sim": {"kernel", "config", "protocol", "plan", "transport", "journal", "node", "controller"},
     # the web console reads the journal and asks the daemon through the control socket's client;
-    # it never signs, renders or publishes anything itself
-    "console": {"kernel", "config", "plan", "journal", "controller.controlsocket"},
+    # it never signs, renders or publishes anything itself. It shows what TTS will read with the
+    # text normaliser (pure text in, text out), as `broadcastd say` does.
+    "console": {
+        "kernel",
+        "config",
+        "plan",
+        "journal",
+        "controller.controlsocket",
+        "render.normalize",
+    },
     "cli": {
         "kernel",
         "config",

@@ -53,6 +53,59 @@
     });
   }
 
+  function fill(template, value) { return template.replace("{}", String(value)); }
+
+  function paragraph(className, text) {
+    var p = document.createElement("p");
+    if (className) { p.className = className; }
+    p.textContent = text;
+    return p;
+  }
+
+  function link(href, text, className) {
+    var a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    if (className) { a.className = className; }
+    return a;
+  }
+
+  // A pending emergency request, built as the server renders it in base.html.
+  function requestItem(r) {
+    var li = document.createElement("li");
+    li.setAttribute("data-request", r.id);
+    li.appendChild(paragraph("request-text", r.text));
+    li.appendChild(paragraph("muted", [
+      r.id, fill(labels.asked_by, r.operator), r.hamlet_names.join(", "),
+      fill(labels.households, r.households), fill(labels.until, when(r.expires_at))
+    ].join(" · ")));
+    var href = "/requests/" + encodeURIComponent(r.id);
+    if (r.operator === labels.me) {
+      var mine = paragraph("request-state", labels.mine + " ");
+      mine.appendChild(link(href, labels.details));
+      li.appendChild(mine);
+    } else if (labels.approver) {
+      var review = link(href, labels.review, "button danger");
+      review.setAttribute("data-review", r.id);
+      var p = paragraph("", "");
+      p.appendChild(review);
+      li.appendChild(p);
+    }
+    return li;
+  }
+
+  function applyRequests(list) {
+    var section = document.getElementById("requests");
+    if (!section || !list) { return; }
+    var ids = list.map(function (r) { return r.id; }).join(",");
+    if (section.getAttribute("data-ids") === ids) { return; }
+    section.setAttribute("data-ids", ids);
+    var ul = section.querySelector("ul");
+    while (ul.firstChild) { ul.removeChild(ul.firstChild); }
+    list.forEach(function (r) { ul.appendChild(requestItem(r)); });
+    section.hidden = list.length === 0;
+  }
+
   function apply(state) {
     var up = state.daemon.running;
     document.body.setAttribute("data-daemon", up ? "up" : "down");
@@ -62,6 +115,7 @@
     if (broker) { broker.hidden = !up || state.daemon.connected; }
     state.nodes.forEach(applyNode);
     state.hamlets.forEach(applyHamlet);
+    applyRequests(state.requests);
     document.body.setAttribute("data-live-at", String(state.taken_at));
   }
 
@@ -71,5 +125,99 @@
     source.close();
     window.alert(labels.expired);
     window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
+  });
+})();
+
+// The announce form: ticking a hamlet means "only these hamlets" (the server reads the radio).
+(function () {
+  "use strict";
+  var only = document.getElementById("target-list");
+  if (!only) { return; }
+  Array.prototype.forEach.call(document.querySelectorAll('input[name="hamlet"]'), function (box) {
+    box.addEventListener("change", function () { if (box.checked) { only.checked = true; } });
+  });
+})();
+
+// A recording made in the browser (MediaRecorder) or an audio file from the phone, heard back in
+// the page. Nothing is uploaded: the broadcast server cannot take recordings yet, so the send
+// button stays disabled. Limits are checked here so the message comes before any upload would.
+(function () {
+  "use strict";
+  var section = document.getElementById("recording");
+  var labelsEl = document.getElementById("recording-labels");
+  if (!section || !labelsEl) { return; }
+  var labels = JSON.parse(labelsEl.textContent);
+  var record = document.getElementById("record");
+  var stop = document.getElementById("record-stop");
+  var file = document.getElementById("audio-file");
+  var status = document.getElementById("recording-status");
+  var preview = document.getElementById("recording-preview");
+  var recorder = null;
+  var timer = null;
+  var started = 0;
+
+  function say(template, values) {
+    status.textContent = template.replace(/\{(\w+)\}/g, function (all, name) {
+      return values && values[name] !== undefined ? String(values[name]) : all;
+    });
+  }
+
+  function hear(blob) {
+    if (preview.src) { URL.revokeObjectURL(preview.src); }
+    preview.src = URL.createObjectURL(blob);
+    preview.hidden = false;
+    section.setAttribute("data-bytes", String(blob.size));
+  }
+
+  function kib(size) { return Math.max(1, Math.round(size / 1024)); }
+
+  if (!window.isSecureContext || !navigator.mediaDevices || !window.MediaRecorder) {
+    say(labels.insecure);
+  } else {
+    record.disabled = false;
+  }
+
+  record.addEventListener("click", function () {
+    navigator.mediaDevices.getUserMedia({ audio: true }).then(function (stream) {
+      var chunks = [];
+      recorder = new MediaRecorder(stream);
+      recorder.addEventListener("dataavailable", function (e) { chunks.push(e.data); });
+      recorder.addEventListener("stop", function () {
+        stream.getTracks().forEach(function (track) { track.stop(); });
+        window.clearTimeout(timer);
+        var blob = new Blob(chunks, { type: recorder.mimeType });
+        hear(blob);
+        say(labels.recorded, { seconds: Math.round((Date.now() - started) / 1000), kib: kib(blob.size) });
+        record.disabled = false;
+        stop.disabled = true;
+      });
+      started = Date.now();
+      recorder.start();
+      timer = window.setTimeout(function () { recorder.stop(); }, labels.max_seconds * 1000);
+      record.disabled = true;
+      stop.disabled = false;
+      say(labels.recording, { seconds: labels.max_seconds });
+    }).catch(function (err) {
+      say(labels.denied, { reason: err && err.name ? err.name : String(err) });
+    });
+  });
+
+  stop.addEventListener("click", function () {
+    if (recorder && recorder.state === "recording") { recorder.stop(); }
+  });
+
+  file.addEventListener("change", function () {
+    var chosen = file.files && file.files[0];
+    if (!chosen) { return; }
+    if (chosen.size > labels.max_mib * 1024 * 1024) {
+      say(labels.too_big, { mib: (chosen.size / 1048576).toFixed(1), limit: labels.max_mib });
+      return;
+    }
+    if (chosen.type && chosen.type.indexOf("audio/") !== 0) {
+      say(labels.not_audio);
+      return;
+    }
+    hear(chosen);
+    say(labels.chosen, { name: chosen.name, kib: kib(chosen.size) });
   });
 })();
