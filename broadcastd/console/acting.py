@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from broadcastd.console.confirm import ConfirmError
-from broadcastd.console.drafts import one
+from broadcastd.console.drafts import MAX_AUDIO_CHARS, one
 from broadcastd.console.web import (
     FORM_LIMIT,
     MAX_FIELDS,
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 # A 1024-character Vietnamese text is up to 9 KiB once percent-encoded; with a correction and
 # the hidden copy of the confirmation page, 32 KiB is ample and still far below the body limit.
 ACTION_FORM_LIMIT: Final = 4 * FORM_LIMIT
+# Phát ngay's form with a recording: the file in base64url, besides the rest of the form.
+AUDIO_FORM_LIMIT: Final = MAX_AUDIO_CHARS + ACTION_FORM_LIMIT
 # How an action ended, and the HTTP status its page answers with.
 STATUS: Final = {
     "ok": 200,
@@ -55,12 +57,12 @@ class Draft(Protocol):
     def payload(self) -> dict[str, Any]: ...
 
 
-async def action_fields(request: Request, me: Principal, role: str) -> Fields:
+async def action_fields(
+    request: Request, me: Principal, role: str, *, limit: int = ACTION_FORM_LIMIT
+) -> Fields:
     """An action form's fields, once its session's CSRF token, its origin and `role` pass."""
     hamlets = len(console(request).loaded.config.hamlets)
-    fields = await checked_fields(
-        request, me, limit=ACTION_FORM_LIMIT, max_fields=MAX_FIELDS + hamlets
-    )
+    fields = await checked_fields(request, me, limit=limit, max_fields=MAX_FIELDS + hamlets)
     await require(request, me, role)
     return fields
 

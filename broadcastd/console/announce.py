@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response  # noqa: TC002 - FastAPI reads route annotations at run time
 
-from broadcastd.console.acting import action_fields, review, send
+from broadcastd.console.acting import AUDIO_FORM_LIMIT, action_fields, review, send
 from broadcastd.console.auth import Principal
 from broadcastd.console.drafts import (
+    MAX_RECORDING_BYTES,
     MAX_TEXT,
     REQUEST_TEXT,
     FormError,
@@ -75,6 +76,8 @@ async def _form(
             "may_emergency": me.may("approver"),
             "approvals": config.emergency.approvals,
             "max_text": MAX_TEXT,
+            "max_mib": MAX_RECORDING_BYTES // (1024 * 1024),
+            "max_seconds": int(config.audio.max_recording.total_seconds()),
             "request_text": REQUEST_TEXT,
             "next_slot": slot,
             "next_at": at,
@@ -102,7 +105,7 @@ async def _draft(request: Request, me: Principal, fields: Fields) -> AnnounceDra
 
 @router.post("/announce/review")
 async def announce_review(request: Request, me: User) -> Response:
-    fields = await action_fields(request, me, "operator")
+    fields = await action_fields(request, me, "operator", limit=AUDIO_FORM_LIMIT)
     if one(fields, "edit"):  # "Change" on the confirmation page: back to the filled form
         return await _form(request, me, fields, None)
     try:
@@ -144,10 +147,12 @@ def _preview(request: Request, draft: AnnounceDraft, live: Live) -> dict[str, An
 
 @router.post("/announce")
 async def announce_send(request: Request, me: User) -> Response:
-    fields = await action_fields(request, me, "operator")
+    fields = await action_fields(request, me, "operator", limit=AUDIO_FORM_LIMIT)
     try:
         draft = await _draft(request, me, fields)
     except FormError as exc:
         return await _form(request, me, fields, exc)
     what = f"{draft.priority} to {','.join(draft.hamlets)}: {draft.text[:80]!r}"
+    if draft.audio:
+        what += f" with a {draft.audio_lang} recording of {draft.audio_bytes} bytes"
     return await send(request, me, fields, action="announce", draft=draft, what=what)

@@ -3,7 +3,7 @@ headers, the login redirect)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
@@ -12,11 +12,12 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from broadcastd import __version__
 from broadcastd.console import announce, api, controls, emergency, login, pages, stream
+from broadcastd.console.acting import AUDIO_FORM_LIMIT
 from broadcastd.console.i18n import HERE
 from broadcastd.console.web import NeedLoginError, redirect, render
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, MutableMapping
+    from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 
     from broadcastd.console.context import Console
 
@@ -30,7 +31,9 @@ ROUTERS = (
     emergency.router,
     controls.router,
 )
-MAX_BODY = 64 * 1024  # no route of this console takes more (an action form: 32 KiB)
+MAX_BODY = 64 * 1024  # no other route of this console takes more (an action form: 32 KiB)
+# Phát ngay's form may carry a recording, as large as the daemon takes (base64url).
+AUDIO_PATHS: Final = ("/announce", "/announce/review")
 # blob: media is a recording made in this page, heard back before it would be sent.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -42,9 +45,10 @@ CSP = (
 class BodyLimit:
     """Refuse a request body over `limit` bytes, declared or streamed, before a route reads it."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, larger: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.larger = dict(larger or {})
 
     async def __call__(
         self,
@@ -55,8 +59,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.limit)
         declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > self.limit:
+        if not declared.isdigit() or int(declared) > limit:
             await JSONResponse({"detail": "request too large"}, status_code=413)(
                 scope, receive, send
             )
@@ -67,7 +72,7 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 raise HTTPException(status_code=413, detail="request too large")
             return message
 
@@ -125,7 +130,11 @@ def create_app(ctx: Console) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    app.add_middleware(BodyLimit, limit=MAX_BODY)
+    app.add_middleware(
+        BodyLimit,
+        limit=MAX_BODY,
+        larger=dict.fromkeys(AUDIO_PATHS, AUDIO_FORM_LIMIT),
+    )
     app.add_middleware(
         TrustedHostMiddleware, allowed_hosts=allowed_hosts(ctx.loaded.config.console.listen)
     )

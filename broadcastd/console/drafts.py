@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 MAX_TEXT: Final = 1024  # the longest text the daemon renders (its protocol's MAX_TEXT)
 REQUEST_TEXT: Final = 200  # what the journal keeps of a pending emergency's text
 _WIRE_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,198}[a-z0-9])?")  # the daemon's id grammar
+# The most recording bytes the daemon takes in one announcement (controller/requests.py; the
+# console does not import the daemon's code, a test keeps the two equal).
+MAX_RECORDING_BYTES: Final = 16 * 1024 * 1024
+# A recording travels in the form as base64url (no percent-encoding, so its size is known).
+MAX_AUDIO_CHARS: Final = -(-MAX_RECORDING_BYTES // 3) * 4
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 TARGETS: Final = ("all", "lang", "list")
 CORRECTIONS: Final = ("none", "config", "text")
 
@@ -90,9 +96,17 @@ class AnnounceDraft:
     priority: str
     now: bool  # else at the next slot
     exercise: bool
+    audio: str = ""  # a recording or an uploaded file, base64url
+    audio_lang: str = ""  # the language spoken in it
+
+    @property
+    def audio_bytes(self) -> int:
+        return len(self.audio) // 4 * 3 - self.audio.count("=")
 
     def fields(self) -> dict[str, str]:
         return {
+            "audio": self.audio,
+            "audio_lang": self.audio_lang,
             "text": self.text,
             "lang": self.lang,
             "target": self.target,
@@ -104,7 +118,7 @@ class AnnounceDraft:
         }
 
     def payload(self) -> dict[str, Any]:
-        return {
+        payload: dict[str, Any] = {
             "cmd": "announce",
             "text": self.text,
             "lang": self.lang,
@@ -113,12 +127,53 @@ class AnnounceDraft:
             "now": self.now,
             "exercise": self.exercise,
         }
+        if self.audio:
+            standard = self.audio.replace("-", "+").replace("_", "/")
+            payload["audio"] = {self.audio_lang: standard}
+        return payload
+
+
+def _audio(fields: Mapping[str, list[str]], config: Config) -> tuple[str, str]:
+    """The form's recording (base64url, padded) and its language, checked; ("", "") if none."""
+    audio = one(fields, "audio").strip()
+    if not audio:
+        return "", ""
+    mib = 1024 * 1024
+    if len(audio) > MAX_AUDIO_CHARS:
+        raise FormError(
+            N_("This file is %(mib)s MiB; at most %(limit)s MiB."),
+            mib=f"{len(audio) * 3 / 4 / mib:.1f}",
+            limit=MAX_RECORDING_BYTES // mib,
+        )
+    if len(audio) % 4 or not _BASE64URL.fullmatch(audio):
+        raise FormError(N_("This is not an audio file."))
+    lang = one(fields, "audio_lang")
+    if lang not in hamlet_languages(config):
+        raise FormError(N_("Choose the language spoken in the recording."))
+    return audio, lang
+
+
+def _two_person(config: Config, priority: str, text: str, audio: str) -> None:
+    """An emergency under the two-person rule is a short text the second approver reads."""
+    if priority != "emergency" or config.emergency.approvals != 2:
+        return
+    if audio:
+        raise FormError(N_("An emergency that needs a second approver is sent as text."))
+    if len(text) > REQUEST_TEXT:
+        raise FormError(
+            N_(
+                "An emergency that needs a second approver has at most %(limit)s characters, "
+                "so that the approver reads all of it."
+            ),
+            limit=REQUEST_TEXT,
+        )
 
 
 def parse_announce(fields: Mapping[str, list[str]], config: Config) -> AnnounceDraft:
     text = _text(fields, "text")
-    if not text:
-        raise FormError(N_("Write the text to announce."))
+    audio, audio_lang = _audio(fields, config)
+    if not text and not audio:
+        raise FormError(N_("Write the text to announce, or record or choose an audio file."))
     lang = one(fields, "lang") or config.commune.default_language
     if lang not in config.tts.languages:
         raise FormError(N_("No text-to-speech engine speaks %(lang)s."), lang=lang)
@@ -128,18 +183,7 @@ def parse_announce(fields: Mapping[str, list[str]], config: Config) -> AnnounceD
     exercise = one(fields, "exercise") not in ("", "0")
     if exercise and priority == "emergency":
         raise FormError(N_("An exercise is never an emergency."))
-    if (
-        priority == "emergency"
-        and config.emergency.approvals == 2  # the two-person rule
-        and len(text) > REQUEST_TEXT
-    ):
-        raise FormError(
-            N_(
-                "An emergency that needs a second approver has at most %(limit)s characters, "
-                "so that the approver reads all of it."
-            ),
-            limit=REQUEST_TEXT,
-        )
+    _two_person(config, priority, text, audio)
     target = one(fields, "target") or "all"
     target_lang = ""
     if target == "all":
@@ -154,7 +198,9 @@ def parse_announce(fields: Mapping[str, list[str]], config: Config) -> AnnounceD
     else:
         raise FormError(N_("Choose which hamlets will hear it."))
     now = one(fields, "when") == "now" or priority == "emergency"  # an emergency never waits
-    return AnnounceDraft(text, lang, target, target_lang, hamlets, priority, now, exercise)
+    return AnnounceDraft(
+        text, lang, target, target_lang, hamlets, priority, now, exercise, audio, audio_lang
+    )
 
 
 @dataclass(frozen=True, slots=True)

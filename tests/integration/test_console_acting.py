@@ -2,11 +2,13 @@
 over real HTTP: an announcement plays in the chosen hamlets only and the journal names the
 logged-in operator; cancel with a correction and stop reach playing agents in under 2 s, and a
 speaker that connects after the stop plays nothing; an expired emergency request cannot be
-approved; the daemon refuses a console claim from another Unix user."""
+approved; the daemon refuses a console claim from another Unix user; a file uploaded on Phát ngay
+reaches the daemon as the operator's recording."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
 import os
@@ -19,6 +21,7 @@ import httpx
 import pytest
 from support import console as cs
 from support.e2e import wait_for, write_commune
+from support.recordings import zalo_m4a
 
 from broadcastd.controller.controlsocket import ControlError, request
 
@@ -224,3 +227,41 @@ async def test_an_expired_request_cannot_be_approved(tmp_path):
             await request(sock, {"cmd": "approve", "id": rid, "operator": "binh", "via": "console"})
         assert adhoc(e2e, run.daemon, "emergency-") == [], "nothing was broadcast"
     ctx.close()
+
+
+async def test_an_uploaded_file_goes_to_the_daemon_as_the_operators_recording(tmp_path):
+    e2e = write_commune(tmp_path, hamlets=3, nodes_per_hamlet=1, play_in=600)
+    lines = []
+    for line in e2e.config_path.read_text(encoding="utf-8").splitlines():
+        lines.append(line)
+        if line == "  - id: h01":
+            lines.append("    languages: [vi, dao]")  # Dao is spoken in one hamlet only
+    e2e.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ctx: Console = cs.build(e2e.config_path, clock=e2e.clock)
+    cs.add_operator(ctx, "an", "operator")
+    m4a = zalo_m4a(tmp_path / "ghi-am.m4a")
+    journal = e2e.config.state_dir / "journal.sqlite3"
+    async with e2e.running() as run, cs.served(ctx) as base:
+        await online(e2e, run, e2e.node_ids)
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            await cs.login(http, "an")
+            form = {
+                "text": "",
+                "audio": base64.urlsafe_b64encode(m4a.read_bytes()).decode(),
+                "audio_lang": "dao",
+                "target": "lang",
+                "target_lang": "dao",
+                "priority": "priority",
+                "when": "now",
+            }
+            page = await http.post("/announce/review", data={**form, "csrf": await cs.csrf(http)})
+            assert page.status_code == 200, page.text[-2000:]
+            assert 'id="recording-review"' in page.text
+            assert "h01" in page.text
+            done = await http.post("/announce", data=cs.hidden(page.text))
+            assert done.status_code == 200, done.text[-2000:]
+            assert 'data-outcome="ok"' in done.text
+    ctx.close()
+    (recording,) = [json.loads(d) for d in events(journal, "recording")]
+    assert recording["lang"] == "dao"
+    assert recording["operator"] == "an"

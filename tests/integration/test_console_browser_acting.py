@@ -2,7 +2,8 @@
 approvers: A asks for an emergency, B sees it appear without reloading and approves it, every
 reference agent plays it within 3 s of B's click; A approving their own request is refused by
 the page (no button) and by the server (a forged POST with A's own session and CSRF token).
-And a recording made with Chromium's fake microphone, heard back in the page, not sendable yet."""
+And a recording made with Chromium's fake microphone, heard back in the page and sent as the
+operator's."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sqlite3
 from support import browser
 from support import console as cs
 from support.e2e import wait_for, write_commune
+from support.recordings import speech_wav
 
 from broadcastd.console import accounts
 
@@ -133,19 +135,21 @@ async def test_a_second_approver_sees_the_request_live_and_approves_it(tmp_path,
     assert "(operator: an, approved by: binh," in issue
 
 
-async def test_recording_is_heard_back_in_the_page_and_cannot_be_sent_yet(tmp_path, monkeypatch):
-    """Chromium's fake microphone records; nothing is uploaded while the daemon cannot take it."""
+async def test_a_recording_made_in_the_page_is_sent_as_the_operators(tmp_path, monkeypatch):
+    """Chromium's fake microphone records espeak-ng speech; the recording goes with the form,
+    through the confirmation page, to the daemon, which journals it with the operator."""
     monkeypatch.setattr(accounts, "_hasher", cs.QUICK_HASHER)
     e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, play_in=600)
     ctx = cs.build(e2e.config_path, clock=e2e.clock)
     cs.add_operator(ctx, "an", "operator")
-    posted: list[str] = []
-    async with cs.served(ctx) as base, browser.launched(microphone=True) as chromium:
+    async with (
+        e2e.running(),
+        cs.served(ctx) as base,
+        browser.launched(microphone=True, speech=speech_wav(tmp_path / "noi.wav")) as chromium,
+    ):
         page = await chromium.new_page(viewport=browser.PHONE)
-        page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
         await log_in(page, base, "an")
         await page.goto(f"{base}/announce")
-        assert await page.locator("#recording-unavailable").is_visible()
         await page.click("#record")
         await page.wait_for_selector("#record-stop:enabled")
         await page.wait_for_timeout(1500)
@@ -154,7 +158,18 @@ async def test_recording_is_heard_back_in_the_page_and_cannot_be_sent_yet(tmp_pa
         recorded = await page.locator("#recording").get_attribute("data-bytes")
         assert int(recorded or 0) > 1000, recorded
         assert "Đã ghi" in await page.locator("#recording-status").inner_text()
-        assert await page.locator("#send-recording").is_disabled()
+        await page.wait_for_selector("#recording[data-attached=yes]")
         await fits_a_phone(page)
+        await page.click("#review")
+        await page.wait_for_selector("#recording-review")
+        await page.click("#send")
+        await page.wait_for_selector("[data-outcome]")
+        outcome = page.locator("[data-outcome]")
+        assert await outcome.get_attribute("data-outcome") == "ok", await page.locator(
+            "main"
+        ).inner_text()
     ctx.close()
-    assert [url for url in posted if not url.endswith("/login")] == [], "nothing was uploaded"
+    conn = sqlite3.connect(e2e.config.state_dir / "journal.sqlite3")
+    (detail,) = conn.execute("SELECT detail FROM events WHERE kind='recording'").fetchone()
+    conn.close()
+    assert json.loads(detail)["operator"] == "an"

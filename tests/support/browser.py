@@ -12,6 +12,7 @@ from playwright.async_api import async_playwright
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
     from playwright.async_api import Browser, ViewportSize
 
@@ -41,9 +42,14 @@ def chromium() -> str:
 
 
 @contextlib.asynccontextmanager
-async def launched(*, microphone: bool = False) -> AsyncIterator[Browser]:
-    """Chromium; with `microphone`, its fake microphone (a tone) granted without asking."""
+async def launched(
+    *, microphone: bool = False, speech: Path | None = None
+) -> AsyncIterator[Browser]:
+    """Chromium; with `microphone`, its fake microphone (a tone, or the WAV file `speech`)
+    granted without asking."""
     args = [*ARGS, *(FAKE_MICROPHONE if microphone else [])]
+    if microphone and speech is not None:
+        args.append(f"--use-file-for-fake-audio-capture={speech}")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium(), args=args)
         try:

@@ -139,8 +139,8 @@
 })();
 
 // A recording made in the browser (MediaRecorder) or an audio file from the phone, heard back in
-// the page. Nothing is uploaded: the broadcast server cannot take recordings yet, so the send
-// button stays disabled. Limits are checked here so the message comes before any upload would.
+// the page and sent with the Phát ngay form as base64url in its hidden `audio` field (the server
+// checks it again). Limits are checked here so the message comes before any upload.
 (function () {
   "use strict";
   var section = document.getElementById("recording");
@@ -152,6 +152,8 @@
   var file = document.getElementById("audio-file");
   var status = document.getElementById("recording-status");
   var preview = document.getElementById("recording-preview");
+  var data = document.getElementById("audio-data");
+  var drop = document.getElementById("drop-recording");
   var recorder = null;
   var timer = null;
   var started = 0;
@@ -167,7 +169,32 @@
     preview.src = URL.createObjectURL(blob);
     preview.hidden = false;
     section.setAttribute("data-bytes", String(blob.size));
+    attach(blob);
   }
+
+  // The file as base64url: `-` and `_` need no percent-encoding in a form, so what the server
+  // receives is the size it expects.
+  function attach(blob) {
+    data.value = "";
+    section.setAttribute("data-attached", "no");
+    var reader = new FileReader();
+    reader.addEventListener("load", function () {
+      var url = String(reader.result);
+      data.value = url.slice(url.indexOf(",") + 1).replace(/\+/g, "-").replace(/\//g, "_");
+      section.setAttribute("data-attached", "yes");
+      drop.hidden = false;
+    });
+    reader.readAsDataURL(blob);
+  }
+
+  drop.addEventListener("click", function () {
+    data.value = "";
+    file.value = "";
+    preview.hidden = true;
+    drop.hidden = true;
+    section.setAttribute("data-attached", "no");
+    status.textContent = "";
+  });
 
   function kib(size) { return Math.max(1, Math.round(size / 1024)); }
 
