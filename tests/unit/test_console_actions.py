@@ -5,6 +5,7 @@ operator; nothing is sent without its confirmation page, nor twice."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from typing import TYPE_CHECKING
@@ -18,8 +19,10 @@ from support.communes import write_sang_moc
 from support.fakedaemon import FakeDaemon
 
 from broadcastd.console import accesslog, accounts
-from broadcastd.console.app import ROUTERS
+from broadcastd.console.acting import AUDIO_FORM_LIMIT
+from broadcastd.console.app import MAX_BODY, ROUTERS
 from broadcastd.console.confirm import CONFIRM_TTL_S
+from broadcastd.console.drafts import MAX_AUDIO_CHARS
 from broadcastd.journal.store import Journal
 
 if TYPE_CHECKING:
@@ -150,6 +153,45 @@ async def test_an_announcement_shows_what_will_be_read_and_who_hears_it_then_goe
         ("can-bo", "announce priority to na-lay: '")
     ]
     assert "ok id announce-1" in actions[0].detail
+
+
+async def test_a_recording_goes_with_the_announcement_within_the_daemons_limits(ctx, daemon):
+    audio = bytes(range(256)) * 8  # any bytes: the daemon, not the console, probes the audio
+    form = {
+        "text": "",
+        "audio": base64.urlsafe_b64encode(audio).decode(),
+        "audio_lang": "vi",
+        "target": "list",
+        "hamlet": ["na-lay"],
+        "priority": "normal",
+        "when": "now",
+    }
+    async with cs.client(ctx) as http:
+        await cs.login(http, "can-bo")
+        page = await http.get("/announce")
+        assert "chưa dùng được" not in page.text
+        assert 'name="audio"' in page.text
+        review = await http.post("/announce/review", data={**form, "csrf": await cs.csrf(http)})
+        assert review.status_code == 200, review.text
+        assert 'id="recording-review"' in review.text
+        sent = await http.post("/announce", data=cs.hidden(review.text))
+        assert 'data-outcome="ok"' in sent.text
+        (asked,) = daemon.asked
+        assert asked["audio"] == {"vi": base64.b64encode(audio).decode()}
+        assert (asked["operator"], asked["text"]) == ("can-bo", "")
+
+        csrf = await cs.csrf(http)
+        too_big = {**form, "audio": "A" * (MAX_AUDIO_CHARS + 4), "csrf": csrf}
+        refused = await http.post("/announce/review", data=too_big)
+        assert refused.status_code == 400
+        assert "MiB" in refused.text
+        beyond = {**form, "audio": "A" * AUDIO_FORM_LIMIT, "csrf": csrf}
+        assert (await http.post("/announce/review", data=beyond)).status_code == 413
+        other = {"hamlet": "na-lay", "say": "A" * MAX_BODY, "csrf": csrf}
+        assert (await http.post("/stop", data=other)).status_code == 413, "only Phát ngay"
+        no_lang = {**form, "audio_lang": "fr", "csrf": csrf}
+        assert (await http.post("/announce/review", data=no_lang)).status_code == 400
+    assert len(daemon.asked) == 1
 
 
 async def test_nothing_is_sent_without_its_own_fresh_confirmation(ctx, daemon, clock):
