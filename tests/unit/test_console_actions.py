@@ -22,7 +22,8 @@ from broadcastd.console import accesslog, accounts
 from broadcastd.console.acting import AUDIO_FORM_LIMIT
 from broadcastd.console.app import MAX_BODY, ROUTERS
 from broadcastd.console.confirm import CONFIRM_TTL_S
-from broadcastd.console.drafts import MAX_AUDIO_CHARS
+from broadcastd.console.drafts import MAX_AUDIO_CHARS, MAX_RECORDING_BYTES
+from broadcastd.controller import requests
 from broadcastd.journal.store import Journal
 
 if TYPE_CHECKING:
@@ -156,6 +157,7 @@ async def test_an_announcement_shows_what_will_be_read_and_who_hears_it_then_goe
 
 
 async def test_a_recording_goes_with_the_announcement_within_the_daemons_limits(ctx, daemon):
+    assert MAX_RECORDING_BYTES == requests.MAX_RECORDING_BYTES, "the daemon's limit"
     audio = bytes(range(256)) * 8  # any bytes: the daemon, not the console, probes the audio
     form = {
         "text": "",
