@@ -119,3 +119,13 @@ def clip_known(journal: Journal, sha256: str, start: dt.date, last: dt.date) -> 
         for row in journal.dispatches_between(start, last)
         for i in row.item_list()
     )
+
+
+def bulletin_clips(journal: Journal, day: dt.date, slot: str, hamlet: str) -> list[str]:
+    """The sha256 of every clip of the live, uncancelled playlist journaled for this hamlet's
+    slot, in play order (the chimes included: the same audio the speakers get); [] if none."""
+    found: list[str] = []
+    for row in journal.dispatches_between(day, day):
+        if row.slot == slot and row.hamlet == hamlet and row.cancelled_at is None:
+            found = [str(i["sha256"]) for i in row.item_list() if i.get("sha256")]
+    return found

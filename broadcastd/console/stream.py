@@ -12,14 +12,21 @@ import asyncio
 import datetime as dt
 import json
 import re
+import shutil
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Final
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from broadcastd.console.auth import Principal
-from broadcastd.console.schedule import MAX_DAYS, clip_known
+from broadcastd.console.schedule import MAX_DAYS, bulletin_clips, clip_known
 from broadcastd.console.web import console, page_user
+from broadcastd.errors import RenderError
+from broadcastd.models import Clip
+from broadcastd.render.bulletin import write_bulletin
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -31,6 +38,7 @@ KEEPALIVE_S: Final = 15.0
 SESSION_CHECK_S: Final = 10.0
 MAX_STREAMS: Final = 64
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # a slot or hamlet id, as the config allows
 MEDIA = {"mp3": "audio/mpeg", "opus": "audio/ogg", "wav": "audio/wav"}
 
 
@@ -97,3 +105,49 @@ async def audio(request: Request, sha256: str) -> Response:
                 path, media_type=media, headers={"Cache-Control": "private, max-age=86400"}
             )
     raise HTTPException(status_code=404, detail="the clip is no longer in the audio store")
+
+
+def _stored(root: Path, sha256: str) -> Clip | None:
+    for ext in MEDIA:
+        path = root / f"{sha256}.{ext}"
+        if path.is_file():
+            return Clip(sha256, path, path.stat().st_size, 0)
+    return None
+
+
+@router.get("/bulletin/{day}/{slot}/{hamlet}", dependencies=[Depends(page_user)])
+async def bulletin(request: Request, day: str, slot: str, hamlet: str) -> Response:
+    """A hamlet's whole bulletin for a dispatched slot as one file: the clips of its journaled
+    playlist joined end to end (render/bulletin.py, as `broadcastd preview` does), in their own
+    format, so what plays here is what the speakers decode."""
+    c = console(request)
+    try:
+        date = dt.date.fromisoformat(day)
+    except ValueError:
+        raise HTTPException(status_code=404, detail="no such bulletin") from None
+    if not (_NAME.match(slot) and _NAME.match(hamlet)):
+        raise HTTPException(status_code=404, detail="no such bulletin")
+    nothing: list[str] = []
+    shas = await c.journal.read(
+        lambda journal, _: bulletin_clips(journal, date, slot, hamlet), nothing
+    )
+    if not shas:
+        raise HTTPException(status_code=404, detail="no such bulletin")
+    clips = [_stored(c.audio_root, sha) for sha in shas]
+    if any(clip is None for clip in clips):
+        raise HTTPException(status_code=404, detail="a clip is no longer in the audio store")
+    found = [clip for clip in clips if clip is not None]
+    ext = found[0].path.suffix.lstrip(".")
+    work = Path(tempfile.mkdtemp(prefix="broadcastd-bulletin-"))
+    out = work / f"{date.isoformat()}-{slot}-{hamlet}.{ext}"
+    try:
+        await write_bulletin(found, out, ext)
+    except RenderError:
+        shutil.rmtree(work, ignore_errors=True)
+        raise HTTPException(status_code=503, detail="the bulletin could not be joined") from None
+    return FileResponse(
+        out,
+        media_type=MEDIA[ext],
+        headers={"Cache-Control": "private, no-store"},
+        background=BackgroundTask(shutil.rmtree, work, ignore_errors=True),
+    )

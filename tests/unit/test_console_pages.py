@@ -4,8 +4,10 @@ byte, the languages, and that a dead daemon is said on every page."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
@@ -19,6 +21,7 @@ from support.clock import FakeClock
 from broadcastd.cli.main import run as broadcastd
 from broadcastd.console import accounts, i18n
 from broadcastd.console.app import ROUTERS
+from broadcastd.console.schedule import bulletin_clips
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -96,7 +99,7 @@ def page_paths() -> list[str]:
             assert isinstance(route, APIRoute)
             if (
                 "GET" in (route.methods or ())
-                and not route.path.startswith(("/api/", "/events", "/audio", "/login"))
+                and not route.path.startswith(("/api/", "/events", "/audio", "/bulletin", "/login"))
                 and "." not in route.path
                 and route.path not in ACTING  # an operator's (test_console_actions.py)
             ):
@@ -243,3 +246,31 @@ def test_every_message_has_a_vietnamese_translation_and_none_is_stale():
         assert ids - used == set(), f"{lang}: stale messages in the catalog"
         if lang == "vi":
             assert [m.id for m in catalog if m.id and not m.string] == []
+
+
+async def test_a_hamlets_whole_bulletin_plays_for_a_dispatched_slot_and_only_signed_in(http, ctx):
+    day = dt.date(2027, 1, 17)
+    shas = await ctx.journal.read(lambda j, _: bulletin_clips(j, day, "noon", "na-lay"), [])
+    assert shas, "the history dispatched this slot"
+    ctx.audio_root.mkdir(parents=True)
+    for n, sha in enumerate(dict.fromkeys(shas)):
+        await asyncio.to_thread(
+            subprocess.run,
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+             f"sine=frequency={440 + 110 * n}:duration=0.5", "-ac", "1", "-ar", "44100",
+             "-c:a", "libmp3lame", "-b:a", "64k", str(ctx.audio_root / f"{sha}.mp3")],
+            check=True,
+        )  # fmt: skip
+    page = (await http.get("/schedule?date=2027-01-17&hamlet=na-lay")).text
+    assert 'src="/bulletin/2027-01-17/noon/na-lay"' in page
+    joined = await http.get("/bulletin/2027-01-17/noon/na-lay")
+    assert joined.status_code == 200, joined.text
+    assert joined.headers["content-type"] == "audio/mpeg"
+    assert len(joined.content) > 1000
+    assert (await http.get("/bulletin/2026-01-17/noon/na-lay")).status_code == 404
+    assert (await http.get("/bulletin/2027-01-17/midnight/na-lay")).status_code == 404
+    assert (await http.get("/bulletin/2027-01-17/noon/..%2f..")).status_code == 404
+    async with cs.client(ctx) as stranger:
+        refused = await stranger.get("/bulletin/2027-01-17/noon/na-lay")
+        assert refused.status_code == 303
+        assert refused.headers["location"].startswith("/login")

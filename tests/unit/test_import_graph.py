@@ -28,7 +28,8 @@ ALLOWED: dict[str, set[str]] = {
     "sim": {"kernel", "config", "protocol", "plan", "transport", "journal", "node", "controller"},
     # the web console reads the journal and asks the daemon through the control socket's client;
     # it never signs, renders or publishes anything itself. It shows what TTS will read with the
-    # text normaliser (pure text in, text out), as `broadcastd say` does.
+    # text normaliser (pure text in, text out), as `broadcastd say` does, and joins clips already
+    # in the audio store into a hamlet's bulletin, as `broadcastd preview` does (no rendering).
     "console": {
         "kernel",
         "config",
@@ -36,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
         "journal",
         "controller.controlsocket",
         "render.normalize",
+        "render.bulletin",
     },
     "cli": {
         "kernel",
