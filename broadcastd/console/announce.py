@@ -9,7 +9,11 @@ opens a request that a second, different approver confirms (see emergency.py).
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import datetime as dt
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -28,10 +32,13 @@ from broadcastd.console.drafts import (
     one,
     parse_announce,
 )
+from broadcastd.console.i18n import N_
 from broadcastd.console.sent import recent
 from broadcastd.console.web import console, page_user, render, require
+from broadcastd.errors import RenderError
 from broadcastd.plan.exercise import notice_item
 from broadcastd.render.normalize import Normalizer
+from broadcastd.render.recording import RecordingTooLongError, examine
 
 if TYPE_CHECKING:
     from broadcastd.console.drafts import AnnounceDraft, Fields
@@ -110,6 +117,7 @@ async def announce_review(request: Request, me: User) -> Response:
         return await _form(request, me, fields, None)
     try:
         draft = await _draft(request, me, fields)
+        await _check_recording(request, draft)
     except FormError as exc:
         return await _form(request, me, fields, exc)
     live = await console(request).live.current()
@@ -123,6 +131,25 @@ async def announce_review(request: Request, me: User) -> Response:
         danger=draft.priority == "emergency",
         **_preview(request, draft, live),
     )
+
+
+async def _check_recording(request: Request, draft: AnnounceDraft) -> None:
+    """Before the confirmation page: the recording is audio in a format phones write and no
+    longer than `audio.max_recording`, as the daemon will find (it checks again)."""
+    if not draft.audio:
+        return
+    limit = console(request).loaded.config.audio.max_recording.total_seconds()
+    with tempfile.TemporaryDirectory(prefix="broadcastd-upload-") as work:
+        path = Path(work) / "recording"
+        await asyncio.to_thread(path.write_bytes, base64.urlsafe_b64decode(draft.audio))
+        try:
+            await examine(path, max_seconds=limit, what="recording")
+        except RecordingTooLongError:
+            raise FormError(
+                N_("The recording is longer than %(seconds)s seconds."), seconds=round(limit)
+            ) from None
+        except RenderError:
+            raise FormError(N_("This is not an audio file.")) from None
 
 
 def _preview(request: Request, draft: AnnounceDraft, live: Live) -> dict[str, Any]:

@@ -5,9 +5,11 @@ operator; nothing is sent without its confirmation page, nor twice."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
+import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
@@ -28,6 +30,7 @@ from broadcastd.journal.store import Journal
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
     from broadcastd.console import Console
 
@@ -156,9 +159,20 @@ async def test_an_announcement_shows_what_will_be_read_and_who_hears_it_then_goe
     assert "ok id announce-1" in actions[0].detail
 
 
-async def test_a_recording_goes_with_the_announcement_within_the_daemons_limits(ctx, daemon):
+async def tone(path: Path, seconds: float) -> bytes:
+    argv = ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+            f"sine=frequency=440:duration={seconds}", "-ac", "1", "-ar", "8000",
+            "-c:a", "libmp3lame", "-b:a", "8k", str(path)]  # fmt: skip
+    await asyncio.to_thread(subprocess.run, argv, check=True)
+    return await asyncio.to_thread(path.read_bytes)
+
+
+async def test_a_recording_goes_with_the_announcement_within_the_daemons_limits(
+    ctx, daemon, tmp_path
+):
     assert MAX_RECORDING_BYTES == requests.MAX_RECORDING_BYTES, "the daemon's limit"
-    audio = bytes(range(256)) * 8  # any bytes: the daemon, not the console, probes the audio
+    audio = await tone(tmp_path / "short.mp3", 2)
+    too_long = await tone(tmp_path / "long.mp3", 301)  # audio.max_recording: 5 minutes
     form = {
         "text": "",
         "audio": base64.urlsafe_b64encode(audio).decode(),
@@ -193,6 +207,13 @@ async def test_a_recording_goes_with_the_announcement_within_the_daemons_limits(
         assert (await http.post("/stop", data=other)).status_code == 413, "only Phát ngay"
         no_lang = {**form, "audio_lang": "fr", "csrf": csrf}
         assert (await http.post("/announce/review", data=no_lang)).status_code == 400
+        long = {**form, "audio": base64.urlsafe_b64encode(too_long).decode(), "csrf": csrf}
+        refused = await http.post("/announce/review", data=long)
+        assert refused.status_code == 400
+        assert "300" in refused.text
+        text = base64.urlsafe_b64encode(b"#EXTM3U\nhttp://example.invalid/x\n").decode()
+        refused = await http.post("/announce/review", data={**form, "audio": text, "csrf": csrf})
+        assert refused.status_code == 400
     assert len(daemon.asked) == 1
 
 

@@ -29,7 +29,8 @@ ALLOWED: dict[str, set[str]] = {
     # the web console reads the journal and asks the daemon through the control socket's client;
     # it never signs, renders or publishes anything itself. It shows what TTS will read with the
     # text normaliser (pure text in, text out), as `broadcastd say` does, and joins clips already
-    # in the audio store into a hamlet's bulletin, as `broadcastd preview` does (no rendering).
+    # in the audio store into a hamlet's bulletin, as `broadcastd preview` does (no rendering),
+    # and probes an uploaded recording's format and length as the daemon will.
     "console": {
         "kernel",
         "config",
@@ -38,6 +39,7 @@ ALLOWED: dict[str, set[str]] = {
         "controller.controlsocket",
         "render.normalize",
         "render.bulletin",
+        "render.recording",
     },
     "cli": {
         "kernel",
