@@ -37,6 +37,8 @@ POLL_S: Final = 1.0
 KEEPALIVE_S: Final = 15.0
 SESSION_CHECK_S: Final = 10.0
 MAX_STREAMS: Final = 64
+# Joining a bulletin runs ffmpeg (copying frames, cheap); a few at once, never one per viewer.
+_JOINS = asyncio.Semaphore(2)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # a slot or hamlet id, as the config allows
 MEDIA = {"mp3": "audio/mpeg", "opus": "audio/ogg", "wav": "audio/wav"}
@@ -141,7 +143,8 @@ async def bulletin(request: Request, day: str, slot: str, hamlet: str) -> Respon
     work = Path(tempfile.mkdtemp(prefix="broadcastd-bulletin-"))
     out = work / f"{date.isoformat()}-{slot}-{hamlet}.{ext}"
     try:
-        await write_bulletin(found, out, ext)
+        async with _JOINS:
+            await write_bulletin(found, out, ext)
     except RenderError:
         shutil.rmtree(work, ignore_errors=True)
         raise HTTPException(status_code=503, detail="the bulletin could not be joined") from None
