@@ -90,6 +90,12 @@ class Metrics:
             ["slot"],
             registry=r,
         )
+        self.tls_certificate_days_left = Gauge(
+            f"{p}tls_certificate_days_left",
+            "Days until the speakers' listener certificate (server) or the commune CA expires",
+            ["certificate"],
+            registry=r,
+        )
 
     def serve(self, host: str, port: int) -> None:
         """Expose /metrics over HTTP (loopback by default, see metrics.listen)."""

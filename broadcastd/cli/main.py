@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "nodes": "nodes",
     "report": "report",
     "keygen": "keygen",
+    "tls": "tls",
     "acl": "acl",
     "node-config": "nodeconfig",
     "demo": "demo",
@@ -165,6 +166,12 @@ def _fleet(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     g2.add_argument("--json", action="store_true")
     g2.add_argument("--csv", action="store_true")
     add("keygen", "create the signing key and print its public key")
+    p = add("tls", "the commune CA and the speakers' TLS certificate (broker.public)")
+    p.add_argument(
+        "action",
+        choices=["init", "renew", "show"],
+        help="init: create the CA and certificate; renew: a new certificate from the same CA",
+    )
     p = add("acl", "print mosquitto password and ACL entries")
     p.add_argument(
         "--out", type=Path, help="write passwd and acl (0600) into this directory (ours alone)"
