@@ -13,6 +13,7 @@ import contextlib
 import logging
 import random
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -112,6 +113,17 @@ class LinkSettings:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Verify the broker: its chain against `ca_file` (the commune CA; without it, the system's
+    CAs, for an external broker with a public certificate) and its host name; TLS 1.2 or newer."""
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise LinkError(f"{ca_file}: cannot load the broker's CA certificate: {exc}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
 class MqttLink:
     """Keeps one MQTT connection up forever; routes inbound messages to one handler."""
 
@@ -179,9 +191,7 @@ class MqttLink:
         will = None
         if s.will is not None:
             will = aiomqtt.Will(topic=s.will[0], payload=s.will[1], qos=1, retain=True)
-        tls = None
-        if s.tls:
-            tls = aiomqtt.TLSParameters(ca_certs=str(s.tls_ca) if s.tls_ca else None)
+        tls = tls_context(s.tls_ca) if s.tls else None
         client = aiomqtt.Client(
             s.host,
             s.port,
@@ -195,7 +205,7 @@ class MqttLink:
             # broker kept for us, and with it every QoS 1 message queued while we were away.
             clean_start=False,
             properties=connect_props,
-            tls_params=tls,
+            tls_context=tls,
             timeout=10,
             max_queued_incoming_messages=0,  # unbounded: a handler may be slow, never drop
             max_queued_outgoing_messages=0,

@@ -13,7 +13,13 @@ from support.communes import write_sang_moc
 
 from broadcastd.cli.main import run as cli
 from broadcastd.config import load_config
-from broadcastd.transport.broker import BrokerError, BrokerOptions, mosquitto_conf
+from broadcastd.transport.broker import BrokerError
+from broadcastd.transport.brokerconf import (
+    TLS12_CIPHERS,
+    BrokerOptions,
+    TlsListener,
+    mosquitto_conf,
+)
 from broadcastd.transport.credentials import (
     BULK_USERS,
     CONTROLLER_USER,
@@ -71,6 +77,29 @@ def test_conf_with_credentials_refuses_anonymous(tmp_path):
     assert "use_username_as_clientid true" in lines  # a login can only ever be its own client
     assert f"password_file {tmp_path / 'passwd'}" in lines
     assert f"acl_file {tmp_path / 'acl'}" in lines
+
+
+def test_conf_tls_listener_is_tls12_plus_under_the_same_logins(tmp_path):
+    tls = TlsListener("192.0.2.10", 8883, tmp_path / "server.crt", tmp_path / "server.key")
+    opts = BrokerOptions(
+        port=1883, password_file=tmp_path / "passwd", acl_file=tmp_path / "acl", tls=tls
+    )
+    lines = conf_lines(opts, tmp_path)
+    # Logins, ACL and anonymous refusal are global: they bind every listener alike.
+    assert "per_listener_settings false" in lines
+    first = lines.index("listener 1883 127.0.0.1")
+    second = lines.index("listener 8883 192.0.2.10")
+    assert first < second
+    security = ("allow_anonymous false", f"password_file {tmp_path / 'passwd'}")
+    assert all(lines.index(line) < first for line in security)
+    assert lines[second + 1 :] == [
+        f"certfile {tmp_path / 'server.crt'}",
+        f"keyfile {tmp_path / 'server.key'}",
+        "tls_version tlsv1.2",
+        f"ciphers {TLS12_CIPHERS}",
+        "require_certificate false",
+    ]
+    assert not any(line.startswith(("certfile", "tls_version")) for line in lines[:second])
 
 
 def test_conf_without_persistence(tmp_path):
