@@ -160,6 +160,7 @@ class Daemon:
                 username=login.username,
                 password=login.password,
                 tls_ca=config.broker.ca_file,
+                insecure_plaintext=config.broker.insecure_plaintext,
                 keepalive=int(config.nodes.keepalive.total_seconds()),
                 will=(
                     topics.controller_state(),

@@ -103,9 +103,10 @@ def mosquitto_conf(opts: BrokerOptions, data_dir: Path) -> str:
         lines.append("allow_anonymous true")
     if opts.acl_file is not None:
         lines.append(f"acl_file {opts.acl_file}")
-    lines += list(opts.extra)
-    # Listener blocks last: every line after `listener` until the next one belongs to it.
+    # Listener blocks last: every line after `listener` until the next one belongs to it, so
+    # `extra` (global options, or the first listener's own) goes right after the first.
     lines.append(f"listener {opts.port} {opts.host}")
+    lines += list(opts.extra)
     if opts.tls is not None:
         lines += tls_listener_lines(opts.tls)
     return "\n".join(lines) + "\n"

@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from broadcastd.config.fields import loopback_host
 from broadcastd.errors import LinkError
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ class LinkSettings:
     password: str | None = field(default=None, repr=False)
     tls_ca: Path | None = None
     tls: bool = False
+    insecure_plaintext: bool = False  # plain MQTT beyond loopback allowed (then warned of)
     keepalive: int = 30
     session_expiry: int = 86400
     will: tuple[str, bytes] | None = None
@@ -75,6 +78,7 @@ class LinkSettings:
         username: str | None = None,
         password: str | None = None,
         tls_ca: Path | None = None,
+        insecure_plaintext: bool = False,
         keepalive: int = 30,
         session_expiry: int = 86400,
         will: tuple[str, bytes] | None = None,
@@ -83,10 +87,16 @@ class LinkSettings:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
     ) -> LinkSettings:
-        """`mqtt://host:1883` or `mqtts://host:8883` (port optional)."""
+        """`mqtt://host:1883` or `mqtts://host:8883` (port optional). Plain MQTT beyond
+        loopback only with `insecure_plaintext`: it would send the password in clear."""
         parts = urlsplit(url)
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise LinkError(f"broker url must look like mqtt://host:1883, got: {url!r}")
+        if parts.scheme == "mqtt" and not insecure_plaintext and not loopback_host(parts.hostname):
+            raise LinkError(
+                f"refusing to send credentials in plain MQTT to {url!r}: use mqtts:// (TLS), or"
+                " set broker.insecure_plaintext: true on a private network"
+            )
         try:
             port = parts.port or _DEFAULT_PORTS[parts.scheme]
         except ValueError:
@@ -99,6 +109,7 @@ class LinkSettings:
             password=password if password is not None else parts.password,
             tls_ca=tls_ca,
             tls=parts.scheme == "mqtts",
+            insecure_plaintext=insecure_plaintext,
             keepalive=keepalive,
             session_expiry=session_expiry,
             will=will,
@@ -112,6 +123,11 @@ class LinkSettings:
     def url(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
+    @property
+    def plaintext_exposed(self) -> bool:
+        """Credentials and messages go in clear over a network (allowed, not wished)."""
+        return not self.tls and not loopback_host(self.host)
+
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
     """Verify the broker: its chain against `ca_file` (the commune CA; without it, the system's
@@ -122,6 +138,30 @@ def tls_context(ca_file: Path | None) -> ssl.SSLContext:
         raise LinkError(f"{ca_file}: cannot load the broker's CA certificate: {exc}") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+# CONNACK reason codes that mean the login itself was refused (MQTT 3.1.1 and 5).
+_LOGIN_REFUSED = frozenset({4, 5, 134, 135})
+
+
+def failure_message(settings: LinkSettings, exc: aiomqtt.MqttError) -> tuple[int, str]:
+    """(log level, one line) for a connection that failed or ended: a refused login and a
+    refused certificate say what to do, since they never heal by retrying."""
+    rc = getattr(exc, "rc", None)
+    code = rc.value if isinstance(rc, ReasonCode) else rc
+    text = str(exc)
+    if isinstance(exc, MqttConnectError) and code in _LOGIN_REFUSED:
+        return logging.ERROR, (
+            f"mqtt {settings.url}: the broker refused the login {settings.username!r} ({text}):"
+            " its credentials were revoked or are wrong; a speaker needs a new bundle from"
+            " `broadcastd node-config`"
+        )
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return logging.ERROR, (
+            f"mqtt {settings.url}: TLS: the broker's certificate was refused ({text}): ca_file"
+            " must be the commune's ca.crt and the URL's host a name the certificate carries"
+        )
+    return logging.WARNING, f"mqtt {settings.url}: {text}"
 
 
 class MqttLink:
@@ -163,7 +203,7 @@ class MqttLink:
                     await self._session()
                 except aiomqtt.MqttError as exc:
                     # str(): a log record holding the exception would pin its frames and sockets
-                    log.warning("mqtt %s: %s", self.settings.url, str(exc))
+                    log.log(*failure_message(self.settings, exc))
                 if self.connects != before:
                     failures = 0  # the link was up: start the backoff from the beginning
                 if self._closing.is_set():
@@ -255,6 +295,13 @@ class MqttLink:
                 log.error("mqtt: broker refused subscription to %s: %s", topic_filter, granted)
         # Logged once announced and subscribed: a retained `online` is then on the broker.
         log.info("mqtt: connected to %s as %s", self.settings.url, self.settings.client_id)
+        if self.settings.plaintext_exposed:
+            log.warning(
+                "mqtt: %s is plain MQTT beyond loopback (insecure_plaintext): the password of %r"
+                " and every message cross the network in clear",
+                self.settings.url,
+                self.settings.username,
+            )
         self.connected.set()
         if self._gauge is not None:
             self._gauge.set(1)
