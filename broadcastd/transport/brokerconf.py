@@ -91,14 +91,7 @@ def mosquitto_conf(opts: BrokerOptions, data_dir: Path) -> str:
         lines.append(f"user {getpass.getuser()}")
     lines += _persistence(opts, data_dir)
     if opts.password_file is not None:
-        lines += [
-            "allow_anonymous false",
-            f"password_file {opts.password_file}",
-            # A login is its own client id: otherwise one stolen speaker's password can connect
-            # as "broadcastd-<commune>" and close the controller's connection (firing its Last
-            # Will), or as another node's id and discard that node's queued session.
-            "use_username_as_clientid true",
-        ]
+        lines += ["allow_anonymous false", f"password_file {opts.password_file}"]
     else:
         lines.append("allow_anonymous true")
     if opts.acl_file is not None:
@@ -106,10 +99,23 @@ def mosquitto_conf(opts: BrokerOptions, data_dir: Path) -> str:
     # Listener blocks last: every line after `listener` until the next one belongs to it, so
     # `extra` (global options, or the first listener's own) goes right after the first.
     lines.append(f"listener {opts.port} {opts.host}")
+    lines += _each_listener(opts)
     lines += list(opts.extra)
     if opts.tls is not None:
-        lines += tls_listener_lines(opts.tls)
+        lines.append(f"listener {opts.tls.port} {opts.tls.host}")
+        lines += _each_listener(opts) + tls_lines(opts.tls)
     return "\n".join(lines) + "\n"
+
+
+def _each_listener(opts: BrokerOptions) -> list[str]:
+    """What mosquitto sets per listener, whatever `per_listener_settings` says."""
+    if opts.password_file is None:
+        return []
+    # A login is its own client id: otherwise one stolen speaker's password can connect as
+    # "broadcastd-<commune>" and close the controller's connection (firing its Last Will), or
+    # as another node's id and discard that node's queued session. A listener option: a
+    # listener without it lets any login take any client id.
+    return ["use_username_as_clientid true"]
 
 
 def _persistence(opts: BrokerOptions, data_dir: Path) -> list[str]:
@@ -124,9 +130,8 @@ def _persistence(opts: BrokerOptions, data_dir: Path) -> list[str]:
     ]
 
 
-def tls_listener_lines(tls: TlsListener) -> list[str]:
+def tls_lines(tls: TlsListener) -> list[str]:
     return [
-        f"listener {tls.port} {tls.host}",
         f"certfile {tls.certfile}",
         f"keyfile {tls.keyfile}",
         # A minimum: 1.2 and 1.3. TLS 1.0/1.1 are refused (weak MACs, no AEAD).

@@ -100,16 +100,20 @@ async def test_speakers_listener_takes_only_logins_over_verified_tls(tmp_path):
         anonymous = await asyncio.to_thread(mosquitto_sub, plain, "127.0.0.1")
         assert anonymous.returncode != 0  # the loopback listener refuses anonymous too
         await _acl_holds_over_tls(e2e.config, port)
+        assert run.daemon.link.connects == 1  # nobody took the controller's connection
 
 
 async def _acl_holds_over_tls(config: Config, port: int) -> None:
-    """A node's login over TLS may write its own topics and nothing else: the ACL is global."""
+    """A node's login over TLS may write its own topics and nothing else (the ACL is global),
+    under its own client id whatever it asks for."""
     creds = Credentials.load_or_create(config)
     watcher, node = Inbox(), Inbox()
 
     def link(user: str, password: str, inbox: Inbox, *filters: str) -> MqttLink:
+        # Every login asks for the controller's client id: the broker gives each its own.
         settings = LinkSettings.from_url(
-            f"mqtts://localhost:{port}", client_id=user, username=user, password=password,
+            f"mqtts://localhost:{port}", client_id="broadcastd-test-commune", username=user,
+            password=password,
             tls_ca=pki.TlsFiles.for_config(config).ca_cert,
             subscriptions=tuple((f, 1) for f in filters),
         )  # fmt: skip
