@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "tls": "tls",
     "acl": "acl",
     "node-config": "nodeconfig",
+    "node-revoke": "noderevoke",
     "demo": "demo",
     "simulate": "simulate",
     "audit": "audit",
@@ -191,6 +192,14 @@ def _fleet(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--cache-dir", type=Path, help="cache_dir for node.yaml (relative: to node.yaml)"
     )
+    p.add_argument(
+        "--new-login",
+        action="store_true",
+        help="give the node a new password (a revoked one is reinstated); then reload the daemon",
+    )
+    p = add("node-revoke", "end a speaker's login now and disconnect it (a stolen board)")
+    p.add_argument("node")
+    p.add_argument("--operator", help="your name, journaled as given (not verified)")
     p = add("demo", "run a slot now on a simulated fleet and print coverage")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p = add("simulate", "run simulated speaker agents")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -121,7 +122,16 @@ def _write_tar(path: Path, data: bytes) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, probe_media=False).config
-    password = Credentials.load_or_create(config).password(args.node)
+    renew = [args.node] if getattr(args, "new_login", False) else []
+    if renew and args.node not in config.node_hamlets():
+        node_yaml(config, args.node, password_file=None, password="")  # names the known nodes
+    password = Credentials.load_or_create(config, renew=renew).password(args.node)
+    if renew:
+        print(
+            f"{args.node}: new login; reload the daemon (systemctl reload broadcastd) so the "
+            "broker accepts it",
+            file=sys.stderr,
+        )
     out: Path | None = getattr(args, "out", None)
     tar: Path | None = getattr(args, "tar", None)
     cache_dir: Path | None = getattr(args, "cache_dir", None)

@@ -15,13 +15,15 @@ from broadcastd import __version__, protocol
 from broadcastd.config import Config, LoadedConfig, load_config
 from broadcastd.controller.configwatch import ConfigWatcher, parent_dirs
 from broadcastd.controller.controls import Controls
-from broadcastd.controller.controlsocket import ControlServer
+from broadcastd.controller.controlsocket import ControlServer, Peer
 from broadcastd.controller.dispatch import Dispatcher, SlotDue
 from broadcastd.controller.embedded import BrokerLogin, BrokerSide
 from broadcastd.controller.inbound import NodeInbox
 from broadcastd.controller.operations import Health, Operations
 from broadcastd.controller.registry import NodeRegistry
 from broadcastd.controller.renderahead import RenderAhead
+from broadcastd.controller.revocation import COMMAND as REVOKE
+from broadcastd.controller.revocation import Revocations
 from broadcastd.controller.runner import FORCE_EXIT_S
 from broadcastd.controller.sdnotify import SdNotifier
 from broadcastd.controller.slotfeed import SlotFeed
@@ -127,7 +129,10 @@ class Daemon:
                 self.config, self.queue, self.journal, self.metrics, clock=self.clock
             )
             self._start_metrics()
-            control = ControlServer(self.config.state_dir / "broadcastd.sock", self.ops.handle)
+            self.revocations = Revocations(
+                lambda: self.config, self.broker_side, self.journal, clock=self.clock
+            )
+            control = ControlServer(self.config.state_dir / "broadcastd.sock", self._control)
             try:
                 async with asyncio.TaskGroup() as tg:
                     for name, job in self._tasks(control):
@@ -190,6 +195,12 @@ class Daemon:
             clock=self.clock,
             persist=self._save_broker,
         )
+
+    async def _control(self, raw: dict[str, Any], peer: Peer | None = None) -> dict[str, Any]:
+        """The control socket: a revocation is the broker's business, the rest operations'."""
+        if raw.get("cmd") == REVOKE:
+            return await self.revocations.handle(raw, peer)
+        return await self.ops.handle(raw, peer)
 
     def _save_broker(self) -> None:
         self.broker_side.save()
@@ -321,7 +332,10 @@ class Daemon:
             self.feed.replace_config(config)
             replanned = self.feed.replan(old, new) if self.scheduling else []
             self._set_static_metrics(config)
-            await asyncio.to_thread(self.broker_side.refresh, config)
+            gone = set(old.config.node_hamlets()) - set(config.node_hamlets())
+            await self.broker_side.refresh(config, gone)
+            if gone and self.broker is not None:
+                self.revocations.record(sorted(gone), cause="removed from the config")
             self.metrics.config_reloads_total.labels(result="ok").inc()
             summary = f"{len(config.hamlets)} hamlets, {len(config.announcements)} announcements"
             if replanned:

@@ -8,17 +8,20 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import secrets
 import signal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from broadcastd.errors import LinkError
 from broadcastd.transport import pki
 from broadcastd.transport.broker import MosquittoProcess
-from broadcastd.transport.credentials import write_broker_files
+from broadcastd.transport.credentials import Credentials, write_broker_files
 from broadcastd.transport.reclaim import reclaim_orphan_broker
+from broadcastd.transport.sessionend import take_over
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection, Sequence
     from contextlib import AsyncExitStack
 
     from broadcastd.config import Config
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CERT_CHECK_S = 3600.0  # days left move slowly; an hourly look keeps the gauge and log honest
+SESSION_END_S = 3.0  # a revoked speaker is off the broker well within the 5 s promised
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,16 +76,43 @@ class BrokerSide:
         if self.process is not None:
             self.process.save()
 
-    def refresh(self, config: Config) -> None:
-        """After a reload: a node added (or removed) can connect (or not) without a restart, and
-        a renewed certificate is served. mosquitto re-reads its password file, ACL and
-        certificate on SIGHUP; existing sessions stay."""
+    async def refresh(self, config: Config, gone: Collection[str] = ()) -> None:
+        """After a reload: a node added can connect without a restart, a node removed (`gone`)
+        is disconnected at once, and a renewed certificate is served. mosquitto re-reads its
+        password file, ACL and certificate on SIGHUP, but leaves connected clients alone."""
         proc = self.process
         if proc is None or proc.pid is None or config.broker.mode != "embedded":
             return
-        write_broker_files(config, proc.directory)
+        if gone:
+            await self._end_sessions(config, proc, list(gone), revoke=())
+        await asyncio.to_thread(write_broker_files, config, proc.directory)
         self._sighup(proc)
         self.check_certificates(config)
+
+    async def revoke(self, config: Config, nodes: Sequence[str]) -> None:
+        """Remove the nodes' logins for good and disconnect them now (within a second)."""
+        proc = self.process
+        if proc is None or proc.pid is None:
+            await asyncio.to_thread(Credentials.load_or_create, config, revoke=nodes)
+            return
+        await self._end_sessions(config, proc, list(nodes), revoke=nodes)
+        await asyncio.to_thread(write_broker_files, config, proc.directory)
+        self._sighup(proc)
+
+    async def _end_sessions(
+        self, config: Config, proc: MosquittoProcess, nodes: list[str], *, revoke: Sequence[str]
+    ) -> None:
+        """Give each node a password only we know, then log in with it (sessionend.py)."""
+        temporary = {node: secrets.token_urlsafe(24) for node in nodes}
+        await asyncio.to_thread(
+            write_broker_files, config, proc.directory, revoke=revoke, extra=temporary
+        )
+        self._sighup(proc)
+        for node, password in temporary.items():
+            try:
+                await take_over(proc.host, proc.port, node, password, within=SESSION_END_S)
+            except LinkError as exc:
+                log.error("%s; its login is removed, it cannot reconnect", exc)
 
     def _sighup(self, proc: MosquittoProcess) -> None:
         if proc.pid is None:

@@ -66,8 +66,13 @@ def fleet_nodes(
 
     Synthetic nodes are not in the broker's ACL, so they connect with `fallback` credentials.
     """
-    if count <= 0:
-        return [SimNode(n.id, h.id, n.id, passwords[n.id]) for h in config.hamlets for n in h.nodes]
+    if count <= 0:  # a revoked node has no password, hence no place in the fleet
+        return [
+            SimNode(n.id, h.id, n.id, passwords[n.id])
+            for h in config.hamlets
+            for n in h.nodes
+            if n.id in passwords
+        ]
     if fallback is None:
         raise ValueError("synthetic nodes need fallback credentials")
     hamlets = [h.id for h in config.hamlets]

@@ -13,6 +13,7 @@ from support.communes import write_sang_moc
 
 from broadcastd.cli.main import run as cli
 from broadcastd.config import load_config
+from broadcastd.journal.store import Journal
 from broadcastd.transport.broker import BrokerError
 from broadcastd.transport.brokerconf import (
     TLS12_CIPHERS,
@@ -92,7 +93,11 @@ def test_conf_tls_listener_is_tls12_plus_under_the_same_logins(tmp_path):
     assert first < second
     security = ("allow_anonymous false", f"password_file {tmp_path / 'passwd'}")
     assert all(lines.index(line) < first for line in security)
+    # A listener option: without it on the TLS listener, a stolen speaker's login could take
+    # the controller's client id there.
+    assert lines[first + 1] == "use_username_as_clientid true"
     assert lines[second + 1 :] == [
+        "use_username_as_clientid true",
         f"certfile {tmp_path / 'server.crt'}",
         f"keyfile {tmp_path / 'server.key'}",
         "tls_version tlsv1.2",
@@ -209,3 +214,42 @@ def test_simulate_refuses_synthetic_nodes_on_the_embedded_broker(tmp_path, capsy
     err = capsys.readouterr().err
     assert "--nodes 5 needs --broker URL" in err
     assert "Traceback" not in err
+
+
+def test_a_revoked_node_loses_its_login_and_acl_until_renewed(tmp_path):
+    config = load_config(write_sang_moc(tmp_path), probe_media=False).config
+    first = Credentials.load_or_create(config)
+    revoked = Credentials.load_or_create(config, revoke=["bc-01"], now=1_796_000_000)
+    assert "bc-01" not in revoked.passwords
+    assert revoked.revoked == {"bc-01": 1_796_000_000}
+    assert revoked.passwords["bc-02"] == first.passwords["bc-02"]
+    again = Credentials.load_or_create(config)  # stays revoked across restarts
+    assert again.revoked == revoked.revoked
+    with pytest.raises(BrokerError, match="`broadcastd node-config bc-01 --new-login`"):
+        again.password("bc-01")
+    assert "user bc-01" not in acl_text(config, revoked=again.revoked)
+    assert "bc-01:" not in password_file_lines(again)
+    renewed = Credentials.load_or_create(config, renew=["bc-01"])
+    assert renewed.revoked == {}
+    assert renewed.passwords["bc-01"] not in first.passwords.values()  # the old board stays out
+
+
+def test_node_revoke_without_a_daemon_removes_the_login_and_journals_it(tmp_path, capsys):
+    cfg = write_sang_moc(tmp_path)
+    (tmp_path / "state").mkdir(mode=0o700)
+    assert cli(["node-revoke", "nl-01", "-c", str(cfg), "--operator", "an"]) == 0
+    assert "the daemon is not running" in capsys.readouterr().err
+    config = load_config(cfg, probe_media=False).config
+    assert "nl-01" in Credentials.load_or_create(config).revoked
+    journal = Journal.open(config.state_dir / "journal.sqlite3", readonly=True)
+    try:
+        (detail,) = journal.event_details("revoke")
+    finally:
+        journal.close()
+    assert json.loads(detail) == {
+        "node": "nl-01",
+        "cause": "node-revoke (daemon not running)",
+        "operator": "an",
+    }
+    assert cli(["node-revoke", "zz-99", "-c", str(cfg)]) == 2
+    assert "no node 'zz-99' in the config" in capsys.readouterr().err
