@@ -90,9 +90,10 @@ class Metrics:
             ["slot"],
             registry=r,
         )
-        self.tls_certificate_days_left = Gauge(
-            f"{p}tls_certificate_days_left",
-            "Days until the speakers' listener certificate (server) or the commune CA expires",
+        self.tls_certificate_expiry_timestamp_seconds = Gauge(
+            f"{p}tls_certificate_expiry_timestamp_seconds",
+            "When the speakers' listener certificate (server) or the commune CA expires;"
+            " days left: (value - time()) / 86400",
             ["certificate"],
             registry=r,
         )

@@ -242,7 +242,6 @@ class Daemon:
             ("registry-sweep", self._sweep()),
             ("control", control.run()),
             ("watchdog", self._watchdog()),
-            ("tls-expiry", self.broker_side.watch_certificates(lambda: self.config)),
         ]
         if self.watch_files:
             # Watching the directories too: a newly added included file is an edit.

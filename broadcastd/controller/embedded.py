@@ -21,7 +21,7 @@ from broadcastd.transport.reclaim import reclaim_orphan_broker
 from broadcastd.transport.sessionend import take_over
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Sequence
+    from collections.abc import Collection, Sequence
     from contextlib import AsyncExitStack
 
     from broadcastd.config import Config
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CERT_CHECK_S = 3600.0  # days left move slowly; an hourly look keeps the gauge and log honest
 SESSION_END_S = 3.0  # a revoked speaker is off the broker well within the 5 s promised
 
 
@@ -121,7 +120,8 @@ class BrokerSide:
             os.kill(proc.pid, signal.SIGHUP)
 
     def check_certificates(self, config: Config, now: dt.datetime | None = None) -> None:
-        """Export the days left of the speakers' certificate and the CA; warn a month ahead."""
+        """Export when the speakers' certificate and the CA expire (Prometheus counts the days
+        left from it, see the alert rules); warn a month ahead."""
         if config.broker.public is None or config.broker.mode != "embedded":
             return
         when = now or dt.datetime.now(dt.UTC)
@@ -129,8 +129,9 @@ class BrokerSide:
             if isinstance(info, pki.PkiError):
                 log.error("TLS %s certificate: %s", name, info)
                 continue
+            expiry = self.metrics.tls_certificate_expiry_timestamp_seconds
+            expiry.labels(certificate=name).set(info.not_after.timestamp())
             days = info.days_left(when)
-            self.metrics.tls_certificate_days_left.labels(certificate=name).set(round(days, 2))
             if days < pki.WARN_DAYS:
                 log.warning(
                     "TLS %s certificate expires %s (%.0f days): run `broadcastd tls renew`",
@@ -138,9 +139,3 @@ class BrokerSide:
                     info.not_after.isoformat(timespec="minutes"),
                     days,
                 )
-
-    async def watch_certificates(self, config: Callable[[], Config]) -> None:
-        """Runs forever: the days-left gauge stays current between reloads."""
-        while True:
-            await asyncio.sleep(CERT_CHECK_S)
-            self.check_certificates(config())

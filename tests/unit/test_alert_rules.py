@@ -45,7 +45,7 @@ def test_example_prometheus_config_is_valid():
         ("> 300", "> 30000", "BroadcastdSlotNotDispatched"),
         ('result!="ok"', 'result="ok"', "BroadcastdTtsFailing"),
         ("foreign_playlist|", "foreign-playlist|", "BroadcastdNodeMessagesRefused"),
-        ("days_left < 21", "days_left < 2", "BroadcastdTlsCertificateExpiring"),
+        ("86400 < 21", "86400 < 2", "BroadcastdTlsCertificateExpiring"),
     ],
 )
 def test_rule_tests_catch_a_broken_rule(tmp_path, original, broken, alert):
