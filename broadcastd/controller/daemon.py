@@ -20,6 +20,7 @@ from broadcastd.controller.dispatch import Dispatcher, SlotDue
 from broadcastd.controller.embedded import BrokerLogin, BrokerSide
 from broadcastd.controller.inbound import NodeInbox
 from broadcastd.controller.operations import Health, Operations
+from broadcastd.controller.receipts import Receipts
 from broadcastd.controller.registry import NodeRegistry
 from broadcastd.controller.renderahead import RenderAhead
 from broadcastd.controller.revocation import COMMAND as REVOKE
@@ -119,11 +120,19 @@ class Daemon:
                 persist=self._save_broker,
             )
             self.ops = self._build_operations()
+            self.receipts = Receipts(
+                lambda: self.config.commune.id,
+                link=self.link,
+                journal=self.journal,
+                key=key,
+                clock=self.clock,
+            )
             self.inbox = NodeInbox(
                 lambda: self.config,
                 registry=self.registry,
                 operations=self.ops,
                 metrics=self.metrics,
+                receipts=self.receipts,
             )
             self.feed = SlotFeed(
                 self.config, self.queue, self.journal, self.metrics, clock=self.clock
@@ -234,6 +243,7 @@ class Daemon:
             ("mqtt-bulk", self.bulk.run()),
             ("dispatch", self.dispatcher.run(self.queue)),
             ("republish", self.dispatcher.run_republisher()),
+            ("receipts", self.receipts.run()),
         ]
         if self.scheduling:
             ahead = RenderAhead(lambda: self.loaded, self.renderer, self.feed, clock=self.clock)

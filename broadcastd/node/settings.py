@@ -117,8 +117,9 @@ class NodeConfig(Model):
         return ZoneInfo(self.timezone) if self.timezone else None
 
     def link_settings(self, clock: Callable[[], float]) -> LinkSettings:
-        """How this speaker logs in: its own id, a retained state with a Last Will, and a
-        subscription to its hamlet's playlist and control topics."""
+        """How this speaker logs in: its own id, a retained state with a Last Will, and
+        subscriptions to its hamlet's playlist and control, its receipts and the controller's
+        state."""
         topics, node = protocol.Topics(self.node.commune), self.node
         state = topics.node_state(node.id)
         return LinkSettings.from_url(
@@ -131,8 +132,19 @@ class NodeConfig(Model):
             keepalive=max(5, int(self.keepalive.total_seconds())),
             will=(state, protocol.state_payload("offline", clock(), __version__)),
             online=(state, protocol.state_payload("online", clock(), __version__)),
-            subscriptions=((topics.playlist(node.hamlet), 1), (topics.control(node.hamlet), 1)),
+            subscriptions=(
+                (topics.playlist(node.hamlet), 1),
+                (topics.control(node.hamlet), 1),
+                (topics.receipt(node.id), 1),
+                (topics.controller_state(), 1),  # `online`: a restarted daemon, acks resent
+            ),
         )
+
+    def receipt_verifier(self) -> Callable[[bytes], list[int]]:
+        """The ack numbers a genuine receipt for this node confirms (ProtocolError if not)."""
+        key = protocol.load_public_key(self.public_key)
+        commune, node = self.node.commune, self.node.id
+        return lambda payload: protocol.verify_receipt(payload, key, commune=commune, node=node)
 
 
 # Relative paths in node.yaml resolve against the file's directory, like the main config.
