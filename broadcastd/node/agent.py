@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 from broadcastd import __version__, protocol
 from broadcastd.errors import BroadcastdError, LinkError, ProtocolError
 from broadcastd.models import PRIORITY_RANK
-from broadcastd.node.ackoutbox import AckLog
 from broadcastd.node.controls import ControlDesk
 from broadcastd.node.fetch import REFETCH_AFTER_S, Fetcher
 from broadcastd.node.gate import Gate, claimed_id
@@ -88,15 +87,8 @@ class NodeAgent:
         # Ids between the _known() check and their entry in _pending: the same playlist can arrive
         # twice at once (restored from disk and retained on the broker) across the awaits below.
         self._accepting: dict[str, protocol.Playlist] = {}
-        self.outbox = Outbox(
-            self.link,
-            self.topics,
-            self.id,
-            acks=AckLog(config.cache_dir),
-            receipts=config.receipt_verifier(),
-            clock=clock,
-            volume=lambda: self.volume,
-            tz=config.tz,
+        self.outbox = Outbox.for_config(
+            config, self.link, self.topics, clock=clock, volume=lambda: self.volume
         )
         self._tidy_due = False  # a playlist finished: stop its downloads, prune the cache
         self._wake = asyncio.Event()

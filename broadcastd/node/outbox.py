@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING
 from broadcastd import protocol
 from broadcastd.errors import LinkError, ProtocolError
 from broadcastd.localtime import local_time
+from broadcastd.node.ackoutbox import AckLog
 from broadcastd.protocol.titles import playlist_title
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from broadcastd.localtime import Zone
-    from broadcastd.node.ackoutbox import AckLog
+    from broadcastd.node.settings import NodeConfig
     from broadcastd.transport.link import MqttLink
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,28 @@ class Outbox:
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()  # an ack went out (for drain)
         self.made: deque[tuple[str, str]] = deque(maxlen=MADE_KEPT)  # (playlist, status)
+
+    @classmethod
+    def for_config(
+        cls,
+        config: NodeConfig,
+        link: MqttLink,
+        topics: protocol.Topics,
+        *,
+        clock: Callable[[], float],
+        volume: Callable[[], int],
+    ) -> Outbox:
+        """A speaker's outbox: its acks kept in its cache_dir, receipts checked with its key."""
+        return cls(
+            link,
+            topics,
+            config.node.id,
+            acks=AckLog(config.cache_dir),
+            receipts=config.receipt_verifier(),
+            clock=clock,
+            volume=volume,
+            tz=config.tz,
+        )
 
     def verified(self, pl: protocol.Playlist) -> None:
         """Log a playlist whose envelope checked out; its acks will name what it says."""

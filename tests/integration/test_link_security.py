@@ -12,7 +12,7 @@ from support.mqtt import Inbox, running_link
 
 from broadcastd.config import load_config
 from broadcastd.errors import LinkError
-from broadcastd.transport import link as link_module
+from broadcastd.transport import linksettings
 from broadcastd.transport.link import LinkSettings, MqttLink
 
 
@@ -42,7 +42,7 @@ async def test_a_refused_login_says_the_credentials_were_revoked_or_wrong(
 async def test_plain_mqtt_beyond_loopback_warns_at_every_connect(make_broker, caplog, monkeypatch):
     broker = make_broker(persistence=False)
     # The network is loopback only: make this broker's address count as a remote one.
-    monkeypatch.setattr(link_module, "loopback_host", lambda _host: False)
+    monkeypatch.setattr(linksettings, "loopback_host", lambda _host: False)
     with pytest.raises(LinkError, match="refusing to send credentials in plain MQTT"):
         LinkSettings.from_url(broker.url, client_id="x")
     settings = LinkSettings.from_url(
