@@ -113,12 +113,14 @@ def handled_error(group: ExceptionGroup[Exception]) -> Exception:
 def report_failure(prog: str, exc: BroadcastdError) -> int:
     """Print an expected failure without a traceback; return its exit code.
 
-    A config error lists every problem, one `FILE:LINE:COL: path: message, got: value` per line.
+    A config error lists every problem, one `FILE:LINE:COL: path: message, got: value` per line,
+    and counts them when there are several (one problem is one line: a unit's status shows it).
     """
     if isinstance(exc, ConfigError):
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        print(f"{len(exc.problems)} error(s) in configuration", file=sys.stderr)
+        if len(exc.problems) > 1:
+            print(f"{len(exc.problems)} errors in configuration", file=sys.stderr)
     else:
         print(f"{prog}: {exc}", file=sys.stderr)
     return exc.exit_code

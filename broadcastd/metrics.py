@@ -90,6 +90,13 @@ class Metrics:
             ["slot"],
             registry=r,
         )
+        self.tls_certificate_expiry_timestamp_seconds = Gauge(
+            f"{p}tls_certificate_expiry_timestamp_seconds",
+            "When the speakers' listener certificate (server) or the commune CA expires;"
+            " days left: (value - time()) / 86400",
+            ["certificate"],
+            registry=r,
+        )
 
     def serve(self, host: str, port: int) -> None:
         """Expose /metrics over HTTP (loopback by default, see metrics.listen)."""

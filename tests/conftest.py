@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from support.mqtt import Inbox, running_link
 
-from broadcastd.transport.broker import BrokerError, BrokerOptions, MosquittoProcess
+from broadcastd.transport.broker import BrokerError, MosquittoProcess
+from broadcastd.transport.brokerconf import BrokerOptions
 from broadcastd.transport.credentials import Credentials, write_broker_files
 
 if TYPE_CHECKING:

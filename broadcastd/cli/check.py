@@ -16,6 +16,7 @@ from broadcastd.config import load_config
 from broadcastd.errors import EX_CONFIG, EX_OK, ConfigError, Problem, format_value
 from broadcastd.plan.slotplan import plan_warnings
 from broadcastd.render.speechcheck import speech_warnings
+from broadcastd.transport import pki
 
 if TYPE_CHECKING:
     import argparse
@@ -57,7 +58,43 @@ def config_warnings(loaded: LoadedConfig, today: dt.date) -> list[Problem]:
                 str(key),
             )
         )
+    out += tls_warnings(loaded, dt.datetime.now(dt.UTC))
     return out + plan_warnings(loaded, today) + speech_warnings(loaded)
+
+
+def tls_warnings(loaded: LoadedConfig, now: dt.datetime) -> list[Problem]:
+    """The speakers' TLS listener: its certificates exist, cover `broker.public` and are not
+    about to expire (speakers refuse an expired one, and the commune goes silent)."""
+    broker = loaded.config.broker
+    if broker.public is None or broker.mode != "embedded":
+        return []
+    loc = loaded.where(("broker", "public"))
+
+    def warn(message: str, value: object) -> Problem:
+        return Problem(loc.file, loc.line, loc.col, "broker.public", message, value)
+
+    found = pki.status(pki.TlsFiles.for_config(loaded.config))
+    out: list[Problem] = []
+    for name, info in found.items():
+        if isinstance(info, pki.PkiError):
+            if name == "ca" or not isinstance(found["ca"], pki.PkiError):
+                out.append(warn(f"{info} before `run`", name))
+            continue
+        days = info.days_left(now)
+        if days < pki.WARN_DAYS:
+            state = "has expired" if days <= 0 else f"expires in {days:.0f} days"
+            fix = "`broadcastd tls renew`" if name == "server" else "a new CA and new bundles"
+            out.append(warn(f"the {name} certificate {state}: {fix}", f"{info.not_after:%Y-%m-%d}"))
+        missing = info.missing(broker.public) if name == "server" else []
+        if missing:
+            out.append(
+                warn(
+                    "the server certificate does not name it: run `broadcastd tls renew`, then"
+                    " reload",
+                    ", ".join(missing),
+                )
+            )
+    return out
 
 
 def format_warning(w: Problem) -> str:

@@ -33,8 +33,10 @@ COMMANDS: dict[str, str] = {
     "nodes": "nodes",
     "report": "report",
     "keygen": "keygen",
+    "tls": "tls",
     "acl": "acl",
     "node-config": "nodeconfig",
+    "node-revoke": "noderevoke",
     "demo": "demo",
     "simulate": "simulate",
     "audit": "audit",
@@ -173,6 +175,12 @@ def _fleet(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     g2.add_argument("--json", action="store_true")
     g2.add_argument("--csv", action="store_true")
     add("keygen", "create the signing key and print its public key")
+    p = add("tls", "the commune CA and the speakers' TLS certificate (broker.public)")
+    p.add_argument(
+        "action",
+        choices=["init", "renew", "show"],
+        help="init: create the CA and certificate; renew: a new certificate from the same CA",
+    )
     p = add("acl", "print mosquitto password and ACL entries")
     p.add_argument(
         "--out", type=Path, help="write passwd and acl (0600) into this directory (ours alone)"
@@ -192,6 +200,14 @@ def _fleet(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--cache-dir", type=Path, help="cache_dir for node.yaml (relative: to node.yaml)"
     )
+    p.add_argument(
+        "--new-login",
+        action="store_true",
+        help="give the node a new password (a revoked one is reinstated); then reload the daemon",
+    )
+    p = add("node-revoke", "end a speaker's login now and disconnect it (a stolen board)")
+    p.add_argument("node")
+    p.add_argument("--operator", help="your name, journaled as given (not verified)")
     p = add("demo", "run a slot now on a simulated fleet and print coverage")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p = add("simulate", "run simulated speaker agents")

@@ -1,15 +1,18 @@
 """`broadcastd node-config NODE`: a ready node.yaml for one speaker; provisioning is one command.
 
-With `--out DIR` or `--tar FILE` it makes a bundle: `node.yaml` and `password` (both 0600), every
-path in node.yaml relative to the file, so the folder (or the unpacked archive) works wherever it
-is copied. Both refuse an existing path: secrets are never written into something another local
-user could have prepared (see transport/privatefiles.py).
+With `--out DIR` or `--tar FILE` it makes a bundle: `node.yaml` and `password` (both 0600) and,
+when speakers connect over TLS, `ca.crt` (the commune CA's certificate, never its key: the agent
+trusts exactly the broker it names). Every path in node.yaml is relative to the file, so the
+folder (or the unpacked archive) works wherever it is copied. Both refuse an existing path:
+secrets are never written into something another local user could have prepared (see
+transport/privatefiles.py).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -20,6 +23,7 @@ import yaml
 from broadcastd import protocol
 from broadcastd.config import Config, load_config
 from broadcastd.errors import EX_OK, UsageError
+from broadcastd.transport import pki
 from broadcastd.transport.credentials import Credentials
 from broadcastd.transport.privatefiles import UnsafePathError, private_dir, write_new
 
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
 NODE_CACHE_DIR = "/var/lib/broadcastd-node"
 DEFAULT_PLAYER = "ffplay -nodisp -autoexit -loglevel error -volume {volume} {file}"
 PASSWORD_FILE = "password"  # noqa: S105 - the file name, not a password
+CA_FILE = "ca.crt"
 # Owner of the files a root `tar -x` creates on the speaker: the user broadcastd-node.service runs
 # as, so the agent can read its password (GNU tar and Python look the name up first).
 SPEAKER_USER = "broadcastd-node"
@@ -48,11 +53,17 @@ def node_yaml(
         known = ", ".join(sorted(hamlets)) or "none"
         raise UsageError(f"no node {node_id!r} in the config (known nodes: {known})")
     key = protocol.load_private_key(config.signing.private_key_file)
-    broker: dict[str, object] = {"url": config.broker.url_for_nodes, "username": node_id}
+    url = config.broker.url_for_nodes
+    broker: dict[str, object] = {"url": url, "username": node_id}
     if password_file is not None:
         broker["password_file"] = str(password_file)
     else:
         broker["password"] = password
+    anchor = pki.trust_anchor(config)
+    if anchor is not None:
+        broker["ca_file"] = CA_FILE
+    elif url.startswith("mqtt://") and config.broker.insecure_plaintext:
+        broker["insecure_plaintext"] = True  # said in the commune config; the agent warns of it
     doc = {
         "node": {"id": node_id, "hamlet": hamlets[node_id].id, "commune": config.commune.id},
         "broker": broker,
@@ -64,7 +75,22 @@ def node_yaml(
     }
     name = hamlets[node_id].name
     header = f"# broadcastd-node config for {node_id} ({name}); keep this file private (0600)\n"
+    if password_file is None and anchor is not None:
+        header += f"# copy {anchor} from the server beside this file as {CA_FILE}\n"
     return header + yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+
+
+def _trust_file(config: Config) -> dict[str, bytes]:
+    anchor = pki.trust_anchor(config)
+    if anchor is None:
+        return {}
+    try:
+        return {CA_FILE: anchor.read_bytes()}
+    except OSError as exc:
+        raise UsageError(
+            f"{anchor}: cannot read the CA certificate speakers must trust ({exc.strerror});"
+            " for the embedded broker run `broadcastd tls init` first"
+        ) from None
 
 
 def bundle_tar(files: dict[str, bytes], *, gzip: bool) -> bytes:
@@ -96,7 +122,16 @@ def _write_tar(path: Path, data: bytes) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, probe_media=False).config
-    password = Credentials.load_or_create(config).password(args.node)
+    renew = [args.node] if getattr(args, "new_login", False) else []
+    if renew and args.node not in config.node_hamlets():
+        node_yaml(config, args.node, password_file=None, password="")  # names the known nodes
+    password = Credentials.load_or_create(config, renew=renew).password(args.node)
+    if renew:
+        print(
+            f"{args.node}: new login; reload the daemon (systemctl reload broadcastd) so the "
+            "broker accepts it",
+            file=sys.stderr,
+        )
     out: Path | None = getattr(args, "out", None)
     tar: Path | None = getattr(args, "tar", None)
     cache_dir: Path | None = getattr(args, "cache_dir", None)
@@ -114,12 +149,13 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=cache_dir,
     )
     files = {"node.yaml": text.encode("utf-8"), PASSWORD_FILE: (password + "\n").encode()}
+    files |= _trust_file(config)
     if out is not None:
         with private_dir(out, fresh=True) as fd:
             for name, body in files.items():
                 write_new(fd, name, body)
-        print(f"wrote {out / 'node.yaml'} and {out / PASSWORD_FILE} (mode 0600, in a new 0700 dir)")
+        print(f"wrote {', '.join(files)} into {out} (mode 0600, in a new 0700 dir)")
     if tar is not None:
         _write_tar(tar, bundle_tar(files, gzip=tar.name.endswith((".gz", ".tgz"))))
-        print(f"wrote {tar} (node.yaml and {PASSWORD_FILE}, mode 0600; extract on the speaker)")
+        print(f"wrote {tar} ({', '.join(files)}, mode 0600; extract on the speaker)")
     return EX_OK

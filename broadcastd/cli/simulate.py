@@ -8,8 +8,10 @@ import signal
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from broadcastd.config import load_config
+from broadcastd.config.fields import loopback_host
 from broadcastd.errors import EX_OK, UsageError
 from broadcastd.sim.fleet import Fleet
 
@@ -30,9 +32,17 @@ def run(args: argparse.Namespace) -> int:
             "config's nodes)"
         )
     url = args.broker or config.broker.url_for_nodes
+    plain = args.broker is not None and args.broker.startswith("mqtt://")
+    if plain and not loopback_host(urlsplit(args.broker).hostname):
+        raise UsageError(f"--broker {args.broker}: plain MQTT beyond loopback; use mqtts://")
     cache = Path(tempfile.mkdtemp(prefix="broadcastd-sim-"))
     fleet = Fleet.for_config(
-        config, cache_root=cache, count=args.nodes, broker_url=url, loss=args.loss, flap=args.flap
+        config,
+        cache_root=cache,
+        count=args.nodes,
+        broker_url=args.broker,  # None: the speakers' own URL, with the commune CA
+        loss=args.loss,
+        flap=args.flap,
     )
     print(f"simulating {len(fleet.agents)} speakers against {url} (cache {cache}); Ctrl-C stops")
 

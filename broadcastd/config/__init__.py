@@ -1,5 +1,6 @@
 """The commune config: guarded YAML, the frozen schema, includes, cross-checks, media probe."""
 
+from broadcastd.config.brokercfg import Broker, PublicListener
 from broadcastd.config.fields import WEEKDAYS
 from broadcastd.config.load import load_config
 from broadcastd.config.loaded import LoadedConfig
@@ -9,7 +10,6 @@ from broadcastd.config.schema import (
     EXERCISE_NOTICE,
     Announcement,
     Audio,
-    Broker,
     Commune,
     Config,
     EspeakVoice,
@@ -35,6 +35,7 @@ __all__ = [
     "GttsVoice",
     "Hamlet",
     "LoadedConfig",
+    "PublicListener",
     "Signing",
     "Slot",
     "Tts",

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from broadcastd.config.brokercfg import Broker
 from broadcastd.config.schema import (
     ENGINE_LANGUAGES,
     Announcement,
     Audio,
-    Broker,
     Commune,
     Hamlet,
     Tts,
@@ -167,6 +167,26 @@ def cross_check(
         problems += _check_content(parts, located, i, a, raw_by_index[i])
     problems += check_emergency(data_of(located), parts, located)
     problems += _check_broker_files(data_of(located), located, written or {})
+    problems += _check_plaintext(data_of(located), located)
+    return problems
+
+
+def _check_plaintext(data: dict[str, Any], located: Located) -> list[Problem]:
+    """Plain MQTT beyond loopback carries every speaker's password and ack in clear: refused
+    unless `broker.insecure_plaintext: true` says the network is private (a VPN)."""
+    broker = _valid(Broker, data.get("broker", {}))
+    if broker is None:
+        return []
+    problems: list[Problem] = []
+    for name, what in broker.plaintext_exposures():
+        where: YamlPath = ("broker", name)
+        message = (
+            f"plain MQTT beyond loopback: {what}; keep listen on 127.0.0.1 and give speakers"
+            " broker.public (TLS), or set broker.insecure_plaintext: true on a private network"
+        )
+        problems.append(
+            problem_at(located.where(where), dotted(where), message, getattr(broker, name))
+        )
     return problems
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -96,6 +97,22 @@ def _hostport(value: str) -> str:
     if not m or not 0 < int(m.group("port")) < 65536:
         raise ValueError("expected HOST:PORT such as 127.0.0.1:1883")
     return value
+
+
+def loopback_host(host: str | None) -> bool:
+    """Whether `host` (a name or an address, IPv6 possibly in brackets) is this machine itself.
+
+    Only `localhost` and literal loopback addresses count: any other name could be made to
+    resolve elsewhere, and what crosses no network is the one thing plain MQTT may carry."""
+    if not host:
+        return False
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _timezone(value: str) -> str:

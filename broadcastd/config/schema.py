@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from broadcastd.config.brokercfg import Broker
 from broadcastd.config.fields import (
     WEEKDAYS,
     Bitrate,
@@ -57,38 +58,6 @@ class Commune(Model):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-
-class Broker(Model):
-    mode: Literal["embedded", "external"] = "embedded"
-    listen: HostPort = "127.0.0.1:1883"
-    url: str | None = None
-    username: str | None = None
-    password_file: Path | None = None
-    ca_file: Path | None = None
-    # The URL speakers use to reach the broker (what `node-config` writes into node.yaml).
-    # Defaults to `url` for an external broker, or mqtt://<listen> for the embedded one.
-    node_url: str | None = None
-
-    @property
-    def url_for_nodes(self) -> str:
-        if self.node_url:
-            return self.node_url
-        if self.mode == "external" and self.url:
-            return self.url
-        return f"mqtt://{self.listen}"
-
-    @model_validator(mode="after")
-    def _external_needs_url(self) -> Broker:
-        if self.mode == "external" and not self.url:
-            raise ValueError(
-                "an external broker needs 'url' (mqtt://host:1883 or mqtts://host:8883)"
-            )
-        if self.url is not None and not re.fullmatch(r"mqtts?://[^/\s]+", self.url):
-            raise ValueError(
-                f"url must look like mqtt://host:1883 or mqtts://host:8883, got: {self.url!r}"
-            )
-        return self
 
 
 class Signing(Model):

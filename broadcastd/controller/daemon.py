@@ -6,23 +6,25 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
 import time
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broadcastd import __version__, protocol
 from broadcastd.config import Config, LoadedConfig, load_config
 from broadcastd.controller.configwatch import ConfigWatcher, parent_dirs
 from broadcastd.controller.controls import Controls
-from broadcastd.controller.controlsocket import ControlServer
+from broadcastd.controller.controlsocket import ControlServer, Peer
 from broadcastd.controller.dispatch import Dispatcher, SlotDue
+from broadcastd.controller.embedded import BrokerLogin, BrokerSide
 from broadcastd.controller.inbound import NodeInbox
 from broadcastd.controller.operations import Health, Operations
+from broadcastd.controller.receipts import Receipts
 from broadcastd.controller.registry import NodeRegistry
 from broadcastd.controller.renderahead import RenderAhead
+from broadcastd.controller.revocation import COMMAND as REVOKE
+from broadcastd.controller.revocation import Revocations
 from broadcastd.controller.runner import FORCE_EXIT_S
 from broadcastd.controller.sdnotify import SdNotifier
 from broadcastd.controller.slotfeed import SlotFeed
@@ -30,15 +32,14 @@ from broadcastd.errors import BroadcastdError, ConfigError
 from broadcastd.journal.store import Journal
 from broadcastd.metrics import Metrics
 from broadcastd.render.renderer import build_renderer
-from broadcastd.transport.broker import MosquittoProcess
 from broadcastd.transport.bulk import BulkPublisher
-from broadcastd.transport.credentials import write_broker_files
 from broadcastd.transport.link import LinkSettings, MqttLink
-from broadcastd.transport.reclaim import reclaim_orphan_broker
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Sequence
     from pathlib import Path
+
+    from broadcastd.transport.broker import MosquittoProcess
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +47,6 @@ STOP_GRACE_S = 3.0  # an in-flight dispatch may finish within this; the whole st
 STOP_DEADLINE_S = 4.0  # past this after SIGTERM, the process exits without waiting for stuck tasks
 OVERDUE_UNWIND_S = 0.5  # ... giving the tasks only this long to unwind (the total stays under 5 s)
 SWEEP_INTERVAL_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerLogin:
-    """Where and as whom the controller's MQTT link logs in."""
-
-    url: str
-    username: str | None
-    password: str | None
-    bulk: tuple[tuple[str, str], ...] = ()  # the audio links' own logins (embedded broker only)
 
 
 class _Stop(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -90,7 +81,7 @@ class Daemon:
         self.ready = asyncio.Event()
         self.notifier = SdNotifier()
         self.queue: asyncio.Queue[SlotDue] = asyncio.Queue()
-        self.broker: MosquittoProcess | None = None  # set by run() when broker.mode is embedded
+        self.broker_side = BrokerSide(self.metrics)
         self._reload_lock = asyncio.Lock()
         self._overdue: asyncio.TimerHandle | None = None  # bounds the orderly stop
         self._drained = False
@@ -101,13 +92,19 @@ class Daemon:
         """The config running now (a reload swaps it)."""
         return self.loaded.config
 
+    @property
+    def broker(self) -> MosquittoProcess | None:
+        """The supervised mosquitto when broker.mode is embedded (operators and fault tests
+        reach its pid here)."""
+        return self.broker_side.process
+
     async def run(self) -> None:
         """Build every collaborator in order, run them as named tasks until stopped."""
         key = protocol.load_private_key(self.config.signing.private_key_file)
         self.config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         async with AsyncExitStack() as stack:
             self.journal = self._open_journal(stack)
-            login = await self._start_broker(stack)
+            login = await self.broker_side.start(self.config, stack)
             self.registry = self._build_registry()
             self.link = self._build_link(login)
             self.bulk = BulkPublisher(self.link, login.bulk)
@@ -123,17 +120,28 @@ class Daemon:
                 persist=self._save_broker,
             )
             self.ops = self._build_operations()
+            self.receipts = Receipts(
+                lambda: self.config.commune.id,
+                link=self.link,
+                journal=self.journal,
+                key=key,
+                clock=self.clock,
+            )
             self.inbox = NodeInbox(
                 lambda: self.config,
                 registry=self.registry,
                 operations=self.ops,
                 metrics=self.metrics,
+                receipts=self.receipts,
             )
             self.feed = SlotFeed(
                 self.config, self.queue, self.journal, self.metrics, clock=self.clock
             )
             self._start_metrics()
-            control = ControlServer(self.config.state_dir / "broadcastd.sock", self.ops.handle)
+            self.revocations = Revocations(
+                lambda: self.config, self.broker_side, self.journal, clock=self.clock
+            )
+            control = ControlServer(self.config.state_dir / "broadcastd.sock", self._control)
             try:
                 async with asyncio.TaskGroup() as tg:
                     for name, job in self._tasks(control):
@@ -166,6 +174,7 @@ class Daemon:
                 username=login.username,
                 password=login.password,
                 tls_ca=config.broker.ca_file,
+                insecure_plaintext=config.broker.insecure_plaintext,
                 keepalive=int(config.nodes.keepalive.total_seconds()),
                 will=(
                     topics.controller_state(),
@@ -196,9 +205,14 @@ class Daemon:
             persist=self._save_broker,
         )
 
+    async def _control(self, raw: dict[str, Any], peer: Peer | None = None) -> dict[str, Any]:
+        """The control socket: a revocation is the broker's business, the rest operations'."""
+        if raw.get("cmd") == REVOKE:
+            return await self.revocations.handle(raw, peer)
+        return await self.ops.handle(raw, peer)
+
     def _save_broker(self) -> None:
-        if self.broker is not None:
-            self.broker.save()
+        self.broker_side.save()
 
     def _build_operations(self) -> Operations:
         return Operations(
@@ -229,6 +243,7 @@ class Daemon:
             ("mqtt-bulk", self.bulk.run()),
             ("dispatch", self.dispatcher.run(self.queue)),
             ("republish", self.dispatcher.run_republisher()),
+            ("receipts", self.receipts.run()),
         ]
         if self.scheduling:
             ahead = RenderAhead(lambda: self.loaded, self.renderer, self.feed, clock=self.clock)
@@ -326,7 +341,10 @@ class Daemon:
             self.feed.replace_config(config)
             replanned = self.feed.replan(old, new) if self.scheduling else []
             self._set_static_metrics(config)
-            await asyncio.to_thread(self._refresh_broker_acl, config)
+            gone = set(old.config.node_hamlets()) - set(config.node_hamlets())
+            await self.broker_side.refresh(config, gone)
+            if gone and self.broker is not None:
+                self.revocations.record(sorted(gone), cause="removed from the config")
             self.metrics.config_reloads_total.labels(result="ok").inc()
             summary = f"{len(config.hamlets)} hamlets, {len(config.announcements)} announcements"
             if replanned:
@@ -338,39 +356,6 @@ class Daemon:
             return True
 
     # -- wiring ------------------------------------------------------------------------------------
-
-    async def _start_broker(self, stack: AsyncExitStack) -> BrokerLogin:
-        """The embedded mosquitto (started, supervised) or the external broker's login."""
-        broker = self.config.broker
-        if broker.mode == "external":
-            password = (
-                broker.password_file.read_text(encoding="utf-8").strip()
-                if broker.password_file
-                else None
-            )
-            return BrokerLogin(str(broker.url), broker.username, password)
-        directory = self.config.state_dir / "broker"
-        passwd, acl, creds = write_broker_files(self.config, directory)
-        proc = MosquittoProcess.from_config(
-            self.config, directory, password_file=passwd, acl_file=acl
-        )
-        await asyncio.to_thread(reclaim_orphan_broker, proc.conf_path)
-        await stack.enter_async_context(proc)
-        self.broker = proc  # the supervised child: operators and fault tests reach its pid here
-        user, password = creds.controller
-        return BrokerLogin(proc.url, user, password, bulk=creds.bulk)
-
-    def _refresh_broker_acl(self, config: Config) -> None:
-        """A node added (or removed) by a reload can connect (or not) without a restart.
-
-        mosquitto re-reads its password_file and acl_file on SIGHUP; existing sessions stay.
-        """
-        proc = self.broker
-        if proc is None or proc.pid is None or config.broker.mode != "embedded":
-            return
-        write_broker_files(config, proc.directory)
-        with contextlib.suppress(ProcessLookupError):  # died just now: the supervisor restarts it
-            os.kill(proc.pid, signal.SIGHUP)
 
     def _set_static_metrics(self, config: Config) -> None:
         for hamlet in config.hamlets:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from broadcastd.controller.nodeguard import NodeLimits, Refusals
+from broadcastd.protocol.payloads import ack_number
 from broadcastd.protocol.topics import Topics
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
     from broadcastd.config import Config
     from broadcastd.controller.operations import Operations
+    from broadcastd.controller.receipts import Receipts
     from broadcastd.controller.registry import NodeRegistry
     from broadcastd.metrics import Metrics
 
@@ -26,7 +28,7 @@ NODE_MESSAGES = ("state", "heartbeat", "ack")
 class NodeInbox:
     """The controller link's message handler for `bcast/v1/<commune>/node/<node>/<kind>`."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - its collaborators, each injected
         self,
         config: Callable[[], Config],
         *,
@@ -34,6 +36,7 @@ class NodeInbox:
         operations: Operations,
         metrics: Metrics,
         limits: NodeLimits | None = None,
+        receipts: Receipts | None = None,
     ) -> None:
         self._config = config  # read at every message: a reload may rename the commune
         self._registry = registry
@@ -41,6 +44,7 @@ class NodeInbox:
         self._metrics = metrics
         self._limits = limits or NodeLimits()
         self._refuse = Refusals(metrics)
+        self._receipts = receipts
 
     def parse(self, topic: str) -> tuple[str, str] | None:
         """(kind, node) for a node topic of this commune; None for anything else."""
@@ -66,4 +70,15 @@ class NodeInbox:
         elif kind == "heartbeat":
             self._registry.on_heartbeat(node, payload)
         else:
+            await self._ack(node, payload)
+
+    async def _ack(self, node: str, payload: bytes) -> None:
+        """An ack, and its receipt when the node numbered it: a copy of one already handled
+        (sent again until confirmed) is only confirmed again."""
+        n = ack_number(payload)
+        if n is None or self._receipts is None:
             await self._operations.on_ack(node, payload)
+            return
+        if not self._receipts.seen(node, n):
+            await self._operations.on_ack(node, payload)
+        self._receipts.confirm(node, n)

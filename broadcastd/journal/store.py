@@ -273,11 +273,17 @@ class Journal:
     # -- log writes: queued, committed by the next batch or `flush()` ---------------------------
 
     def record_ack(self, ack: Ack, hamlet: str) -> None:
+        """Once per ack: a node sends an ack again until a receipt confirms it (a daemon killed
+        before its receipt went out gets it twice), and the same ack is the same row."""
         sql = (
             "INSERT INTO acks (node, hamlet, playlist, status, ts, detail, received_at)"
-            " VALUES (?,?,?,?,?,?,?)"
+            " SELECT ?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM acks WHERE playlist=?"
+            " AND node=? AND status=? AND ts=? AND detail=?)"
         )
-        params = (ack.node, hamlet, ack.playlist, ack.status, ack.ts, ack.detail, self._clock())
+        params = (
+            *(ack.node, hamlet, ack.playlist, ack.status, ack.ts, ack.detail, self._clock()),
+            *(ack.playlist, ack.node, ack.status, ack.ts, ack.detail),
+        )
         self._enqueue((sql, params, "acks", None))
 
     def record_transition(self, t: Transition) -> None:

@@ -87,8 +87,8 @@ class NodeAgent:
         # Ids between the _known() check and their entry in _pending: the same playlist can arrive
         # twice at once (restored from disk and retained on the broker) across the awaits below.
         self._accepting: dict[str, protocol.Playlist] = {}
-        self.outbox = Outbox(
-            self.link, self.topics, self.id, clock=clock, volume=lambda: self.volume, tz=config.tz
+        self.outbox = Outbox.for_config(
+            config, self.link, self.topics, clock=clock, volume=lambda: self.volume
         )
         self._tidy_due = False  # a playlist finished: stop its downloads, prune the cache
         self._wake = asyncio.Event()
@@ -135,6 +135,7 @@ class NodeAgent:
             raise group.exceptions[0] from None  # one clear message for the CLI, not a group
         finally:
             self.fetcher.close()
+            self.outbox.acks.close()
 
     async def _serve(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -170,6 +171,7 @@ class NodeAgent:
         self._wake.set()
 
     async def _on_connect(self) -> None:
+        self.outbox.resend_now()
         await self.fetcher.resubscribe()
 
     # -- inbound -----------------------------------------------------------------------------------
@@ -188,6 +190,10 @@ class NodeAgent:
                 await self._on_playlist(payload)
             case ("control", hamlet) if hamlet == self.hamlet:
                 await self.controls.on_message(payload)
+            case ("receipt", node) if node == self.id:
+                self.outbox.on_receipt(payload)
+            case ("controller_state",) if b'"online"' in payload:
+                self.outbox.resend_now()  # a restarted daemon may not have journaled them
 
     async def _on_playlist(self, payload: bytes) -> None:
         if not payload:

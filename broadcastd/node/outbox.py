@@ -1,8 +1,12 @@
-"""What a speaker sends the controller: acks, queued in order so none is lost while the link is
-down, and periodic heartbeats (DESIGN.md §5).
+"""What a speaker sends the controller: acks, kept on disk and sent in order until the daemon's
+receipt says they are journaled (ackoutbox.py), and periodic heartbeats (DESIGN.md §5).
 
-Every ack is also a log line naming the playlist and what it says, with its times in the commune's
-zone: a technician on site reads `journalctl -u broadcastd-node` to learn what the speaker did.
+An ack is sent again, from the oldest unconfirmed one, when the link comes back, when the
+controller announces itself `online` (it may have died before journaling what it received), and
+after a silence that grows from RESEND_S to RESEND_MAX_S (a daemon that sends no receipts only
+costs a resend now and then); the daemon drops what it already journaled. Every ack is also a
+log line naming the playlist and what it says, with its times in the commune's zone: a technician
+on site reads `journalctl -u broadcastd-node` to learn what the speaker did.
 """
 
 from __future__ import annotations
@@ -10,22 +14,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from typing import TYPE_CHECKING
 
 from broadcastd import protocol
-from broadcastd.errors import LinkError
+from broadcastd.errors import LinkError, ProtocolError
 from broadcastd.localtime import local_time
+from broadcastd.node.ackoutbox import AckLog
 from broadcastd.protocol.titles import playlist_title
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from broadcastd.localtime import Zone
+    from broadcastd.node.settings import NodeConfig
     from broadcastd.transport.link import MqttLink
 
 log = logging.getLogger(__name__)
 
 RETRY_S = 0.5  # between two attempts to publish an ack while the link is flapping
+RESEND_S = 15.0
+RESEND_MAX_S = 300.0
+MADE_KEPT = 10_000  # acks remembered for the simulator and tests: a speaker runs for months
 FINAL = frozenset({"played", "failed", "expired", "rejected"})  # nothing follows these
 WORDS = {
     "received": "accepted",
@@ -45,6 +55,8 @@ class Outbox:
         topics: protocol.Topics,
         node_id: str,
         *,
+        acks: AckLog,
+        receipts: Callable[[bytes], list[int]],
         clock: Callable[[], float],
         volume: Callable[[], int],
         tz: Zone = None,
@@ -54,11 +66,39 @@ class Outbox:
         self.clock = clock
         self.volume = volume
         self.tz = tz
+        self.acks = acks
+        self._verify_receipt = receipts  # ack numbers a genuine receipt names; ProtocolError
         self._titles: dict[str, str] = {}  # playlist id -> what it says, until its last ack
         self.started = clock()
         self._ack_topic = topics.node_ack(node_id)
         self._heartbeat_topic = topics.node_heartbeat(node_id)
-        self._acks: asyncio.Queue[bytes] = asyncio.Queue()
+        self._sent: dict[int, float] = {}  # ack number -> when last sent (loop time)
+        self._resend_in = RESEND_S
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()  # an ack went out (for drain)
+        self.made: deque[tuple[str, str]] = deque(maxlen=MADE_KEPT)  # (playlist, status)
+
+    @classmethod
+    def for_config(
+        cls,
+        config: NodeConfig,
+        link: MqttLink,
+        topics: protocol.Topics,
+        *,
+        clock: Callable[[], float],
+        volume: Callable[[], int],
+    ) -> Outbox:
+        """A speaker's outbox: its acks kept in its cache_dir, receipts checked with its key."""
+        return cls(
+            link,
+            topics,
+            config.node.id,
+            acks=AckLog(config.cache_dir),
+            receipts=config.receipt_verifier(),
+            clock=clock,
+            volume=volume,
+            tz=config.tz,
+        )
 
     def verified(self, pl: protocol.Playlist) -> None:
         """Log a playlist whose envelope checked out; its acks will name what it says."""
@@ -77,26 +117,82 @@ class Outbox:
             self.node_id, playlist_id, title, WORDS.get(status, status),
             f": {detail}" if detail else "", status,
         )  # fmt: skip
-        self._acks.put_nowait(protocol.ack_payload(playlist_id, status, self.clock(), detail))
+        ts = self.clock()
+        self.acks.add(lambda n: protocol.ack_payload(playlist_id, status, ts, detail, n=n))
+        self.made.append((playlist_id, status))
+        self._wake.set()
+
+    def on_receipt(self, payload: bytes) -> None:
+        """A receipt from the daemon: forget the acks it names (a forged one changes nothing)."""
+        try:
+            numbers = self._verify_receipt(payload)
+        except ProtocolError as exc:
+            log.warning("node %s: receipt refused: %s", self.node_id, exc)
+            return
+        for n in self.acks.confirm(numbers):
+            self._sent.pop(n, None)
+            self._resend_in = RESEND_S  # the daemon answers: back to prompt resends
+        self._wake.set()
+
+    def resend_now(self) -> None:
+        """Send every unconfirmed ack again (the link came back, or the controller did)."""
+        if self.acks.pending:
+            self._sent.clear()
+            self._wake.set()
 
     async def send_acks(self) -> None:
-        """Publish queued acks in order, each retried until the broker has it; runs forever."""
+        """Publish kept acks in order, each until the broker has it and again until a receipt
+        names it; runs forever."""
+        loop = asyncio.get_running_loop()
+        self.acks.open()
         while True:
-            payload = await self._acks.get()
-            while True:
-                await self.link.connected.wait()
+            await self.link.connected.wait()
+            due = self._due(loop.time())
+            if not due:
+                await self._idle(loop.time())
+                continue
+            await asyncio.to_thread(self.acks.sync)
+            for n in due:
+                payload = self.acks.pending.get(n)
+                if payload is None:
+                    continue  # confirmed meanwhile
                 try:
                     await self.link.publish(self._ack_topic, payload)
-                    break
                 except LinkError as exc:
                     log.info("node %s: ack delayed: %s", self.node_id, exc)
                     await asyncio.sleep(RETRY_S)
-            self._acks.task_done()
+                    break
+                self._sent[n] = loop.time()
+                self._progress.set()
+
+    def _due(self, now: float) -> list[int]:
+        """The acks to send now, oldest first. Never held back for a receipt: a daemon that
+        sends none (an older one) still gets every ack at once, as before receipts; what its
+        rate limit refuses is unconfirmed, hence sent again later."""
+        self._sent = {n: t for n, t in self._sent.items() if n in self.acks.pending}
+        if self._sent and now - min(self._sent.values()) >= self._resend_in:
+            self._sent.clear()  # unconfirmed for too long: all again, from the oldest
+            self._resend_in = min(self._resend_in * 2, RESEND_MAX_S)
+        return [n for n in sorted(self.acks.pending) if n not in self._sent]
+
+    async def _idle(self, now: float) -> None:
+        self._wake.clear()
+        timeout = None
+        if self._sent:
+            timeout = max(0.0, min(self._sent.values()) + self._resend_in - now)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - a bounded best effort
-        """Wait (at most `timeout` s) until every queued ack has reached the broker."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._acks.join(), timeout)
+        """Wait (at most `timeout` s) until every kept ack has been sent at least once; the
+        unconfirmed ones stay on disk for the next run."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(n not in self._sent for n in self.acks.pending) and loop.time() < deadline:
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), deadline - loop.time())
+        await asyncio.to_thread(self.acks.sync)
 
     async def heartbeats(self, every_s: float) -> None:
         """A heartbeat every `every_s` while connected; runs forever."""

@@ -5,12 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, model_validator
 
 from broadcastd import __version__, protocol
-from broadcastd.config.fields import Duration, Model, Slug, TimeZoneName, validation_problems
+from broadcastd.config.fields import (
+    Duration,
+    Model,
+    Slug,
+    TimeZoneName,
+    loopback_host,
+    validation_problems,
+)
 from broadcastd.config.yamlsource import read_yaml
 from broadcastd.errors import BroadcastdError, ConfigError, Problem
 from broadcastd.transport.link import LinkSettings
@@ -33,9 +41,27 @@ def _player(value: str | None) -> str | None:
     return value
 
 
-def _broker_url(value: str) -> str:
+def _broker_url(value: str, info: ValidationInfo) -> str:
     if not value.startswith(("mqtt://", "mqtts://")):
         raise ValueError("url must look like mqtt://host:1883 or mqtts://host:8883")
+    plaintext_ok = info.data.get("insecure_plaintext", False)
+    if (
+        value.startswith("mqtt://")
+        and not plaintext_ok
+        and not loopback_host(urlsplit(value).hostname)
+    ):
+        # Refused before any connection: the password must never leave in clear by mistake.
+        raise ValueError(
+            "plain MQTT to a broker beyond loopback would send this speaker's password in clear;"
+            " use the mqtts:// URL and ca_file of a bundle from `broadcastd node-config`, or set"
+            " broker.insecure_plaintext: true on a private network (a VPN)"
+        )
+    return value
+
+
+def _existing_file(value: Path | None) -> Path | None:
+    if value is not None and not value.is_file():
+        raise ValueError(f"file not found (looked for {value})")
     return value
 
 
@@ -46,11 +72,13 @@ class NodeIdentity(Model):
 
 
 class NodeBroker(Model):
+    # Before `url`, whose check reads it (pydantic validates fields in this order).
+    insecure_plaintext: Annotated[bool, Field(strict=True)] = False
     url: Annotated[str, AfterValidator(_broker_url)]
     username: str | None = None
     password_file: Path | None = None
     password: Annotated[str | None, Field(repr=False)] = None  # `node-config` without --out
-    ca_file: Path | None = None
+    ca_file: Annotated[Path | None, AfterValidator(_existing_file)] = None  # the commune CA
 
     @model_validator(mode="after")
     def _one_password(self) -> NodeBroker:
@@ -89,8 +117,9 @@ class NodeConfig(Model):
         return ZoneInfo(self.timezone) if self.timezone else None
 
     def link_settings(self, clock: Callable[[], float]) -> LinkSettings:
-        """How this speaker logs in: its own id, a retained state with a Last Will, and a
-        subscription to its hamlet's playlist and control topics."""
+        """How this speaker logs in: its own id, a retained state with a Last Will, and
+        subscriptions to its hamlet's playlist and control, its receipts and the controller's
+        state."""
         topics, node = protocol.Topics(self.node.commune), self.node
         state = topics.node_state(node.id)
         return LinkSettings.from_url(
@@ -99,11 +128,23 @@ class NodeConfig(Model):
             username=self.broker.username,
             password=self.broker.read_password(),
             tls_ca=self.broker.ca_file,
+            insecure_plaintext=self.broker.insecure_plaintext,
             keepalive=max(5, int(self.keepalive.total_seconds())),
             will=(state, protocol.state_payload("offline", clock(), __version__)),
             online=(state, protocol.state_payload("online", clock(), __version__)),
-            subscriptions=((topics.playlist(node.hamlet), 1), (topics.control(node.hamlet), 1)),
+            subscriptions=(
+                (topics.playlist(node.hamlet), 1),
+                (topics.control(node.hamlet), 1),
+                (topics.receipt(node.id), 1),
+                (topics.controller_state(), 1),  # `online`: a restarted daemon, acks resent
+            ),
         )
+
+    def receipt_verifier(self) -> Callable[[bytes], list[int]]:
+        """The ack numbers a genuine receipt for this node confirms (ProtocolError if not)."""
+        key = protocol.load_public_key(self.public_key)
+        commune, node = self.node.commune, self.node.id
+        return lambda payload: protocol.verify_receipt(payload, key, commune=commune, node=node)
 
 
 # Relative paths in node.yaml resolve against the file's directory, like the main config.

@@ -38,6 +38,7 @@ from broadcastd.protocol.payloads import (
     parse_ack,
     state_payload,
 )
+from broadcastd.protocol.receipts import receipt_payload, verify_receipt
 from broadcastd.protocol.signing import (
     MAX_ENVELOPE_BYTES,
     REJECT_REASONS,
@@ -91,6 +92,7 @@ __all__ = [
     "parse_ack",
     "playlist_envelope",
     "public_key_b64",
+    "receipt_payload",
     "seal",
     "sign",
     "signed_playlist",
@@ -98,4 +100,5 @@ __all__ = [
     "validate_control",
     "validate_playlist",
     "verify",
+    "verify_receipt",
 ]

@@ -20,6 +20,7 @@ MAX_NODE_PAYLOAD_BYTES: Final = 4 * 1024  # a heartbeat is ~80 bytes; far beyond
 MAX_TS: Final = 1e11  # year ~5138: beyond it a "timestamp" is garbage, not a clock
 MAX_FIELD: Final = 1024  # playlist ids and details
 MAX_VERSION: Final = 64
+MAX_ACK_NUMBER: Final = 2**53
 STATES: Final = ("online", "offline")
 
 
@@ -29,6 +30,7 @@ class AckMessage:
     status: str
     ts: int
     detail: str = ""
+    n: int | None = None  # the node's own ack number, for receipts (receipts.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +52,20 @@ def _canonical(obj: object) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def ack_payload(playlist: str, status: str, ts: float, detail: str = "") -> bytes:
+def ack_payload(
+    playlist: str, status: str, ts: float, detail: str = "", *, n: int | None = None
+) -> bytes:
     if status not in ACK_STATUSES:
         raise ValueError(f"unknown ack status {status!r}")
-    return _canonical(
-        {"playlist": playlist, "status": status, "ts": int(ts), "detail": detail[:MAX_FIELD]}
-    )
+    ack: dict[str, object] = {
+        "playlist": playlist,
+        "status": status,
+        "ts": int(ts),
+        "detail": detail[:MAX_FIELD],
+    }
+    if n is not None:
+        ack["n"] = n
+    return _canonical(ack)
 
 
 def heartbeat_payload(ts: float, uptime_s: float, rssi: int | None, volume: int) -> bytes:
@@ -121,8 +131,8 @@ def _timestamp(obj: dict[str, Any]) -> float:
 
 
 def parse_ack(payload: bytes) -> AckMessage:
-    """`{"playlist","status","ts","detail"}`; status one of DESIGN.md §5's ack statuses, playlist
-    an id in the id grammar (`is_wire_id`)."""
+    """`{"playlist","status","ts","detail"}` and optional `n`; status one of DESIGN.md §5's ack
+    statuses, playlist an id in the id grammar (`is_wire_id`)."""
     obj = _object(payload)
     playlist, status, detail = obj.get("playlist"), obj.get("status"), obj.get("detail")
     if not is_wire_id(playlist):
@@ -131,7 +141,24 @@ def parse_ack(payload: bytes) -> AckMessage:
         raise ProtocolError("bad_status")
     if detail is not None and not isinstance(detail, str):
         raise ProtocolError("bad_detail")
-    return AckMessage(playlist, str(status), int(_timestamp(obj)), (detail or "")[:MAX_FIELD])
+    n = _number(obj, "n", 1, MAX_ACK_NUMBER, required=False)
+    if n is not None and n != int(n):
+        raise ProtocolError("bad_n")
+    return AckMessage(
+        playlist,
+        str(status),
+        int(_timestamp(obj)),
+        (detail or "")[:MAX_FIELD],
+        None if n is None else int(n),
+    )
+
+
+def ack_number(payload: bytes) -> int | None:
+    """The `n` of an ack, None when it has none or is no valid ack (then `parse_ack` says why)."""
+    try:
+        return parse_ack(payload).n
+    except ProtocolError:
+        return None
 
 
 def parse_heartbeat(payload: bytes) -> Heartbeat:

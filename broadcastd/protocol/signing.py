@@ -134,7 +134,7 @@ def verify(
         raise ProtocolError("malformed", f"v must be an integer, got: {brief(version)}")
     if version != VERSION:
         raise ProtocolError("unsupported_version", f"v must be {VERSION}, got: {version}")
-    _check_signature(env, public_key)
+    check_signature(env, public_key)
     kind = env.get("kind")
     envelope: Playlist | Control
     if kind == Playlist.kind:
@@ -152,7 +152,7 @@ def verify(
     return envelope
 
 
-def _check_signature(env: dict[str, Any], public_key: Ed25519PublicKey) -> None:
+def check_signature(env: dict[str, Any], public_key: Ed25519PublicKey) -> None:
     """Pop `sig` from `env` and check it over the canonical JSON of the rest."""
     sig = env.pop("sig", None)
     if sig is None or sig == "":

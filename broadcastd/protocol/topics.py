@@ -44,12 +44,17 @@ class Topics:
     def node_ack(self, node: str) -> str:
         return f"{self.root}/node/{node}/ack"
 
+    def receipt(self, node: str) -> str:
+        """Where the daemon confirms a node's journaled acks (daemon -> that node only)."""
+        return f"{self.root}/receipt/{node}"
+
     def nodes_filter(self) -> str:
         return f"{self.root}/node/+/+"
 
     def parse(self, topic: str) -> tuple[str, ...] | None:  # noqa: PLR0911 - one return per topic kind
         """Route an inbound topic: ("controller_state",), ("playlist", hamlet), ("control",
-        hamlet), ("audio", sha256, index), ("node_state"|"node_heartbeat"|"node_ack", node);
+        hamlet), ("audio", sha256, index), ("node_state"|"node_heartbeat"|"node_ack", node),
+        ("receipt", node);
         None for anything else (including malformed ids)."""
         prefix = self.root + "/"
         if not topic.startswith(prefix):
@@ -66,4 +71,6 @@ class Topics:
                 return ("audio", sha, index)
             case ["node", node, ("state" | "heartbeat" | "ack") as kind]:
                 return (f"node_{kind}", node)
+            case ["receipt", node]:
+                return ("receipt", node)
         return None

@@ -43,8 +43,14 @@ def demo_config(loaded: LoadedConfig, root: Path) -> LoadedConfig:
     derived = base.model_copy(
         update={
             "broker": base.broker.model_copy(
-                # a node_url in the base config names its real broker, not the demo's
-                update={"mode": "embedded", "listen": f"127.0.0.1:{free_port()}", "node_url": None}
+                # a node_url or public listener in the base config names its real broker, and
+                # the demo's fleet runs on this machine: loopback plain MQTT, no certificate
+                update={
+                    "mode": "embedded",
+                    "listen": f"127.0.0.1:{free_port()}",
+                    "node_url": None,
+                    "public": None,
+                }
             ),
             "signing": Signing(private_key_file=root / "ed25519.key"),
             "state_dir": root / "state",

@@ -21,6 +21,7 @@ from broadcastd.node.agent import NodeAgent
 from broadcastd.node.fetch import REFETCH_AFTER_S
 from broadcastd.node.player import NullPlayer
 from broadcastd.node.settings import NodeBroker, NodeConfig, NodeIdentity
+from broadcastd.transport import pki
 from broadcastd.transport.credentials import Credentials
 
 if TYPE_CHECKING:
@@ -65,8 +66,13 @@ def fleet_nodes(
 
     Synthetic nodes are not in the broker's ACL, so they connect with `fallback` credentials.
     """
-    if count <= 0:
-        return [SimNode(n.id, h.id, n.id, passwords[n.id]) for h in config.hamlets for n in h.nodes]
+    if count <= 0:  # a revoked node has no password, hence no place in the fleet
+        return [
+            SimNode(n.id, h.id, n.id, passwords[n.id])
+            for h in config.hamlets
+            for n in h.nodes
+            if n.id in passwords
+        ]
     if fallback is None:
         raise ValueError("synthetic nodes need fallback credentials")
     hamlets = [h.id for h in config.hamlets]
@@ -102,6 +108,7 @@ class Fleet:
         broker_url: str,
         public_key: str,
         cache_root: Path,
+        ca_file: Path | None = None,
         loss: float = 0.0,
         flap: float = 0.0,
         clock: Callable[[], float] = time.time,
@@ -121,7 +128,9 @@ class Fleet:
         for node in nodes:
             node_config = NodeConfig(
                 node=NodeIdentity(id=node.id, hamlet=node.hamlet, commune=self.commune),
-                broker=NodeBroker(url=broker_url, username=node.username, password=node.password),
+                broker=NodeBroker(
+                    url=broker_url, username=node.username, password=node.password, ca_file=ca_file
+                ),
                 public_key=public_key,
                 cache_dir=cache_root / node.id,
                 player=None,
@@ -146,8 +155,8 @@ class Fleet:
         **options: Unpack[FleetOptions],
     ) -> Fleet:
         """The config's speakers (only `nodes`, if given) or `count` synthetic ones, with the
-        passwords and public key the daemon made, against `broker_url` (default: the config's URL
-        for nodes)."""
+        passwords, public key and CA the daemon made, against `broker_url` (default: the config's
+        URL for nodes)."""
         creds = Credentials.load_or_create(config)
         key = protocol.load_private_key(config.signing.private_key_file)
         specs = fleet_nodes(config, creds.passwords, count=count, fallback=creds.monitor)
@@ -160,6 +169,8 @@ class Fleet:
             broker_url=broker_url or config.broker.url_for_nodes,
             public_key=protocol.public_key_b64(key.public_key()),
             cache_root=cache_root,
+            # The commune CA when the speakers' own URL is TLS, as in their bundles.
+            ca_file=pki.trust_anchor(config) if broker_url is None else None,
             **options,
         )
 

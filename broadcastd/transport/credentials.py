@@ -7,14 +7,17 @@ import base64
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from broadcastd.localtime import local_time
 from broadcastd.transport.broker import BrokerError
 from broadcastd.transport.bulk import BULK_LINKS
 from broadcastd.transport.privatefiles import write_private
 
 if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping
     from pathlib import Path
 
     from broadcastd.config import Config
@@ -37,10 +40,12 @@ def topic_root(commune: str) -> str:
 @dataclass(frozen=True)
 class Credentials:
     """One random password per MQTT user (the controller, its bulk links, the monitor and each
-    node), kept in a 0600 file."""
+    node), kept in a 0600 file, with the nodes revoked (node id -> when): a revoked node keeps its
+    place in the config (hamlet, households) but has no login until it is given a new one."""
 
     path: Path
     passwords: dict[str, str]
+    revoked: dict[str, int] = field(default_factory=dict)
 
     @property
     def controller(self) -> tuple[str, str]:
@@ -59,6 +64,11 @@ class Credentials:
         try:
             return self.passwords[user]
         except KeyError:
+            if user in self.revoked:
+                raise BrokerError(
+                    f"{user!r} was revoked at {local_time(self.revoked[user])}: "
+                    f"`broadcastd node-config {user} --new-login` gives it a new password"
+                ) from None
             raise BrokerError(f"no MQTT credentials for {user!r}") from None
 
     @classmethod
@@ -66,22 +76,46 @@ class Credentials:
         return config.state_dir / "broker" / "credentials.json"
 
     @classmethod
-    def load_or_create(cls, config: Config) -> Credentials:
-        """Stable passwords: existing users keep theirs, new nodes get one, removed ones go."""
+    def load_or_create(
+        cls,
+        config: Config,
+        *,
+        revoke: Collection[str] = (),
+        renew: Collection[str] = (),
+        now: float | None = None,
+    ) -> Credentials:
+        """Stable passwords: existing users keep theirs, new nodes get one, removed ones go.
+
+        `revoke`: these nodes lose their password and stay without one; `renew`: these get a
+        new password (a revoked one is reinstated)."""
         path = cls.path_for(config)
-        old: dict[str, str] = {}
-        if path.exists():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                old = {str(k): str(v) for k, v in data["passwords"].items()}
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise BrokerError(f"{path}: unreadable credentials file: {exc}") from None
+        old, revoked = _read(path)
+        revoked = {n: t for n, t in revoked.items() if n not in renew}
+        when = int(time.time() if now is None else now)
+        revoked |= {n: revoked.get(n, when) for n in revoke}
+        nodes = {n.id for h in config.hamlets for n in h.nodes}
+        revoked = {n: t for n, t in revoked.items() if n in nodes}  # removed ones are forgotten
         users = [CONTROLLER_USER, *BULK_USERS, MONITOR_USER]
-        users += [n.id for h in config.hamlets for n in h.nodes]
-        passwords = {u: old.get(u) or secrets.token_urlsafe(24) for u in users}
-        if passwords != old:
-            write_private(path, json.dumps({"passwords": passwords}, indent=2) + "\n")
-        return cls(path=path, passwords=passwords)
+        users += [n.id for h in config.hamlets for n in h.nodes if n.id not in revoked]
+        passwords = {
+            u: (None if u in renew else old.get(u)) or secrets.token_urlsafe(24) for u in users
+        }
+        if passwords != old or revoke or renew:
+            body = {"passwords": passwords, "revoked": revoked}
+            write_private(path, json.dumps(body, indent=2) + "\n")
+        return cls(path=path, passwords=passwords, revoked=revoked)
+
+
+def _read(path: Path) -> tuple[dict[str, str], dict[str, int]]:
+    if not path.exists():
+        return {}, {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        passwords = {str(k): str(v) for k, v in data["passwords"].items()}
+        revoked = {str(k): int(v) for k, v in data.get("revoked", {}).items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BrokerError(f"{path}: unreadable credentials file: {exc}") from None
+    return passwords, revoked
 
 
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
@@ -92,15 +126,18 @@ def hash_password(password: str, *, salt: bytes | None = None) -> str:
     return f"$7${_PBKDF2_ITERATIONS}${b64(salt).decode()}${b64(digest).decode()}"
 
 
-def password_file_lines(creds: Credentials) -> str:
-    """A mosquitto password file, one `user:hash` line per user."""
-    return "".join(f"{user}:{hash_password(pw)}\n" for user, pw in sorted(creds.passwords.items()))
+def password_file_lines(creds: Credentials, extra: Mapping[str, str] | None = None) -> str:
+    """A mosquitto password file, one `user:hash` line per user (and per `extra` login)."""
+    logins = creds.passwords | dict(extra or {})
+    return "".join(f"{user}:{hash_password(pw)}\n" for user, pw in sorted(logins.items()))
 
 
-def acl_text(config: Config, controller_user: str = CONTROLLER_USER) -> str:
+def acl_text(
+    config: Config, controller_user: str = CONTROLLER_USER, revoked: Collection[str] = ()
+) -> str:
     """Controller: everything under the commune. Bulk links: write audio. Monitor: read all.
-    Node: write its own `state`, `heartbeat` and `ack`; read controller state, its hamlet's
-    playlist and control, and audio."""
+    Node: write its own `state`, `heartbeat` and `ack`; read controller state, its receipts,
+    its hamlet's playlist and control, and audio. A revoked node: nothing."""
     root = topic_root(config.commune.id)
     out = [
         "# generated by broadcastd acl; edits are overwritten",
@@ -112,7 +149,7 @@ def acl_text(config: Config, controller_user: str = CONTROLLER_USER) -> str:
         out += [f"user {user}", f"topic write {root}/audio/#", ""]
     out += [f"user {MONITOR_USER}", f"topic read {root}/#", ""]
     for hamlet in config.hamlets:
-        for node in hamlet.nodes:
+        for node in (n for n in hamlet.nodes if n.id not in revoked):
             out += [
                 f"user {node.id}",
                 # Exactly its three topics, never `node/<id>/#`: under a wildcard one login could
@@ -121,6 +158,7 @@ def acl_text(config: Config, controller_user: str = CONTROLLER_USER) -> str:
                 f"topic write {root}/node/{node.id}/heartbeat",
                 f"topic write {root}/node/{node.id}/ack",
                 f"topic read {root}/controller/state",
+                f"topic read {root}/receipt/{node.id}",
                 f"topic read {root}/hamlet/{hamlet.id}/playlist",
                 f"topic read {root}/hamlet/{hamlet.id}/control",
                 f"topic read {root}/audio/#",
@@ -129,11 +167,19 @@ def acl_text(config: Config, controller_user: str = CONTROLLER_USER) -> str:
     return "\n".join(out)
 
 
-def write_broker_files(config: Config, directory: Path) -> tuple[Path, Path, Credentials]:
-    """Write `passwd` and `acl` (0600) into `directory`; returns their paths and the creds."""
-    creds = Credentials.load_or_create(config)
+def write_broker_files(
+    config: Config,
+    directory: Path,
+    *,
+    revoke: Collection[str] = (),
+    extra: Mapping[str, str] | None = None,
+) -> tuple[Path, Path, Credentials]:
+    """Write `passwd` and `acl` (0600) into `directory`; returns their paths and the creds.
+    `revoke`: nodes whose logins end now; `extra`: logins beside the configured ones, with no
+    ACL entry (they can do nothing; revocation.py uses one to end a session)."""
+    creds = Credentials.load_or_create(config, revoke=revoke)
     passwd = directory / "passwd"
     acl = directory / "acl"
-    write_private(passwd, password_file_lines(creds))
-    write_private(acl, acl_text(config))
+    write_private(passwd, password_file_lines(creds, extra))
+    write_private(acl, acl_text(config, revoked=creds.revoked))
     return passwd, acl, creds

@@ -14,9 +14,7 @@ import logging
 import random
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -24,10 +22,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from broadcastd.errors import LinkError
+from broadcastd.transport.linksettings import LinkSettings as LinkSettings
+from broadcastd.transport.linksettings import failure_message, tls_context
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from prometheus_client import Gauge
 
 log = logging.getLogger(__name__)
@@ -35,7 +33,6 @@ log = logging.getLogger(__name__)
 OnMessage = Callable[[str, bytes, Properties | None], Awaitable[None]]
 OnConnect = Callable[[], Awaitable[None]]
 
-_DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 # aiomqtt warns above 10 pending calls; a playlist with its audio chunks is far more than that.
 _PENDING_CALLS_THRESHOLD = 10_000
 # MQTT v5 Receive Maximum, sent in CONNECT: how many QoS 1 messages the broker may have in flight
@@ -44,72 +41,6 @@ _PENDING_CALLS_THRESHOLD = 10_000
 # heartbeats arrive, received 1000 `ready` acks 0.3-0.5 s later than with this (the spec's own
 # default). A node's queue is its own playlists and the chunks it asked for.
 RECEIVE_MAXIMUM = 65535
-
-
-@dataclass(frozen=True)
-class LinkSettings:
-    """Where and how to connect; everything the reconnect loop needs, immutable."""
-
-    host: str
-    port: int
-    client_id: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls_ca: Path | None = None
-    tls: bool = False
-    keepalive: int = 30
-    session_expiry: int = 86400
-    will: tuple[str, bytes] | None = None
-    online: tuple[str, bytes] | None = None
-    subscriptions: tuple[tuple[str, int], ...] = ()
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-
-    @classmethod
-    def from_url(  # noqa: PLR0913 - mirrors the dataclass fields a caller may override
-        cls,
-        url: str,
-        *,
-        client_id: str,
-        username: str | None = None,
-        password: str | None = None,
-        tls_ca: Path | None = None,
-        keepalive: int = 30,
-        session_expiry: int = 86400,
-        will: tuple[str, bytes] | None = None,
-        online: tuple[str, bytes] | None = None,
-        subscriptions: tuple[tuple[str, int], ...] = (),
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
-    ) -> LinkSettings:
-        """`mqtt://host:1883` or `mqtts://host:8883` (port optional)."""
-        parts = urlsplit(url)
-        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise LinkError(f"broker url must look like mqtt://host:1883, got: {url!r}")
-        try:
-            port = parts.port or _DEFAULT_PORTS[parts.scheme]
-        except ValueError:
-            raise LinkError(f"broker url has an invalid port, got: {url!r}") from None
-        return cls(
-            host=parts.hostname,
-            port=port,
-            client_id=client_id,
-            username=username if username is not None else parts.username,
-            password=password if password is not None else parts.password,
-            tls_ca=tls_ca,
-            tls=parts.scheme == "mqtts",
-            keepalive=keepalive,
-            session_expiry=session_expiry,
-            will=will,
-            online=online,
-            subscriptions=subscriptions,
-            backoff_initial=backoff_initial,
-            backoff_max=backoff_max,
-        )
-
-    @property
-    def url(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
 class MqttLink:
@@ -151,7 +82,7 @@ class MqttLink:
                     await self._session()
                 except aiomqtt.MqttError as exc:
                     # str(): a log record holding the exception would pin its frames and sockets
-                    log.warning("mqtt %s: %s", self.settings.url, str(exc))
+                    log.log(*failure_message(self.settings, exc))
                 if self.connects != before:
                     failures = 0  # the link was up: start the backoff from the beginning
                 if self._closing.is_set():
@@ -179,9 +110,7 @@ class MqttLink:
         will = None
         if s.will is not None:
             will = aiomqtt.Will(topic=s.will[0], payload=s.will[1], qos=1, retain=True)
-        tls = None
-        if s.tls:
-            tls = aiomqtt.TLSParameters(ca_certs=str(s.tls_ca) if s.tls_ca else None)
+        tls = tls_context(s.tls_ca) if s.tls else None
         client = aiomqtt.Client(
             s.host,
             s.port,
@@ -195,7 +124,7 @@ class MqttLink:
             # broker kept for us, and with it every QoS 1 message queued while we were away.
             clean_start=False,
             properties=connect_props,
-            tls_params=tls,
+            tls_context=tls,
             timeout=10,
             max_queued_incoming_messages=0,  # unbounded: a handler may be slow, never drop
             max_queued_outgoing_messages=0,
@@ -245,6 +174,13 @@ class MqttLink:
                 log.error("mqtt: broker refused subscription to %s: %s", topic_filter, granted)
         # Logged once announced and subscribed: a retained `online` is then on the broker.
         log.info("mqtt: connected to %s as %s", self.settings.url, self.settings.client_id)
+        if self.settings.plaintext_exposed:
+            log.warning(
+                "mqtt: %s is plain MQTT beyond loopback (insecure_plaintext): the password of %r"
+                " and every message cross the network in clear",
+                self.settings.url,
+                self.settings.username,
+            )
         self.connected.set()
         if self._gauge is not None:
             self._gauge.set(1)

@@ -18,11 +18,11 @@ from broadcastd.config import load_config
 from broadcastd.errors import LinkError
 from broadcastd.transport.broker import (
     BrokerError,
-    BrokerOptions,
     MosquittoProcess,
     free_port,
     port_open,
 )
+from broadcastd.transport.brokerconf import BrokerOptions
 from broadcastd.transport.credentials import write_broker_files
 from broadcastd.transport.link import LinkSettings, MqttLink
 

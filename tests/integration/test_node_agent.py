@@ -23,6 +23,7 @@ from support.clock import FakeClock
 from support.envelopes import signed, signed_playlist
 
 from broadcastd import protocol
+from broadcastd.errors import LinkError
 from broadcastd.node.agent import NodeAgent
 from broadcastd.node.player import NullPlayer
 from broadcastd.node.settings import NodeConfig
@@ -59,9 +60,28 @@ class Controller:
     key: Ed25519PrivateKey
     seen: list[tuple[str, bytes]] = field(default_factory=list)
     seq: int = 0
+    numbered: set[tuple[str, int]] = field(default_factory=set)  # (node, n) acks handled
+    receipts: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def on_message(self, topic: str, payload: bytes, _props: object) -> None:
-        self.seen.append((topic, payload))
+        """Keep each message; confirm numbered acks as the daemon does, once each."""
+        route = self.topics.parse(topic)
+        n = protocol.parse_ack(payload).n if route and route[0] == "node_ack" else None
+        if route is None or n is None:
+            self.seen.append((topic, payload))
+            return
+        node = route[1]
+        if (node, n) not in self.numbered:
+            self.numbered.add((node, n))
+            self.seen.append((topic, payload))
+        task = asyncio.create_task(self._receipt(node, n))
+        self.receipts.add(task)
+        task.add_done_callback(self.receipts.discard)
+
+    async def _receipt(self, node: str, n: int) -> None:
+        receipt = protocol.receipt_payload(self.commune, node, [n], T0, self.key)
+        with contextlib.suppress(LinkError):  # closing: the node sends the ack again later
+            await self.link.publish(self.topics.receipt(node), receipt)
 
     def acks(self, playlist: str | None = None) -> list[tuple[str, str, str]]:
         out = []

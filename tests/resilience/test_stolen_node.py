@@ -338,8 +338,8 @@ async def test_forged_flooded_and_hostile_acks_from_a_stolen_login_change_no_fig
             await daemon.journal.flush()
             kept = [a for a in daemon.journal.acks_for(pids["h00"]) if a.node == THIEF]
             print(f"ack flood: {len(kept)} of {flood} journaled, the rest refused")
-            assert len(kept) <= ACK_BURST + 10
-            assert len(kept) + _refused(daemon, "rate_limited") == flood
+            assert flood - _refused(daemon, "rate_limited") <= ACK_BURST + 10
+            assert len(kept) == 1  # the same ack, however often it comes, is one row
             # It may speak for itself (its own hamlet's row now shows it answered), no further.
             after = _figures(e2e, daemon, day)
             assert after["gauge"] == before["gauge"]

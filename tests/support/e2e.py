@@ -20,6 +20,7 @@ from broadcastd import protocol
 from broadcastd.config import Config, LoadedConfig, load_config
 from broadcastd.controller.daemon import Daemon
 from broadcastd.sim.fleet import Fleet, FleetOptions
+from broadcastd.transport import pki
 from broadcastd.transport.broker import free_port
 
 if TYPE_CHECKING:
@@ -203,15 +204,19 @@ def write_commune(  # noqa: PLR0913 - each knob is a scenario parameter
     extra: tuple[str, ...] = (),
     heartbeat: str = "1s",
     keepalive: str = "5s",
+    tls: bool = False,
 ) -> E2E:
-    """Write config + key for a commune whose `noon` slot plays `play_in` real seconds from now."""
+    """Write config + key for a commune whose `noon` slot plays `play_in` real seconds from now.
+
+    `tls`: the embedded broker also has the speakers' TLS listener (`broker.public`, host
+    `localhost`, bound to 127.0.0.1) and `broadcastd tls init` has run; speakers use it."""
     root.mkdir(parents=True, exist_ok=True)
     local = dt.datetime.now(tz=TZ)
     at = (local + dt.timedelta(minutes=3)).replace(second=0, microsecond=0)
     offset = at.timestamp() - (time.time() + play_in)
     lines = [
         "commune: {id: test-commune, name: Xã Thử, timezone: Asia/Ho_Chi_Minh}",
-        f"broker: {{mode: embedded, listen: '127.0.0.1:{free_port()}'}}",
+        f"broker: {{mode: embedded, listen: '127.0.0.1:{free_port()}'{_public(tls)}}}",
         "signing: {private_key_file: ed25519.key}",
         "state_dir: state",
         "slots:",
@@ -241,7 +246,16 @@ def write_commune(  # noqa: PLR0913 - each knob is a scenario parameter
     path = root / "commune.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     protocol.generate_private_key(root / "ed25519.key")
-    return E2E(root, path, offset, at)
+    e2e = E2E(root, path, offset, at)
+    if tls:
+        pki.init(e2e.config)
+    return e2e
+
+
+def _public(tls: bool) -> str:
+    if not tls:
+        return ""
+    return f", public: {{host: localhost, port: {free_port()}, bind: 127.0.0.1}}"
 
 
 async def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:  # noqa: ASYNC109 - a polling deadline, not a cancel scope

@@ -24,7 +24,7 @@ def promtool(*args: str, cwd: Path = PROM) -> subprocess.CompletedProcess[str]:
 def test_rules_are_valid():
     result = promtool("check", "rules", "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout
+    assert "SUCCESS: 10 rules found" in result.stdout
 
 
 def test_rule_unit_tests_pass():
@@ -45,6 +45,7 @@ def test_example_prometheus_config_is_valid():
         ("> 300", "> 30000", "BroadcastdSlotNotDispatched"),
         ('result!="ok"', 'result="ok"', "BroadcastdTtsFailing"),
         ("foreign_playlist|", "foreign-playlist|", "BroadcastdNodeMessagesRefused"),
+        ("86400 < 21", "86400 < 2", "BroadcastdTlsCertificateExpiring"),
     ],
 )
 def test_rule_tests_catch_a_broken_rule(tmp_path, original, broken, alert):

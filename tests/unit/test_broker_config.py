@@ -13,7 +13,14 @@ from support.communes import write_sang_moc
 
 from broadcastd.cli.main import run as cli
 from broadcastd.config import load_config
-from broadcastd.transport.broker import BrokerError, BrokerOptions, mosquitto_conf
+from broadcastd.journal.store import Journal
+from broadcastd.transport.broker import BrokerError
+from broadcastd.transport.brokerconf import (
+    TLS12_CIPHERS,
+    BrokerOptions,
+    TlsListener,
+    mosquitto_conf,
+)
 from broadcastd.transport.credentials import (
     BULK_USERS,
     CONTROLLER_USER,
@@ -71,6 +78,33 @@ def test_conf_with_credentials_refuses_anonymous(tmp_path):
     assert "use_username_as_clientid true" in lines  # a login can only ever be its own client
     assert f"password_file {tmp_path / 'passwd'}" in lines
     assert f"acl_file {tmp_path / 'acl'}" in lines
+
+
+def test_conf_tls_listener_is_tls12_plus_under_the_same_logins(tmp_path):
+    tls = TlsListener("192.0.2.10", 8883, tmp_path / "server.crt", tmp_path / "server.key")
+    opts = BrokerOptions(
+        port=1883, password_file=tmp_path / "passwd", acl_file=tmp_path / "acl", tls=tls
+    )
+    lines = conf_lines(opts, tmp_path)
+    # Logins, ACL and anonymous refusal are global: they bind every listener alike.
+    assert "per_listener_settings false" in lines
+    first = lines.index("listener 1883 127.0.0.1")
+    second = lines.index("listener 8883 192.0.2.10")
+    assert first < second
+    security = ("allow_anonymous false", f"password_file {tmp_path / 'passwd'}")
+    assert all(lines.index(line) < first for line in security)
+    # A listener option: without it on the TLS listener, a stolen speaker's login could take
+    # the controller's client id there.
+    assert lines[first + 1] == "use_username_as_clientid true"
+    assert lines[second + 1 :] == [
+        "use_username_as_clientid true",
+        f"certfile {tmp_path / 'server.crt'}",
+        f"keyfile {tmp_path / 'server.key'}",
+        "tls_version tlsv1.2",
+        f"ciphers {TLS12_CIPHERS}",
+        "require_certificate false",
+    ]
+    assert not any(line.startswith(("certfile", "tls_version")) for line in lines[:second])
 
 
 def test_conf_without_persistence(tmp_path):
@@ -143,6 +177,7 @@ def test_acl_gives_each_node_only_its_own_topics(tmp_path):
         f"topic write {root}/node/nl-01/heartbeat",
         f"topic write {root}/node/nl-01/ack",
         f"topic read {root}/controller/state",
+        f"topic read {root}/receipt/nl-01",
         f"topic read {root}/hamlet/na-lay/playlist",
         f"topic read {root}/hamlet/na-lay/control",
         f"topic read {root}/audio/#",
@@ -180,3 +215,42 @@ def test_simulate_refuses_synthetic_nodes_on_the_embedded_broker(tmp_path, capsy
     err = capsys.readouterr().err
     assert "--nodes 5 needs --broker URL" in err
     assert "Traceback" not in err
+
+
+def test_a_revoked_node_loses_its_login_and_acl_until_renewed(tmp_path):
+    config = load_config(write_sang_moc(tmp_path), probe_media=False).config
+    first = Credentials.load_or_create(config)
+    revoked = Credentials.load_or_create(config, revoke=["bc-01"], now=1_796_000_000)
+    assert "bc-01" not in revoked.passwords
+    assert revoked.revoked == {"bc-01": 1_796_000_000}
+    assert revoked.passwords["bc-02"] == first.passwords["bc-02"]
+    again = Credentials.load_or_create(config)  # stays revoked across restarts
+    assert again.revoked == revoked.revoked
+    with pytest.raises(BrokerError, match="`broadcastd node-config bc-01 --new-login`"):
+        again.password("bc-01")
+    assert "user bc-01" not in acl_text(config, revoked=again.revoked)
+    assert "bc-01:" not in password_file_lines(again)
+    renewed = Credentials.load_or_create(config, renew=["bc-01"])
+    assert renewed.revoked == {}
+    assert renewed.passwords["bc-01"] not in first.passwords.values()  # the old board stays out
+
+
+def test_node_revoke_without_a_daemon_removes_the_login_and_journals_it(tmp_path, capsys):
+    cfg = write_sang_moc(tmp_path)
+    (tmp_path / "state").mkdir(mode=0o700)
+    assert cli(["node-revoke", "nl-01", "-c", str(cfg), "--operator", "an"]) == 0
+    assert "the daemon is not running" in capsys.readouterr().err
+    config = load_config(cfg, probe_media=False).config
+    assert "nl-01" in Credentials.load_or_create(config).revoked
+    journal = Journal.open(config.state_dir / "journal.sqlite3", readonly=True)
+    try:
+        (detail,) = journal.event_details("revoke")
+    finally:
+        journal.close()
+    assert json.loads(detail) == {
+        "node": "nl-01",
+        "cause": "node-revoke (daemon not running)",
+        "operator": "an",
+    }
+    assert cli(["node-revoke", "zz-99", "-c", str(cfg)]) == 2
+    assert "no node 'zz-99' in the config" in capsys.readouterr().err

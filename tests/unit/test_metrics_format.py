@@ -30,6 +30,7 @@ CONTRACT = (
     "next_slot_timestamp_seconds",
     "dispatch_lag_seconds",
     "slot_audio_not_ready",
+    "tls_certificate_expiry_timestamp_seconds",
 )
 
 
@@ -59,6 +60,7 @@ def scrape() -> str:
     m.next_slot_timestamp_seconds.labels(slot="noon").set(1_800_003_600)
     m.dispatch_lag_seconds.observe(0.2)
     m.slot_audio_not_ready.labels(slot="noon").set(0)
+    m.tls_certificate_expiry_timestamp_seconds.labels(certificate="server").set(1_830_000_000)
     return generate_latest(m.registry).decode()
 
 

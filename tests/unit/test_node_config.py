@@ -52,7 +52,7 @@ def test_player_may_be_null_and_password_inline(tmp_path):
         good(
             tmp_path,
             player="null",
-            broker="{url: mqtt://h:1883, username: bc-01, password: pw}",
+            broker="{url: mqtt://localhost:1883, username: bc-01, password: pw}",
         )
     )
     assert cfg.player is None
@@ -92,6 +92,33 @@ def test_missing_sections_and_bad_ids(tmp_path):
 
 def test_an_empty_file_is_a_config_error(tmp_path):
     assert "must be a mapping" in problems(write(tmp_path, ""))[0]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "127.0.0.2"])
+def test_plain_mqtt_is_for_loopback(tmp_path, host):
+    cfg = load_node_config(good(tmp_path, broker=f"{{url: 'mqtt://{host}:1883'}}"))
+    assert not cfg.link_settings(lambda: 0.0).plaintext_exposed
+
+
+def test_plain_mqtt_beyond_loopback_needs_insecure_plaintext_and_is_then_exposed(tmp_path):
+    for host in ("192.0.2.7", "loa.example.vn", "localhost.example.vn"):
+        (found,) = problems(good(tmp_path, broker=f"{{url: 'mqtt://{host}:1883'}}"))
+        assert f"{tmp_path / 'node.yaml'}:2:15: broker.url: plain MQTT to a broker beyond" in found
+    allowed = "{url: 'mqtt://192.0.2.7:1883', insecure_plaintext: true}"
+    settings = load_node_config(good(tmp_path, broker=allowed)).link_settings(lambda: 0.0)
+    assert settings.plaintext_exposed  # connects, with a warning at every connect
+    assert settings.insecure_plaintext
+
+
+def test_tls_url_with_the_bundles_ca_file(tmp_path):
+    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    tls = "{url: 'mqtts://loa.example.vn:8883', ca_file: ca.crt}"
+    settings = load_node_config(good(tmp_path, broker=tls)).link_settings(lambda: 0.0)
+    assert settings.tls
+    assert settings.tls_ca == tmp_path / "ca.crt"
+    assert not settings.plaintext_exposed
+    (missing,) = problems(good(tmp_path, broker="{url: 'mqtts://a.example.vn', ca_file: x.crt}"))
+    assert f"broker.ca_file: file not found (looked for {tmp_path / 'x.crt'})" in missing
 
 
 def test_unreadable_password_file_is_a_clear_error(tmp_path):
