@@ -20,7 +20,14 @@ if TYPE_CHECKING:
 
     from broadcastd.console import Console
 
-SAMPLE = {"node": "bc-01", "sha256": "0" * 64, "rid": "req-1"}
+SAMPLE = {
+    "node": "bc-01",
+    "sha256": "0" * 64,
+    "rid": "req-1",
+    "day": "2026-12-06",
+    "slot": "noon",
+    "hamlet": "ban-chuong",
+}
 OPEN = {"/login", "/lang"}  # reachable before login (each with its own pre-session CSRF token)
 
 
