@@ -45,6 +45,7 @@ def check(text: str) -> None:
 @example("9" * 5000)
 @example("1." * 3000)
 @example("0" * 40 + "," + "5" * 40)
+@example("000000000000%.vn")  # an address only once the percent is read
 def test_any_unicode_string(text):
     check(text)
 

@@ -83,7 +83,7 @@ class Normalizer:
         spoken = self._run(text, lang, ctx)
         return spoken, ctx.doubts or []
 
-    def _run(self, text: str, lang: str, ctx: Ctx) -> str:
+    def _run(self, text: str, lang: str, ctx: Ctx, *, again: bool = True) -> str:
         if lang not in SPOKEN_LANGUAGES:
             return _tidy(text)  # no rules for it: the engine gets the text on one line
         text = _prepare(text)
@@ -91,7 +91,12 @@ class Normalizer:
         text = _CODE_SLASH.sub(" ", text)
         for step in _STEPS:
             text = step(text, ctx)
-        return _tidy(text)
+        text = _tidy(text)
+        # A later step can make an address out of what the address step saw as none ("12%.vn"
+        # becomes "phần trăm.vn"); reading it once more keeps normalising idempotent.
+        if again and spelling.has_address(text):
+            return self._run(text, lang, ctx, again=False)
+        return text
 
 
 def normalize(text: str, lang: str = "vi", *, lexicon: Mapping[str, str] | None = None) -> str:

@@ -116,6 +116,11 @@ MAX_SEGMENTED = 40
 _ADDRESS_HINT = re.compile(r"\.(?:vn|com|net|org|gov|edu|info)(?![^\W\d_])|@", re.IGNORECASE)
 
 
+def has_address(text: str) -> bool:
+    """Whether `text` may still hold a web or mail address (a domain ending or an @)."""
+    return _ADDRESS_HINT.search(text) is not None
+
+
 def addresses(text: str, ctx: Ctx) -> str:
     out: list[str] = []
     last = 0
