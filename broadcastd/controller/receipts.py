@@ -73,8 +73,9 @@ class Receipts:
             self._wake.clear()
             batch, self._waiting = self._waiting, defaultdict(set)
             await self._journal.flush()  # every ack queued before this point is committed
-            for node, numbers in batch.items():
-                await self._send(node, sorted(numbers))
+            # All at once: one PUBACK wait per receipt, in turn, held a slot's 1000 receipts
+            # (and the acks behind them on this loop) for a round trip each.
+            await asyncio.gather(*(self._send(n, sorted(ns)) for n, ns in batch.items()))
 
     async def _send(self, node: str, numbers: list[int]) -> None:
         commune = self._commune()

@@ -89,6 +89,11 @@ class AckLog:
                 self._compact()
         return done
 
+    @property
+    def dirty(self) -> bool:
+        """Lines were appended since the last `sync`."""
+        return self._dirty
+
     def sync(self) -> None:
         """Make every appended line durable (blocking: call it in a thread)."""
         fh = self._fh

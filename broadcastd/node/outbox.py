@@ -12,7 +12,6 @@ on site reads `journalctl -u broadcastd-node` to learn what the speaker did.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from typing import TYPE_CHECKING
@@ -151,7 +150,8 @@ class Outbox:
             if not due:
                 await self._idle(loop.time())
                 continue
-            await asyncio.to_thread(self.acks.sync)
+            if self.acks.dirty:
+                await asyncio.to_thread(self.acks.sync)
             for n in due:
                 payload = self.acks.pending.get(n)
                 if payload is None:
@@ -176,23 +176,34 @@ class Outbox:
         return [n for n in sorted(self.acks.pending) if n not in self._sent]
 
     async def _idle(self, now: float) -> None:
+        """Until something changes, or the oldest unconfirmed ack is due again. A timer, not
+        `wait_for`: on Python 3.11 that can swallow the cancellation of a stopping agent when
+        the wake-up lands at the same moment, and the agent then never finishes stopping."""
         self._wake.clear()
-        timeout = None
+        timer = None
         if self._sent:
-            timeout = max(0.0, min(self._sent.values()) + self._resend_in - now)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            due_in = max(0.0, min(self._sent.values()) + self._resend_in - now)
+            timer = asyncio.get_running_loop().call_later(due_in, self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - a bounded best effort
         """Wait (at most `timeout` s) until every kept ack has been sent at least once; the
         unconfirmed ones stay on disk for the next run."""
         loop = asyncio.get_running_loop()
+        timer = loop.call_later(timeout, self._progress.set)
         deadline = loop.time() + timeout
-        while any(n not in self._sent for n in self.acks.pending) and loop.time() < deadline:
-            self._progress.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), deadline - loop.time())
-        await asyncio.to_thread(self.acks.sync)
+        try:
+            while any(n not in self._sent for n in self.acks.pending) and loop.time() < deadline:
+                self._progress.clear()
+                await self._progress.wait()  # an ack went out, or the time is up
+        finally:
+            timer.cancel()
+        if self.acks.dirty:
+            await asyncio.to_thread(self.acks.sync)
 
     async def heartbeats(self, every_s: float) -> None:
         """A heartbeat every `every_s` while connected; runs forever."""
