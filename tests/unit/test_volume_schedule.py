@@ -4,6 +4,7 @@ a speaker plays a playlist at (DESIGN.md §4, §5)."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -55,7 +56,7 @@ def test_the_schedule_sets_each_playlists_level_and_emergencies_play_at_theirs(t
 
 def test_an_operators_schedule_stands_in_for_the_configs_until_put_back(tmp_path):
     config = load_config(write_sang_moc(tmp_path, HAMLETS), probe_media=False).config
-    journaled = [  # the journal's volume_schedule events, oldest first
+    journaled: list[dict[str, Any]] = [  # the journal's volume_schedule events, oldest first
         {"hamlets": ["ban-chuong", "khuoi-meo"], "schedule": {"21:00": 20, "05:30": 90}},
         {"hamlets": ["na-lay"], "schedule": {"00:00": 50}},
         {"hamlets": ["na-lay"], "schedule": None},  # back to the config's 70
