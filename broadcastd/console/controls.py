@@ -210,7 +210,7 @@ async def _volume_form(
         reach=audience(c.loaded.config, live, draft.hamlets),
         speakers=[live.node(n) or {"node": n} for n in draft.nodes],
         schedule_error=schedule_error,
-        **({} if draft.nodes else await schedule_context(request, draft.hamlets)),
+        **({} if draft.nodes else await schedule_context(request, draft.hamlets, fields)),
     )
 
 
@@ -265,7 +265,8 @@ async def schedule_review(request: Request, me: User) -> Response:
     try:
         draft = parse_schedule(fields, c.loaded.config)
     except FormError as exc:
-        return await _volume_form(request, me, {"hamlet": fields.get("hamlet", [])}, None, exc)
+        typed = {k: v for k, v in fields.items() if k in ("hamlet", "at", "at_level")}
+        return await _volume_form(request, me, typed, None, exc)
     return await review(
         request,
         me,

@@ -53,11 +53,11 @@ class ScheduleDraft:
 
 def _pairs(fields: Mapping[str, list[str]]) -> list[tuple[str, str]]:
     """(time, level) as typed: the confirmation page's one `schedule` field ("06:00=80 ..."), or
-    the form's rows of `at` and `level` (rows left empty are no entries)."""
+    the form's rows of `at` and `at_level` (rows left empty are no entries)."""
     canonical = one(fields, "schedule")
     if canonical:
         return [(at, level) for at, _, level in (e.partition("=") for e in canonical.split())]
-    rows = zip(fields.get("at", ()), fields.get("level", ()), strict=False)
+    rows = zip(fields.get("at", ()), fields.get("at_level", ()), strict=False)
     return [(at.strip(), level.strip()) for at, level in rows if at.strip() or level.strip()]
 
 
@@ -114,8 +114,13 @@ async def in_force(request: Request, hamlets: tuple[str, ...]) -> list[InForce]:
     ]
 
 
-async def schedule_context(request: Request, hamlets: tuple[str, ...]) -> dict[str, Any]:
-    """What the volume page shows and offers of the schedule."""
+async def schedule_context(
+    request: Request, hamlets: tuple[str, ...], typed: Mapping[str, list[str]]
+) -> dict[str, Any]:
+    """What the volume page shows and offers of the schedule: the rows as `typed` (a refused
+    form, shown again), else one hamlet's schedule in force."""
     shown = await in_force(request, hamlets)
-    rows = list(shown[0].now.items()) if len(shown) == 1 else []
+    rows: list[tuple[str, Any]] = list(_pairs(typed))
+    if not rows and len(shown) == 1:
+        rows = list(shown[0].now.items())
     return {"schedules": shown, "rows": rows + [("", "")] * FORM_ROWS}

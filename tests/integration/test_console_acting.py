@@ -296,10 +296,11 @@ async def test_a_volume_schedule_set_in_the_console_is_what_new_bulletins_carry(
         assert 'id="schedule-form"' in page.text
         assert 'id="schedule-configured"' not in page.text, "no operator's schedule yet"
         form = {"csrf": await cs.csrf(http), "hamlet": "h01"}
-        rows = {"at": ["20:00", "05:00", ""], "level": ["30", "75", ""]}
+        rows = {"at": ["20:00", "05:00", ""], "at_level": ["30", "75", ""]}
         wrong = await http.post("/volume/schedule/review", data={**form, **rows, "at": "25:00"})
         assert wrong.status_code == 400
         assert 'id="form-error"' in wrong.text
+        assert 'name="at" value="25:00"' in wrong.text, "what was typed is shown again"
         review = await http.post("/volume/schedule/review", data={**form, **rows})
         assert review.status_code == 200, review.text[-2000:]
         assert 'id="new-schedule"' in review.text

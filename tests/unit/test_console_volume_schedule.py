@@ -21,7 +21,7 @@ def config(tmp_path):
 
 
 def test_the_forms_rows_become_one_ordered_schedule_and_back(config):
-    rows = {"hamlet": ["na-lay"], "at": ["20:00", "", "05:30"], "level": ["30", "", "75"]}
+    rows = {"hamlet": ["na-lay"], "at": ["20:00", "", "05:30"], "at_level": ["30", "", "75"]}
     draft = parse_schedule(rows, config)
     assert draft == ScheduleDraft(("na-lay",), (("05:30", 75), ("20:00", 30)))
     # the confirmation page carries it as one field, and sends exactly that
@@ -40,15 +40,15 @@ def test_the_forms_rows_become_one_ordered_schedule_and_back(config):
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"at": ["25:00"], "level": ["40"]}, "A time of day is HH:MM"),
-        ({"at": ["6:00"], "level": ["40"]}, "A time of day is HH:MM"),
-        ({"at": ["06:00"], "level": ["101"]}, "The volume is a whole number"),
-        ({"at": ["06:00"], "level": ["-1"]}, "The volume is a whole number"),
-        ({"at": ["06:00", "06:00"], "level": ["40", "50"]}, "is given twice"),
-        ({"at": [""], "level": [""]}, "Give at least one time"),
-        ({"node": ["bc-01"], "at": ["06:00"], "level": ["40"]}, "for whole hamlets"),
+        ({"at": ["25:00"], "at_level": ["40"]}, "A time of day is HH:MM"),
+        ({"at": ["6:00"], "at_level": ["40"]}, "A time of day is HH:MM"),
+        ({"at": ["06:00"], "at_level": ["101"]}, "The volume is a whole number"),
+        ({"at": ["06:00"], "at_level": ["-1"]}, "The volume is a whole number"),
+        ({"at": ["06:00", "06:00"], "at_level": ["40", "50"]}, "is given twice"),
+        ({"at": [""], "at_level": [""]}, "Give at least one time"),
+        ({"node": ["bc-01"], "at": ["06:00"], "at_level": ["40"]}, "for whole hamlets"),
         (
-            {"at": [f"{h:02d}:00" for h in range(24)] + ["23:30"], "level": ["50"] * 25},
+            {"at": [f"{h:02d}:00" for h in range(24)] + ["23:30"], "at_level": ["50"] * 25},
             "At most %(limit)s times",
         ),
     ],
