@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Self
 
 from broadcastd.errors import BroadcastdError
 from broadcastd.transport import pki
-from broadcastd.transport.brokerconf import BrokerOptions, TlsListener, mosquitto_conf
+from broadcastd.transport.brokerconf import (
+    BrokerOptions,
+    TlsListener,
+    max_connections_for,
+    mosquitto_conf,
+    queued_bytes_for,
+)
+from broadcastd.transport.bulk import BULK_LINKS
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -46,6 +53,20 @@ def port_open(host: str, port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
         return True
     return False
+
+
+# The daemon's own logins (credentials.py): its main link, its bulk audio links, the monitor.
+SERVER_LOGINS = 1 + BULK_LINKS + 1
+
+
+def _longest_bulletin_bytes(config: Config) -> int:
+    """The audio of the longest bulletin the config allows: its longest slot (or recording) at
+    its bitrate. A sizing figure for the broker's queues, not a limit on what is sent."""
+    longest = max(
+        [config.audio.max_recording, *(slot.max_duration for slot in config.slots.values())]
+    )
+    bits_per_s = int(config.audio.bitrate.removesuffix("k")) * 1000
+    return int(longest.total_seconds() * bits_per_s) // 8
 
 
 # --- the process ---------------------------------------------------------------------------
@@ -108,6 +129,8 @@ class MosquittoProcess:
             port=int(port),
             password_file=password_file,
             acl_file=acl_file,
+            max_queued_bytes=queued_bytes_for(_longest_bulletin_bytes(config)),
+            max_connections=max_connections_for(len(config.node_hamlets()) + SERVER_LOGINS),
             tls=tls,
         )
         return cls(directory, opts, supervise_interval=supervise_interval)
