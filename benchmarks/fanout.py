@@ -36,9 +36,12 @@ saturated loop from a saturated box.
 Prints `fanout ready: ratio=<system/baseline> target=1.5`, the median over --rounds runs (each
 run with its own temp dir, daemon, broker and fleet; every run's ratio is printed too), and
 `fanout peak rss: <MB> MB` (the daemon process's peak resident set plus each worker's, the
-largest of those runs; mosquitto is not counted).
+largest of those runs; mosquitto is not counted). Then the same over TLS, `fanout ready over
+TLS: ...`: the config has `broker.public` (certificate from `tls init`), the agents use it as
+their bundles would and the baseline subscribers connect to the same listener, verifying the
+same CA and host name; both sides' publishers stay on the daemon's loopback listener.
 Usage: `python benchmarks/fanout.py [--nodes 1000] [--hamlets 10] [--mb 1.0] [--workers K]
-[--rounds 3]`.
+[--rounds 3] [--transport plain|tls|both]`.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ from paho.mqtt.properties import Properties
 from broadcastd import protocol
 from broadcastd.controller.daemon import Daemon
 from broadcastd.models import Clip
+from broadcastd.transport import pki
 from broadcastd.transport.audioout import AUDIO_EXPIRY_MARGIN_S
 from broadcastd.transport.credentials import hash_password
 
@@ -130,9 +134,15 @@ def chunk_properties() -> Properties:
     return props
 
 
-def write_config(root: Path, hamlets: int, per_hamlet: int) -> Path:
+def write_config(root: Path, hamlets: int, per_hamlet: int, *, tls: bool) -> Path:
     return write_commune(
-        root, hamlets=hamlets, per_hamlet=per_hamlet, prefix="b", heartbeat="60s", keepalive="60s"
+        root,
+        hamlets=hamlets,
+        per_hamlet=per_hamlet,
+        prefix="b",
+        heartbeat="60s",
+        keepalive="60s",
+        tls=tls,
     )
 
 
@@ -379,14 +389,14 @@ async def baseline_run(  # noqa: PLR0913 - the baseline's knobs, explicit
 
 
 async def bench(  # noqa: PLR0913 - one run's knobs, explicit
-    nodes: int, hamlets: int, size: int, limit_s: float, k: int, *, fleet: Path
+    nodes: int, hamlets: int, size: int, limit_s: float, k: int, *, fleet: Path, tls: bool
 ) -> tuple[float, float, float]:
     """One run with `k` worker processes, agents' caches in `fleet`: (system s, baseline s,
-    summed peak RSS MB)."""
+    summed peak RSS MB). `tls`: agents and baseline subscribers use the speakers' TLS listener."""
     per_hamlet = nodes // hamlets
     with tempfile.TemporaryDirectory(prefix="broadcastd-fanout-") as tmp:
         root = Path(tmp)
-        config_path = write_config(root, hamlets, per_hamlet)
+        config_path = write_config(root, hamlets, per_hamlet, tls=tls)
         daemon = Daemon(
             config_path,
             engines=["espeak"],
@@ -405,9 +415,17 @@ async def bench(  # noqa: PLR0913 - one run's knobs, explicit
             ids = list(range(per_hamlet * hamlets))
             topic_root = f"bcast/v1/bench/baseline-{os.getpid()}"
             await add_baseline_logins(daemon, topic_root, len(ids))
+            sub_host, sub_port, ca_file = host, int(port), None
+            if tls:  # the subscribers, like the agents, on the speakers' listener
+                tls_port = daemon.broker.tls_port if daemon.broker is not None else None
+                if tls_port is None:
+                    raise SystemExit("fanout: the daemon's broker has no TLS listener")
+                sub_host, sub_port = "localhost", tls_port
+                ca_file = str(pki.trust_anchor(daemon.config))
             common = {
-                "host": host,
-                "port": int(port),
+                "sub_host": sub_host,
+                "sub_port": sub_port,
+                "ca_file": ca_file,
                 "password": BASELINE_PASSWORD,
                 "topic_root": topic_root,
                 "sizes": {h: c.size for h, c in clips.items()},
@@ -461,6 +479,55 @@ async def bench(  # noqa: PLR0913 - one run's knobs, explicit
     return system, baseline, rss
 
 
+Results = dict[int, list[tuple[float, float, float]]]
+
+
+def run_transport(args: argparse.Namespace, trees: FleetTrees, *, tls: bool) -> Results:
+    """K=1 once (plain only, for comparison), then K=--workers --rounds times."""
+    size = int(args.mb * 1024 * 1024)
+    t0 = time.monotonic()
+    results: Results = {}
+    name = "tls" if tls else "plain"
+    # one run's ratio moved by +-0.15 here with nothing changed (the baseline alone by up to
+    # 30%), so the required line is the median of --rounds runs.
+    for k in [1] * (args.workers != 1 and not tls) + [args.workers] * args.rounds:
+        fleet = trees.new()
+        run = bench(args.nodes, args.hamlets, size, args.timeout, k, fleet=fleet, tls=tls)
+        system, baseline, workers_rss = asyncio.run(run)
+        trees.release(fleet)
+        # the parent holds only the daemon (ru_maxrss: its peak over every run so far)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + workers_rss
+        results.setdefault(k, []).append((system, baseline, peak))
+        sys.stderr.write(
+            f"fanout {name} K={k}: {args.nodes} agents / {args.hamlets} hamlets / {size} B per "
+            f"hamlet: system {system:.2f}s, baseline {baseline:.2f}s, ratio "
+            f"{system / baseline:.2f}, peak rss {peak:.0f} MB, run so far "
+            f"{time.monotonic() - t0:.0f}s ({dt.datetime.now(tz=dt.UTC):%Y-%m-%d %H:%M} UTC)\n"
+        )
+    return results
+
+
+def report(args: argparse.Namespace, results: Results, *, tls: bool) -> None:
+    over = " over TLS" if tls else ""
+    if 1 in results and args.workers != 1:
+        system, baseline, peak = results[1][0]
+        print(
+            f"# K=1 worker process (for comparison){over}: ratio {system / baseline:.2f} "
+            f"(system {system:.2f} s / baseline {baseline:.2f} s), peak rss {peak:.0f} MB"
+        )
+    runs = results[args.workers]
+    ratios = [system / baseline for system, baseline, _ in runs]
+    print(
+        f"# K={args.workers} worker processes{over}, {args.nodes // args.workers} agents and "
+        f"{args.nodes // args.workers} baseline subscribers each, {len(runs)} runs: "
+        + ", ".join(
+            f"{r:.2f} ({s:.2f} s / {b:.2f} s)" for r, (s, b, _) in zip(ratios, runs, strict=True)
+        )
+    )
+    print(f"fanout ready{over}: ratio={statistics.median(ratios):.2f} target={TARGET}")
+    print(f"fanout peak rss{over}: {max(peak for _, _, peak in runs):.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
@@ -471,51 +538,21 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=max(2, min(4, os.cpu_count() or 2)), help="K processes"
     )
+    parser.add_argument(
+        "--transport", choices=("plain", "tls", "both"), default="both", help="speakers' link"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, 4 * args.nodes + 1024))  # inherited by workers and mosquitto
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    size = int(args.mb * 1024 * 1024)
-    t0 = time.monotonic()
-    results: dict[int, list[tuple[float, float, float]]] = {}
-    # K=1 once, for comparison; K=--workers --rounds times: one run's ratio moved by +-0.15 here
-    # with nothing changed (the baseline alone by up to 30%), so the required line is the median.
     trees = FleetTrees()
     try:
-        for k in [1] * (args.workers != 1) + [args.workers] * args.rounds:
-            fleet = trees.new()
-            run = bench(args.nodes, args.hamlets, size, args.timeout, k, fleet=fleet)
-            system, baseline, workers_rss = asyncio.run(run)
-            trees.release(fleet)
-            # the parent holds only the daemon (ru_maxrss: its peak over every run so far)
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + workers_rss
-            results.setdefault(k, []).append((system, baseline, peak))
-            sys.stderr.write(
-                f"fanout K={k}: {args.nodes} agents / {args.hamlets} hamlets / {size} B per "
-                f"hamlet: system {system:.2f}s, baseline {baseline:.2f}s, ratio "
-                f"{system / baseline:.2f}, peak rss {peak:.0f} MB, run so far "
-                f"{time.monotonic() - t0:.0f}s ({dt.datetime.now(tz=dt.UTC):%Y-%m-%d %H:%M} UTC)\n"
-            )
+        for tls in [False] * (args.transport != "tls") + [True] * (args.transport != "plain"):
+            report(args, run_transport(args, trees, tls=tls), tls=tls)
+            sys.stdout.flush()
     finally:
         trees.remove()
-    if args.workers != 1:
-        system, baseline, peak = results[1][0]
-        print(
-            f"# K=1 worker process (for comparison): ratio {system / baseline:.2f} "
-            f"(system {system:.2f} s / baseline {baseline:.2f} s), peak rss {peak:.0f} MB"
-        )
-    runs = results[args.workers]
-    ratios = [system / baseline for system, baseline, _ in runs]
-    print(
-        f"# K={args.workers} worker processes, {args.nodes // args.workers} agents and "
-        f"{args.nodes // args.workers} baseline subscribers each, {len(runs)} runs: "
-        + ", ".join(
-            f"{r:.2f} ({s:.2f} s / {b:.2f} s)" for r, (s, b, _) in zip(ratios, runs, strict=True)
-        )
-    )
-    print(f"fanout ready: ratio={statistics.median(ratios):.2f} target={TARGET}")
-    print(f"fanout peak rss: {max(peak for _, _, peak in runs):.0f} MB")
 
 
 if __name__ == "__main__":
