@@ -91,6 +91,9 @@ class MosquittoProcess:
         if opts.tls is not None and opts.tls.port == 0:
             tls = dataclasses.replace(opts.tls, port=free_port(opts.tls.host))
             opts = dataclasses.replace(opts, tls=tls)
+        if opts.tls is not None and opts.tls.websockets_port == 0:
+            tls = dataclasses.replace(opts.tls, websockets_port=free_port(opts.tls.host))
+            opts = dataclasses.replace(opts, tls=tls)
         self.options = opts
         self.directory = directory
         self.binary = binary
@@ -123,7 +126,13 @@ class MosquittoProcess:
                         f"{path}: missing; broker.public needs the commune's certificate: "
                         "run `broadcastd tls init` (or `tls renew`) first"
                     )
-            tls = TlsListener(public.bind, public.port, files.server_cert, files.server_key)
+            tls = TlsListener(
+                public.bind,
+                public.port,
+                files.server_cert,
+                files.server_key,
+                websockets_port=public.websockets_port,
+            )
         opts = BrokerOptions(
             host=host.strip("[]"),
             port=int(port),
@@ -151,12 +160,18 @@ class MosquittoProcess:
     def tls_port(self) -> int | None:
         return self.options.tls.port if self.options.tls is not None else None
 
+    @property
+    def websockets_port(self) -> int | None:
+        return self.options.tls.websockets_port if self.options.tls is not None else None
+
     def _listeners(self) -> list[tuple[str, int]]:
         found = [(self.host, self.port)]
         tls = self.options.tls
         if tls is not None:
             wildcard = tls.host in ("0.0.0.0", "::")  # noqa: S104 - reached through loopback here
             found.append(("127.0.0.1" if wildcard else tls.host, tls.port))
+            if tls.websockets_port is not None:  # on every address or on "lo": both loopback
+                found.append(("127.0.0.1", tls.websockets_port))
         return found
 
     @property

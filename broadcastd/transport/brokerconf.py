@@ -62,12 +62,14 @@ TLS12_CIPHERS = (
 
 @dataclass(frozen=True)
 class TlsListener:
-    """The speakers' listener: where it binds and the certificate chain and key it serves."""
+    """The speakers' listener: where it binds and the certificate chain and key it serves; with
+    `websockets_port`, a second one on the same address serving MQTT over secure WebSockets."""
 
     host: str
     port: int
     certfile: Path
     keyfile: Path
+    websockets_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,23 @@ def mosquitto_conf(opts: BrokerOptions, data_dir: Path) -> str:
     if opts.tls is not None:
         lines.append(f"listener {opts.tls.port} {opts.tls.host}")
         lines += _each_listener(opts) + tls_lines(opts.tls)
+        if opts.tls.websockets_port is not None:
+            lines += _websockets_listener(opts, opts.tls, opts.tls.websockets_port)
     return "\n".join(lines) + "\n"
+
+
+def _websockets_listener(opts: BrokerOptions, tls: TlsListener, port: int) -> list[str]:
+    """MQTT over secure WebSockets, for carriers that block 8883: the same logins, ACL and
+    certificate. mosquitto 2.0 gives libwebsockets the listener's address as an interface name,
+    so loopback is "lo" and every address is no address (the config allows only those two)."""
+    where = "" if tls.host in ("0.0.0.0", "::") else " lo"  # noqa: S104 - a comparison
+    return [
+        f"listener {port}{where}",
+        "protocol websockets",
+        "# mosquitto 2.0 does not apply max_connections to a websockets listener (issue #3455)",
+        *_each_listener(opts),
+        *tls_lines(tls),
+    ]
 
 
 def _limits(opts: BrokerOptions) -> list[str]:

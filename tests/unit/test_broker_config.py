@@ -34,6 +34,7 @@ from broadcastd.transport.credentials import (
     hash_password,
     password_file_lines,
 )
+from broadcastd.transport.linksettings import LinkSettings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -135,6 +136,34 @@ def test_conf_tls_listener_is_tls12_plus_under_the_same_logins(tmp_path):
         "require_certificate false",
     ]
     assert not any(line.startswith(("certfile", "tls_version")) for line in lines[:second])
+
+
+def test_conf_secure_websockets_listener_shares_logins_and_certificate(tmp_path):
+    every = "0.0.0.0"  # noqa: S104 - a config text, nothing binds
+    for bind, listener in ((every, "listener 443"), ("127.0.0.1", "listener 443 lo")):
+        tls = TlsListener(bind, 8883, tmp_path / "s.crt", tmp_path / "s.key", websockets_port=443)
+        opts = BrokerOptions(password_file=tmp_path / "passwd", tls=tls)
+        lines = [ln for ln in conf_lines(opts, tmp_path) if not ln.startswith("#")]
+        # libwebsockets takes an interface name: "lo" for loopback, nothing for every address
+        at = lines.index(listener)
+        assert lines[at + 1 :] == [
+            "protocol websockets",
+            "max_connections 1000",
+            "use_username_as_clientid true",
+            f"certfile {tmp_path / 's.crt'}",
+            f"keyfile {tmp_path / 's.key'}",
+            "tls_version tlsv1.2",
+            f"ciphers {TLS12_CIPHERS}",
+            "require_certificate false",
+        ]
+
+
+def test_wss_urls_are_tls_over_websockets():
+    settings = LinkSettings.from_url("wss://loa.example.vn/mqtt", client_id="n")
+    assert (settings.tls, settings.port, settings.websocket_path) == (True, 443, "/mqtt")
+    assert settings.url == "wss://loa.example.vn:443/mqtt"
+    assert not settings.plaintext_exposed
+    assert LinkSettings.from_url("mqtts://h", client_id="n").websocket_path is None
 
 
 def test_conf_without_persistence(tmp_path):
