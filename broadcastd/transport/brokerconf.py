@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 # The largest payload anyone has a reason to send: an audio chunk or a signed envelope (both at
 # most 64 KiB); a node's own messages are far smaller. `message_size_limit` counts the payload
 # only, so it is exactly that: a bigger publish is dropped (a v5 client gets a PUBACK with an
-# error reason code) and its sender stays connected.
+# error reason code) and its sender stays connected. (mosquitto's start-up note that it
+# recommends max_packet_size instead is expected: both are set, for their different answers.)
 MAX_PAYLOAD = max(protocol.CHUNK_SIZE, protocol.MAX_ENVELOPE_BYTES)
 # The whole packet: that payload plus the fixed header, topic and properties. Anything bigger
 # closes the connection before the broker buffers it (a 10 MB publish costs it nothing).
