@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 
+from broadcastd.config.brokercfg import WEBSOCKETS_PATH
 from broadcastd.config.fields import loopback_host
 from broadcastd.errors import LinkError
 
@@ -91,7 +92,7 @@ class LinkSettings:
             password=password if password is not None else parts.password,
             tls_ca=tls_ca,
             tls=parts.scheme in ("mqtts", "wss"),
-            websocket_path=(parts.path or "/mqtt") if parts.scheme == "wss" else None,
+            websocket_path=(parts.path or WEBSOCKETS_PATH) if parts.scheme == "wss" else None,
             insecure_plaintext=insecure_plaintext,
             keepalive=keepalive,
             session_expiry=session_expiry,
