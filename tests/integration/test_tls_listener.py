@@ -152,7 +152,7 @@ async def test_secure_websockets_listener_takes_only_logins_over_verified_tls(tm
 
         def client(host: str, *, tls: bool = True, password: str = monitor[1]) -> aiomqtt.Client:
             return aiomqtt.Client(
-                host, port, username=monitor[0], password=password, timeout=5,
+                host, port, username=monitor[0], password=password, timeout=30,
                 transport="websockets", websocket_path="/mqtt",
                 tls_context=tls_context(ca) if tls else None,
                 protocol=aiomqtt.ProtocolVersion.V5,
