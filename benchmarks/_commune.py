@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from broadcastd import protocol
+from broadcastd.config import load_config
+from broadcastd.transport import pki
 from broadcastd.transport.broker import free_port
 
 if TYPE_CHECKING:
@@ -12,13 +14,24 @@ if TYPE_CHECKING:
 
 
 def write_commune(  # noqa: PLR0913 - every knob is keyword-only and named
-    root: Path, *, hamlets: int, per_hamlet: int, prefix: str, heartbeat: str, keepalive: str
+    root: Path,
+    *,
+    hamlets: int,
+    per_hamlet: int,
+    prefix: str,
+    heartbeat: str,
+    keepalive: str,
+    tls: bool = False,
 ) -> Path:
     """Write `root/commune.yaml` and its signing key. Node ids are `<prefix><hh>-<nnn>` in hamlet
-    `<prefix><hh>`, one household each, so a node's hamlet is its id up to the dash."""
+    `<prefix><hh>`, one household each, so a node's hamlet is its id up to the dash.
+
+    `tls`: the speakers' TLS listener too (`broker.public`, host `localhost` on 127.0.0.1, with
+    the commune CA and certificate `broadcastd tls init` makes), which the nodes then use."""
+    public = f", public: {{host: localhost, port: {free_port()}, bind: 127.0.0.1}}" if tls else ""
     lines = [
         "commune: {id: bench, name: Bench, timezone: Asia/Ho_Chi_Minh}",
-        f"broker: {{mode: embedded, listen: '127.0.0.1:{free_port()}'}}",
+        f"broker: {{mode: embedded, listen: '127.0.0.1:{free_port()}'{public}}}",
         "signing: {private_key_file: ed25519.key}",
         "state_dir: state",
         "slots:",
@@ -39,4 +52,6 @@ def write_commune(  # noqa: PLR0913 - every knob is keyword-only and named
     path = root / "commune.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     protocol.generate_private_key(root / "ed25519.key")
+    if tls:
+        pki.init(load_config(path, probe_media=False).config)
     return path

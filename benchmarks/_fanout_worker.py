@@ -5,7 +5,8 @@ The parent starts K of these and gives each the same share of both sides: first 
 baseline subscribers, then its `Fleet` of reference agents. It talks over stdin/stdout, one line
 per step, so the parent starts each clock only once every worker is connected:
 
-    stdin line 1: the job (JSON)      -> "connected"  (baseline subscribers connected)
+    stdin line 1: the job (JSON)      -> "connected"  (baseline subscribers connected, to
+                                                      `sub_host:sub_port`, over TLS with `ca_file`)
     "go"  (chunks are retained now)   -> "done"       (every local subscriber has its whole clip)
     "close"                           -> "closed"     (baseline clients disconnected)
     "fleet"                           -> "started"    (every agent connected and subscribed)
@@ -30,6 +31,7 @@ import aiomqtt
 
 from broadcastd.config import load_config
 from broadcastd.sim.fleet import Fleet
+from broadcastd.transport.linksettings import tls_context
 
 CONNECT_CONCURRENCY = 50
 DEFAULT_GC_THRESHOLD = gc.get_threshold()
@@ -73,19 +75,22 @@ async def baseline(job: dict[str, Any]) -> None:
     all_connected, go, done, close = (asyncio.Event() for _ in range(4))
     finished = connected = 0
     sem = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    # Over TLS, the subscribers verify the broker as the agents do (the commune CA, the host name).
+    context = tls_context(Path(job["ca_file"])) if job["ca_file"] else None
 
     async def subscriber(n: int) -> None:
         nonlocal finished, connected
         hamlet = hamlets[n % len(hamlets)]
         async with sem:
             client = aiomqtt.Client(
-                job["host"],
-                job["port"],
+                job["sub_host"],
+                job["sub_port"],
                 username=f"baseline-{n}",  # its own login: the broker ties ids to logins
                 password=job["password"],
                 identifier=f"baseline-{n}",
                 protocol=aiomqtt.ProtocolVersion.V5,
                 max_queued_incoming_messages=0,
+                tls_context=context,
             )
             await client.__aenter__()
         try:

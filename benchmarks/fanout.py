@@ -6,8 +6,9 @@ per hamlet through `Dispatcher.publish` (retained 64 KiB chunks over the daemon'
 the playlists; what a slot dispatch does); N simulated reference agents (already connected, as
 at a real slot; the clock starts once the broker has worked off their connects, see `settle`)
 verify the playlist, subscribe to the chunks they lack, write them to their cache (in a temp
-tree of their own, apart from the daemon's and the broker's files: see FLEET_TMP; kept until the
-benchmark ends: see FleetTrees), check the sha256 and ack `ready`.
+tree of their own, apart from the daemon's and the broker's files: see FLEET_TMP in
+_fanout_harness.py; kept until the benchmark ends: see FleetTrees there), check the sha256 and
+ack `ready`.
 The clock stops when the daemon has journaled N `ready` acks.
 
 Baseline, same run, same broker: N plain aiomqtt subscribers (connected beforehand); one plain
@@ -36,9 +37,12 @@ saturated loop from a saturated box.
 Prints `fanout ready: ratio=<system/baseline> target=1.5`, the median over --rounds runs (each
 run with its own temp dir, daemon, broker and fleet; every run's ratio is printed too), and
 `fanout peak rss: <MB> MB` (the daemon process's peak resident set plus each worker's, the
-largest of those runs; mosquitto is not counted).
+largest of those runs; mosquitto is not counted). Then the same over TLS, `fanout ready over
+TLS: ...`: the config has `broker.public` (certificate from `tls init`), the agents use it as
+their bundles would and the baseline subscribers connect to the same listener, verifying the
+same CA and host name; both sides' publishers stay on the daemon's loopback listener.
 Usage: `python benchmarks/fanout.py [--nodes 1000] [--hamlets 10] [--mb 1.0] [--workers K]
-[--rounds 3]`.
+[--rounds 3] [--transport plain|tls|both]`.
 """
 
 from __future__ import annotations
@@ -51,7 +55,6 @@ import json
 import logging
 import os
 import resource
-import shutil
 import signal
 import statistics
 import sys
@@ -64,12 +67,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiomqtt
 from _commune import write_commune
+from _fanout_harness import CpuMeter, FleetTrees, Worker, all_say
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from broadcastd import protocol
 from broadcastd.controller.daemon import Daemon
 from broadcastd.models import Clip
+from broadcastd.transport import pki
 from broadcastd.transport.audioout import AUDIO_EXPIRY_MARGIN_S
 from broadcastd.transport.credentials import hash_password
 
@@ -83,44 +88,7 @@ SETTLE_RTT_S = 0.05
 # agents' fsyncs queued 6 at a time: measured in one process, 13.0-13.5 s vs 15.8-16.3 s with 6
 # threads, 14.7 s with 64. The workers share this total, SIM_THREADS // K each.
 SIM_THREADS = 32
-# The simulated speakers' cache dirs, apart from the daemon's state_dir: a speaker's storage is
-# its own board's, never the broker's disk. Beside it they paid for the broker's database, which
-# mosquitto replaces after every pass of its loop (`autosave_on_changes`): on ext4 without a
-# journal each file created in the same block group then scans past every inode deleted in the
-# last seconds, measured here 0.30-0.37 ms per create instead of 0.016 ms. For the same reason
-# no run deletes a fleet's files before the benchmark ends (see FleetTrees).
-FLEET_TMP = "/var/tmp" if Path("/var/tmp").is_dir() else None  # noqa: S108 - a temp dir's parent
 PLAY_IN_S, EXPIRES_IN_S = 3600, 7200  # the benchmark's playlists: nothing plays during a run
-
-
-class FleetTrees:
-    """The simulated speakers' cache trees of every run, deleted only when the benchmark ends.
-
-    Deleting a run's ~5000 files (1000 agents' dirs, clips, partials, state files) right before
-    the next run made each of that run's creates scan past them: ext4 without a journal skips
-    inodes deleted in the last 5 s, or 305 s while their inode-table block is dirty, which the
-    next run's creates in the same block group keep it. Measured here 0.6-1.0 ms per
-    `PartialClip` open (on the agents' event loops, 0.6-1.0 s of CPU per run) instead of
-    0.04-0.13 ms with the files kept; no speaker deletes 1000 caches a second before a slot.
-    Between runs the files are truncated, which frees their blocks (disk use stays one run's)
-    and keeps their inodes. The tree is deleted at the end, so a second benchmark started
-    within ~5 minutes still meets those inodes: measured 0.15-0.5 ms per create then."""
-
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="broadcastd-fanout-fleet-", dir=FLEET_TMP))
-
-    def new(self) -> Path:
-        return Path(tempfile.mkdtemp(prefix="run-", dir=self.root))
-
-    @staticmethod
-    def release(tree: Path) -> None:
-        """Free a finished run's disk blocks; its files and dirs stay until `remove`."""
-        for path in tree.rglob("*"):
-            if path.is_file():
-                os.truncate(path, 0)
-
-    def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def chunk_properties() -> Properties:
@@ -130,9 +98,15 @@ def chunk_properties() -> Properties:
     return props
 
 
-def write_config(root: Path, hamlets: int, per_hamlet: int) -> Path:
+def write_config(root: Path, hamlets: int, per_hamlet: int, *, tls: bool) -> Path:
     return write_commune(
-        root, hamlets=hamlets, per_hamlet=per_hamlet, prefix="b", heartbeat="60s", keepalive="60s"
+        root,
+        hamlets=hamlets,
+        per_hamlet=per_hamlet,
+        prefix="b",
+        heartbeat="60s",
+        keepalive="60s",
+        tls=tls,
     )
 
 
@@ -241,71 +215,6 @@ async def system_run(
     return elapsed
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process, from /proc (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """CPU seconds each process (daemon, mosquitto, workers) spends between the clock's marks.
-
-    Diagnostic only (stderr): shows whether the box, not one event loop, is the limit."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.marks: dict[str, dict[str, float]] = {}
-
-    def mark(self, name: str) -> None:
-        self.marks[name] = {who: cpu_seconds(pid) for who, pid in self.pids.items()}
-
-    def between(self, start: str, stop: str) -> str:
-        a, b = self.marks[start], self.marks[stop]
-        return " ".join(f"{who}={b[who] - a[who]:.1f}" for who in self.pids)
-
-
-class Worker:
-    """One `_fanout_worker.py` process; line-per-step over its stdin/stdout (see that module)."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-
-    @classmethod
-    async def start(cls, job: dict[str, object]) -> Worker:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(Path(__file__).with_name("_fanout_worker.py")),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        worker = cls(proc)
-        worker.send(json.dumps(job))
-        return worker
-
-    def send(self, line: str) -> None:
-        assert self.proc.stdin is not None  # noqa: S101 - created with a pipe
-        self.proc.stdin.write(line.encode() + b"\n")
-
-    async def hear(self, limit_s: float) -> str:
-        assert self.proc.stdout is not None  # noqa: S101 - created with a pipe
-        try:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), limit_s)
-        except TimeoutError:
-            raise SystemExit(f"fanout: worker {self.proc.pid} silent for {limit_s:.0f}s") from None
-        if not line:
-            raise SystemExit(f"fanout: worker {self.proc.pid} exited ({await self.proc.wait()})")
-        return line.decode().strip()
-
-
-async def all_say(workers: list[Worker], expected: str, limit_s: float) -> None:
-    for line in await asyncio.gather(*(w.hear(limit_s) for w in workers)):
-        if line != expected:
-            raise SystemExit(f"fanout: a worker said {line!r}, expected {expected!r}")
-
-
 BASELINE_PASSWORD = "baseline"  # noqa: S105 - a throwaway benchmark login
 
 
@@ -379,14 +288,14 @@ async def baseline_run(  # noqa: PLR0913 - the baseline's knobs, explicit
 
 
 async def bench(  # noqa: PLR0913 - one run's knobs, explicit
-    nodes: int, hamlets: int, size: int, limit_s: float, k: int, *, fleet: Path
+    nodes: int, hamlets: int, size: int, limit_s: float, k: int, *, fleet: Path, tls: bool
 ) -> tuple[float, float, float]:
     """One run with `k` worker processes, agents' caches in `fleet`: (system s, baseline s,
-    summed peak RSS MB)."""
+    summed peak RSS MB). `tls`: agents and baseline subscribers use the speakers' TLS listener."""
     per_hamlet = nodes // hamlets
     with tempfile.TemporaryDirectory(prefix="broadcastd-fanout-") as tmp:
         root = Path(tmp)
-        config_path = write_config(root, hamlets, per_hamlet)
+        config_path = write_config(root, hamlets, per_hamlet, tls=tls)
         daemon = Daemon(
             config_path,
             engines=["espeak"],
@@ -405,9 +314,17 @@ async def bench(  # noqa: PLR0913 - one run's knobs, explicit
             ids = list(range(per_hamlet * hamlets))
             topic_root = f"bcast/v1/bench/baseline-{os.getpid()}"
             await add_baseline_logins(daemon, topic_root, len(ids))
+            sub_host, sub_port, ca_file = host, int(port), None
+            if tls:  # the subscribers, like the agents, on the speakers' listener
+                tls_port = daemon.broker.tls_port if daemon.broker is not None else None
+                if tls_port is None:
+                    raise SystemExit("fanout: the daemon's broker has no TLS listener")
+                sub_host, sub_port = "localhost", tls_port
+                ca_file = str(pki.trust_anchor(daemon.config))
             common = {
-                "host": host,
-                "port": int(port),
+                "sub_host": sub_host,
+                "sub_port": sub_port,
+                "ca_file": ca_file,
                 "password": BASELINE_PASSWORD,
                 "topic_root": topic_root,
                 "sizes": {h: c.size for h, c in clips.items()},
@@ -461,6 +378,55 @@ async def bench(  # noqa: PLR0913 - one run's knobs, explicit
     return system, baseline, rss
 
 
+Results = dict[int, list[tuple[float, float, float]]]
+
+
+def run_transport(args: argparse.Namespace, trees: FleetTrees, *, tls: bool) -> Results:
+    """K=1 once (plain only, for comparison), then K=--workers --rounds times."""
+    size = int(args.mb * 1024 * 1024)
+    t0 = time.monotonic()
+    results: Results = {}
+    name = "tls" if tls else "plain"
+    # one run's ratio moved by +-0.15 here with nothing changed (the baseline alone by up to
+    # 30%), so the required line is the median of --rounds runs.
+    for k in [1] * (args.workers != 1 and not tls) + [args.workers] * args.rounds:
+        fleet = trees.new()
+        run = bench(args.nodes, args.hamlets, size, args.timeout, k, fleet=fleet, tls=tls)
+        system, baseline, workers_rss = asyncio.run(run)
+        trees.release(fleet)
+        # the parent holds only the daemon (ru_maxrss: its peak over every run so far)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + workers_rss
+        results.setdefault(k, []).append((system, baseline, peak))
+        sys.stderr.write(
+            f"fanout {name} K={k}: {args.nodes} agents / {args.hamlets} hamlets / {size} B per "
+            f"hamlet: system {system:.2f}s, baseline {baseline:.2f}s, ratio "
+            f"{system / baseline:.2f}, peak rss {peak:.0f} MB, run so far "
+            f"{time.monotonic() - t0:.0f}s ({dt.datetime.now(tz=dt.UTC):%Y-%m-%d %H:%M} UTC)\n"
+        )
+    return results
+
+
+def report(args: argparse.Namespace, results: Results, *, tls: bool) -> None:
+    over = " over TLS" if tls else ""
+    if 1 in results and args.workers != 1:
+        system, baseline, peak = results[1][0]
+        print(
+            f"# K=1 worker process (for comparison){over}: ratio {system / baseline:.2f} "
+            f"(system {system:.2f} s / baseline {baseline:.2f} s), peak rss {peak:.0f} MB"
+        )
+    runs = results[args.workers]
+    ratios = [system / baseline for system, baseline, _ in runs]
+    print(
+        f"# K={args.workers} worker processes{over}, {args.nodes // args.workers} agents and "
+        f"{args.nodes // args.workers} baseline subscribers each, {len(runs)} runs: "
+        + ", ".join(
+            f"{r:.2f} ({s:.2f} s / {b:.2f} s)" for r, (s, b, _) in zip(ratios, runs, strict=True)
+        )
+    )
+    print(f"fanout ready{over}: ratio={statistics.median(ratios):.2f} target={TARGET}")
+    print(f"fanout peak rss{over}: {max(peak for _, _, peak in runs):.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
@@ -471,51 +437,21 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=max(2, min(4, os.cpu_count() or 2)), help="K processes"
     )
+    parser.add_argument(
+        "--transport", choices=("plain", "tls", "both"), default="both", help="speakers' link"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, 4 * args.nodes + 1024))  # inherited by workers and mosquitto
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    size = int(args.mb * 1024 * 1024)
-    t0 = time.monotonic()
-    results: dict[int, list[tuple[float, float, float]]] = {}
-    # K=1 once, for comparison; K=--workers --rounds times: one run's ratio moved by +-0.15 here
-    # with nothing changed (the baseline alone by up to 30%), so the required line is the median.
     trees = FleetTrees()
     try:
-        for k in [1] * (args.workers != 1) + [args.workers] * args.rounds:
-            fleet = trees.new()
-            run = bench(args.nodes, args.hamlets, size, args.timeout, k, fleet=fleet)
-            system, baseline, workers_rss = asyncio.run(run)
-            trees.release(fleet)
-            # the parent holds only the daemon (ru_maxrss: its peak over every run so far)
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + workers_rss
-            results.setdefault(k, []).append((system, baseline, peak))
-            sys.stderr.write(
-                f"fanout K={k}: {args.nodes} agents / {args.hamlets} hamlets / {size} B per "
-                f"hamlet: system {system:.2f}s, baseline {baseline:.2f}s, ratio "
-                f"{system / baseline:.2f}, peak rss {peak:.0f} MB, run so far "
-                f"{time.monotonic() - t0:.0f}s ({dt.datetime.now(tz=dt.UTC):%Y-%m-%d %H:%M} UTC)\n"
-            )
+        for tls in [False] * (args.transport != "tls") + [True] * (args.transport != "plain"):
+            report(args, run_transport(args, trees, tls=tls), tls=tls)
+            sys.stdout.flush()
     finally:
         trees.remove()
-    if args.workers != 1:
-        system, baseline, peak = results[1][0]
-        print(
-            f"# K=1 worker process (for comparison): ratio {system / baseline:.2f} "
-            f"(system {system:.2f} s / baseline {baseline:.2f} s), peak rss {peak:.0f} MB"
-        )
-    runs = results[args.workers]
-    ratios = [system / baseline for system, baseline, _ in runs]
-    print(
-        f"# K={args.workers} worker processes, {args.nodes // args.workers} agents and "
-        f"{args.nodes // args.workers} baseline subscribers each, {len(runs)} runs: "
-        + ", ".join(
-            f"{r:.2f} ({s:.2f} s / {b:.2f} s)" for r, (s, b, _) in zip(ratios, runs, strict=True)
-        )
-    )
-    print(f"fanout ready: ratio={statistics.median(ratios):.2f} target={TARGET}")
-    print(f"fanout peak rss: {max(peak for _, _, peak in runs):.0f} MB")
 
 
 if __name__ == "__main__":

@@ -39,22 +39,55 @@ def _ip_address(value: str) -> str:
         raise ValueError("expected an IP address such as 203.0.113.7") from None
 
 
+# The path in a `wss://` URL; mosquitto serves MQTT on any path, paho asks for this one by default.
+WEBSOCKETS_PATH = "/mqtt"
+
 DnsName = Annotated[str, Field(strict=True), AfterValidator(_dns_name)]
 IpAddress = Annotated[str, Field(strict=True), AfterValidator(_ip_address)]
 Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
 
 
 class PublicListener(Model):
-    """The speakers' listener: MQTT over TLS 1.2+ with the commune's own certificate."""
+    """The speakers' listener: MQTT over TLS 1.2+ with the commune's own certificate; with
+    `websockets_port`, also MQTT over secure WebSockets (wss) with the same certificate, for
+    carrier networks that block 8883 but pass HTTPS (443)."""
 
     host: DnsName  # what node-config writes into every bundle's URL; the certificate names it
     port: Port = 8883
     addresses: tuple[IpAddress, ...] = ()  # also in the certificate: speakers told an address
     bind: IpAddress = "0.0.0.0"  # noqa: S104 - the listener is for the internet, by design
+    websockets_port: Port | None = None
 
     @property
     def url(self) -> str:
         return f"mqtts://{self.host}:{self.port}"
+
+    @property
+    def websockets_url(self) -> str | None:
+        """What a speaker behind a carrier that blocks `port` puts in node_url."""
+        if self.websockets_port is None:
+            return None
+        return f"wss://{self.host}:{self.websockets_port}{WEBSOCKETS_PATH}"
+
+    @model_validator(mode="after")
+    def _websockets_bind(self) -> PublicListener:
+        # mosquitto 2.0 hands a websockets listener's address to libwebsockets as an interface
+        # name: an IP address there is ignored (it listens on every address). All addresses
+        # and loopback ("lo") can be said; another address cannot.
+        if self.websockets_port is not None and not (
+            self.bind in ("0.0.0.0", "::") or loopback_host(self.bind)  # noqa: S104 - a comparison
+        ):
+            raise ValueError(
+                "websockets_port needs bind 0.0.0.0 (or a loopback address): mosquitto's "
+                f"websockets listener cannot bind one address such as {self.bind}"
+            )
+        if self.websockets_port == self.port:
+            raise ValueError("websockets_port must differ from port")
+        return self
+
+
+# MQTT, MQTT over TLS, or MQTT over secure WebSockets (a path allowed); never plain ws://.
+_BROKER_URL = re.compile(r"mqtts?://[^/\s]+|wss://[^/\s]+(?:/[^\s]*)?")
 
 
 class Broker(Model):
@@ -88,9 +121,10 @@ class Broker(Model):
             )
         for name in ("url", "node_url"):
             value = getattr(self, name)
-            if value is not None and not re.fullmatch(r"mqtts?://[^/\s]+", value):
+            if value is not None and not _BROKER_URL.fullmatch(value):
                 raise ValueError(
-                    f"{name} must look like mqtt://host:1883 or mqtts://host:8883, got: {value!r}"
+                    f"{name} must look like mqtt://host:1883, mqtts://host:8883 or"
+                    f" wss://host:443/mqtt, got: {value!r}"
                 )
         if self.mode == "external" and self.public is not None:
             raise ValueError("'public' configures the embedded broker's TLS listener only")

@@ -67,6 +67,8 @@ class BrokerSide:
         self.process = proc
         if proc.options.tls is not None:
             log.info("speakers' TLS listener on %s:%d", proc.options.tls.host, proc.tls_port)
+            if proc.websockets_port is not None:
+                log.info("speakers' secure WebSockets listener on port %d", proc.websockets_port)
         self.check_certificates(config)
         user, password = creds.controller
         return BrokerLogin(proc.url, user, password, bulk=creds.bulk)

@@ -13,7 +13,10 @@ if TYPE_CHECKING:
     from collections import deque
     from pathlib import Path
 
-DROP_BEHIND_EVERY = 4  # chunks (256 KiB) between two drop-behind hints; finish() drops the rest
+# Chunks (1 MiB) between two drop-behind hints; the last chunk gives none, since finish() drops
+# the whole clip right after. A hint starts the writeback on the caller's loop, ~0.1 ms here: at
+# 256 KiB a 1 MiB clip paid four, a third of what writing its 16 chunks costs.
+DROP_BEHIND_EVERY = 16
 _RECORD = struct.Struct(">I")
 
 
@@ -62,7 +65,7 @@ class PartialClip:
         os.pwrite(self.fd, data, index * CHUNK_SIZE)
         os.pwrite(self.fd, _RECORD.pack(index), self._records_at + self._records * _RECORD.size)
         self._records += 1
-        if self._records % DROP_BEHIND_EVERY == 0:
+        if self._records % DROP_BEHIND_EVERY == 0 and self._records < self.chunks:
             drop_behind(self.fd, self._records_at)
         self.present.add(index)
         self._log_to.append((self.path.name, index))

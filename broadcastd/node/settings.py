@@ -42,8 +42,10 @@ def _player(value: str | None) -> str | None:
 
 
 def _broker_url(value: str, info: ValidationInfo) -> str:
-    if not value.startswith(("mqtt://", "mqtts://")):
-        raise ValueError("url must look like mqtt://host:1883 or mqtts://host:8883")
+    if not value.startswith(("mqtt://", "mqtts://", "wss://")):
+        raise ValueError(
+            "url must look like mqtt://host:1883, mqtts://host:8883 or wss://host:443/mqtt"
+        )
     plaintext_ok = info.data.get("insecure_plaintext", False)
     if (
         value.startswith("mqtt://")

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Self
 
 from broadcastd.errors import BroadcastdError
 from broadcastd.transport import pki
-from broadcastd.transport.brokerconf import BrokerOptions, TlsListener, mosquitto_conf
+from broadcastd.transport.brokerconf import (
+    BrokerOptions,
+    TlsListener,
+    max_connections_for,
+    mosquitto_conf,
+    queued_bytes_for,
+)
+from broadcastd.transport.bulk import BULK_LINKS
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -48,6 +55,20 @@ def port_open(host: str, port: int) -> bool:
     return False
 
 
+# The daemon's own logins (credentials.py): its main link, its bulk audio links, the monitor.
+SERVER_LOGINS = 1 + BULK_LINKS + 1
+
+
+def _longest_bulletin_bytes(config: Config) -> int:
+    """The audio of the longest bulletin the config allows: its longest slot (or recording) at
+    its bitrate. A sizing figure for the broker's queues, not a limit on what is sent."""
+    longest = max(
+        [config.audio.max_recording, *(slot.max_duration for slot in config.slots.values())]
+    )
+    bits_per_s = int(config.audio.bitrate.removesuffix("k")) * 1000
+    return int(longest.total_seconds() * bits_per_s) // 8
+
+
 # --- the process ---------------------------------------------------------------------------
 
 
@@ -69,6 +90,9 @@ class MosquittoProcess:
             opts = dataclasses.replace(opts, port=free_port(opts.host))
         if opts.tls is not None and opts.tls.port == 0:
             tls = dataclasses.replace(opts.tls, port=free_port(opts.tls.host))
+            opts = dataclasses.replace(opts, tls=tls)
+        if opts.tls is not None and opts.tls.websockets_port == 0:
+            tls = dataclasses.replace(opts.tls, websockets_port=free_port(opts.tls.host))
             opts = dataclasses.replace(opts, tls=tls)
         self.options = opts
         self.directory = directory
@@ -102,12 +126,20 @@ class MosquittoProcess:
                         f"{path}: missing; broker.public needs the commune's certificate: "
                         "run `broadcastd tls init` (or `tls renew`) first"
                     )
-            tls = TlsListener(public.bind, public.port, files.server_cert, files.server_key)
+            tls = TlsListener(
+                public.bind,
+                public.port,
+                files.server_cert,
+                files.server_key,
+                websockets_port=public.websockets_port,
+            )
         opts = BrokerOptions(
             host=host.strip("[]"),
             port=int(port),
             password_file=password_file,
             acl_file=acl_file,
+            max_queued_bytes=queued_bytes_for(_longest_bulletin_bytes(config)),
+            max_connections=max_connections_for(len(config.node_hamlets()) + SERVER_LOGINS),
             tls=tls,
         )
         return cls(directory, opts, supervise_interval=supervise_interval)
@@ -128,12 +160,18 @@ class MosquittoProcess:
     def tls_port(self) -> int | None:
         return self.options.tls.port if self.options.tls is not None else None
 
+    @property
+    def websockets_port(self) -> int | None:
+        return self.options.tls.websockets_port if self.options.tls is not None else None
+
     def _listeners(self) -> list[tuple[str, int]]:
         found = [(self.host, self.port)]
         tls = self.options.tls
         if tls is not None:
             wildcard = tls.host in ("0.0.0.0", "::")  # noqa: S104 - reached through loopback here
             found.append(("127.0.0.1" if wildcard else tls.host, tls.port))
+            if tls.websockets_port is not None:  # on every address or on "lo": both loopback
+                found.append(("127.0.0.1", tls.websockets_port))
         return found
 
     @property

@@ -125,6 +125,8 @@ class MqttLink:
             clean_start=False,
             properties=connect_props,
             tls_context=tls,
+            transport="websockets" if s.websocket_path is not None else "tcp",
+            websocket_path=s.websocket_path,
             timeout=10,
             max_queued_incoming_messages=0,  # unbounded: a handler may be slow, never drop
             max_queued_outgoing_messages=0,

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 
+from broadcastd.config.brokercfg import WEBSOCKETS_PATH
 from broadcastd.config.fields import loopback_host
 from broadcastd.errors import LinkError
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     import aiomqtt
 
-_DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+_DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "wss": 443}
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class LinkSettings:
     password: str | None = field(default=None, repr=False)
     tls_ca: Path | None = None
     tls: bool = False
+    # MQTT over (secure) WebSockets at this path instead of plain TCP: `wss://` URLs.
+    websocket_path: str | None = None
     insecure_plaintext: bool = False  # plain MQTT beyond loopback allowed (then warned of)
     keepalive: int = 30
     session_expiry: int = 86400
@@ -66,8 +69,9 @@ class LinkSettings:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
     ) -> LinkSettings:
-        """`mqtt://host:1883` or `mqtts://host:8883` (port optional). Plain MQTT beyond
-        loopback only with `insecure_plaintext`: it would send the password in clear."""
+        """`mqtt://host:1883`, `mqtts://host:8883` or `wss://host:443/mqtt` (MQTT over secure
+        WebSockets; port and path optional). Plain MQTT beyond loopback only with
+        `insecure_plaintext`: it would send the password in clear."""
         parts = urlsplit(url)
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise LinkError(f"broker url must look like mqtt://host:1883, got: {url!r}")
@@ -87,7 +91,8 @@ class LinkSettings:
             username=username if username is not None else parts.username,
             password=password if password is not None else parts.password,
             tls_ca=tls_ca,
-            tls=parts.scheme == "mqtts",
+            tls=parts.scheme in ("mqtts", "wss"),
+            websocket_path=(parts.path or WEBSOCKETS_PATH) if parts.scheme == "wss" else None,
             insecure_plaintext=insecure_plaintext,
             keepalive=keepalive,
             session_expiry=session_expiry,
@@ -100,6 +105,8 @@ class LinkSettings:
 
     @property
     def url(self) -> str:
+        if self.websocket_path is not None:
+            return f"wss://{self.host}:{self.port}{self.websocket_path}"
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
     @property

@@ -97,7 +97,7 @@ def trust_anchor(config: Config) -> Path | None:
     """The CA certificate speakers verify the broker with: the commune CA for the embedded
     broker's TLS listener, an external broker's `ca_file`; None for plain MQTT, or a TLS broker
     with a certificate from a public CA (the speaker's system trust)."""
-    if not config.broker.url_for_nodes.startswith("mqtts://"):
+    if not config.broker.url_for_nodes.startswith(("mqtts://", "wss://")):
         return None
     if config.broker.mode == "embedded":
         return TlsFiles.for_config(config).ca_cert

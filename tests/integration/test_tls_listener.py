@@ -1,19 +1,24 @@
 """Issue 20: the embedded broker's speakers' listener is TLS 1.2+ with the commune's chain, and
-the logins and ACL hold on it as on the daemon's loopback listener. Real daemon, real mosquitto,
-real `openssl s_client` and `mosquitto_sub`; loopback only (the certificate names `localhost`)."""
+the logins and ACL hold on it (and on its secure WebSockets twin) as on the daemon's loopback
+listener. Real daemon, real mosquitto, real `openssl s_client` and `mosquitto_sub`; loopback only
+(the certificate names `localhost`)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 from typing import TYPE_CHECKING
 
+import aiomqtt
+import pytest
 from support.e2e import write_commune
 from support.mqtt import Inbox, running_link
 
 from broadcastd.transport import pki
 from broadcastd.transport.credentials import Credentials
 from broadcastd.transport.link import LinkSettings, MqttLink
+from broadcastd.transport.linksettings import tls_context
 
 if TYPE_CHECKING:
     from support.e2e import Running
@@ -130,3 +135,42 @@ async def _acl_holds_over_tls(config: Config, port: int) -> None:
         await watcher.wait_for(f"{ROOT}/node/h00-n0/heartbeat")
         forged = [t for t, p, _ in watcher.messages if p == b"forged"]
         assert forged == []
+
+
+# paho drops the socket of a refused TLS or WebSockets handshake without closing it; the GC
+# closes it. paho's internals, not ours (as in test_mqtt_link.py).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_secure_websockets_listener_takes_only_logins_over_verified_tls(tmp_path):
+    e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, tls=True, websockets=True)
+    ca = pki.TlsFiles.for_config(e2e.config).ca_cert
+    monitor = Credentials.load_or_create(e2e.config).monitor
+    async with e2e.running(fleet=False, scheduling=False) as run:
+        broker = run.daemon.broker
+        assert broker is not None
+        assert broker.websockets_port is not None
+        port = broker.websockets_port
+
+        def client(host: str, *, tls: bool = True, password: str = monitor[1]) -> aiomqtt.Client:
+            return aiomqtt.Client(
+                host, port, username=monitor[0], password=password, timeout=30,
+                transport="websockets", websocket_path="/mqtt",
+                tls_context=tls_context(ca) if tls else None,
+                protocol=aiomqtt.ProtocolVersion.V5,
+            )  # fmt: skip
+
+        async with client("localhost") as ok:
+            await ok.subscribe(f"{ROOT}/controller/state", qos=1)
+            async for message in ok.messages:
+                assert b'"state":"online"' in bytes(message.payload)
+                break
+        refused = {
+            "plain WebSockets": client("localhost", tls=False),
+            "a name the certificate does not carry": client("127.0.0.1"),
+            "a wrong password": client("localhost", password="x"),  # noqa: S106 - on purpose
+        }
+        for what, bad in refused.items():
+            with pytest.raises(aiomqtt.MqttError):
+                async with bad:
+                    pytest.fail(f"{what} was let in")
+        assert run.daemon.link.connects == 1
+    gc.collect()  # those sockets, now, while this test's warning filter applies

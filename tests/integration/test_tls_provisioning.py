@@ -55,6 +55,29 @@ async def stop_node(proc: subprocess.Popen[bytes], log: Path) -> None:
     assert code == 0, text[-2000:]
 
 
+async def plays_a_slot(e2e: E2E, config: Path, log: Path) -> str:
+    """Run the daemon and a `broadcastd-node` on the bundle `config` until the node has played a
+    slot dispatched now; the node's log."""
+    async with e2e.running(fleet=False, clock=time.time, scheduling=False) as run:
+        daemon = run.daemon
+        node = start_node(config, log)
+        try:
+            await wait_for(lambda: daemon.registry.state(NODE) == "online", 20, "node online")
+            play_at = dt.datetime.now(tz=e2e.config.commune.tz) + dt.timedelta(seconds=3)
+            published = await daemon.dispatcher.dispatch_slot(
+                e2e.play_at.date(), "noon", reason="bundle test", play_at=play_at
+            )
+            pid = published[0].playlist
+
+            def played() -> bool:
+                return any(a.status == "played" for a in daemon.journal.acks_for(pid))
+
+            await wait_for(played, 30, f"{NODE} to ack played")
+        finally:
+            await stop_node(node, log)
+    return await asyncio.to_thread(log.read_text, encoding="utf-8")
+
+
 async def test_a_bundle_connects_over_tls_and_plays_a_slot(tmp_path):
     e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, texts=("Xin chào.",), tls=True)
     config = bundle(e2e, tmp_path / "bundle")
@@ -66,27 +89,28 @@ async def test_a_bundle_connects_over_tls_and_plays_a_slot(tmp_path):
     ca = pki.TlsFiles.for_config(e2e.config).ca_cert
     assert (tmp_path / "bundle" / "ca.crt").read_bytes() == ca.read_bytes()
     assert b"PRIVATE KEY" not in b"".join(p.read_bytes() for p in (tmp_path / "bundle").iterdir())
-    log = tmp_path / "node.log"
-    async with e2e.running(fleet=False, clock=time.time, scheduling=False) as run:
-        daemon = run.daemon
-        node = start_node(config, log)
-        try:
-            await wait_for(lambda: daemon.registry.state(NODE) == "online", 20, "node online")
-            play_at = dt.datetime.now(tz=e2e.config.commune.tz) + dt.timedelta(seconds=3)
-            published = await daemon.dispatcher.dispatch_slot(
-                e2e.play_at.date(), "noon", reason="tls test", play_at=play_at
-            )
-            pid = published[0].playlist
-
-            def played() -> bool:
-                return any(a.status == "played" for a in daemon.journal.acks_for(pid))
-
-            await wait_for(played, 30, f"{NODE} to ack played over TLS")
-        finally:
-            await stop_node(node, log)
-    text = log.read_text(encoding="utf-8")
+    text = await plays_a_slot(e2e, config, tmp_path / "node.log")
     assert f"connected to mqtts://localhost:{public.port}" in text
     assert "in clear" not in text
+
+
+async def test_a_bundle_for_secure_websockets_plays_a_slot(tmp_path):
+    # For carriers that block 8883: the same logins, ACL and certificate on a wss:// listener.
+    e2e = write_commune(
+        tmp_path, hamlets=1, nodes_per_hamlet=1, texts=("Xin chào.",), tls=True, websockets=True
+    )
+    public = e2e.config.broker.public
+    assert public is not None
+    config = bundle(e2e, tmp_path / "bundle")
+    doc = yaml.safe_load(config.read_text(encoding="utf-8"))
+    assert (
+        doc["broker"]["url"]
+        == public.websockets_url
+        == f"wss://localhost:{public.websockets_port}/mqtt"
+    )
+    assert doc["broker"]["ca_file"] == "ca.crt"
+    text = await plays_a_slot(e2e, config, tmp_path / "node.log")
+    assert f"connected to {public.websockets_url}" in text
 
 
 async def test_a_wrong_ca_or_host_name_never_connects(tmp_path):

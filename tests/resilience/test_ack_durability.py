@@ -61,6 +61,29 @@ def recorded(fleet: Fleet) -> set[tuple[str, str, str]]:
     return out
 
 
+FIGURES = ("nodes", "ready", "played", "households_reached")
+
+
+def reported(e2e: E2E, capsys: pytest.CaptureFixture[str]) -> dict[str, tuple[int, ...]]:
+    """`report --json`'s figures for the noon slot, per hamlet."""
+    capsys.readouterr()  # what the test printed so far stays out of the report's JSON
+    day = str(e2e.play_at.date())
+    assert cli(["report", "-c", str(e2e.config_path), "--date", day, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    return {r["hamlet"]: tuple(r[f] for f in FIGURES) for r in rows if r["slot"] == "noon"}
+
+
+def from_speakers(e2e: E2E, acks: set[tuple[str, str, str]]) -> dict[str, tuple[int, ...]]:
+    """What `report` must say per hamlet (FIGURES), from the speakers' own records."""
+    out: dict[str, tuple[int, ...]] = {}
+    for hamlet in e2e.config.hamlets:
+        mine = {n.id: n.households for n in hamlet.nodes}
+        ready = {n for n, _, s in acks if n in mine and s in ("ready", "playing", "played")}
+        played = {n for n, _, s in acks if n in mine and s == "played"}
+        out[hamlet.id] = (len(mine), len(ready), len(played), sum(mine[n] for n in played))
+    return out
+
+
 def unconfirmed(fleet: Fleet) -> int:
     return sum(len(s.agent.outbox.acks.pending) for s in fleet.agents.values() if s.agent)
 
@@ -70,6 +93,7 @@ def unconfirmed(fleet: Fleet) -> int:
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_daemon_and_broker_sigkills_around_a_slot_lose_no_ack(tmp_path, capsys):
     seed = int(os.environ.get("BROADCASTD_SEED", time.time_ns() % 1_000_000))
+    print(f"ack durability: seed {seed} (replay: BROADCASTD_SEED={seed})")  # shown if it fails
     rng = random.Random(seed)
     kills = count(4, 20)
     nodes_per_hamlet = count(2, 5)
@@ -124,12 +148,7 @@ async def test_daemon_and_broker_sigkills_around_a_slot_lose_no_ack(tmp_path, ca
     expected = recorded(fleet)
     got = journaled(e2e)
     assert got == expected, f"seed {seed}: lost {expected - got}, extra {got - expected}"
-    assert cli(["report", "-c", str(e2e.config_path), "--date", str(e2e.play_at.date()),
-                "--json"]) == 0  # fmt: skip
-    rows = json.loads(capsys.readouterr().out)["rows"]
-    assert {r["hamlet"]: r["households_reached"] for r in rows if r["slot"] == "noon"} == {
-        h.id: h.households for h in e2e.config.hamlets
-    }, f"seed {seed}"
+    assert reported(e2e, capsys) == from_speakers(e2e, expected), f"seed {seed}"
     gc.collect()  # those sockets, now, while this test's warning filter applies
     print(
         f"ack durability: {kills} kills ({', '.join(moments)}; seed {seed}), {n_nodes} nodes,"

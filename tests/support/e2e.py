@@ -205,18 +205,21 @@ def write_commune(  # noqa: PLR0913 - each knob is a scenario parameter
     heartbeat: str = "1s",
     keepalive: str = "5s",
     tls: bool = False,
+    websockets: bool = False,
 ) -> E2E:
     """Write config + key for a commune whose `noon` slot plays `play_in` real seconds from now.
 
     `tls`: the embedded broker also has the speakers' TLS listener (`broker.public`, host
-    `localhost`, bound to 127.0.0.1) and `broadcastd tls init` has run; speakers use it."""
+    `localhost`, bound to 127.0.0.1) and `broadcastd tls init` has run; speakers use it.
+    `websockets` (with `tls`): and its secure WebSockets listener, which speakers use instead
+    (`node_url: wss://localhost:PORT/mqtt`)."""
     root.mkdir(parents=True, exist_ok=True)
     local = dt.datetime.now(tz=TZ)
     at = (local + dt.timedelta(minutes=3)).replace(second=0, microsecond=0)
     offset = at.timestamp() - (time.time() + play_in)
     lines = [
         "commune: {id: test-commune, name: Xã Thử, timezone: Asia/Ho_Chi_Minh}",
-        f"broker: {{mode: embedded, listen: '127.0.0.1:{free_port()}'{_public(tls)}}}",
+        f"broker: {{mode: embedded, listen: '127.0.0.1:{free_port()}'{_public(tls, websockets)}}}",
         "signing: {private_key_file: ed25519.key}",
         "state_dir: state",
         "slots:",
@@ -252,10 +255,16 @@ def write_commune(  # noqa: PLR0913 - each knob is a scenario parameter
     return e2e
 
 
-def _public(tls: bool) -> str:
+def _public(tls: bool, websockets: bool) -> str:
     if not tls:
         return ""
-    return f", public: {{host: localhost, port: {free_port()}, bind: 127.0.0.1}}"
+    if not websockets:
+        return f", public: {{host: localhost, port: {free_port()}, bind: 127.0.0.1}}"
+    ws = free_port()
+    return (
+        f", public: {{host: localhost, port: {free_port()}, bind: 127.0.0.1,"
+        f" websockets_port: {ws}}}, node_url: 'wss://localhost:{ws}/mqtt'"
+    )
 
 
 async def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:  # noqa: ASYNC109 - a polling deadline, not a cancel scope

@@ -14,12 +14,16 @@ from support.communes import write_sang_moc
 from broadcastd.cli.main import run as cli
 from broadcastd.config import load_config
 from broadcastd.journal.store import Journal
-from broadcastd.transport.broker import BrokerError
+from broadcastd.transport.broker import SERVER_LOGINS, BrokerError, MosquittoProcess
 from broadcastd.transport.brokerconf import (
+    CONNECTION_HEADROOM,
+    MAX_PACKET,
+    MIN_QUEUED_BYTES,
     TLS12_CIPHERS,
     BrokerOptions,
     TlsListener,
     mosquitto_conf,
+    queued_bytes_for,
 )
 from broadcastd.transport.credentials import (
     BULK_USERS,
@@ -30,6 +34,7 @@ from broadcastd.transport.credentials import (
     hash_password,
     password_file_lines,
 )
+from broadcastd.transport.linksettings import LinkSettings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -62,12 +67,37 @@ def test_conf_bounds_packets_queues_and_saves_on_a_clock(tmp_path):
         "autosave_interval 60",
         "persistent_client_expiration 7d",
         "max_packet_size 69632",  # a 64 KiB chunk or envelope plus 4 KiB of header
+        "message_size_limit 65536",  # the chunk or envelope itself
         "max_queued_messages 20000",
         "max_queued_bytes 16777216",
+        "max_inflight_messages 20",
+        "max_connections 1000",
         "allow_anonymous true",
     ):
         assert expected in lines
     assert not any(line.startswith(("password_file", "acl_file")) for line in lines)
+
+
+def test_every_limit_in_the_conf_says_why(tmp_path):
+    lines = conf_lines(BrokerOptions(), tmp_path)
+    for option in ("max_packet_size", "message_size_limit", "max_queued_messages",
+                   "max_inflight_messages", "max_connections", "log_type notice"):  # fmt: skip
+        at = next(i for i, line in enumerate(lines) if line.startswith(option))
+        assert lines[at - 1].startswith("#"), option
+
+
+def test_the_daemons_broker_is_sized_by_its_config(tmp_path):
+    config = load_config(write_sang_moc(tmp_path), probe_media=False).config
+    tls = tmp_path / "state" / "broker"
+    broker = MosquittoProcess.from_config(
+        config, tls, password_file=tls / "passwd", acl_file=tls / "acl"
+    )
+    # 3 nodes and the daemon's 10 logins (main link, 8 bulk links, monitor), plus headroom.
+    assert broker.options.max_connections == 3 + SERVER_LOGINS + CONNECTION_HEADROOM
+    assert len(SERVER_USERS) == SERVER_LOGINS
+    # Two 15-minute bulletins at 32 kbit/s are 7.2 MB: under the floor.
+    assert broker.options.max_queued_bytes == MIN_QUEUED_BYTES
+    assert queued_bytes_for(15 * 60 * 128_000 // 8) == 2 * 220 * MAX_PACKET  # 220 chunks each
 
 
 def test_conf_with_credentials_refuses_anonymous(tmp_path):
@@ -95,8 +125,9 @@ def test_conf_tls_listener_is_tls12_plus_under_the_same_logins(tmp_path):
     assert all(lines.index(line) < first for line in security)
     # A listener option: without it on the TLS listener, a stolen speaker's login could take
     # the controller's client id there.
-    assert lines[first + 1] == "use_username_as_clientid true"
-    assert lines[second + 1 :] == [
+    assert "use_username_as_clientid true" in lines[first:second]
+    assert [ln for ln in lines[second + 1 :] if not ln.startswith("#")] == [
+        "max_connections 1000",
         "use_username_as_clientid true",
         f"certfile {tmp_path / 'server.crt'}",
         f"keyfile {tmp_path / 'server.key'}",
@@ -105,6 +136,34 @@ def test_conf_tls_listener_is_tls12_plus_under_the_same_logins(tmp_path):
         "require_certificate false",
     ]
     assert not any(line.startswith(("certfile", "tls_version")) for line in lines[:second])
+
+
+def test_conf_secure_websockets_listener_shares_logins_and_certificate(tmp_path):
+    every = "0.0.0.0"  # noqa: S104 - a config text, nothing binds
+    for bind, listener in ((every, "listener 443"), ("127.0.0.1", "listener 443 lo")):
+        tls = TlsListener(bind, 8883, tmp_path / "s.crt", tmp_path / "s.key", websockets_port=443)
+        opts = BrokerOptions(password_file=tmp_path / "passwd", tls=tls)
+        lines = [ln for ln in conf_lines(opts, tmp_path) if not ln.startswith("#")]
+        # libwebsockets takes an interface name: "lo" for loopback, nothing for every address
+        at = lines.index(listener)
+        assert lines[at + 1 :] == [
+            "protocol websockets",
+            "max_connections 1000",
+            "use_username_as_clientid true",
+            f"certfile {tmp_path / 's.crt'}",
+            f"keyfile {tmp_path / 's.key'}",
+            "tls_version tlsv1.2",
+            f"ciphers {TLS12_CIPHERS}",
+            "require_certificate false",
+        ]
+
+
+def test_wss_urls_are_tls_over_websockets():
+    settings = LinkSettings.from_url("wss://loa.example.vn/mqtt", client_id="n")
+    assert (settings.tls, settings.port, settings.websocket_path) == (True, 443, "/mqtt")
+    assert settings.url == "wss://loa.example.vn:443/mqtt"
+    assert not settings.plaintext_exposed
+    assert LinkSettings.from_url("mqtts://h", client_id="n").websocket_path is None
 
 
 def test_conf_without_persistence(tmp_path):

@@ -154,3 +154,19 @@ def test_public_listener_fields_are_checked(tmp_path, capsys):
     external = "{mode: external, url: 'mqtts://b.example.vn:8883', public: {host: a.example.vn}}"
     assert cli(["check", "-c", str(commune(tmp_path, external))]) == 78
     assert "'public' configures the embedded broker's TLS listener only" in capsys.readouterr().err
+
+
+def test_secure_websockets_listener_config(tmp_path, capsys):
+    ws = "{public: {host: loa.example.vn, websockets_port: 443}, node_url: 'wss://loa.example.vn/mqtt'}"
+    config = load_config(commune(tmp_path, ws), probe_media=False).config
+    public = config.broker.public
+    assert public is not None
+    assert public.websockets_url == "wss://loa.example.vn:443/mqtt"
+    assert config.broker.url_for_nodes == "wss://loa.example.vn/mqtt"
+    assert pki.trust_anchor(config) == pki.TlsFiles.for_config(config).ca_cert  # in the bundle
+    one_address = "{public: {host: loa.example.vn, bind: 203.0.113.7, websockets_port: 443}}"
+    assert cli(["check", "-c", str(commune(tmp_path, one_address))]) == 78
+    assert "websockets_port needs bind 0.0.0.0" in capsys.readouterr().err
+    plain_ws = "{public: {host: loa.example.vn}, node_url: 'ws://loa.example.vn/mqtt'}"
+    assert cli(["check", "-c", str(commune(tmp_path, plain_ws))]) == 78
+    assert "node_url must look like" in capsys.readouterr().err
