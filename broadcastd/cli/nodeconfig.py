@@ -52,7 +52,8 @@ def node_yaml(
     if node_id not in hamlets:
         known = ", ".join(sorted(hamlets)) or "none"
         raise UsageError(f"no node {node_id!r} in the config (known nodes: {known})")
-    key = protocol.load_private_key(config.signing.private_key_file)
+    # The key signing now: during a rotation, the new one once it is active (DESIGN.md §5).
+    key = protocol.SigningKeys(config.signing.private_key_file).active(time.time())
     url = config.broker.url_for_nodes
     broker: dict[str, object] = {"url": url, "username": node_id}
     if password_file is not None:

@@ -23,8 +23,10 @@ from broadcastd.protocol.envelopes import (
     validate_control,
     validate_playlist,
 )
+from broadcastd.protocol.keyring import RotatingKey, RotationError, SigningKeys
 from broadcastd.protocol.keys import (
     KeyFileExistsError,
+    fingerprint,
     generate_private_key,
     load_private_key,
     load_public_key,
@@ -39,6 +41,7 @@ from broadcastd.protocol.payloads import (
     state_payload,
 )
 from broadcastd.protocol.receipts import receipt_payload, verify_receipt
+from broadcastd.protocol.rotation import KeyRotation, read_rotation, verify_rotation
 from broadcastd.protocol.signing import (
     MAX_ENVELOPE_BYTES,
     REJECT_REASONS,
@@ -73,9 +76,13 @@ __all__ = [
     "Ed25519PrivateKey",
     "Ed25519PublicKey",
     "KeyFileExistsError",
+    "KeyRotation",
     "Playlist",
     "PlaylistItem",
+    "RotatingKey",
+    "RotationError",
     "Signed",
+    "SigningKeys",
     "Topics",
     "ack_payload",
     "canonical_json",
@@ -83,6 +90,7 @@ __all__ = [
     "control_envelope",
     "decode_json",
     "encode",
+    "fingerprint",
     "generate_private_key",
     "heartbeat_payload",
     "is_wire_id",
@@ -92,6 +100,7 @@ __all__ = [
     "parse_ack",
     "playlist_envelope",
     "public_key_b64",
+    "read_rotation",
     "receipt_payload",
     "seal",
     "sign",
@@ -101,4 +110,5 @@ __all__ = [
     "validate_playlist",
     "verify",
     "verify_receipt",
+    "verify_rotation",
 ]

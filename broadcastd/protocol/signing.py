@@ -39,6 +39,7 @@ REJECT_REASONS: Final = (
     "expired",
     "replay",
     "unsupported_version",
+    "retired_key",
 )
 
 E = TypeVar("E", bound=Playlist | Control)

@@ -158,7 +158,8 @@ class Fleet:
         passwords, public key and CA the daemon made, against `broker_url` (default: the config's
         URL for nodes)."""
         creds = Credentials.load_or_create(config)
-        key = protocol.load_private_key(config.signing.private_key_file)
+        now = options.get("clock", time.time)()
+        key = protocol.SigningKeys(config.signing.private_key_file).active(now)
         specs = fleet_nodes(config, creds.passwords, count=count, fallback=creds.monitor)
         if nodes is not None:
             wanted = set(nodes)
