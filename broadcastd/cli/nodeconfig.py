@@ -52,8 +52,10 @@ def node_yaml(
     if node_id not in hamlets:
         known = ", ".join(sorted(hamlets)) or "none"
         raise UsageError(f"no node {node_id!r} in the config (known nodes: {known})")
-    # The key signing now: during a rotation, the new one once it is active (DESIGN.md §5).
-    key = protocol.SigningKeys(config.signing.private_key_file).active(time.time())
+    # The key file's key: during a rotation the old one until it retires. The speaker then learns
+    # the new one from the retained rotation, so it verifies what was signed before the
+    # activation (still live) and after it (DESIGN.md §5).
+    key = protocol.SigningKeys(config.signing.private_key_file).current
     url = config.broker.url_for_nodes
     broker: dict[str, object] = {"url": url, "username": node_id}
     if password_file is not None:

@@ -1,11 +1,13 @@
 """What a speaker does with a key-rotation control (DESIGN.md §5): verify, persist, ack.
 
 The control must be signed by a key this speaker trusts now, naming that key as the one it
-retires, for this commune, newer than any rotation applied here. Then the new key is trusted at
-once (the daemon signs with it only from `activate_at`), the old one until `retire_at`, and the
-rotation is acked `received` with the new key's fingerprint: that ack is how `broadcastd nodes`
-knows the speaker confirmed it. The retained copy delivered again after a reconnect is quiet;
-anything else refused is logged and acked `rejected` with its reason.
+retires, for this commune, newer than any rotation applied here, and that key must not have
+signed a rotation before (so whoever steals an old key cannot add a key of theirs, or postpone
+the old key's retirement, on a speaker that has the genuine rotation). Then the new key is
+trusted at once (the daemon signs with it only from `activate_at`), the old one until
+`retire_at`, and the rotation is acked `received` with the new key's fingerprint: that ack is
+how `broadcastd nodes` knows the speaker confirmed it. The retained copy delivered again after a
+reconnect is quiet; anything else refused is logged and acked `rejected` with its reason.
 """
 
 from __future__ import annotations
@@ -95,6 +97,13 @@ class KeyUpdates:
                 if retired is not None:
                     raise retired from None
             raise
+        handed = self.trust.handed_over(rotation.retires)
+        if handed is not None:
+            raise ProtocolError(
+                "superseded",
+                f"key {protocol.fingerprint(handed.key)} already handed over (retires at "
+                f"{handed.retire_at}); a key signs one rotation",
+            )
         if rotation.issued_at <= self.trust.newest_issued:
             raise ProtocolError(
                 "replay",

@@ -85,6 +85,12 @@ class TrustStore:
         wanted = _canonical_key(key)
         return any(k.key == wanted and not _retired(k, now) for k in self.keys)
 
+    def handed_over(self, key: str) -> TrustedKey | None:
+        """The entry of `key` (base64) if a rotation already set its retirement: a key signs
+        one rotation, so a thief holding it cannot add a key or move its retirement."""
+        wanted = _canonical_key(key)
+        return next((k for k in self.keys if k.key == wanted and k.retire_at is not None), None)
+
     def retired(self, key: str, now: float) -> TrustedKey | None:
         """The entry of `key` (base64) if this node trusted it once and it is retired now."""
         wanted = _canonical_key(key)

@@ -40,6 +40,7 @@ REJECT_REASONS: Final = (
     "replay",
     "unsupported_version",
     "retired_key",
+    "superseded",
 )
 
 E = TypeVar("E", bound=Playlist | Control)

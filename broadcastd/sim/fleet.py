@@ -158,8 +158,7 @@ class Fleet:
         passwords, public key and CA the daemon made, against `broker_url` (default: the config's
         URL for nodes)."""
         creds = Credentials.load_or_create(config)
-        now = options.get("clock", time.time)()
-        key = protocol.SigningKeys(config.signing.private_key_file).active(now)
+        key = protocol.SigningKeys(config.signing.private_key_file).current  # as node-config
         specs = fleet_nodes(config, creds.passwords, count=count, fallback=creds.monitor)
         if nodes is not None:
             wanted = set(nodes)

@@ -177,7 +177,7 @@ def test_forged_replayed_and_retired_rotations_are_refused(tmp_path):
     keys.rotate(commune=COMMUNE, now=T0, activate_in=0, grace=100)
     assert keys.wire is not None
     node.receive(keys.wire)
-    # An older rotation signed by the same (still trusted) key: a replay.
+    # An older rotation signed by the same (still trusted) key.
     older = protocol.KeyRotation(
         commune=COMMUNE,
         id="keys-2",
@@ -188,7 +188,35 @@ def test_forged_replayed_and_retired_rotations_are_refused(tmp_path):
         issued_at=T0 - 10,
     ).seal(old_key)
     node.receive(older)
-    assert node.refused[-1] == ("keys-2", "replay")
+    assert node.refused[-1] == ("keys-2", "superseded")
+    # Signed by the new key but issued before the rotation that brought it: a replay.
+    assert keys.next is not None
+    backdated = protocol.KeyRotation(
+        commune=COMMUNE,
+        id="keys-5",
+        key=protocol.public_key_b64(protocol.Ed25519PrivateKey.generate()),
+        retires=protocol.public_key_b64(keys.next),
+        activate_at=T0 - 5,
+        retire_at=T0 - 5,
+        issued_at=T0 - 5,
+    ).seal(keys.next)
+    node.receive(backdated)
+    assert node.refused[-1] == ("keys-5", "replay")
+    # A newer one by the same key (a thief holding it during the grace period): refused too,
+    # so the thief can neither add a key nor move the old key's retirement.
+    thief = protocol.KeyRotation(
+        commune=COMMUNE,
+        id="keys-4",
+        key=protocol.public_key_b64(protocol.Ed25519PrivateKey.generate()),
+        retires=protocol.public_key_b64(old_key),
+        activate_at=T0 + 1,
+        retire_at=T0 + 10**6,
+        issued_at=T0 + 1,
+    ).seal(old_key)
+    clock.t = T0 + 1
+    node.receive(thief)
+    assert node.refused[-1] == ("keys-4", "superseded")
+    assert len(node.trust.trusted(clock.t)) == 2
     # After retirement, the old key cannot start another rotation.
     clock.t = T0 + 100
     late = protocol.KeyRotation(
