@@ -82,11 +82,13 @@ def run(args: argparse.Namespace) -> int:
 def _offline(config: Config, operator: str | None, activate_in: int, grace: int) -> int:
     """No daemon: the files are the whole story; the daemon publishes them when it starts."""
     keys = protocol.SigningKeys(config.signing.private_key_file)
-    rotation = keys.rotate(
-        commune=config.commune.id, now=int(time.time()), activate_in=activate_in, grace=grace
-    )
+    # The journal first: a rotation is made only where it can be journaled.
+    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     journal = Journal.open(config.state_dir / "journal.sqlite3")
     try:
+        rotation = keys.rotate(
+            commune=config.commune.id, now=int(time.time()), activate_in=activate_in, grace=grace
+        )
         who = {"operator": operator, "unix_user": getpass.getuser(), "cause": "daemon not running"}
         journal.record_event("key_rotation", rotation_detail(rotation, who))
     finally:

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 HAMLETS = 10
 PER_HAMLET = 5
 AWAY = [f"h{h:02d}-n4" for h in range(5)]  # offline during the rotation
-BEFORE_PLAY_S = 6  # the activation falls this long before the slot's play_at
-GRACE_S = 20
+ACTIVATE_IN_S = 3
+GRACE_AFTER_PLAY_S = 10  # the old key retires this long after the slot's play_at
 
 
 async def cli_run(e2e: E2E, *argv: str) -> int:
@@ -85,7 +85,7 @@ async def test_fifty_speakers_end_on_the_new_key_and_no_slot_is_missed(tmp_path,
         expected = {"id": rotation.id, "new_key": fp, "status": "confirmed"}
         assert sorted(shown) == sorted(nodes)
         assert all(row == expected for row in shown.values())
-        await wait_for(lambda: keys.in_progress() is None, GRACE_S + 30, "the retirement")
+        await wait_for(lambda: keys.in_progress() is None, 60, "the retirement")
         assert not keys.next_path.exists()  # the old private key is gone
         await _after_retirement(e2e, run, old_key, rotation.key, capsys)
         assert not late.done()
@@ -96,12 +96,14 @@ async def test_fifty_speakers_end_on_the_new_key_and_no_slot_is_missed(tmp_path,
 async def _rotate(
     e2e: E2E, run: Running, capsys: pytest.CaptureFixture[str]
 ) -> protocol.KeyRotation:
-    """`keygen --rotate` activating shortly before the slot's play_at."""
-    activate_in = int(e2e.play_at.timestamp() - e2e.clock()) - BEFORE_PLAY_S
-    assert activate_in >= 2, f"the commune took too long to start ({activate_in}s left)"
+    """`keygen --rotate`, activating in 3 s (before the slot's play_at) and retiring the old key
+    a few seconds after the slot has played."""
+    left = int(e2e.play_at.timestamp() - e2e.clock())
+    assert left >= ACTIVATE_IN_S + 3, f"the commune took too long to start ({left}s left)"
+    grace = left - ACTIVATE_IN_S + GRACE_AFTER_PLAY_S
     capsys.readouterr()
-    rotate = ["keygen", "--rotate", "--activate-in", f"{activate_in}s"]
-    assert await cli_run(e2e, *rotate, "--grace", f"{GRACE_S}s", "--operator", "an") == 0
+    rotate = ["keygen", "--rotate", "--activate-in", f"{ACTIVATE_IN_S}s", "--grace", f"{grace}s"]
+    assert await cli_run(e2e, *rotate, "--operator", "an") == 0
     out = capsys.readouterr()
     rotation = run.daemon.rotations.keys.rotation
     assert rotation is not None
@@ -162,3 +164,35 @@ def _events(e2e: E2E, kind: str) -> list[str]:
         return [d for (d,) in conn.execute("SELECT detail FROM events WHERE kind=?", (kind,))]
     finally:
         conn.close()
+
+
+async def test_a_rotation_made_without_the_daemon_is_published_when_it_starts(tmp_path, capsys):
+    e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=2, play_in=600)
+    assert await cli_run(e2e, "keygen", "--grace", "1d") == 2
+    assert "go with --rotate" in capsys.readouterr().err
+    assert await cli_run(e2e, "keygen", "--rotate", "--activate-in", "soon") == 2
+    assert "--activate-in: expected a duration" in capsys.readouterr().err
+    assert await cli_run(e2e, "keygen", "--rotate", "--operator", "an") == 0
+    out = capsys.readouterr()
+    assert "the daemon is not running" in out.err
+    keys = protocol.SigningKeys(e2e.config.signing.private_key_file)
+    rotation = keys.in_progress()
+    assert rotation is not None
+    assert out.out.strip() == rotation.key
+    assert rotation.activate_at - rotation.issued_at == 3600  # the defaults
+    assert rotation.retire_at - rotation.activate_at == 7 * 86400
+    assert await cli_run(e2e, "keygen", "--rotate") == 1
+    assert f"rotation {rotation.id} to key" in capsys.readouterr().err
+    async with e2e.running() as run:
+        journal = run.daemon.journal
+        await wait_for(
+            lambda: {a.node for a in journal.acks_for(rotation.id)} == set(e2e.node_ids),
+            30,
+            "both speakers to confirm the rotation published at start",
+        )
+        # Before the activation the daemon still signs with the old key.
+        assert run.daemon.rotations.keys.active(e2e.clock()) is run.daemon.rotations.keys.current
+    details = [json.loads(d) for d in _events(e2e, "key_rotation")]
+    assert [(d["id"], d["operator"], d["cause"]) for d in details] == [
+        (rotation.id, "an", "daemon not running")
+    ]
