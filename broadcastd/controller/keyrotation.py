@@ -21,6 +21,7 @@ from broadcastd import protocol
 from broadcastd.controller.controlsocket import Peer
 from broadcastd.controller.requests import Who
 from broadcastd.errors import BroadcastdError, ProtocolError
+from broadcastd.localtime import local_time
 from broadcastd.models import Ack, AckStatus
 
 if TYPE_CHECKING:
@@ -110,14 +111,15 @@ class KeyRotations:
             grace=grace,
         )
         self._journal.record_event("key_rotation", rotation_detail(rotation, who.record()))
+        tz = self._config().commune.tz
         log.warning(
-            "signing key rotation %s by %s: key %s signs from %d, key %s is refused from %d",
+            "signing key rotation %s by %s: key %s signs from %s, key %s is refused from %s",
             rotation.id,
             who.describe(),
             protocol.fingerprint(rotation.key),
-            rotation.activate_at,
+            local_time(rotation.activate_at, tz),
             protocol.fingerprint(rotation.retires),
-            rotation.retire_at,
+            local_time(rotation.retire_at, tz),
         )
         published = True
         try:

@@ -75,7 +75,7 @@ class NodeAgent:
         self.tick = tick
         self.rng = rng or random.Random()  # noqa: S311 - simulated message loss, not cryptography
         self.topics = protocol.Topics(config.node.commune)
-        self.trust = TrustStore(config.cache_dir, config.public_key, clock=clock)
+        self.trust = TrustStore(config.cache_dir, config.public_key, clock=clock, tz=config.tz)
         self.gate = Gate(config, clock=clock, ack=self._ack, trust=self.trust)
         self.keys = KeyUpdates(
             self.trust, config.node.commune, reject=self.gate.reject, ack=self._ack

@@ -60,13 +60,13 @@ class KeyUpdates:
         await asyncio.to_thread(self.trust.accept, rotation, payload)
         new, old = protocol.fingerprint(rotation.key), protocol.fingerprint(rotation.retires)
         log.warning(
-            "signing key rotation %s: now trusting key %s (the daemon signs with it from %d);"
-            " key %s refused from %d",
+            "signing key rotation %s: now trusting key %s (the daemon signs with it from %s);"
+            " key %s refused from %s",
             rotation.id,
             new,
-            rotation.activate_at,
+            self.trust.when(rotation.activate_at),
             old,
-            rotation.retire_at,
+            self.trust.when(rotation.retire_at),
         )
         self._ack(rotation.id, "received", f"key {new}")
 
@@ -102,13 +102,13 @@ class KeyUpdates:
             raise ProtocolError(
                 "superseded",
                 f"key {protocol.fingerprint(handed.key)} already handed over (retires at "
-                f"{handed.retire_at}); a key signs one rotation",
+                f"{self.trust.when(handed.retire_at)}); a key signs one rotation",
             )
         if rotation.issued_at <= self.trust.newest_issued:
             raise ProtocolError(
                 "replay",
-                f"issued at {rotation.issued_at}, not after the newest rotation applied here"
-                f" ({self.trust.newest_issued})",
+                f"issued at {self.trust.when(rotation.issued_at)}, not after the newest"
+                f" rotation applied here ({self.trust.when(self.trust.newest_issued)})",
             )
         return rotation
 
@@ -122,4 +122,5 @@ class KeyUpdates:
         if entry is None:
             return None
         fp = protocol.fingerprint(entry.key)
-        return ProtocolError("retired_key", f"signed by key {fp}, retired at {entry.retire_at}")
+        when = self.trust.when(entry.retire_at)
+        return ProtocolError("retired_key", f"signed by key {fp}, retired at {when}")

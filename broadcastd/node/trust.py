@@ -20,11 +20,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 from broadcastd import protocol
 from broadcastd.errors import BroadcastdError, ProtocolError
+from broadcastd.localtime import local_time
 from broadcastd.node.statefile import fsync_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
+
+    from broadcastd.localtime import Zone
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +45,14 @@ class TrustedKey:
 class TrustStore:
     """The keys one speaker verifies envelopes, receipts and rotations with."""
 
-    def __init__(self, cache_dir: Path, seed: str, *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, cache_dir: Path, seed: str, *, clock: Callable[[], float], tz: Zone = None
+    ) -> None:
         self.path = cache_dir / TRUST_FILE
         self.seed = _canonical_key(seed)
         self.clock = clock
+        self.tz = tz  # for times in log lines and refusals
+        self._loaded: dict[str, protocol.Ed25519PublicKey] = {}
         self.keys: list[TrustedKey] = [TrustedKey(self.seed)]
         self.rotations: dict[str, str] = {}  # applied rotation id -> sha256 of its wire bytes
         self.newest_issued = -1  # issued_at of the newest rotation applied
@@ -78,7 +85,16 @@ class TrustStore:
         self.keys, self.rotations, self.newest_issued = keys, rotations, newest
 
     def trusted(self, now: float) -> list[protocol.Ed25519PublicKey]:
-        return [protocol.load_public_key(k.key) for k in self.keys if not _retired(k, now)]
+        return [self._key(k.key) for k in self.keys if not _retired(k, now)]
+
+    def _key(self, b64: str) -> protocol.Ed25519PublicKey:
+        key = self._loaded.get(b64)
+        if key is None:
+            key = self._loaded[b64] = protocol.load_public_key(b64)
+        return key
+
+    def when(self, ts: float | None) -> str:
+        return "never" if ts is None else local_time(ts, self.tz)
 
     def trusts(self, key: str, now: float) -> bool:
         """Whether `key` (base64) is trusted now (a speaker provisioned with the new key)."""
@@ -123,11 +139,11 @@ class TrustStore:
                     raise
                 failure = exc
         for entry in self.keys:
-            if _retired(entry, now) and _signs(check, entry.key):
+            if _retired(entry, now) and _signs(check, self._key(entry.key)):
                 raise ProtocolError(
                     "retired_key",
                     f"signed by key {protocol.fingerprint(entry.key)}, retired at "
-                    f"{entry.retire_at}",
+                    f"{self.when(entry.retire_at)}",
                 )
         raise failure
 
@@ -175,9 +191,11 @@ class TrustStore:
             ) from None
 
 
-def _signs(check: Callable[[protocol.Ed25519PublicKey], object], key: str) -> bool:
+def _signs(
+    check: Callable[[protocol.Ed25519PublicKey], object], key: protocol.Ed25519PublicKey
+) -> bool:
     try:
-        check(protocol.load_public_key(key))
+        check(key)
     except ProtocolError:
         return False
     return True

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broadcastd.errors import BroadcastdError, ProtocolError
+from broadcastd.localtime import local_time
 from broadcastd.protocol.keys import fingerprint, generate_private_key, load_private_key
 from broadcastd.protocol.keys import public_key_b64 as b64
 from broadcastd.protocol.rotation import KeyRotation, read_rotation
@@ -127,7 +128,7 @@ class SigningKeys:
         if running is not None:
             raise RotationError(
                 f"rotation {running.id} to key {fingerprint(running.key)} is in progress until "
-                f"{running.retire_at} (Unix seconds); start the next one after that"
+                f"{local_time(running.retire_at)}; start the next one after that"
             )
         with contextlib.suppress(FileNotFoundError):
             # Left by a rotation that died before announcing it: no node ever heard of it.
