@@ -11,14 +11,16 @@ with the new key is applied by every speaker.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import sqlite3
 from typing import TYPE_CHECKING
 
-from support.e2e import wait_for, write_commune
+from support.e2e import TEXTS, TZ, wait_for, write_commune
 from support.envelopes import signed_playlist
 
 from broadcastd import cli, protocol
+from broadcastd.errors import ProtocolError
 from broadcastd.protocol.keys import load_private_key
 
 if TYPE_CHECKING:
@@ -196,3 +198,63 @@ async def test_a_rotation_made_without_the_daemon_is_published_when_it_starts(tm
     assert [(d["id"], d["operator"], d["cause"]) for d in details] == [
         (rotation.id, "an", "daemon not running")
     ]
+
+
+async def test_a_daemon_restarted_mid_rotation_signs_with_the_key_the_clock_says(tmp_path):
+    e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=2, play_in=600)
+    old = load_private_key(e2e.config.signing.private_key_file).public_key()
+    async with e2e.running() as run:
+        journal = run.daemon.journal
+        await wait_for(
+            lambda: all(run.daemon.registry.state(n) == "online" for n in e2e.node_ids),
+            20,
+            "both speakers online",
+        )
+        rotate = ["keygen", "--rotate", "--activate-in", "10s", "--grace", "10m"]
+        assert await cli_run(e2e, *rotate) == 0
+        rotation = run.daemon.rotations.keys.rotation
+        assert rotation is not None
+        await wait_for(
+            lambda: {a.node for a in journal.acks_for(rotation.id)} == set(e2e.node_ids),
+            20,
+            "both speakers to confirm",
+        )
+    new = protocol.load_public_key(rotation.key)
+    async with e2e.running() as run:  # restarted before the activation: the old key signs
+        assert e2e.clock() < rotation.activate_at
+        assert _verifies(e2e, await _announce(e2e, run, TEXTS[0]), old)
+    await wait_for(lambda: e2e.clock() >= rotation.activate_at, 30, "the activation")
+    async with e2e.running() as run:  # restarted after it: the new key signs, speakers play
+        wire = await _announce(e2e, run, TEXTS[1])
+        assert _verifies(e2e, wire, new)
+        assert not _verifies(e2e, wire, old)
+
+
+async def _announce(e2e: E2E, run: Running, text: str) -> bytes:
+    """Announce `text` now; the playlist's signed bytes once every speaker played it."""
+    journal = run.daemon.journal
+    before = {r.id for r in journal.dispatches_for(_today(e2e))}
+    assert await cli_run(e2e, "announce", "--now", "--text", text) == 0
+
+    def played() -> str | None:
+        rows = [r for r in journal.dispatches_for(_today(e2e)) if r.id not in before]
+        done = {a.node for r in rows for a in journal.acks_for(r.id) if a.status == "played"}
+        return rows[0].envelope if rows and done == set(e2e.node_ids) else None
+
+    await wait_for(played, 30, "both speakers to play the announcement")
+    wire = played()
+    assert wire is not None
+    return wire.encode()
+
+
+def _verifies(e2e: E2E, wire: bytes, key: protocol.Ed25519PublicKey) -> bool:
+    env = json.loads(wire)
+    try:
+        protocol.verify(wire, key, commune=env["commune"], hamlet=env["hamlet"], now=e2e.clock())
+    except ProtocolError:
+        return False
+    return True
+
+
+def _today(e2e: E2E) -> dt.date:
+    return dt.datetime.fromtimestamp(e2e.clock(), tz=TZ).date()
