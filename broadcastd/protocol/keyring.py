@@ -46,12 +46,17 @@ class SigningKeys:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.next_path = path.with_name(path.name + ".next")
-        self.rotation_path = path.with_name(path.name + ".rotation")
+        self.rotation_path = self.rotation_file(path)
         self.current = load_private_key(path)
         self.next: Ed25519PrivateKey | None = None
         self.rotation: KeyRotation | None = None  # the latest rotation, finished or not
         self.wire: bytes | None = None  # its signed bytes, published as they are
         self._load_rotation()
+
+    @staticmethod
+    def rotation_file(path: Path) -> Path:
+        """Where the rotation announcing the next key of the key file `path` is kept."""
+        return path.with_name(path.name + ".rotation")
 
     def _load_rotation(self) -> None:
         try:

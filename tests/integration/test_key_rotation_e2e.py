@@ -185,6 +185,11 @@ async def test_a_rotation_made_without_the_daemon_is_published_when_it_starts(tm
     assert rotation.retire_at - rotation.activate_at == 7 * 86400
     assert await cli_run(e2e, "keygen", "--rotate") == 1
     assert f"rotation {rotation.id} to key" in capsys.readouterr().err
+    # A backup restored without the new key: `check` says so before `run` refuses it.
+    hidden = keys.next_path.rename(keys.next_path.with_suffix(".away"))
+    assert await cli_run(e2e, "check") == 0
+    assert "key.next: the key rotation" in capsys.readouterr().err
+    hidden.rename(keys.next_path)
     async with e2e.running() as run:
         journal = run.daemon.journal
         await wait_for(
