@@ -12,7 +12,6 @@ import datetime as dt
 import sys
 from typing import TYPE_CHECKING
 
-from broadcastd import protocol
 from broadcastd.config import load_config
 from broadcastd.errors import (
     EX_CONFIG,
@@ -25,6 +24,7 @@ from broadcastd.errors import (
 from broadcastd.plan.slotplan import plan_warnings
 from broadcastd.render.speechcheck import speech_warnings
 from broadcastd.transport import pki
+from broadcastd.transport.signingkeys import SigningKeys
 
 if TYPE_CHECKING:
     import argparse
@@ -67,9 +67,9 @@ def config_warnings(loaded: LoadedConfig, today: dt.date) -> list[Problem]:
                 str(key),
             )
         )
-    elif protocol.SigningKeys.rotation_file(key).exists():
+    elif SigningKeys.rotation_file(key).exists():
         try:
-            protocol.SigningKeys(key)
+            SigningKeys(key)
         except BroadcastdError as exc:  # a rotation's files that disagree: `run` refuses them
             message = f"{exc} (`run` refuses to start)"
             out.append(Problem(loc.file, loc.line, loc.col, "signing", message, str(key)))

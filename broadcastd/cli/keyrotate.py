@@ -28,6 +28,7 @@ from broadcastd.controller.keyrotation import (
 )
 from broadcastd.errors import EX_OK, DaemonNotRunningError, UsageError
 from broadcastd.journal.store import Journal
+from broadcastd.transport.signingkeys import SigningKeys
 
 if TYPE_CHECKING:
     import argparse
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _offline(config: Config, operator: str | None, activate_in: int, grace: int) -> int:
     """No daemon: the files are the whole story; the daemon publishes them when it starts."""
-    keys = protocol.SigningKeys(config.signing.private_key_file)
+    keys = SigningKeys(config.signing.private_key_file)
     # The journal first: a rotation is made only where it can be journaled.
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     journal = Journal.open(config.state_dir / "journal.sqlite3")

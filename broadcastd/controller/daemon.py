@@ -36,6 +36,7 @@ from broadcastd.metrics import Metrics
 from broadcastd.render.renderer import build_renderer
 from broadcastd.transport.bulk import BulkPublisher
 from broadcastd.transport.link import LinkSettings, MqttLink
+from broadcastd.transport.signingkeys import RotatingKey, SigningKeys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Sequence
@@ -102,8 +103,8 @@ class Daemon:
 
     async def run(self) -> None:
         """Build every collaborator in order, run them as named tasks until stopped."""
-        keys = protocol.SigningKeys(self.config.signing.private_key_file)
-        key = protocol.RotatingKey(keys, self.clock)  # the key active at each signature's time
+        keys = SigningKeys(self.config.signing.private_key_file)
+        key = RotatingKey(keys, self.clock)  # the key active at each signature's time
         self.config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         async with AsyncExitStack() as stack:
             self.journal = self._open_journal(stack)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from broadcastd.config import Config
     from broadcastd.journal.store import Journal
     from broadcastd.transport.audioout import Publisher
+    from broadcastd.transport.signingkeys import SigningKeys
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class KeyRotations:
     def __init__(  # noqa: PLR0913 - the composition root hands over each collaborator
         self,
         config: Callable[[], Config],
-        keys: protocol.SigningKeys,
+        keys: SigningKeys,
         *,
         link: Publisher,
         journal: Journal,

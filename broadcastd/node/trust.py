@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 from broadcastd import protocol
 from broadcastd.errors import BroadcastdError, ProtocolError
 from broadcastd.localtime import local_time
-from broadcastd.node.statefile import fsync_dir
+from broadcastd.transport.privatefiles import private_dir, replace
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -176,19 +176,13 @@ class TrustStore:
             "newest_issued": self.newest_issued,
         }
         data = json.dumps(doc, sort_keys=True, indent=1).encode()
-        tmp = self.path.with_name(TRUST_FILE + ".tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            tmp.replace(self.path)
-            fsync_dir(self.path.parent)
-        except OSError as exc:
-            raise BroadcastdError(
-                f"{self.path}: cannot save trusted keys: {exc.strerror}"
-            ) from None
+            with private_dir(self.path.parent, fresh=False) as fd:
+                replace(fd, TRUST_FILE, data)
+                os.fsync(fd)  # the new name must survive a power cut
+        except (OSError, BroadcastdError) as exc:
+            msg = f"{self.path}: cannot save trusted keys: {exc}"
+            raise BroadcastdError(msg) from None
 
 
 def _signs(

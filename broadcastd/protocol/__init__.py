@@ -23,7 +23,6 @@ from broadcastd.protocol.envelopes import (
     validate_control,
     validate_playlist,
 )
-from broadcastd.protocol.keyring import RotatingKey, RotationError, SigningKeys
 from broadcastd.protocol.keys import (
     KeyFileExistsError,
     fingerprint,
@@ -79,10 +78,7 @@ __all__ = [
     "KeyRotation",
     "Playlist",
     "PlaylistItem",
-    "RotatingKey",
-    "RotationError",
     "Signed",
-    "SigningKeys",
     "Topics",
     "ack_payload",
     "canonical_json",

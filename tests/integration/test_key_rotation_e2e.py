@@ -22,6 +22,7 @@ from support.envelopes import signed_playlist
 from broadcastd import cli, protocol
 from broadcastd.errors import ProtocolError
 from broadcastd.protocol.keys import load_private_key
+from broadcastd.transport.signingkeys import SigningKeys
 
 if TYPE_CHECKING:
     import pytest
@@ -177,7 +178,7 @@ async def test_a_rotation_made_without_the_daemon_is_published_when_it_starts(tm
     assert await cli_run(e2e, "keygen", "--rotate", "--operator", "an") == 0
     out = capsys.readouterr()
     assert "the daemon is not running" in out.err
-    keys = protocol.SigningKeys(e2e.config.signing.private_key_file)
+    keys = SigningKeys(e2e.config.signing.private_key_file)
     rotation = keys.in_progress()
     assert rotation is not None
     assert out.out.strip() == rotation.key

@@ -15,6 +15,7 @@ from broadcastd import protocol
 from broadcastd.errors import ProtocolError
 from broadcastd.node.keyupdate import KeyUpdates
 from broadcastd.node.trust import TRUST_FILE, TrustStore
+from broadcastd.transport.signingkeys import RotatingKey, RotationError, SigningKeys
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -23,9 +24,9 @@ T0 = 1_800_000_000
 COMMUNE = "sang-moc"
 
 
-def _keys(tmp_path: Path) -> protocol.SigningKeys:
+def _keys(tmp_path: Path) -> SigningKeys:
     protocol.generate_private_key(tmp_path / "signing.key")
-    return protocol.SigningKeys(tmp_path / "signing.key")
+    return SigningKeys(tmp_path / "signing.key")
 
 
 def _playlist(key: protocol.Ed25519PrivateKey, pid: str, now: int) -> bytes:
@@ -48,12 +49,12 @@ def test_the_active_key_follows_the_clock_across_a_restart_and_retirement(tmp_pa
     assert rotation.activate_at == T0 + 60
     assert rotation.retire_at == T0 + 660
     clock = FakeClock(T0 + 59)
-    signer = protocol.RotatingKey(keys, clock)
+    signer = RotatingKey(keys, clock)
     assert protocol.public_key_b64(signer) == old
     clock.t = T0 + 60
     assert protocol.public_key_b64(signer) == rotation.key
     # A daemon restarted mid-rotation reads the same files and signs with the same key.
-    again = protocol.SigningKeys(tmp_path / "signing.key")
+    again = SigningKeys(tmp_path / "signing.key")
     assert protocol.public_key_b64(again.active(T0 + 30)) == old
     assert protocol.public_key_b64(again.active(T0 + 61)) == rotation.key
     for path in (again.path, again.next_path, again.rotation_path):
@@ -61,7 +62,7 @@ def test_the_active_key_follows_the_clock_across_a_restart_and_retirement(tmp_pa
     assert not again.finish(T0 + 659)
     assert again.finish(T0 + 660)
     assert not again.next_path.exists()  # the old private key is gone from the disk
-    finished = protocol.SigningKeys(tmp_path / "signing.key")
+    finished = SigningKeys(tmp_path / "signing.key")
     assert protocol.public_key_b64(finished.current) == rotation.key
     assert finished.in_progress() is None
     assert finished.wire == keys.wire  # still published retained, for nodes that were away
@@ -70,7 +71,7 @@ def test_the_active_key_follows_the_clock_across_a_restart_and_retirement(tmp_pa
 def test_a_second_rotation_waits_for_the_first_to_retire(tmp_path):
     keys = _keys(tmp_path)
     first = keys.rotate(commune=COMMUNE, now=T0, activate_in=0, grace=100)
-    with pytest.raises(protocol.RotationError, match="in progress until"):
+    with pytest.raises(RotationError, match="in progress until"):
         keys.rotate(commune=COMMUNE, now=T0 + 50, activate_in=0, grace=100)
     second = keys.rotate(commune=COMMUNE, now=T0 + 100, activate_in=0, grace=100)
     assert second.retires == first.key  # signed by the key the first one brought
@@ -80,8 +81,8 @@ def test_a_lost_next_key_is_reported_not_silently_ignored(tmp_path):
     keys = _keys(tmp_path)
     keys.rotate(commune=COMMUNE, now=T0, activate_in=60, grace=600)
     keys.next_path.unlink()
-    with pytest.raises(protocol.RotationError, match=r"signing\.key\.next: the key rotation"):
-        protocol.SigningKeys(tmp_path / "signing.key")
+    with pytest.raises(RotationError, match=r"signing\.key\.next: the key rotation"):
+        SigningKeys(tmp_path / "signing.key")
 
 
 def test_a_rotation_verifies_only_with_the_key_it_retires(tmp_path):
@@ -156,79 +157,48 @@ def test_a_speaker_trusts_the_new_key_and_refuses_the_old_after_retirement(tmp_p
     assert [k["retire_at"] for k in saved["keys"]] == [rotation.retire_at, None]
 
 
+def _handover(
+    signer: protocol.Ed25519PrivateKey, rotation_id: str, at: int, retire_at: int | None = None
+) -> bytes:
+    """A rotation signed by `signer`, issued and activated at `at`, to a fresh key."""
+    return protocol.KeyRotation(
+        commune=COMMUNE,
+        id=rotation_id,
+        key=protocol.public_key_b64(protocol.Ed25519PrivateKey.generate()),
+        retires=protocol.public_key_b64(signer),
+        activate_at=at,
+        retire_at=at if retire_at is None else retire_at,
+        issued_at=at,
+    ).seal(signer)
+
+
 def test_forged_replayed_and_retired_rotations_are_refused(tmp_path):
     keys = _keys(tmp_path / "daemon")
     old_key = keys.current
     clock = FakeClock(T0)
     node = _Node(tmp_path / "node", protocol.public_key_b64(old_key), clock)
     # Signed by a key the node never trusted.
-    stranger = protocol.Ed25519PrivateKey.generate()
-    forged = protocol.KeyRotation(
-        commune=COMMUNE,
-        id="keys-1",
-        key=protocol.public_key_b64(protocol.Ed25519PrivateKey.generate()),
-        retires=protocol.public_key_b64(stranger),
-        activate_at=T0,
-        retire_at=T0,
-        issued_at=T0,
-    ).seal(stranger)
-    node.receive(forged)
+    node.receive(_handover(protocol.Ed25519PrivateKey.generate(), "keys-1", T0))
     assert node.refused == [("keys-1", "bad_signature")]
     keys.rotate(commune=COMMUNE, now=T0, activate_in=0, grace=100)
     assert keys.wire is not None
+    assert keys.next is not None
     node.receive(keys.wire)
     # An older rotation signed by the same (still trusted) key.
-    older = protocol.KeyRotation(
-        commune=COMMUNE,
-        id="keys-2",
-        key=protocol.public_key_b64(protocol.Ed25519PrivateKey.generate()),
-        retires=protocol.public_key_b64(old_key),
-        activate_at=T0 - 10,
-        retire_at=T0 - 10,
-        issued_at=T0 - 10,
-    ).seal(old_key)
-    node.receive(older)
+    node.receive(_handover(old_key, "keys-2", T0 - 10))
     assert node.refused[-1] == ("keys-2", "superseded")
     # Signed by the new key but issued before the rotation that brought it: a replay.
-    assert keys.next is not None
-    backdated = protocol.KeyRotation(
-        commune=COMMUNE,
-        id="keys-5",
-        key=protocol.public_key_b64(protocol.Ed25519PrivateKey.generate()),
-        retires=protocol.public_key_b64(keys.next),
-        activate_at=T0 - 5,
-        retire_at=T0 - 5,
-        issued_at=T0 - 5,
-    ).seal(keys.next)
-    node.receive(backdated)
+    node.receive(_handover(keys.next, "keys-5", T0 - 5))
     assert node.refused[-1] == ("keys-5", "replay")
     # A newer one by the same key (a thief holding it during the grace period): refused too,
     # so the thief can neither add a key nor move the old key's retirement.
-    thief = protocol.KeyRotation(
-        commune=COMMUNE,
-        id="keys-4",
-        key=protocol.public_key_b64(protocol.Ed25519PrivateKey.generate()),
-        retires=protocol.public_key_b64(old_key),
-        activate_at=T0 + 1,
-        retire_at=T0 + 10**6,
-        issued_at=T0 + 1,
-    ).seal(old_key)
     clock.t = T0 + 1
-    node.receive(thief)
+    node.receive(_handover(old_key, "keys-4", T0 + 1, retire_at=T0 + 10**6))
     assert node.refused[-1] == ("keys-4", "superseded")
     assert len(node.trust.trusted(clock.t)) == 2
     # After retirement, the old key cannot start another rotation.
     clock.t = T0 + 100
-    late = protocol.KeyRotation(
-        commune=COMMUNE,
-        id="keys-3",
-        key=protocol.public_key_b64(protocol.Ed25519PrivateKey.generate()),
-        retires=protocol.public_key_b64(old_key),
-        activate_at=T0 + 100,
-        retire_at=T0 + 200,
-        issued_at=T0 + 100,
-    ).seal(old_key)
-    node.receive(late)
+    node.receive(_handover(old_key, "keys-3", T0 + 100, retire_at=T0 + 200))
     assert node.refused[-1] == ("keys-3", "retired_key")
     assert len(node.trust.trusted(clock.t)) == 1
 

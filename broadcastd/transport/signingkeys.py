@@ -24,6 +24,7 @@ from broadcastd.localtime import local_time
 from broadcastd.protocol.keys import fingerprint, generate_private_key, load_private_key
 from broadcastd.protocol.keys import public_key_b64 as b64
 from broadcastd.protocol.rotation import KeyRotation, read_rotation
+from broadcastd.transport.privatefiles import private_dir, replace
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -108,8 +109,9 @@ class SigningKeys:
         if rotation is None or self.next is None or now < rotation.retire_at:
             return False
         try:
-            self.next_path.replace(self.path)
-            _fsync_dir(self.path.parent)
+            with private_dir(self.path.parent, fresh=False) as fd:
+                os.replace(self.next_path.name, self.path.name, src_dir_fd=fd, dst_dir_fd=fd)
+                os.fsync(fd)  # the rename must survive a power cut
         except OSError as exc:
             raise RotationError(f"{self.path}: cannot retire the old key: {exc.strerror}") from None
         self.current, self.next = self.next, None
@@ -150,7 +152,11 @@ class SigningKeys:
             issued_at=now,
         )
         wire = rotation.seal(self.current)
-        _write_private(self.rotation_path, wire)
+        # Durable before anything is published: a daemon that lost it after the speakers learnt
+        # the new key would keep signing with the old one past its retirement.
+        with private_dir(self.rotation_path.parent, fresh=False) as fd:
+            replace(fd, self.rotation_path.name, wire)
+            os.fsync(fd)  # both new names: the next key's and the rotation's
         self.next, self.rotation, self.wire = upcoming, rotation, wire
         return rotation
 
@@ -189,29 +195,3 @@ class RotatingKey(Ed25519PrivateKey):
 
     def __deepcopy__(self, memo: dict[Any, Any]) -> RotatingKey:
         return self
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` (0600), whole or not at all, durably."""
-    tmp = path.with_name(path.name + ".tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-        _fsync_dir(path.parent)
-    except OSError as exc:
-        raise RotationError(f"{path}: cannot write: {exc.strerror}") from None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
