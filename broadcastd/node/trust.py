@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRUST_FILE = "trust.json"
+ROTATIONS_KEPT = 16  # only the latest is retained on the broker; a few more cost nothing
 _T = TypeVar("_T")
 
 
@@ -153,7 +154,7 @@ class TrustStore:
 
     def note(self, rotation_id: str, payload: bytes) -> None:
         """Remember these bytes as handled (a rotation to a key trusted already), durably."""
-        self.rotations[rotation_id] = hashlib.sha256(payload).hexdigest()
+        self._remember(rotation_id, payload)
         self._save()
 
     def accept(self, rotation: protocol.KeyRotation, payload: bytes) -> None:
@@ -164,9 +165,14 @@ class TrustStore:
                 entry.retire_at = rotation.retire_at
         if all(entry.key != new for entry in self.keys):
             self.keys.append(TrustedKey(new, None, rotation.id))
-        self.rotations[rotation.id] = hashlib.sha256(payload).hexdigest()
+        self._remember(rotation.id, payload)
         self.newest_issued = max(self.newest_issued, rotation.issued_at)
         self._save()
+
+    def _remember(self, rotation_id: str, payload: bytes) -> None:
+        self.rotations[rotation_id] = hashlib.sha256(payload).hexdigest()
+        while len(self.rotations) > ROTATIONS_KEPT:
+            del self.rotations[next(iter(self.rotations))]  # the oldest: dicts keep order
 
     def _save(self) -> None:
         doc = {

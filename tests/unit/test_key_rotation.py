@@ -212,3 +212,15 @@ def test_a_new_node_yaml_key_starts_trust_over(tmp_path):
     again = _Node(tmp_path / "node", reprovisioned, clock)
     assert [protocol.public_key_b64(k) for k in again.trust.trusted(T0)] == [reprovisioned]
     assert again.trust.rotations == {}
+
+
+def test_a_speaker_away_past_the_retirement_catches_up_from_the_retained_rotation(tmp_path):
+    keys = _keys(tmp_path / "daemon")
+    old = protocol.public_key_b64(keys.current)
+    rotation = keys.rotate(commune=COMMUNE, now=T0, activate_in=60, grace=600)
+    assert keys.wire is not None
+    clock = FakeClock(rotation.retire_at + 86400)
+    node = _Node(tmp_path / "node", old, clock)
+    node.receive(keys.wire)
+    assert node.acks == [(rotation.id, "received", f"key {protocol.fingerprint(rotation.key)}")]
+    assert [protocol.public_key_b64(k) for k in node.trust.trusted(clock.t)] == [rotation.key]
