@@ -13,10 +13,18 @@ import sys
 from typing import TYPE_CHECKING
 
 from broadcastd.config import load_config
-from broadcastd.errors import EX_CONFIG, EX_OK, ConfigError, Problem, format_value
+from broadcastd.errors import (
+    EX_CONFIG,
+    EX_OK,
+    BroadcastdError,
+    ConfigError,
+    Problem,
+    format_value,
+)
 from broadcastd.plan.slotplan import plan_warnings
 from broadcastd.render.speechcheck import speech_warnings
 from broadcastd.transport import pki
+from broadcastd.transport.signingkeys import SigningKeys
 
 if TYPE_CHECKING:
     import argparse
@@ -42,12 +50,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def config_warnings(loaded: LoadedConfig, today: dt.date) -> list[Problem]:
-    """Everything `check` warns about: a missing signing key, the plan's warnings, then text
-    that would still be read badly after normalisation."""
+    """Everything `check` warns about: a missing or unusable signing key (a key rotation's
+    files that disagree), the plan's warnings, then text that would still be read badly after
+    normalisation."""
     out: list[Problem] = []
     key = loaded.config.signing.private_key_file
+    loc = loaded.where(("signing", "private_key_file"))
     if not key.exists():
-        loc = loaded.where(("signing", "private_key_file"))
         out.append(
             Problem(
                 loc.file,
@@ -58,6 +67,12 @@ def config_warnings(loaded: LoadedConfig, today: dt.date) -> list[Problem]:
                 str(key),
             )
         )
+    elif SigningKeys.rotation_file(key).exists():
+        try:
+            SigningKeys(key)
+        except BroadcastdError as exc:  # a rotation's files that disagree: `run` refuses them
+            message = f"{exc} (`run` refuses to start)"
+            out.append(Problem(loc.file, loc.line, loc.col, "signing", message, str(key)))
     out += tls_warnings(loaded, dt.datetime.now(dt.UTC))
     return out + plan_warnings(loaded, today) + speech_warnings(loaded)
 

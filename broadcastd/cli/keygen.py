@@ -1,4 +1,5 @@
 """`broadcastd keygen`: create the signing key (0600, never overwritten), print its public key.
+`--rotate` replaces it with a new one while the speakers keep playing (keyrotate.py).
 
 Only `signing.private_key_file` is read from the config, so a technician can create the key
 before the rest of the commune (recordings, hamlets) is finished and passes `check`.
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from broadcastd import protocol
 from broadcastd.config.yamlsource import problem_at, read_yaml
-from broadcastd.errors import EX_FAILURE, EX_OK, ConfigError
+from broadcastd.errors import EX_FAILURE, EX_OK, ConfigError, UsageError
 
 if TYPE_CHECKING:
     import argparse
@@ -40,6 +41,12 @@ def key_path(config: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.rotate:
+        from broadcastd.cli import keyrotate  # noqa: PLC0415 - loads the whole config
+
+        return keyrotate.run(args)
+    if args.activate_in or args.grace or args.operator:
+        raise UsageError("--activate-in, --grace and --operator go with --rotate")
     path = key_path(args.config)
     try:
         key = protocol.generate_private_key(path)

@@ -184,7 +184,20 @@ def _fleet(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     g2 = p.add_mutually_exclusive_group()
     g2.add_argument("--json", action="store_true")
     g2.add_argument("--csv", action="store_true")
-    add("keygen", "create the signing key and print its public key")
+    p = add("keygen", "create the signing key and print its public key")
+    p.add_argument(
+        "--rotate",
+        action="store_true",
+        help="make a new signing key and announce it to every speaker (see the README's drill)",
+    )
+    p.add_argument(
+        "--activate-in", help="with --rotate: when the new key starts signing (default 1h)"
+    )
+    p.add_argument(
+        "--grace",
+        help="with --rotate: how long after activation the old key stays trusted (default 7d)",
+    )
+    p.add_argument("--operator", help="with --rotate: your name, journaled as given")
     p = add("tls", "the commune CA and the speakers' TLS certificate (broker.public)")
     p.add_argument(
         "action",

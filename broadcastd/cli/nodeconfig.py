@@ -26,6 +26,7 @@ from broadcastd.errors import EX_OK, UsageError
 from broadcastd.transport import pki
 from broadcastd.transport.credentials import Credentials
 from broadcastd.transport.privatefiles import UnsafePathError, private_dir, write_new
+from broadcastd.transport.signingkeys import SigningKeys
 
 if TYPE_CHECKING:
     import argparse
@@ -52,7 +53,10 @@ def node_yaml(
     if node_id not in hamlets:
         known = ", ".join(sorted(hamlets)) or "none"
         raise UsageError(f"no node {node_id!r} in the config (known nodes: {known})")
-    key = protocol.load_private_key(config.signing.private_key_file)
+    # The key file's key: during a rotation the old one until it retires. The speaker then learns
+    # the new one from the retained rotation, so it verifies what was signed before the
+    # activation (still live) and after it (DESIGN.md §5).
+    key = SigningKeys(config.signing.private_key_file).current
     url = config.broker.url_for_nodes
     broker: dict[str, object] = {"url": url, "username": node_id}
     if password_file is not None:

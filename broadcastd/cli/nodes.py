@@ -3,6 +3,7 @@
 The live registry is inside the running daemon; this command reads what the daemon journaled: each
 node's latest reachability transition (state, since when, why) and its latest ack. A node the
 journal never saw is `unknown`. If the daemon is stopped, states are as of its last transition.
+After a `keygen --rotate`, the `key` column says which nodes confirmed the new signing key.
 """
 
 from __future__ import annotations
@@ -24,11 +25,26 @@ if TYPE_CHECKING:
     from broadcastd.config import Config
 
 STYLE = {"online": "green", "stale": "yellow", "offline": "red", "unknown": "dim"}
+KEY_STYLE = {"confirmed": "green", "pending": "yellow", "-": "dim"}
+
+
+def key_confirmations(journal: Journal) -> tuple[dict[str, object] | None, dict[str, str]]:
+    """The latest key rotation journaled (id, fingerprints, times) and node -> what it said of it:
+    `confirmed` (it acked the new key) or `refused: <reason>`."""
+    details = journal.event_details("key_rotation")
+    if not details:
+        return None, {}
+    rotation = json.loads(details[-1])
+    said: dict[str, str] = {}
+    for ack in journal.acks_for(str(rotation.get("id"))):
+        said[ack.node] = "confirmed" if ack.status == "received" else f"refused: {ack.detail}"
+    return rotation, said
 
 
 def node_states(config: Config, journal: Journal, hamlet: str | None) -> list[dict[str, object]]:
     transitions = journal.latest_transitions()
     acks = journal.last_acks()
+    rotation, said = key_confirmations(journal)
     rows: list[dict[str, object]] = []
     for h in config.hamlets:
         if hamlet is not None and h.id != hamlet:
@@ -49,6 +65,14 @@ def node_states(config: Config, journal: Journal, hamlet: str | None) -> list[di
                         if ack
                         else None
                     ),
+                    # None: no rotation ever; else whether this node confirmed the newest key.
+                    "key_rotation": None
+                    if rotation is None
+                    else {
+                        "id": rotation.get("id"),
+                        "new_key": rotation.get("new_key"),
+                        "status": said.get(n.id, "pending"),
+                    },
                 }
             )
     return rows
@@ -69,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     tz = config.commune.tz
     table = Table(title="Nodes (last journaled state)")
-    for name in ("node", "hamlet", "households", "state", "since", "cause", "last ack"):
+    for name in ("node", "hamlet", "households", "state", "since", "cause", "last ack", "key"):
         table.add_column(name)
     for r in rows:
         since = r["since"]
@@ -81,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         ack = r["last_ack"]
         ack_text = f"{ack['status']} {ack['playlist']}" if isinstance(ack, dict) else "-"
         state = str(r["state"])
+        key = r["key_rotation"]
+        key_text = "-" if not isinstance(key, dict) else f"{key['new_key']}: {key['status']}"
         # Every cell is inert text: a journaled ack or cause may hold markup or escapes.
         table.add_row(
             inert(r["node"]),
@@ -90,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             inert(when),
             inert(r["cause"] or "-"),
             inert(ack_text),
+            inert(key_text, KEY_STYLE.get(str(key_text).rpartition(": ")[2], "red")),
         )
     wide_console().print(table)
     return 0

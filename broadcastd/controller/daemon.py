@@ -19,6 +19,8 @@ from broadcastd.controller.controlsocket import ControlServer, Peer
 from broadcastd.controller.dispatch import Dispatcher, SlotDue
 from broadcastd.controller.embedded import BrokerLogin, BrokerSide
 from broadcastd.controller.inbound import NodeInbox
+from broadcastd.controller.keyrotation import COMMAND as ROTATE
+from broadcastd.controller.keyrotation import KeyRotations
 from broadcastd.controller.operations import Health, Operations
 from broadcastd.controller.receipts import Receipts
 from broadcastd.controller.registry import NodeRegistry
@@ -36,6 +38,7 @@ from broadcastd.plan.volume import SCHEDULE_EVENT
 from broadcastd.render.renderer import build_renderer
 from broadcastd.transport.bulk import BulkPublisher
 from broadcastd.transport.link import LinkSettings, MqttLink
+from broadcastd.transport.signingkeys import RotatingKey, SigningKeys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Sequence
@@ -102,7 +105,8 @@ class Daemon:
 
     async def run(self) -> None:
         """Build every collaborator in order, run them as named tasks until stopped."""
-        key = protocol.load_private_key(self.config.signing.private_key_file)
+        keys = SigningKeys(self.config.signing.private_key_file)
+        key = RotatingKey(keys, self.clock)  # the key active at each signature's time
         self.config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         async with AsyncExitStack() as stack:
             self.journal = self._open_journal(stack)
@@ -123,6 +127,14 @@ class Daemon:
                 persist=self._save_broker,
             )
             self.ops = self._build_operations()
+            self.rotations = KeyRotations(
+                lambda: self.config,
+                keys,
+                link=self.link,
+                journal=self.journal,
+                clock=self.clock,
+                persist=self._save_broker,
+            )
             self.receipts = Receipts(
                 lambda: self.config.commune.id,
                 link=self.link,
@@ -136,6 +148,7 @@ class Daemon:
                 operations=self.ops,
                 metrics=self.metrics,
                 receipts=self.receipts,
+                key_acks=self.rotations.on_ack,
             )
             self.feed = SlotFeed(
                 self.config, self.queue, self.journal, self.metrics, clock=self.clock
@@ -191,9 +204,18 @@ class Daemon:
             ),
             # Looked up per call: the inbox and the dispatcher are built after (and from) the link.
             lambda topic, payload, props: self.inbox.on_message(topic, payload, props),  # noqa: PLW0108
-            on_connect=lambda: self.dispatcher.on_connect(),  # noqa: PLW0108
+            on_connect=self._on_link_connect,
             metrics_gauge=self.metrics.mqtt_connected,
         )
+
+    async def _on_link_connect(self) -> None:
+        # The rotation first: a node must trust a new key before a playlist signed with it
+        # comes, and a broker that lost the retained rotation gets it back.
+        try:
+            await self.rotations.publish()
+        except BroadcastdError as exc:
+            log.warning("key rotation not published on connect: %s", exc)
+        await self.dispatcher.on_connect()
 
     def _build_dispatcher(self, key: protocol.Ed25519PrivateKey) -> Dispatcher:
         return Dispatcher(
@@ -210,9 +232,12 @@ class Daemon:
         )
 
     async def _control(self, raw: dict[str, Any], peer: Peer | None = None) -> dict[str, Any]:
-        """The control socket: a revocation is the broker's business, the rest operations'."""
+        """The control socket: a revocation is the broker's business, a key rotation the
+        rotations', the rest operations'."""
         if raw.get("cmd") == REVOKE:
             return await self.revocations.handle(raw, peer)
+        if raw.get("cmd") == ROTATE:
+            return await self.rotations.handle(raw, peer)
         return await self.ops.handle(raw, peer)
 
     def _save_broker(self) -> None:
@@ -249,6 +274,7 @@ class Daemon:
             ("dispatch", self.dispatcher.run(self.queue)),
             ("republish", self.dispatcher.run_republisher()),
             ("receipts", self.receipts.run()),
+            ("key-rotation", self.rotations.run()),
         ]
         if self.scheduling:
             ahead = RenderAhead(lambda: self.loaded, self.renderer, self.feed, clock=self.clock)

@@ -37,6 +37,7 @@ class NodeInbox:
         metrics: Metrics,
         limits: NodeLimits | None = None,
         receipts: Receipts | None = None,
+        key_acks: Callable[[str, bytes], bool] | None = None,
     ) -> None:
         self._config = config  # read at every message: a reload may rename the commune
         self._registry = registry
@@ -45,6 +46,7 @@ class NodeInbox:
         self._limits = limits or NodeLimits()
         self._refuse = Refusals(metrics)
         self._receipts = receipts
+        self._key_acks = key_acks  # True when it journaled an ack of the key rotation
 
     def parse(self, topic: str) -> tuple[str, str] | None:
         """(kind, node) for a node topic of this commune; None for anything else."""
@@ -77,8 +79,13 @@ class NodeInbox:
         (sent again until confirmed) is only confirmed again."""
         n = ack_number(payload)
         if n is None or self._receipts is None:
-            await self._operations.on_ack(node, payload)
+            await self._handle_ack(node, payload)
             return
         if not self._receipts.seen(node, n):
-            await self._operations.on_ack(node, payload)
+            await self._handle_ack(node, payload)
         self._receipts.confirm(node, n)
+
+    async def _handle_ack(self, node: str, payload: bytes) -> None:
+        if self._key_acks is not None and self._key_acks(node, payload):
+            return
+        await self._operations.on_ack(node, payload)

@@ -23,10 +23,12 @@ from broadcastd.models import PRIORITY_RANK
 from broadcastd.node.controls import ControlDesk
 from broadcastd.node.fetch import REFETCH_AFTER_S, Fetcher
 from broadcastd.node.gate import Gate, claimed_id
+from broadcastd.node.keyupdate import KeyUpdates
 from broadcastd.node.onair import OnAir, interrupts
 from broadcastd.node.outbox import Outbox
 from broadcastd.node.player import CommandPlayer, NullPlayer, Player
 from broadcastd.node.store import NodeStore
+from broadcastd.node.trust import TrustStore
 from broadcastd.transport.link import MqttLink
 
 if TYPE_CHECKING:
@@ -73,7 +75,11 @@ class NodeAgent:
         self.tick = tick
         self.rng = rng or random.Random()  # noqa: S311 - simulated message loss, not cryptography
         self.topics = protocol.Topics(config.node.commune)
-        self.gate = Gate(config, clock=clock, ack=self._ack)
+        self.trust = TrustStore(config.cache_dir, config.public_key, clock=clock, tz=config.tz)
+        self.gate = Gate(config, clock=clock, ack=self._ack, trust=self.trust)
+        self.keys = KeyUpdates(
+            self.trust, config.node.commune, reject=self.gate.reject, ack=self._ack
+        )
         self.rejected = self.gate.rejected  # reason -> count, for logs and the simulator
         self.store = NodeStore(config.cache_dir)
         self.dropped = 0  # inbound messages dropped by the simulated `loss`
@@ -87,8 +93,14 @@ class NodeAgent:
         # Ids between the _known() check and their entry in _pending: the same playlist can arrive
         # twice at once (restored from disk and retained on the broker) across the awaits below.
         self._accepting: dict[str, protocol.Playlist] = {}
+        node = config.node
         self.outbox = Outbox.for_config(
-            config, self.link, self.topics, clock=clock, volume=lambda: self.volume
+            config,
+            self.link,
+            self.topics,
+            clock=clock,
+            volume=lambda: self.volume,
+            receipts=lambda p: self.trust.verify_receipt(p, commune=node.commune, node=node.id),
         )
         self._tidy_due = False  # a playlist finished: stop its downloads, prune the cache
         self._wake = asyncio.Event()
@@ -129,6 +141,7 @@ class NodeAgent:
     async def run(self) -> None:
         """Serve until `stop()`; raises BroadcastdError (e.g. the cache_dir became unwritable)."""
         await asyncio.to_thread(self.store.open)
+        await asyncio.to_thread(self.trust.open)
         try:
             await self._serve()
         except* BroadcastdError as group:
@@ -190,6 +203,8 @@ class NodeAgent:
                 await self._on_playlist(payload)
             case ("control", hamlet) if hamlet == self.hamlet:
                 await self.controls.on_message(payload)
+            case ("keys",):
+                await self.keys.on_message(payload)
             case ("receipt", node) if node == self.id:
                 self.outbox.on_receipt(payload)
             case ("controller_state",) if b'"online"' in payload:

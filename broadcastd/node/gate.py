@@ -1,4 +1,5 @@
-"""The door every envelope passes: verified for this node (signature, commune, hamlet, expiry)
+"""The door every envelope passes: verified for this node (signature by a key it trusts now,
+commune, hamlet, expiry)
 and of the kind its topic carries, or refused with a `rejected` ack naming the reason."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from broadcastd.node.settings import NodeConfig
+    from broadcastd.node.trust import TrustStore
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +32,10 @@ class Gate:
         *,
         clock: Callable[[], float],
         ack: Callable[[str, str, str], None],
+        trust: TrustStore,
     ) -> None:
         self.node = config.node
-        self.public_key = protocol.load_public_key(config.public_key)
+        self.trust = trust  # the keys trusted now: node.yaml's, then those rotations brought
         self.clock = clock
         self.ack = ack
         self.rejected: Counter[str] = Counter()  # reason -> count, for logs and the simulator
@@ -40,9 +43,7 @@ class Gate:
     def verify(self, payload: bytes, kind: type[_E]) -> _E:
         """The envelope, typed, if it is valid here and of the kind its topic carries."""
         node = self.node
-        env = protocol.verify(
-            payload, self.public_key, commune=node.commune, hamlet=node.hamlet, now=self.clock()
-        )
+        env = self.trust.verify(payload, commune=node.commune, hamlet=node.hamlet)
         if not isinstance(env, kind):
             raise ProtocolError("malformed", f"kind must be {kind.kind!r}, got: {env.kind!r}")
         return env

@@ -78,7 +78,7 @@ class Outbox:
         self.made: deque[tuple[str, str]] = deque(maxlen=MADE_KEPT)  # (playlist, status)
 
     @classmethod
-    def for_config(
+    def for_config(  # noqa: PLR0913 - the speaker's parts an outbox uses, each injected
         cls,
         config: NodeConfig,
         link: MqttLink,
@@ -86,14 +86,16 @@ class Outbox:
         *,
         clock: Callable[[], float],
         volume: Callable[[], int],
+        receipts: Callable[[bytes], list[int]] | None = None,
     ) -> Outbox:
-        """A speaker's outbox: its acks kept in its cache_dir, receipts checked with its key."""
+        """A speaker's outbox: its acks kept in its cache_dir, receipts checked with `receipts`
+        (default: node.yaml's key alone)."""
         return cls(
             link,
             topics,
             config.node.id,
             acks=AckLog(config.cache_dir),
-            receipts=config.receipt_verifier(),
+            receipts=receipts or config.receipt_verifier(),
             clock=clock,
             volume=volume,
             tz=config.tz,

@@ -120,8 +120,8 @@ class NodeConfig(Model):
 
     def link_settings(self, clock: Callable[[], float]) -> LinkSettings:
         """How this speaker logs in: its own id, a retained state with a Last Will, and
-        subscriptions to its hamlet's playlist and control, its receipts and the controller's
-        state."""
+        subscriptions to the key rotation, its hamlet's playlist and control, its receipts and
+        the controller's state."""
         topics, node = protocol.Topics(self.node.commune), self.node
         state = topics.node_state(node.id)
         return LinkSettings.from_url(
@@ -135,6 +135,10 @@ class NodeConfig(Model):
             will=(state, protocol.state_payload("offline", clock(), __version__)),
             online=(state, protocol.state_payload("online", clock(), __version__)),
             subscriptions=(
+                # First: after a reconnect a key rotation missed while away must be applied
+                # before the retained playlist signed with the new key arrives (one SUBACK at a
+                # time, and each subscription's retained messages come in order).
+                (topics.keys(), 1),
                 (topics.playlist(node.hamlet), 1),
                 (topics.control(node.hamlet), 1),
                 (topics.receipt(node.id), 1),

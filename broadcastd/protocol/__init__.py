@@ -25,6 +25,7 @@ from broadcastd.protocol.envelopes import (
 )
 from broadcastd.protocol.keys import (
     KeyFileExistsError,
+    fingerprint,
     generate_private_key,
     load_private_key,
     load_public_key,
@@ -39,6 +40,7 @@ from broadcastd.protocol.payloads import (
     state_payload,
 )
 from broadcastd.protocol.receipts import receipt_payload, verify_receipt
+from broadcastd.protocol.rotation import KeyRotation, read_rotation, verify_rotation
 from broadcastd.protocol.signing import (
     MAX_ENVELOPE_BYTES,
     REJECT_REASONS,
@@ -73,6 +75,7 @@ __all__ = [
     "Ed25519PrivateKey",
     "Ed25519PublicKey",
     "KeyFileExistsError",
+    "KeyRotation",
     "Playlist",
     "PlaylistItem",
     "Signed",
@@ -83,6 +86,7 @@ __all__ = [
     "control_envelope",
     "decode_json",
     "encode",
+    "fingerprint",
     "generate_private_key",
     "heartbeat_payload",
     "is_wire_id",
@@ -92,6 +96,7 @@ __all__ = [
     "parse_ack",
     "playlist_envelope",
     "public_key_b64",
+    "read_rotation",
     "receipt_payload",
     "seal",
     "sign",
@@ -101,4 +106,5 @@ __all__ = [
     "validate_playlist",
     "verify",
     "verify_receipt",
+    "verify_rotation",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 from typing import TYPE_CHECKING
 
@@ -90,3 +91,10 @@ def load_public_key(b64: str) -> Ed25519PublicKey:
     if len(raw) != 32:
         raise BroadcastdError(f"public key must decode to 32 bytes, got: {len(raw)}")
     return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def fingerprint(key: str | Ed25519PublicKey | Ed25519PrivateKey) -> str:
+    """A short name for a public key in logs, the journal and `broadcastd nodes`: the first 16
+    hex digits of the sha256 of its raw 32 bytes (`key` as base64, or a key object)."""
+    raw = base64.b64decode(key if isinstance(key, str) else public_key_b64(key))
+    return hashlib.sha256(raw).hexdigest()[:16]

@@ -39,6 +39,8 @@ REJECT_REASONS: Final = (
     "expired",
     "replay",
     "unsupported_version",
+    "retired_key",
+    "superseded",
 )
 
 E = TypeVar("E", bound=Playlist | Control)

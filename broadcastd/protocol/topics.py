@@ -25,6 +25,10 @@ class Topics:
     def control(self, hamlet: str) -> str:
         return f"{self.root}/hamlet/{hamlet}/control"
 
+    def keys(self) -> str:
+        """The retained key-rotation control, commune-wide (daemon -> every node)."""
+        return f"{self.root}/keys"
+
     def audio(self, sha256: str, index: int | str) -> str:
         return f"{self.root}/audio/{sha256}/{index}"
 
@@ -54,7 +58,7 @@ class Topics:
     def parse(self, topic: str) -> tuple[str, ...] | None:  # noqa: PLR0911 - one return per topic kind
         """Route an inbound topic: ("controller_state",), ("playlist", hamlet), ("control",
         hamlet), ("audio", sha256, index), ("node_state"|"node_heartbeat"|"node_ack", node),
-        ("receipt", node);
+        ("receipt", node), ("keys",);
         None for anything else (including malformed ids)."""
         prefix = self.root + "/"
         if not topic.startswith(prefix):
@@ -65,6 +69,8 @@ class Topics:
         match parts:
             case ["controller", "state"]:
                 return ("controller_state",)
+            case ["keys"]:
+                return ("keys",)
             case ["hamlet", hamlet, ("playlist" | "control") as kind]:
                 return (kind, hamlet)
             case ["audio", sha, index] if SHA256_RE.fullmatch(sha) and index.isdecimal():

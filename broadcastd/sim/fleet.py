@@ -23,6 +23,7 @@ from broadcastd.node.player import NullPlayer
 from broadcastd.node.settings import NodeBroker, NodeConfig, NodeIdentity
 from broadcastd.transport import pki
 from broadcastd.transport.credentials import Credentials
+from broadcastd.transport.signingkeys import SigningKeys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
@@ -158,7 +159,7 @@ class Fleet:
         passwords, public key and CA the daemon made, against `broker_url` (default: the config's
         URL for nodes)."""
         creds = Credentials.load_or_create(config)
-        key = protocol.load_private_key(config.signing.private_key_file)
+        key = SigningKeys(config.signing.private_key_file).current  # as node-config
         specs = fleet_nodes(config, creds.passwords, count=count, fallback=creds.monitor)
         if nodes is not None:
             wanted = set(nodes)

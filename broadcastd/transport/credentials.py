@@ -136,7 +136,8 @@ def acl_text(
     config: Config, controller_user: str = CONTROLLER_USER, revoked: Collection[str] = ()
 ) -> str:
     """Controller: everything under the commune. Bulk links: write audio. Monitor: read all.
-    Node: write its own `state`, `heartbeat` and `ack`; read controller state, its receipts,
+    Node: write its own `state`, `heartbeat` and `ack`; read controller state, the key
+    rotation, its receipts,
     its hamlet's playlist and control, and audio. A revoked node: nothing."""
     root = topic_root(config.commune.id)
     out = [
@@ -158,6 +159,7 @@ def acl_text(
                 f"topic write {root}/node/{node.id}/heartbeat",
                 f"topic write {root}/node/{node.id}/ack",
                 f"topic read {root}/controller/state",
+                f"topic read {root}/keys",
                 f"topic read {root}/receipt/{node.id}",
                 f"topic read {root}/hamlet/{hamlet.id}/playlist",
                 f"topic read {root}/hamlet/{hamlet.id}/control",

@@ -236,6 +236,7 @@ def test_acl_gives_each_node_only_its_own_topics(tmp_path):
         f"topic write {root}/node/nl-01/heartbeat",
         f"topic write {root}/node/nl-01/ack",
         f"topic read {root}/controller/state",
+        f"topic read {root}/keys",
         f"topic read {root}/receipt/nl-01",
         f"topic read {root}/hamlet/na-lay/playlist",
         f"topic read {root}/hamlet/na-lay/control",

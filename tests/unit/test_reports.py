@@ -239,3 +239,24 @@ async def test_nodes_and_report_render_any_journaled_value_as_inert_text(tmp_pat
     assert "[/bold]" in out  # shown as the text it is
     assert "[green]all speakers OK[/green]" in out
     assert "[red]ban-z" in out
+
+
+async def test_nodes_shows_who_confirmed_the_new_signing_key(tmp_path, capsys):
+    cfg, path = _config(tmp_path)
+    await _fill(path)
+    assert cli.run(["nodes", "--json", "-c", str(cfg)]) == 0
+    assert {r["key_rotation"] for r in json.loads(capsys.readouterr().out)} == {None}
+    j = Journal.open(path, clock=lambda: T0)
+    detail = {"id": "keys-1", "old_key": "aa" * 8, "new_key": "bb" * 8, "operator": "an"}
+    j.record_event("key_rotation", json.dumps(detail))
+    j.record_ack(Ack("a1", "keys-1", "received", int(T0), "key " + "bb" * 8), "ban-a")
+    j.record_ack(Ack("a2", "keys-1", "rejected", int(T0), "superseded"), "ban-a")
+    await j.flush()
+    j.close()
+    assert cli.run(["nodes", "--json", "-c", str(cfg)]) == 0
+    rows = {r["node"]: r["key_rotation"] for r in json.loads(capsys.readouterr().out)}
+    assert rows["a1"] == {"id": "keys-1", "new_key": "bb" * 8, "status": "confirmed"}
+    assert rows["a2"]["status"] == "refused: superseded"
+    assert rows["b1"]["status"] == "pending"
+    assert cli.run(["nodes", "--hamlet", "ban-a", "-c", str(cfg)]) == 0
+    assert f"{'bb' * 8}: confirmed" in capsys.readouterr().out
