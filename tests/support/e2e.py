@@ -205,8 +205,10 @@ def write_commune(  # noqa: PLR0913 - each knob is a scenario parameter
     heartbeat: str = "1s",
     keepalive: str = "5s",
     tls: bool = False,
+    listen: str | None = None,
 ) -> E2E:
-    """Write config + key for a commune whose `noon` slot plays `play_in` real seconds from now.
+    """Write config + key for a commune whose `noon` slot plays `play_in` real seconds from now
+    (its broker listening on `listen`, default a free port on 127.0.0.1).
 
     `tls`: the embedded broker also has the speakers' TLS listener (`broker.public`, host
     `localhost`, bound to 127.0.0.1) and `broadcastd tls init` has run; speakers use it."""
@@ -216,7 +218,8 @@ def write_commune(  # noqa: PLR0913 - each knob is a scenario parameter
     offset = at.timestamp() - (time.time() + play_in)
     lines = [
         "commune: {id: test-commune, name: Xã Thử, timezone: Asia/Ho_Chi_Minh}",
-        f"broker: {{mode: embedded, listen: '127.0.0.1:{free_port()}'{_public(tls)}}}",
+        f"broker: {{mode: embedded, listen: '{listen or f'127.0.0.1:{free_port()}'}'"
+        f"{_public(tls)}}}",
         "signing: {private_key_file: ed25519.key}",
         "state_dir: state",
         "slots:",
