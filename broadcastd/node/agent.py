@@ -23,6 +23,7 @@ from broadcastd.models import PRIORITY_RANK
 from broadcastd.node.controls import ControlDesk
 from broadcastd.node.fetch import REFETCH_AFTER_S, Fetcher
 from broadcastd.node.gate import Gate, claimed_id
+from broadcastd.node.lanes import bulk_settings, fetch_rank
 from broadcastd.node.onair import OnAir, interrupts
 from broadcastd.node.outbox import Outbox
 from broadcastd.node.player import CommandPlayer, NullPlayer, Player
@@ -79,8 +80,19 @@ class NodeAgent:
         self.dropped = 0  # inbound messages dropped by the simulated `loss`
         settings = config.link_settings(clock)
         self.link = MqttLink(settings, self._on_message, on_connect=self._on_connect)
+        # Routine audio has a connection of its own (node.lanes): it never delays a playlist.
+        self.bulk = MqttLink(
+            bulk_settings(self.link.settings),
+            self._on_message,
+            on_connect=lambda: self.fetcher.reconnected(self.fetcher.bulk),
+        )
         self.fetcher = Fetcher(
-            self.store, self.link, self.topics, self._clip_done, refetch_after=refetch_after
+            self.store,
+            self.link,
+            self.topics,
+            self._clip_done,
+            bulk=self.bulk,
+            refetch_after=refetch_after,
         )
         self._pending: dict[str, Pending] = {}
         self._expired: set[str] = set()  # ids done with unplayed (expired, stopped): acked once
@@ -141,6 +153,7 @@ class NodeAgent:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             link = tg.create_task(self.link.run(), name=f"{self.id}-mqtt")
+            bulk = tg.create_task(self.bulk.run(), name=f"{self.id}-mqtt-bulk")
             helpers = [
                 tg.create_task(self.outbox.send_acks(), name=f"{self.id}-acks"),
                 tg.create_task(
@@ -155,8 +168,9 @@ class NodeAgent:
             for task in helpers:
                 task.cancel()
             offline = protocol.state_payload("offline", self.clock(), __version__)
+            await self.bulk.close()
             await self.link.close(final=(self.topics.node_state(self.id), offline))
-            await link
+            await asyncio.gather(link, bulk)
 
     async def _restore_pending(self) -> None:
         """Playlists accepted before a restart: verified again, so one that expired while the
@@ -172,7 +186,7 @@ class NodeAgent:
 
     async def _on_connect(self) -> None:
         self.outbox.resend_now()
-        await self.fetcher.resubscribe()
+        await self.fetcher.reconnected(self.fetcher.control)
 
     # -- inbound -----------------------------------------------------------------------------------
 
@@ -255,7 +269,7 @@ class NodeAgent:
 
     async def _fetch(self, pl: protocol.Playlist) -> None:
         for item in pl.items:
-            await self.fetcher.need(item)
+            await self.fetcher.need(item, fetch_rank(pl))
 
     def _known(self, playlist_id: str) -> bool:
         current = self.on_air.playlist.id if self.on_air.playlist else None

@@ -21,7 +21,7 @@ from broadcastd.journal.store import Journal
 from broadcastd.node.agent import NodeAgent
 from broadcastd.node.player import NullPlayer
 from broadcastd.node.settings import NodeBroker, NodeConfig, NodeIdentity
-from broadcastd.transport.broker import Credentials
+from broadcastd.transport.credentials import Credentials
 
 if TYPE_CHECKING:
     import subprocess
