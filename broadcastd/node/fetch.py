@@ -44,6 +44,9 @@ class OnDone(Protocol):
 MAX_ASSEMBLY_FAILURES = 3
 REFETCH_AFTER_S = 15.0  # a lane without a chunk this long, with chunks asked for, asks again
 NORMAL_RANK = 2
+# A SUBACK is waited for this many stall timeouts: on a link stalled for seconds an unanswered
+# SUBSCRIBE is usually answered late, not lost, and the lane is not blocked meanwhile.
+SUBACK_WAIT = 2
 
 
 @dataclass(eq=False)
@@ -219,8 +222,14 @@ class Fetcher:
             fetch.topics.setdefault(lane.name, set()).add(topic)
             filters.append(topic)
         try:
-            await lane.link.subscribe(filters)
+            await lane.link.subscribe(filters, timeout=self.refetch_after * SUBACK_WAIT)
         except LinkError as exc:
+            if lane.link.connected.is_set():
+                # Sent but unanswered (a stalled radio link): the broker may still honour it, so
+                # the chunks stay asked; asking now would have them sent twice. The stall check
+                # asks again if they never come.
+                log.info("%s lane: subscribe unanswered: %s", lane.name, exc)
+                return
             for fetch, index in wanted:
                 lane.asked.pop((fetch.sha256, index), None)  # asked again once reconnected
             log.info("%s lane: subscribe deferred until reconnect: %s", lane.name, exc)

@@ -23,7 +23,8 @@ class FakeLink:
         self.asked: list[str] = []
         self.dropped: list[str] = []
 
-    async def subscribe(self, filters: list[str]) -> None:
+    async def subscribe(self, filters: list[str], *, timeout: float = 10.0) -> None:
+        assert timeout > 0
         self.asked += filters
 
     async def unsubscribe(self, filters: list[str]) -> None:
