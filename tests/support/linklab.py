@@ -129,19 +129,20 @@ class Link:
     async def mqtt_url(self) -> str:
         return f"mqtt://127.0.0.1:{(await self.relay(BROKER_PORT)).port}"
 
-    def schedule(self, profile: Profile, rng: random.Random) -> None:
-        """(Re)start the profile's outages from now. Each link has its own phase (from `rng`),
-        so speakers do not all lose their link at the same moment, and a second measurement
-        started with the same seed meets the same outages at the same offsets."""
+    def schedule(self, profile: Profile, rng: random.Random, quiet: float = 0.0) -> None:
+        """(Re)start the profile's outages from now, none in the first `quiet` seconds. Each
+        link has its own phase (from `rng`), so speakers do not all lose their link at the same
+        moment, and a second measurement started with the same seed meets the same outages at
+        the same offsets."""
         self.unschedule()
         if profile.stall_every_s:
-            first = rng.uniform(0, profile.stall_every_s)
+            first = quiet + rng.uniform(0, profile.stall_every_s)
             stall = profile.stall_s
             self._schedules.append(
                 on_schedule(profile.stall_every_s, first, lambda: self.control.stall(stall))
             )
         if profile.drop_every_s:
-            first = rng.uniform(0, profile.drop_every_s)
+            first = quiet + rng.uniform(0, profile.drop_every_s)
             self._schedules.append(on_schedule(profile.drop_every_s, first, self.control.drop))
 
     def unschedule(self) -> None:
@@ -175,6 +176,7 @@ class Lab:
             for k in range(1, links + 1)
         ]
         self.netem = False
+        self._core_relays: dict[int, Relay] = {}
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -192,6 +194,8 @@ class Lab:
         finally:
             for link in lab.links:
                 await link.close()
+            for relay in lab._core_relays.values():
+                await relay.close()
             await asyncio.to_thread(lab._remove)
 
     @property
@@ -209,11 +213,21 @@ class Lab:
         """argv prefix that runs a command inside the core (broker and daemon) namespace."""
         return ["ip", "netns", "exec", self.core]
 
-    def schedule(self) -> None:
-        """(Re)start every link's outages from now, each at its seeded phase."""
+    async def core_url(self, port: int = BROKER_PORT) -> str:
+        """An unshaped, undelayed way in to `port` on the broker's address, for the test itself
+        (the controller's side: a probe, a publisher), not through any speaker's link."""
+        if port not in self._core_relays:
+            relay = Relay(LinkControl(0.0), self.core, (BROKER_HOST, port))
+            await relay.start()
+            self._core_relays[port] = relay
+        return f"mqtt://127.0.0.1:{self._core_relays[port].port}"
+
+    def schedule(self, quiet: float = 0.0) -> None:
+        """(Re)start every link's outages from now, each at its seeded phase, none in the first
+        `quiet` seconds (a measurement that must not meet one then, such as an emergency's)."""
         rng = random.Random(self.seed)
         for link in self.links:
-            link.schedule(self.profile, rng)
+            link.schedule(self.profile, rng, quiet)
 
     def _build(self) -> None:
         for name in self.namespaces:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 READ_SIZE = 64 * 1024
 QUEUE_ITEMS = 32  # segments held per direction before the relay stops reading (backpressure)
 CONNECT_TIMEOUT_S = 10.0
+RCVBUF = 32 * 1024  # the kernel doubles it: 64 KB, 2 s at 256 kbit/s, 0.5 s at 1 Mbit/s
 
 
 @dataclass
@@ -173,6 +175,10 @@ class Relay:
 
     async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = socket_in(self.netns)
+        # A small receive buffer, so that a stall (the relay not reading) closes TCP's window
+        # within a couple of seconds, as a radio outage stops the bytes; the kernel's default
+        # would let the shaped link go on filling it for the whole stall.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
