@@ -43,7 +43,8 @@ from paho.mqtt.properties import Properties
 from support.linklab import BROKER_HOST, BROKER_PORT, PROFILES, Lab
 
 from broadcastd import protocol
-from broadcastd.transport.broker import BrokerOptions, mosquitto_conf, port_open
+from broadcastd.transport.broker import port_open
+from broadcastd.transport.brokerconf import BrokerOptions, mosquitto_conf
 from broadcastd.transport.link import RECEIVE_MAXIMUM
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from broadcastd import __version__, protocol
 from broadcastd.config import Config, LoadedConfig, load_config
+from broadcastd.controller.beacon import TimeBeacon
 from broadcastd.controller.configwatch import ConfigWatcher, parent_dirs
 from broadcastd.controller.controls import Controls
 from broadcastd.controller.controlsocket import ControlServer, Peer
@@ -127,12 +128,14 @@ class Daemon:
                 key=key,
                 clock=self.clock,
             )
+            self.beacon = self._build_beacon(key)
             self.inbox = NodeInbox(
                 lambda: self.config,
                 registry=self.registry,
                 operations=self.ops,
                 metrics=self.metrics,
                 receipts=self.receipts,
+                on_online=self.beacon.soon,
             )
             self.feed = SlotFeed(
                 self.config, self.queue, self.journal, self.metrics, clock=self.clock
@@ -182,7 +185,11 @@ class Daemon:
                 ),
                 online=(
                     topics.controller_state(),
-                    protocol.state_payload("online", int(self.clock())),
+                    protocol.state_payload(
+                        "online",
+                        int(self.clock()),
+                        beacon_s=config.nodes.heartbeat.total_seconds(),
+                    ),
                 ),
                 subscriptions=((topics.nodes_filter(), 1),),
             ),
@@ -190,6 +197,16 @@ class Daemon:
             lambda topic, payload, props: self.inbox.on_message(topic, payload, props),  # noqa: PLW0108
             on_connect=lambda: self.dispatcher.on_connect(),  # noqa: PLW0108
             metrics_gauge=self.metrics.mqtt_connected,
+        )
+
+    def _build_beacon(self, key: protocol.Ed25519PrivateKey) -> TimeBeacon:
+        return TimeBeacon(
+            self.link,
+            key,
+            commune=lambda: self.config.commune.id,
+            clock=self.clock,
+            # looked up per beacon: a reload may change the heartbeat
+            every_s=lambda: self.config.nodes.heartbeat.total_seconds(),  # noqa: PLW0108
         )
 
     def _build_dispatcher(self, key: protocol.Ed25519PrivateKey) -> Dispatcher:
@@ -244,6 +261,7 @@ class Daemon:
             ("dispatch", self.dispatcher.run(self.queue)),
             ("republish", self.dispatcher.run_republisher()),
             ("receipts", self.receipts.run()),
+            ("time-beacon", self.beacon.run()),
         ]
         if self.scheduling:
             ahead = RenderAhead(lambda: self.loaded, self.renderer, self.feed, clock=self.clock)

@@ -37,6 +37,7 @@ class NodeInbox:
         metrics: Metrics,
         limits: NodeLimits | None = None,
         receipts: Receipts | None = None,
+        on_online: Callable[[], None] | None = None,
     ) -> None:
         self._config = config  # read at every message: a reload may rename the commune
         self._registry = registry
@@ -45,6 +46,7 @@ class NodeInbox:
         self._limits = limits or NodeLimits()
         self._refuse = Refusals(metrics)
         self._receipts = receipts
+        self._on_online = on_online  # a node (re)connected: it wants the time (TimeBeacon)
 
     def parse(self, topic: str) -> tuple[str, str] | None:
         """(kind, node) for a node topic of this commune; None for anything else."""
@@ -67,6 +69,8 @@ class NodeInbox:
                 return
         if kind == "state":
             self._registry.on_state(node, payload)
+            if self._on_online is not None and b'"state":"online"' in payload:
+                self._on_online()
         elif kind == "heartbeat":
             self._registry.on_heartbeat(node, payload)
         else:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from broadcastd import __version__, protocol
 from broadcastd.errors import BroadcastdError, LinkError, ProtocolError
 from broadcastd.models import PRIORITY_RANK
+from broadcastd.node.clock import ControllerClock
 from broadcastd.node.controls import ControlDesk
 from broadcastd.node.fetch import REFETCH_AFTER_S, Fetcher
 from broadcastd.node.gate import Gate, claimed_id
@@ -66,7 +67,8 @@ class NodeAgent:
         self.config = config
         self.id = config.node.id
         self.hamlet = config.node.hamlet
-        self.clock = clock
+        # Envelope times are the controller's: compared with its beacons' time, not the board's.
+        self.clock = ControllerClock.for_config(config, clock)
         if player is None:
             player = CommandPlayer(config.player) if config.player else NullPlayer()
         self.player: Player = player
@@ -74,7 +76,7 @@ class NodeAgent:
         self.tick = tick
         self.rng = rng or random.Random()  # noqa: S311 - simulated message loss, not cryptography
         self.topics = protocol.Topics(config.node.commune)
-        self.gate = Gate(config, clock=clock, ack=self._ack)
+        self.gate = Gate(config, clock=self.clock, ack=self._ack)
         self.rejected = self.gate.rejected  # reason -> count, for logs and the simulator
         self.store = NodeStore(config.cache_dir)
         self.dropped = 0  # inbound messages dropped by the simulated `loss`
@@ -100,7 +102,12 @@ class NodeAgent:
         # twice at once (restored from disk and retained on the broker) across the awaits below.
         self._accepting: dict[str, protocol.Playlist] = {}
         self.outbox = Outbox.for_config(
-            config, self.link, self.topics, clock=clock, volume=lambda: self.volume
+            config,
+            self.link,
+            self.topics,
+            clock=clock,
+            volume=lambda: self.volume,
+            extra=self.clock.heartbeat_fields,
         )
         self._tidy_due = False  # a playlist finished: stop its downloads, prune the cache
         self._wake = asyncio.Event()
@@ -108,7 +115,7 @@ class NodeAgent:
             self.player,
             self.store.clip_path,
             self._ack,
-            clock=clock,
+            clock=self.clock,
             level=lambda pl: self.store.level_for(pl.volume, pl.volume_since),
             on_end=self._wake.set,
         )
@@ -121,7 +128,7 @@ class NodeAgent:
             reject=self.gate.reject,
             withdraw=self._withdraw,
             ack=self._ack,
-            clock=clock,
+            clock=self.clock,
         )
         self._stopping = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
@@ -206,8 +213,10 @@ class NodeAgent:
                 await self.controls.on_message(payload)
             case ("receipt", node) if node == self.id:
                 self.outbox.on_receipt(payload)
-            case ("controller_state",) if b'"online"' in payload:
-                self.outbox.resend_now()  # a restarted daemon may not have journaled them
+            case ("controller_state",):
+                if self.clock.on_state(payload):
+                    self.outbox.resend_now()  # a restarted daemon may not have journaled them
+                self._wake.set()  # a bulletin may have waited for the time
 
     async def _on_playlist(self, payload: bytes) -> None:
         if not payload:
@@ -384,8 +393,13 @@ class NodeAgent:
                 self._expired.add(pid)
                 why = "missed its window" if pending.ready else "audio incomplete at expiry"
                 self._ack(pid, "expired", why)
+        synced = not self.clock.waiting()  # else only an emergency plays by the board's clock
         due = sorted(
-            (p.playlist for p in self._pending.values() if p.ready and p.playlist.play_at <= now),
+            (
+                p.playlist
+                for p in self._pending.values()
+                if p.ready and p.playlist.play_at <= now and (synced or interrupts(p.playlist))
+            ),
             key=lambda pl: (not interrupts(pl), PRIORITY_RANK.get(pl.priority, 9), pl.play_at),
         )
         if not due:

@@ -7,6 +7,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from broadcastd.models import PRIORITIES
+from broadcastd.protocol.beacon import beacon_payload, is_beacon, verify_beacon
 from broadcastd.protocol.envelopes import (
     ACTIONS,
     MAX_CLIP_BYTES,
@@ -78,6 +79,7 @@ __all__ = [
     "Signed",
     "Topics",
     "ack_payload",
+    "beacon_payload",
     "canonical_json",
     "chunk_count",
     "control_envelope",
@@ -85,6 +87,7 @@ __all__ = [
     "encode",
     "generate_private_key",
     "heartbeat_payload",
+    "is_beacon",
     "is_wire_id",
     "iter_chunks",
     "load_private_key",
@@ -100,5 +103,6 @@ __all__ = [
     "validate_control",
     "validate_playlist",
     "verify",
+    "verify_beacon",
     "verify_receipt",
 ]

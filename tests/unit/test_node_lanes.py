@@ -23,7 +23,7 @@ class FakeLink:
         self.asked: list[str] = []
         self.dropped: list[str] = []
 
-    async def subscribe(self, filters: list[str], *, timeout: float = 10.0) -> None:
+    async def subscribe(self, filters: list[str], *, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - MqttLink.subscribe's signature
         assert timeout > 0
         self.asked += filters
 
@@ -96,7 +96,7 @@ def test_the_window_is_the_bandwidth_delay_product_plus_one_chunk_within_bounds(
 
 def test_the_bulk_lane_is_its_own_client_without_session_will_or_subscriptions():
     control = LinkSettings.from_url(
-        "mqtt://b:1883",
+        "mqtts://b:8883",
         client_id="broadcastd-node-n1",
         username="n1",
         password="pw",  # noqa: S106 - a test value
