@@ -29,6 +29,7 @@ from broadcastd.controller.revocation import Revocations
 from broadcastd.controller.runner import FORCE_EXIT_S
 from broadcastd.controller.sdnotify import SdNotifier
 from broadcastd.controller.slotfeed import SlotFeed
+from broadcastd.controller.telemetry import TelemetryBook
 from broadcastd.errors import BroadcastdError, ConfigError
 from broadcastd.journal.store import Journal
 from broadcastd.metrics import Metrics
@@ -129,6 +130,7 @@ class Daemon:
                 clock=self.clock,
             )
             self.beacon = self._build_beacon(key)
+            self.telemetry = TelemetryBook(lambda: self.config, self.metrics, clock=self.clock)
             self.inbox = NodeInbox(
                 lambda: self.config,
                 registry=self.registry,
@@ -136,6 +138,7 @@ class Daemon:
                 metrics=self.metrics,
                 receipts=self.receipts,
                 on_online=self.beacon.soon,
+                on_heartbeat=self.telemetry.on_heartbeat,
             )
             self.feed = SlotFeed(
                 self.config, self.queue, self.journal, self.metrics, clock=self.clock

@@ -38,6 +38,7 @@ class NodeInbox:
         limits: NodeLimits | None = None,
         receipts: Receipts | None = None,
         on_online: Callable[[], None] | None = None,
+        on_heartbeat: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self._config = config  # read at every message: a reload may rename the commune
         self._registry = registry
@@ -47,6 +48,7 @@ class NodeInbox:
         self._refuse = Refusals(metrics)
         self._receipts = receipts
         self._on_online = on_online  # a node (re)connected: it wants the time (TimeBeacon)
+        self._on_heartbeat = on_heartbeat  # its telemetry (TelemetryBook)
 
     def parse(self, topic: str) -> tuple[str, str] | None:
         """(kind, node) for a node topic of this commune; None for anything else."""
@@ -73,6 +75,8 @@ class NodeInbox:
                 self._on_online()
         elif kind == "heartbeat":
             self._registry.on_heartbeat(node, payload)
+            if self._on_heartbeat is not None:
+                self._on_heartbeat(node, payload)
         else:
             await self._ack(node, payload)
 

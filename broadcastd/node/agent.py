@@ -24,6 +24,7 @@ from broadcastd.node.clock import ControllerClock
 from broadcastd.node.controls import ControlDesk
 from broadcastd.node.fetch import REFETCH_AFTER_S, Fetcher
 from broadcastd.node.gate import Gate, claimed_id
+from broadcastd.node.hooks import Telemetry, amplifier_for
 from broadcastd.node.lanes import bulk_settings, fetch_rank
 from broadcastd.node.onair import OnAir, interrupts
 from broadcastd.node.outbox import Outbox
@@ -71,7 +72,8 @@ class NodeAgent:
         self.clock = ControllerClock.for_config(config, clock)
         if player is None:
             player = CommandPlayer(config.player) if config.player else NullPlayer()
-        self.player: Player = player
+        self.player, self.amplifier = amplifier_for(config, player)
+        self.telemetry = Telemetry(config.telemetry)
         self.loss = loss
         self.tick = tick
         self.rng = rng or random.Random()  # noqa: S311 - simulated message loss, not cryptography
@@ -107,7 +109,7 @@ class NodeAgent:
             self.topics,
             clock=clock,
             volume=lambda: self.volume,
-            extra=self.clock.heartbeat_fields,
+            extra=lambda: {**self.clock.heartbeat_fields(), **self.telemetry.heartbeat_fields()},
         )
         self._tidy_due = False  # a playlist finished: stop its downloads, prune the cache
         self._wake = asyncio.Event()
@@ -155,6 +157,8 @@ class NodeAgent:
         finally:
             self.fetcher.close()
             self.outbox.acks.close()
+            if self.amplifier is not None:
+                self.amplifier.abandon()
 
     async def _serve(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -167,10 +171,15 @@ class NodeAgent:
                     self.outbox.heartbeats(self.config.heartbeat_s), name=f"{self.id}-heartbeat"
                 ),
                 tg.create_task(self._schedule(), name=f"{self.id}-schedule"),
+                tg.create_task(self.telemetry.run(self.config.heartbeat_s), name=f"{self.id}-tm"),
             ]
+            if self.amplifier is not None:
+                await self.amplifier.power_off(force=True)  # a crashed run may have left it on
             await self._restore_pending()
             await self._stopping.wait()
             await self.on_air.interrupt("agent stopping")
+            if self.amplifier is not None:
+                await self.amplifier.close()
             await self.outbox.drain(ACK_DRAIN_S)
             for task in helpers:
                 task.cancel()

@@ -37,6 +37,7 @@ from broadcastd.protocol.payloads import (
     ack_payload,
     heartbeat_payload,
     parse_ack,
+    parse_telemetry,
     state_payload,
 )
 from broadcastd.protocol.receipts import receipt_payload, verify_receipt
@@ -93,6 +94,7 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "parse_ack",
+    "parse_telemetry",
     "playlist_envelope",
     "public_key_b64",
     "receipt_payload",

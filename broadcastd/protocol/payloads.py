@@ -200,3 +200,29 @@ def parse_state(payload: bytes) -> StateMessage:
     if version is not None and not (isinstance(version, str) and len(version) <= MAX_VERSION):
         raise ProtocolError("bad_version")
     return StateMessage(state=str(state), ts=_timestamp(obj), version=version)
+
+
+TELEMETRY_RANGES: Final = {
+    "battery_pct": (0, 100),
+    "temperature_c": (-50, 125),
+    "signal_dbm": (-150, 0),
+}
+
+
+def parse_telemetry(payload: bytes) -> dict[str, float | bool] | None:
+    """A heartbeat's `telemetry` object: its known fields within range (`mains` a boolean), the
+    rest dropped; None if the heartbeat has none."""
+    telemetry = _object(payload).get("telemetry")
+    if not isinstance(telemetry, dict):
+        return None
+    out: dict[str, float | bool] = {}
+    for name, (low, high) in TELEMETRY_RANGES.items():
+        try:
+            value = _number(telemetry, name, low, high, required=False)
+        except ProtocolError:
+            continue  # one bad sensor reading does not hide the others
+        if value is not None:
+            out[name] = round(value, 1)
+    if isinstance(telemetry.get("mains"), bool):
+        out["mains"] = telemetry["mains"]
+    return out

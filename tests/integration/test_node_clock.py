@@ -24,7 +24,7 @@ async def test_a_speaker_ten_minutes_off_plays_at_the_controllers_play_at(
     e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, play_in=6.0)
 
     def board_clock() -> float:
-        return e2e.clock() + off_by
+        return e2e.clock() + float(off_by)
 
     async with e2e.running(fleet={"clock": board_clock}) as run:
         [sim] = run.fleet.agents.values()

@@ -23,7 +23,7 @@ class FakeLink:
         self.asked: list[str] = []
         self.dropped: list[str] = []
 
-    async def subscribe(self, filters: list[str], *, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - MqttLink.subscribe's signature
+    async def subscribe(self, filters: list[str], *, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - MqttLink's signature
         assert timeout > 0
         self.asked += filters
 
