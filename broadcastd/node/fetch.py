@@ -20,14 +20,14 @@ import asyncio
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from broadcastd.errors import LinkError
 from broadcastd.node.lanes import EMERGENCY_RANK, LinkMeter
 from broadcastd.protocol import CHUNK_SIZE
 
 if TYPE_CHECKING:
-    from collections.abc import Container
+    from collections.abc import Container, Coroutine
 
     from broadcastd.node.partial import PartialClip
     from broadcastd.node.store import NodeStore
@@ -113,6 +113,7 @@ class Fetcher:
         self.received = 0  # chunk bytes received, written or not
         self.duplicates = 0  # chunks received that were already written: bytes sent twice
         self._order = itertools.count()
+        self._requests: set[asyncio.Task[None]] = set()  # SUBSCRIBEs and UNSUBSCRIBEs in flight
 
     @property
     def lanes(self) -> tuple[Lane, ...]:
@@ -210,9 +211,11 @@ class Fetcher:
         return wanted
 
     async def _ask(self, lane: Lane, wanted: list[tuple[Fetch, int]]) -> None:
-        loop = asyncio.get_running_loop()
+        """Mark `wanted` asked on `lane` and send the SUBSCRIBE. Its SUBACK is waited for in a
+        task of its own: this runs in the link's message handler, which must go on taking
+        chunks (and must let the link reconnect) while a SUBACK is a round trip away."""
+        now = asyncio.get_running_loop().time()
         idle = not lane.asked  # a SUBACK with nothing queued ahead of it times the path alone
-        now = loop.time()
         if idle:
             lane.progress_at = now
         filters = []
@@ -221,6 +224,17 @@ class Fetcher:
             topic = self.topics.audio(fetch.sha256, index)
             fetch.topics.setdefault(lane.name, set()).add(topic)
             filters.append(topic)
+        self._background(self._subscribe(lane, wanted, filters, now, idle=idle))
+
+    async def _subscribe(
+        self,
+        lane: Lane,
+        wanted: list[tuple[Fetch, int]],
+        filters: list[str],
+        sent: float,
+        *,
+        idle: bool,
+    ) -> None:
         try:
             await lane.link.subscribe(filters, timeout=self.refetch_after * SUBACK_WAIT)
         except LinkError as exc:
@@ -231,11 +245,17 @@ class Fetcher:
                 log.info("%s lane: subscribe unanswered: %s", lane.name, exc)
                 return
             for fetch, index in wanted:
-                lane.asked.pop((fetch.sha256, index), None)  # asked again once reconnected
+                if lane.asked.get((fetch.sha256, index)) == sent:  # not asked anew meanwhile
+                    del lane.asked[fetch.sha256, index]  # asked again once reconnected
             log.info("%s lane: subscribe deferred until reconnect: %s", lane.name, exc)
             return
         if idle:
-            self.meter.round_trip(loop.time() - now)
+            self.meter.round_trip(asyncio.get_running_loop().time() - sent)
+
+    def _background(self, job: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(job)
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
 
     async def reconnected(self, lane: Lane | None = None) -> None:
         """After a (re)connect of `lane` (default: every lane): what was asked for on it may be
@@ -281,6 +301,8 @@ class Fetcher:
 
     def close(self) -> None:
         """Close the open partial files (the agent is going away; the downloads resume later)."""
+        for task in self._requests:
+            task.cancel()
         for fetch in self.active.values():
             fetch.part.close()
 
@@ -325,9 +347,12 @@ class Fetcher:
                 # the `+` filter agents before the window subscribed with.
                 filters.add(self.topics.audio_clip_filter(fetch.sha256))
                 filters.update(self.topics.audio(fetch.sha256, i) for i in range(fetch.chunks))
-            if not filters:
-                continue
-            try:
-                await lane.link.unsubscribe(sorted(filters))
-            except LinkError as exc:
-                log.debug("clip %s: unsubscribe skipped: %s", fetch.sha256[:12], exc)
+            if filters:
+                self._background(self._drop(lane, fetch.sha256, sorted(filters)))
+
+    @staticmethod
+    async def _drop(lane: Lane, sha256: str, filters: list[str]) -> None:
+        try:
+            await lane.link.unsubscribe(filters)
+        except LinkError as exc:
+            log.debug("clip %s: unsubscribe skipped: %s", sha256[:12], exc)

@@ -3,6 +3,7 @@ which connection, in which order, and that nothing is asked for twice."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 
@@ -30,8 +31,11 @@ class FakeLink:
     async def unsubscribe(self, filters: list[str]) -> None:
         self.dropped += filters
 
-    def take(self) -> list[tuple[str, int]]:
-        """What was asked for since the last take, as (sha, index)."""
+    async def take(self) -> list[tuple[str, int]]:
+        """What was asked for since the last take, as (sha, index), once the fetcher's
+        SUBSCRIBE tasks have run."""
+        for _ in range(3):
+            await asyncio.sleep(0)
         out = [(t.split("/")[-2][:4], int(t.split("/")[-1])) for t in self.asked]
         self.asked.clear()
         return out
@@ -118,14 +122,15 @@ async def test_a_routine_clip_is_fetched_a_window_at_a_time_on_the_bulk_lane(tmp
     clip = Clip(5)
     await f.need(clip.item, rank=2)
     sha = clip.sha[:4]
-    assert bulk.take() == [(sha, 0), (sha, 1)]
-    assert control.take() == []
+    assert await bulk.take() == [(sha, 0), (sha, 1)]
+    assert await control.take() == []
     for index in range(5):
         await f.on_chunk(clip.sha, index, clip.chunk(index))
         expected = [(sha, index + 2)] if index + 2 < 5 else []
-        assert bulk.take() == expected
+        assert await bulk.take() == expected
     assert done == [clip.sha]
     assert f.duplicates == 0
+    await bulk.take()
     assert sorted(bulk.dropped) == sorted(TOPICS.audio(clip.sha, i) for i in range(5))
 
 
@@ -134,15 +139,15 @@ async def test_an_emergency_clip_preempts_a_routine_download_which_resumes_after
     routine, urgent = Clip(6), Clip(2)
     r, u = routine.sha[:4], urgent.sha[:4]
     await f.need(routine.item, rank=2)
-    assert bulk.take() == [(r, 0), (r, 1)]
+    assert await bulk.take() == [(r, 0), (r, 1)]
     await f.need(urgent.item, rank=0)  # a live emergency: on the control lane, at once
-    assert control.take() == [(u, 0), (u, 1)]
+    assert await control.take() == [(u, 0), (u, 1)]
     await f.on_chunk(routine.sha, 0, routine.chunk(0))  # already on its way: written...
-    assert bulk.take() == []  # ...but nothing more of the routine clip is asked for
+    assert await bulk.take() == []  # ...but nothing more of the routine clip is asked for
     await f.on_chunk(urgent.sha, 0, urgent.chunk(0))
     await f.on_chunk(urgent.sha, 1, urgent.chunk(1))
     assert done == [urgent.sha]
-    assert bulk.take() == [(r, 2)]  # resumed where it stopped; chunk 1 is still on its way
+    assert await bulk.take() == [(r, 2)]  # resumed where it stopped; chunk 1 is still on its way
     for index in range(1, 6):
         await f.on_chunk(routine.sha, index, routine.chunk(index))
     assert done == [urgent.sha, routine.sha]
@@ -155,9 +160,9 @@ async def test_a_priority_clip_goes_first_on_the_bulk_lane_and_a_reconnect_asks_
     r, p = routine.sha[:4], notice.sha[:4]
     await f.need(routine.item, rank=2)
     await f.need(notice.item, rank=1)
-    assert bulk.take() == [(r, 0), (r, 1)]  # asked before the notice came
+    assert await bulk.take() == [(r, 0), (r, 1)]  # asked before the notice came
     await f.on_chunk(routine.sha, 0, routine.chunk(0))
-    assert bulk.take() == [(p, 0)]
+    assert await bulk.take() == [(p, 0)]
     await f.reconnected(f.bulk)  # the bulk connection dropped: what it had asked is gone
-    assert bulk.take() == [(p, 0), (p, 1)]
-    assert control.take() == []
+    assert await bulk.take() == [(p, 0), (p, 1)]
+    assert await control.take() == []
