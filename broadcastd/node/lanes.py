@@ -7,8 +7,9 @@ queued ahead of the next playlist, control or PUBACK on its one connection; an e
 
 - the **control lane** is the node's own connection (playlists, controls, acks, heartbeats,
   and the audio of a live emergency), and no routine audio ever travels on it;
-- the **bulk lane** is a second connection (`<client id>-bulk`, same credentials, no session
-  kept: nothing queued on it is worth keeping) for the audio of every other playlist;
+- the **bulk lane** is a second connection (its own login `<username>_bulk` with the node's
+  password, client id `<client id>-bulk`, no session kept: nothing queued on it is worth
+  keeping) for the audio of every other playlist;
 - on both, chunks are asked for by their exact topics, a few at a time: the **window**, sized
   from the measured delivery rate times the round-trip time (plus one chunk, so the link never
   idles for a round trip between two chunks), so a good link is not slowed and a weak one never
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from broadcastd.models import PRIORITY_RANK
 from broadcastd.protocol import CHUNK_SIZE
+from broadcastd.transport.linksettings import bulk_username
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -55,12 +57,16 @@ def fetch_rank(pl: protocol.Playlist) -> int:
 
 
 def bulk_settings(control: LinkSettings) -> LinkSettings:
-    """The bulk lane's connection: the control lane's broker and credentials, its own client id,
-    no Last Will or `online` (the node's state is the control lane's), no subscriptions of its
-    own, and no session kept (a chunk asked for and lost with the connection is asked again)."""
+    """The bulk lane's connection: the control lane's broker and password, its own login
+    (`<username>_bulk`: with `use_username_as_clientid` one login is one connection) and client
+    id, no Last Will or `online` (the node's state is the control lane's), no subscriptions of
+    its own, and no session kept (a chunk asked for and lost with the connection is asked
+    again)."""
+    username = control.username
     return dataclasses.replace(
         control,
         client_id=f"{control.client_id}-bulk",
+        username=None if username is None else bulk_username(username),
         will=None,
         online=None,
         subscriptions=(),

@@ -158,9 +158,14 @@ def test_password_hash_matches_mosquitto_passwd(tmp_path):
 def test_password_file_has_one_hashed_line_per_user(tmp_path):
     creds = Credentials(tmp_path / "c.json", {"bc-01": "a", CONTROLLER_USER: "b"})
     lines = password_file_lines(creds).splitlines()
-    assert [line.split(":")[0] for line in lines] == ["bc-01", CONTROLLER_USER]
+    # A node's audio lane logs in as `<node>_bulk` with the node's password, hashed apart.
+    assert [line.split(":")[0] for line in lines] == ["bc-01", "bc-01_bulk", CONTROLLER_USER]
     assert all(line.split(":")[1].startswith("$7$101$") for line in lines)
     assert "a" not in [line.split(":")[1] for line in lines]
+    hashes = {line.split(":")[0]: line.split(":", 1)[1] for line in lines}
+    assert hashes["bc-01"] != hashes["bc-01_bulk"]  # its own salt
+    salt = base64.b64decode(hashes["bc-01_bulk"].split("$")[3])
+    assert hash_password("a", salt=salt) == hashes["bc-01_bulk"]
 
 
 def test_acl_gives_each_node_only_its_own_topics(tmp_path):
@@ -172,6 +177,7 @@ def test_acl_gives_each_node_only_its_own_topics(tmp_path):
     for user in BULK_USERS:  # the daemon's publish-only audio links
         assert blocks[f"user {user}"] == [f"topic write {root}/audio/#"]
     assert blocks[f"user {MONITOR_USER}"] == [f"topic read {root}/#"]
+    assert blocks["user nl-01_bulk"] == [f"topic read {root}/audio/#"]  # its audio lane
     assert blocks["user nl-01"] == [
         f"topic write {root}/node/nl-01/state",
         f"topic write {root}/node/nl-01/heartbeat",
@@ -182,7 +188,8 @@ def test_acl_gives_each_node_only_its_own_topics(tmp_path):
         f"topic read {root}/hamlet/na-lay/control",
         f"topic read {root}/audio/#",
     ]
-    users = (*SERVER_USERS, "bc-01", "bc-02", "nl-01")
+    nodes = ("bc-01", "bc-02", "nl-01")
+    users = (*SERVER_USERS, *nodes, *(f"{n}_bulk" for n in nodes))
     assert set(blocks) == {f"user {u}" for u in users}
 
 
@@ -228,8 +235,9 @@ def test_a_revoked_node_loses_its_login_and_acl_until_renewed(tmp_path):
     assert again.revoked == revoked.revoked
     with pytest.raises(BrokerError, match="`broadcastd node-config bc-01 --new-login`"):
         again.password("bc-01")
-    assert "user bc-01" not in acl_text(config, revoked=again.revoked)
+    assert "user bc-01" not in acl_text(config, revoked=again.revoked)  # nor bc-01_bulk
     assert "bc-01:" not in password_file_lines(again)
+    assert "bc-01_bulk:" not in password_file_lines(again)
     renewed = Credentials.load_or_create(config, renew=["bc-01"])
     assert renewed.revoked == {}
     assert renewed.passwords["bc-01"] not in first.passwords.values()  # the old board stays out

@@ -110,7 +110,7 @@ def test_the_bulk_lane_is_its_own_client_without_session_will_or_subscriptions()
     )
     bulk = bulk_settings(control)
     assert bulk.client_id == "broadcastd-node-n1-bulk"
-    assert (bulk.username, bulk.password, bulk.host) == ("n1", "pw", "b")
+    assert (bulk.username, bulk.password, bulk.host) == ("n1_bulk", "pw", "b")
     assert bulk.will is None
     assert bulk.online is None
     assert bulk.subscriptions == ()
