@@ -81,9 +81,11 @@ def write_commune(root: Path) -> E2E:
     """A slot 20 minutes ahead (within `lead`: published at start), on the real clock."""
     now = dt.datetime.now(tz=TZ)
     noon = (now + dt.timedelta(minutes=20)).replace(second=0, microsecond=0)
+    # The lab's private network: plain MQTT, as `insecure_plaintext` allows.
+    broker = f"{{mode: embedded, listen: '{BROKER_HOST}:{BROKER_PORT}', insecure_plaintext: true}}"
     lines = [
         "commune: {id: lab, name: Xã Thử, timezone: Asia/Ho_Chi_Minh}",
-        f"broker: {{mode: embedded, listen: '{BROKER_HOST}:{BROKER_PORT}'}}",
+        f"broker: {broker}",
         "signing: {private_key_file: ed25519.key}",
         "state_dir: state",
         "slots:",

@@ -1,6 +1,7 @@
 """Speaker-side controls (issue 18) with the real daemon and agent: node.yaml's amplifier commands
-run around playback, and `amp_off` also after a stop and when the agent starts again after a
-crash; the telemetry command's readings reach the heartbeats, /metrics and `broadcastd nodes`."""
+run around playback, and `amp_off` also after a stop, after a cancel and when the agent starts
+again after a crash; the telemetry command's readings reach the heartbeats, /metrics and
+`broadcastd nodes`."""
 
 from __future__ import annotations
 
@@ -108,8 +109,20 @@ async def test_amplifier_and_telemetry_around_a_real_bulletin(tmp_path):
         await asyncio.sleep(AMP_HOLD_S + 0.5)
         assert switches(log)[-1] == "on"  # left on by the crash
         # ...and the restarted agent switches it off before anything else.
-        again = NodeAgent(config, clock=e2e.clock, player=NullPlayer(clock=e2e.clock))
+        long_player = NullPlayer(clock=e2e.clock, seconds=60.0)  # still on air at the cancel
+        again = NodeAgent(config, clock=e2e.clock, player=long_player)
         restarted = asyncio.create_task(again.run())
         await wait_for(lambda: switches(log)[-1] == "off", 10, "amp_off after the restart")
+        crashed = len(switches(log))
+
+        # A cancel of what is on air switches it off too.
+        answer = await run.daemon.ops.handle(
+            {"cmd": "announce", "text": "Họp dân lúc tám giờ.", "priority": "priority", "now": True}
+        )
+        await wait_for(lambda: long_player.plays, 30, "the announcement on air")
+        assert switches(log)[crashed:] == ["on"]
+        await run.daemon.ops.handle({"cmd": "cancel", "id": answer["playlists"][0]})
+        await wait_for(lambda: switches(log)[crashed:] == ["on", "off"], 10, "amp_off after cancel")
+        assert not long_player.finished  # the cancel cut it short
         again.stop()
         await asyncio.wait_for(restarted, 10)
