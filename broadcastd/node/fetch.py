@@ -350,9 +350,10 @@ class Fetcher:
             if filters:
                 self._background(self._drop(lane, fetch.sha256, sorted(filters)))
 
-    @staticmethod
-    async def _drop(lane: Lane, sha256: str, filters: list[str]) -> None:
+    async def _drop(self, lane: Lane, sha256: str, filters: list[str]) -> None:
         try:
-            await lane.link.unsubscribe(filters)
+            # As long as a SUBACK may take: an UNSUBACK given up on during a radio stall still
+            # arrives, and aiomqtt logs it as an error ("Unexpected message ID").
+            await lane.link.unsubscribe(filters, timeout=self.refetch_after * SUBACK_WAIT)
         except LinkError as exc:
             log.debug("clip %s: unsubscribe skipped: %s", sha256[:12], exc)

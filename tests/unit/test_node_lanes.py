@@ -28,7 +28,8 @@ class FakeLink:
         assert timeout > 0
         self.asked += filters
 
-    async def unsubscribe(self, filters: list[str]) -> None:
+    async def unsubscribe(self, filters: list[str], *, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - MqttLink's signature
+        assert timeout > 0
         self.dropped += filters
 
     async def take(self) -> list[tuple[str, int]]:
