@@ -5,16 +5,16 @@ ack and reachability transition, written through the journal's own writers) is s
 `broadcastd console` process; a control socket answers the console's live reads from a real
 NodeRegistry, as the daemon's does. One logged-in client then asks for the dashboard (/) and the
 report page (the last seven days) in turn; the p95 of each and the console's peak RSS are printed.
+
+Then near-live (see _nearlive.py): a 30-second browser recording sent from the console, timed from
+the operator's "send" to every one of 16 reference agents playing it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import io
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -28,11 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 import yaml
+from _consoleproc import add_operator, console_process
+from _nearlive import RECORD_S, near_live
 from support import console as cs
 from support import history
 
 from broadcastd import protocol
-from broadcastd.cli.main import run as broadcastd
 from broadcastd.config import load_config
 from broadcastd.controller.controlsocket import ControlServer, Peer
 from broadcastd.controller.reads import READ_VERSION, READS, answer_read
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DAYS = 365
 REQUESTS = 200  # per page
 TARGET_MS = 150
+NEAR_LIVE_TARGET_S = 5
 
 
 def copy_included(config_dir: Path, pattern: str, root: Path) -> str:
@@ -115,11 +117,7 @@ async def bench(config_path: Path) -> None:
     )
     journal.close()
     filled = time.perf_counter() - started
-    sys.stdin = io.StringIO(f"{cs.PASSWORD}\n")
-    with contextlib.redirect_stdout(io.StringIO()):
-        added = broadcastd(["operator", "add", "bench", "-c", str(config_path)])
-    if added != 0:
-        raise SystemExit("operator add failed")
+    add_operator(config_path, "bench", "viewer")
 
     registry = NodeRegistry(config, None, now=time.time)
     for node in config.node_hamlets():
@@ -142,32 +140,19 @@ async def bench(config_path: Path) -> None:
     control = ControlServer(config.state_dir / "broadcastd.sock", handle)
     serving = asyncio.create_task(control.run())
     await control.listening.wait()
-    console = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-c", "from broadcastd.cli.main import main; main()"),
-        *("console", "-c", str(config_path)),
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
     base = f"http://{config.console.listen}"
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            for _ in range(300):
-                try:
-                    await http.get("/login")
-                    break
-                except httpx.TransportError:
-                    if console.returncode is not None:
-                        raise SystemExit("the console exited") from None
-                    await asyncio.sleep(0.1)
+        async with (
+            console_process(config_path, config.console.listen) as console,
+            httpx.AsyncClient(base_url=base, timeout=30) as http,
+        ):
             if (await cs.login(http, "bench")).status_code != 303:
                 raise SystemExit("login failed")
             await http.get("/")  # first request: templates compiled, plan cached by the OS
             dashboard = await measure(base, "/", http)
             report = await measure(base, "/report", http)
-        rss, peak = rss_mb(console.pid, "VmRSS"), rss_mb(console.pid, "VmHWM")
+            rss, peak = rss_mb(console.pid, "VmRSS"), rss_mb(console.pid, "VmHWM")
     finally:
-        console.terminate()
-        await asyncio.wait_for(console.wait(), 10)
         serving.cancel()
     p95 = {
         name: statistics.quantiles(t, n=20)[18]
@@ -181,9 +166,23 @@ async def bench(config_path: Path) -> None:
     print(f"console p95: {max(p95.values()):.1f} ms target={TARGET_MS}")
 
 
+async def bench_near_live(root: Path) -> None:
+    measured = await near_live(root)
+    print(
+        f"near-live detail: {RECORD_S} s recording, {measured.agents} agents;"
+        f" sent and accepted {measured.accepted:.2f} s, first playing {measured.first:.2f} s,"
+        f" last playing {measured.last:.2f} s, every playing ack in {measured.acked:.2f} s"
+    )
+    print(f"near-live: {measured.acked:.2f} target={NEAR_LIVE_TARGET_S}")
+
+
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="broadcastd-console-bench-") as tmp:
-        asyncio.run(bench(write_config(Path(tmp))))
+    """Both parts; `console.py near-live` only the second."""
+    if sys.argv[1:] != ["near-live"]:
+        with tempfile.TemporaryDirectory(prefix="broadcastd-console-bench-") as tmp:
+            asyncio.run(bench(write_config(Path(tmp))))
+    with tempfile.TemporaryDirectory(prefix="broadcastd-near-live-bench-") as tmp:
+        asyncio.run(bench_near_live(Path(tmp)))
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def tls_warnings(loaded: LoadedConfig, now: dt.datetime) -> list[Problem]:
                 out.append(warn(f"{info} before `run`", name))
             continue
         days = info.days_left(now)
-        if days < pki.WARN_DAYS:
+        if info.near_expiry(now):
             state = "has expired" if days <= 0 else f"expires in {days:.0f} days"
             fix = "`broadcastd tls renew`" if name == "server" else "a new CA and new bundles"
             out.append(warn(f"the {name} certificate {state}: {fix}", f"{info.not_after:%Y-%m-%d}"))

@@ -1,5 +1,5 @@
-"""`announce`, `cancel`, `stop`, `approve`, `volume`: requests to the running daemon over its
-control socket.
+"""`announce`, `cancel`, `stop`, `approve`, `volume`, `volume-schedule`: requests to the running
+daemon over its control socket.
 
 Only the daemon holds the signing key and the render cache, so these commands never sign anything
 themselves; without a running daemon they say so and exit 1. `announce --audio LANG=FILE` sends
@@ -70,7 +70,30 @@ def _payload(args: argparse.Namespace) -> dict[str, Any]:
             "nodes": args.nodes,
             "operator": args.operator,
         }
+    if args.command == "volume-schedule":
+        return {
+            "cmd": "volume-schedule",
+            "schedule": _schedule(args.levels, configured=args.configured),
+            "hamlets": args.hamlets,
+            "operator": args.operator,
+        }
     return {"cmd": "approve", "id": args.id, "operator": args.operator}
+
+
+def _schedule(levels: list[str], *, configured: bool) -> dict[str, int] | None:
+    """`HH:MM=LEVEL` arguments as the request's schedule (the daemon checks the values);
+    None with --configured."""
+    if configured == bool(levels):
+        raise UsageError("give levels by time of day (such as 06:00=80 20:00=60) or --configured")
+    schedule: dict[str, int] = {}
+    for spec in levels:
+        at, sep, level = spec.partition("=")
+        if not sep or not level.strip().isdigit():
+            raise UsageError(
+                f"a level by time of day is HH:MM=LEVEL, such as 06:00=80, got: {spec!r}"
+            )
+        schedule[at.strip()] = int(level)
+    return schedule or None
 
 
 def read_recordings(specs: list[str]) -> dict[str, str]:

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "stop": "control",
     "approve": "control",
     "volume": "control",
+    "volume-schedule": "control",
     "nodes": "nodes",
     "report": "report",
     "keygen": "keygen",
@@ -149,6 +150,15 @@ def _control(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--hamlets", help="comma-separated hamlet ids, or all (the default)")
     where.add_argument("--nodes", help="comma-separated node ids")
+    p.add_argument("--operator", help=OPERATOR_HELP)
+    p = add(
+        "volume-schedule",
+        "set hamlets' volume by time of day for every playlist made from now on,"
+        " instead of the config's volume:",
+    )
+    p.add_argument("levels", nargs="*", help="HH:MM=LEVEL from that time on, such as 06:00=80")
+    p.add_argument("--configured", action="store_true", help="back to the config's volume:")
+    p.add_argument("--hamlets", help="comma-separated hamlet ids, or all (the default)")
     p.add_argument("--operator", help=OPERATOR_HELP)
 
 

@@ -1,7 +1,8 @@
 """Cancel (with a correction), stop and volume from the pages that show what they act on: the
 announcements and the schedule (cancel), the overview (stop all, or one hamlet), the speakers
-(volume of a hamlet or of one speaker). Each goes through a confirmation page saying what it
-reaches, and is sent to the daemon as the logged-in operator (acting.py)."""
+(volume of a hamlet or of one speaker now, or hamlets' volume schedule). Each goes through a
+confirmation page saying what it reaches, and is sent to the daemon as the logged-in operator
+(acting.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from broadcastd.console.drafts import (
     parse_volume,
 )
 from broadcastd.console.sent import cancel_target, stoppable
+from broadcastd.console.volumeschedule import in_force, parse_schedule, schedule_context
 from broadcastd.console.web import console, page_user, redirect, render, require
 from broadcastd.render.normalize import Normalizer
 
@@ -184,7 +186,11 @@ async def stop(request: Request, me: User) -> Response:
 
 
 async def _volume_form(
-    request: Request, me: Principal, fields: Fields, error: FormError | None
+    request: Request,
+    me: Principal,
+    fields: Fields,
+    error: FormError | None,
+    schedule_error: FormError | None = None,
 ) -> Response:
     c = console(request)
     try:
@@ -196,13 +202,15 @@ async def _volume_form(
         request,
         me,
         "volume.html",
-        status=200 if error is None else 400,
+        status=200 if error is None and schedule_error is None else 400,
         active="speakers",
         draft=draft,
         error=error,
         level=one(fields, "level"),
         reach=audience(c.loaded.config, live, draft.hamlets),
         speakers=[live.node(n) or {"node": n} for n in draft.nodes],
+        schedule_error=schedule_error,
+        **({} if draft.nodes else await schedule_context(request, draft.hamlets, fields)),
     )
 
 
@@ -248,3 +256,37 @@ async def volume(request: Request, me: User) -> Response:
     return await send(
         request, me, fields, action="volume", draft=draft, what=f"{draft.level} to {where}"
     )
+
+
+@router.post("/volume/schedule/review")
+async def schedule_review(request: Request, me: User) -> Response:
+    fields = await action_fields(request, me, "operator")
+    c = console(request)
+    try:
+        draft = parse_schedule(fields, c.loaded.config)
+    except FormError as exc:
+        typed = {k: v for k, v in fields.items() if k in ("hamlet", "at", "at_level")}
+        return await _volume_form(request, me, typed, None, exc)
+    return await review(
+        request,
+        me,
+        action="schedule",
+        draft=draft,
+        send_to="/volume/schedule",
+        back_to="/speakers",
+        active="speakers",
+        reach=audience(c.loaded.config, await c.live.current(), draft.hamlets),
+        schedules=await in_force(request, draft.hamlets),
+    )
+
+
+@router.post("/volume/schedule")
+async def schedule(request: Request, me: User) -> Response:
+    fields = await action_fields(request, me, "operator")
+    try:
+        draft = parse_schedule(fields, console(request).loaded.config)
+    except FormError as exc:
+        raise HTTPException(status_code=400, detail="not a volume schedule") from exc
+    levels = draft.fields()["schedule"] or "the config's"
+    what = f"schedule {levels} for {','.join(draft.hamlets)}"
+    return await send(request, me, fields, action="schedule", draft=draft, what=what)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from broadcastd.journal.reports import TARGET, build_report
 from broadcastd.plan.slotplan import build_plan
+from broadcastd.transport import pki
 
 if TYPE_CHECKING:
     from broadcastd.config import LoadedConfig
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 OFFLINE_ALERT_S = 86400.0  # a speaker silent this long needs someone to go and look
 NOT_READY_ALERT_S = 600.0  # a slot whose audio is not on the speakers this close to air
+CERT_DANGER_DAYS = 7  # a certificate this close to its end is an emergency, not a reminder
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +62,10 @@ class Card:
 @dataclass(frozen=True, slots=True)
 class Alert:
     level: str  # danger | warning
-    kind: str  # daemon_down | broker_down | tts_fallback | offline_day | not_ready | below_target
-    subject: str  # a hamlet's or speaker's name, or ""
+    # daemon_down | broker_down | tts_fallback | offline_day | not_ready | below_target |
+    # cert_expiry
+    kind: str
+    subject: str  # a hamlet's or speaker's name, a certificate (ca, server), or ""
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -161,6 +165,7 @@ def alerts(loaded: LoadedConfig, live: Live, cards: list[Card], now: float) -> l
     elif not live.connected:
         found.append(Alert("danger", "broker_down", ""))
     found += _tts(loaded, live)
+    found += _certificates(loaded, now)
     names = {h.id: h.name for h in loaded.config.hamlets}
     for n in live.nodes:
         since = n.get("since")
@@ -224,3 +229,25 @@ def _tts(loaded: LoadedConfig, live: Live) -> list[Alert]:
     spoken = {e for e in engines[1:] if live.tts.get(e, {}).get("ok")}
     params = {"engine": engines[0], "failures": failures, "fallback": ", ".join(sorted(spoken))}
     return [Alert("warning", "tts_fallback", engines[0], params)] if spoken else []
+
+
+def _certificates(loaded: LoadedConfig, now: float) -> list[Alert]:
+    """The speakers' TLS listener's CA or server certificate near its end or past it, as
+    `broadcastd check` warns: speakers refuse an expired one, and the commune goes silent."""
+    config = loaded.config
+    if config.broker.public is None or config.broker.mode != "embedded":
+        return []
+    at = dt.datetime.fromtimestamp(now, dt.UTC)
+    found = []
+    for name, info in pki.status(pki.TlsFiles.for_config(config)).items():
+        if isinstance(info, pki.PkiError) or not info.near_expiry(at):
+            continue  # a missing one stops the daemon itself; `check` says why
+        days = max(0, int(info.days_left(at)))
+        params = {
+            "days": days,
+            "date": f"{info.not_after:%Y-%m-%d}",
+            "expired": info.not_after <= at,
+        }
+        level = "danger" if days < CERT_DANGER_DAYS else "warning"
+        found.append(Alert(level, "cert_expiry", name, params))
+    return found

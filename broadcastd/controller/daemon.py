@@ -30,9 +30,11 @@ from broadcastd.controller.runner import FORCE_EXIT_S
 from broadcastd.controller.sdnotify import SdNotifier
 from broadcastd.controller.slotfeed import SlotFeed
 from broadcastd.controller.telemetry import TelemetryBook
+from broadcastd.controller.volumeschedule import VolumeSchedules
 from broadcastd.errors import BroadcastdError, ConfigError
 from broadcastd.journal.store import Journal
 from broadcastd.metrics import Metrics
+from broadcastd.plan.volume import SCHEDULE_EVENT
 from broadcastd.render.renderer import build_renderer
 from broadcastd.transport.bulk import BulkPublisher
 from broadcastd.transport.link import LinkSettings, MqttLink
@@ -106,6 +108,7 @@ class Daemon:
         self.config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         async with AsyncExitStack() as stack:
             self.journal = self._open_journal(stack)
+            self.schedules = VolumeSchedules(self.journal.event_details(SCHEDULE_EVENT))
             login = await self.broker_side.start(self.config, stack)
             self.registry = self._build_registry()
             self.link = self._build_link(login)
@@ -223,6 +226,7 @@ class Daemon:
             metrics=self.metrics,
             clock=self.clock,
             persist=self._save_broker,
+            schedules=self.schedules.for_hamlet,
         )
 
     async def _control(self, raw: dict[str, Any], peer: Peer | None = None) -> dict[str, Any]:
@@ -247,6 +251,7 @@ class Daemon:
             health=lambda: Health(
                 connected=self.link.connected.is_set(), ready=self.ready.is_set()
             ),
+            schedules=self.schedules,
         )
 
     def _start_metrics(self) -> None:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from broadcastd.config import LoadedConfig
     from broadcastd.journal.store import Journal
     from broadcastd.metrics import Metrics
+    from broadcastd.plan.volume import Schedule
     from broadcastd.render.renderer import Renderer
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Dispatcher:
         clock: Callable[[], float],
         audio: Publisher | None = None,
         persist: Callable[[], None] | None = None,
+        schedules: Callable[[str], Schedule | None] | None = None,
     ) -> None:
         self._loaded = loaded  # the plan needs the measured clip lengths beside the config
         self.config = loaded.config
@@ -83,7 +85,13 @@ class Dispatcher:
         self._clock = clock
         self._seq = SeqCounter(clock, journal.max_seq())
         self._maker = PlaylistMaker(
-            self.config, renderer=renderer, journal=journal, key=key, seq=self._seq, clock=clock
+            self.config,
+            renderer=renderer,
+            journal=journal,
+            key=key,
+            seq=self._seq,
+            clock=clock,
+            schedules=schedules,
         )
         self._reconnected = asyncio.Event()
         # Asks the broker to save what was just published (its own saves are time-based).

@@ -34,13 +34,16 @@ from broadcastd.controller.requests import (
     Status,
     Stop,
     Volume,
+    VolumeSchedule,
     Who,
     parse_request,
     who_asked,
 )
 from broadcastd.controller.volume import VolumeRequests
+from broadcastd.controller.volumeschedule import VolumeSchedules
 from broadcastd.errors import BroadcastdError, ProtocolError
 from broadcastd.models import ADHOC_KINDS, Ack, AckStatus, metric_slot
+from broadcastd.plan.volume import SCHEDULE_EVENT, schedule_wire
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -83,6 +86,7 @@ class Operations:
         metrics: Metrics,
         clock: Callable[[], float],
         health: Callable[[], Health],
+        schedules: VolumeSchedules | None = None,
     ) -> None:
         self.config = config
         self.dispatcher = dispatcher
@@ -103,6 +107,7 @@ class Operations:
             config, controls=controls, registry=registry, event=self._event
         )
         self.recordings = Recordings(config.state_dir / "recordings", renderer)
+        self.schedules = schedules or VolumeSchedules()
 
     def replace_config(self, config: Config) -> None:
         self.config = config
@@ -130,9 +135,8 @@ class Operations:
                 return await self.approve(request.id, who) | who.attribution()
             case Stop():
                 return await self.stop(request, who) | who.attribution()
-            case Volume():
-                self._operator(who, "volume")
-                return await self.volume.handle(request, who) | who.attribution()
+            case Volume() | VolumeSchedule():
+                return await self._volume(request, who) | who.attribution()
 
     def _read(self, request: Status | Read) -> dict[str, Any]:
         if isinstance(request, Read):
@@ -147,6 +151,17 @@ class Operations:
             "reads": list(READS),
             "tts": tts_counts(self.metrics),
         }
+
+    async def _volume(self, request: Volume | VolumeSchedule, who: Who) -> dict[str, Any]:
+        """A level now (a signed control), or the schedule of the playlists made from now on."""
+        if isinstance(request, Volume):
+            self._operator(who, "volume")
+            return await self.volume.handle(request, who)
+        self._operator(who, "volume-schedule")
+        hamlets, schedule = self._hamlets(request.hamlets), request.schedule
+        wire = None if schedule is None else schedule_wire(schedule)
+        self._event(SCHEDULE_EVENT, who, hamlets=hamlets, schedule=wire)
+        return self.schedules.set(self.config, hamlets, schedule)
 
     def _hamlets(self, spec: str | None) -> list[str]:
         known = [h.id for h in self.config.hamlets]

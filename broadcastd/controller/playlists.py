@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from broadcastd.config import Config
     from broadcastd.journal.store import Journal
     from broadcastd.models import Clip, PlanItem, SlotPlan
+    from broadcastd.plan.volume import Schedule
     from broadcastd.render.renderer import Renderer
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,11 @@ class PlaylistMaker:
         key: Ed25519PrivateKey,
         seq: SeqCounter,
         clock: Callable[[], float],
+        schedules: Callable[[str], Schedule | None] | None = None,
     ) -> None:
         self.config = config
+        # hamlet -> the volume schedule an operator set for it (volumeschedule.py), if any
+        self._schedules = schedules or (lambda _hamlet: None)
         self._renderer = renderer
         self._journal = journal
         self._key = key
@@ -137,7 +141,12 @@ class PlaylistMaker:
         if existing is not None:
             return existing.signed()
         volume = playlist_volume(
-            self.config, plan.hamlet, plan.play_at, priority=top, status=status
+            self.config,
+            plan.hamlet,
+            plan.play_at,
+            priority=top,
+            status=status,
+            schedule=self._schedules(plan.hamlet),
         )
         return protocol.seal(
             protocol.Playlist(

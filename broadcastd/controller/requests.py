@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -35,6 +37,8 @@ MAX_FIELD_CHARS = 200  # ids, names, hamlet lists, language tags
 # 3 MiB; 16 MiB still takes 3 minutes of 44.1 kHz WAV.
 MAX_RECORDING_BYTES = 16 * 1024 * 1024
 MAX_RECORDINGS = 16  # languages in one announcement
+MAX_SCHEDULE = 24  # entries of a volume schedule: one an hour is more than any commune needs
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 
 class RequestError(BroadcastdError):
@@ -88,6 +92,16 @@ class Volume:
 
 
 @dataclass(frozen=True, slots=True)
+class VolumeSchedule:
+    """Levels by time of day for hamlets (None: all of them), in force instead of the config's
+    `volume:` for every playlist made from now on; `schedule` None: back to the config's."""
+
+    hamlets: str | None
+    schedule: dict[dt.time, int] | None
+    operator: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     operator: str | None = None
     v: int = 1  # the read-protocol version the client speaks (see reads.py)
@@ -102,7 +116,7 @@ class Read:
     operator: str | None = None
 
 
-Request = Announce | Cancel | Approve | Stop | Volume | Status | Read
+Request = Announce | Cancel | Approve | Stop | Volume | VolumeSchedule | Status | Read
 READ_COMMANDS = ("hamlets", "nodes")
 MAX_READ_VERSION = 1_000_000  # any client's version fits; beyond is a malformed request
 
@@ -203,7 +217,7 @@ def parse_request(raw: Mapping[str, object]) -> Request:
         return Approve(id=_text(raw, "id") or "", operator=operator)
     if cmd == "stop":
         return Stop(hamlets=_text(raw, "hamlets"), operator=operator)
-    if cmd == "volume":
+    if cmd in ("volume", "volume-schedule"):
         return _volume(raw, operator)
     return _read(cmd, raw, operator)
 
@@ -286,7 +300,11 @@ def recordings_too_big(size: int) -> str:
     )
 
 
-def _volume(raw: Mapping[str, object], operator: str | None) -> Volume:
+def _volume(raw: Mapping[str, object], operator: str | None) -> Volume | VolumeSchedule:
+    """A level now, or (`volume-schedule`) levels by time of day from now on."""
+    if raw.get("cmd") == "volume-schedule":
+        hamlets = _text(raw, "hamlets", limit=MAX_TEXT)
+        return VolumeSchedule(hamlets, _schedule(raw.get("schedule")), operator)
     level = raw.get("level")
     if not is_int(level) or not 0 <= level <= 100:
         raise RequestError(f"level must be a whole number from 0 to 100, got: {brief(level)}")
@@ -294,6 +312,25 @@ def _volume(raw: Mapping[str, object], operator: str | None) -> Volume:
     if hamlets is not None and nodes is not None:
         raise RequestError("give either --hamlets or --nodes, not both")
     return Volume(level=level, hamlets=hamlets, nodes=nodes, operator=operator)
+
+
+def _schedule(value: object) -> dict[dt.time, int] | None:
+    """`{"HH:MM": level, ...}` as the config's `volume:` has it; null: the config's again."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not 1 <= len(value) <= MAX_SCHEDULE:
+        raise RequestError(
+            f'schedule must be {{"HH:MM": level, ...}} with 1 to {MAX_SCHEDULE} entries, or null,'
+            f" got: {brief(value)}"
+        )
+    for at, level in value.items():
+        if not isinstance(at, str) or not _CLOCK.fullmatch(at):
+            raise RequestError(f"schedule: a time of day is HH:MM, got: {brief(at)}")
+        if not is_int(level) or not 0 <= level <= 100:
+            raise RequestError(
+                f"schedule.{at}: a level is a whole number from 0 to 100, got: {brief(level)}"
+            )
+    return {dt.time.fromisoformat(at): level for at, level in value.items()}
 
 
 def _text(raw: Mapping[str, object], name: str, *, limit: int = MAX_FIELD_CHARS) -> str | None:

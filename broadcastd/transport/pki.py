@@ -83,6 +83,10 @@ class CertInfo:
     def days_left(self, now: dt.datetime) -> float:
         return (self.not_after - now).total_seconds() / 86400
 
+    def near_expiry(self, now: dt.datetime) -> bool:
+        """Within WARN_DAYS of its end, or past it: `check` and the console's overview warn."""
+        return self.days_left(now) < WARN_DAYS
+
     def missing(self, public: PublicListener) -> list[str]:
         """The names and addresses of `public` this certificate does not carry."""
         absent = [public.host] if public.host not in self.dns_names else []

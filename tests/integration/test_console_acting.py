@@ -184,7 +184,8 @@ async def test_cancel_with_correction_and_stop_reach_playing_agents(tmp_path):
         await online(e2e, run, [LATE])
         await asyncio.sleep(3.0)  # time enough to have played anything retained for it
         latecomer = next(f for f in run.fleets if LATE in f.agents).agents[LATE]
-        assert [p for p, _, _ in latecomer.player.plays if p in first + second] == []
+        # Nothing: not the two announcements, nor the correction, all issued before the stop.
+        assert latecomer.player.plays == []
     ctx.close()
     print(f"from the console: cancel {took_cancel:.2f}s, stop {took_stop:.2f}s to every agent")
     assert took_cancel < REACH_WITHIN_S
@@ -265,3 +266,65 @@ async def test_an_uploaded_file_goes_to_the_daemon_as_the_operators_recording(tm
     (recording,) = [json.loads(d) for d in events(journal, "recording")]
     assert recording["lang"] == "dao"
     assert recording["operator"] == "an"
+
+
+async def test_a_volume_schedule_set_in_the_console_is_what_new_bulletins_carry(tmp_path):
+    """From the volume page: a schedule for one hamlet, confirmed, journaled as the operator's;
+    a bulletin made afterwards carries its level, the other hamlet's does not; then the config's
+    is put back (this commune configures none: each speaker's own level)."""
+    e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=1, play_in=600)
+    ctx: Console = cs.build(e2e.config_path, clock=e2e.clock)
+    cs.add_operator(ctx, "an", "operator")
+    journal = e2e.config.state_dir / "journal.sqlite3"
+    async with (
+        e2e.running(fleet=False) as run,
+        cs.served(ctx) as base,
+        httpx.AsyncClient(base_url=base, timeout=60) as http,
+    ):
+        await cs.login(http, "an")
+
+        async def levels() -> dict[str, int | None]:
+            """The level each hamlet's playlist of a bulletin sent now carries."""
+            before = set(adhoc(e2e, run.daemon, "announce-"))
+            data = {"text": "Họp thôn", "target": "all", "priority": "priority", "when": "now"}
+            await cs.confirm(http, "/announce/review", "/announce", data)
+            rows = [run.daemon.journal.dispatch(p) for p in adhoc(e2e, run.daemon, "announce-")]
+            new = [r for r in rows if r is not None and r.id not in before]
+            return {r.hamlet: json.loads(r.envelope).get("volume") for r in new}
+
+        page = await http.get("/volume?hamlet=h01")
+        assert 'id="schedule-form"' in page.text
+        assert 'id="schedule-configured"' not in page.text, "no operator's schedule yet"
+        form = {"csrf": await cs.csrf(http), "hamlet": "h01"}
+        rows = {"at": ["20:00", "05:00", ""], "at_level": ["30", "75", ""]}
+        wrong = await http.post("/volume/schedule/review", data={**form, **rows, "at": "25:00"})
+        assert wrong.status_code == 400
+        assert 'id="form-error"' in wrong.text
+        assert 'name="at" value="25:00"' in wrong.text, "what was typed is shown again"
+        review = await http.post("/volume/schedule/review", data={**form, **rows})
+        assert review.status_code == 200, review.text[-2000:]
+        assert 'id="new-schedule"' in review.text
+        done = await http.post("/volume/schedule", data=cs.hidden(review.text))
+        assert 'data-outcome="ok"' in done.text, done.text[-2000:]
+
+        hour = dt.datetime.fromtimestamp(e2e.clock(), tz=e2e.config.commune.tz).hour
+        assert await levels() == {"h00": None, "h01": 75 if 5 <= hour < 20 else 30}
+        page = await http.get("/volume?hamlet=h01")
+        assert 'id="schedule-configured"' in page.text
+        back = await http.post(
+            "/volume/schedule/review",
+            data={"csrf": await cs.csrf(http), "hamlet": "h01", "configured": "1"},
+        )
+        assert 'id="new-schedule"' not in back.text
+        assert (
+            'data-outcome="ok"'
+            in (await http.post("/volume/schedule", data=cs.hidden(back.text))).text
+        )
+        assert await levels() == {"h00": None, "h01": None}
+    ctx.close()
+    changes = [json.loads(d) for d in events(journal, "volume_schedule")]
+    assert [(c["hamlets"], c["schedule"]) for c in changes] == [
+        (["h01"], {"05:00": 75, "20:00": 30}),
+        (["h01"], None),
+    ]
+    assert all((c["operator"], c["via"]) == ("an", "console") for c in changes)

@@ -2,8 +2,8 @@
 approvers: A asks for an emergency, B sees it appear without reloading and approves it, every
 reference agent plays it within 3 s of B's click; A approving their own request is refused by
 the page (no button) and by the server (a forged POST with A's own session and CSRF token).
-And a recording made with Chromium's fake microphone, heard back in the page and sent as the
-operator's."""
+And 10 s recorded with Chromium's fake microphone, heard back in the page and sent to two of
+four hamlets: only their reference agents play it, and the journal names the operator."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from support.recordings import speech_wav
 from broadcastd.console import accounts
 
 PLAYS_WITHIN_S = 3.0
+RECORD_S = 10
+CHOSEN = ("h01", "h02")  # two of the commune's four hamlets
 FLOOD = "Lũ quét ở suối Nậm Mu, bà con di chuyển lên đồi ngay!"
 
 
@@ -135,30 +137,44 @@ async def test_a_second_approver_sees_the_request_live_and_approves_it(tmp_path,
     assert "(operator: an, approved by: binh," in issue
 
 
-async def test_a_recording_made_in_the_page_is_sent_as_the_operators(tmp_path, monkeypatch):
-    """Chromium's fake microphone records espeak-ng speech; the recording goes with the form,
-    through the confirmation page, to the daemon, which journals it with the operator."""
+async def test_a_recording_made_in_the_page_plays_in_the_two_chosen_hamlets_only(  # noqa: PLR0915 - one scenario, step by step
+    tmp_path, monkeypatch
+):
+    """Chromium's fake microphone plays espeak-ng speech; the operator records 10 s of it on a
+    phone-sized page, picks two of four hamlets and sends it now. The reference agents of those
+    two hamlets play the clip (about 10 s long), the others play nothing, and the journal names
+    the operator."""
     monkeypatch.setattr(accounts, "_hasher", cs.QUICK_HASHER)
-    e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, play_in=600)
+    e2e = write_commune(tmp_path, hamlets=4, nodes_per_hamlet=2, play_in=600)
     ctx = cs.build(e2e.config_path, clock=e2e.clock)
     cs.add_operator(ctx, "an", "operator")
+    speech = speech_wav(tmp_path / "noi.wav", repeat=4)
     async with (
-        e2e.running(),
+        e2e.running() as run,
         cs.served(ctx) as base,
-        browser.launched(microphone=True, speech=speech_wav(tmp_path / "noi.wav")) as chromium,
+        browser.launched(microphone=True, speech=speech) as chromium,
     ):
+        await wait_for(
+            lambda: all(run.daemon.registry.state(n) == "online" for n in e2e.node_ids),
+            20,
+            "every speaker online",
+        )
         page = await chromium.new_page(viewport=browser.PHONE)
         await log_in(page, base, "an")
         await page.goto(f"{base}/announce")
         await page.click("#record")
         await page.wait_for_selector("#record-stop:enabled")
-        await page.wait_for_timeout(1500)
+        await page.wait_for_timeout(RECORD_S * 1000)  # the length of the recording itself
         await page.click("#record-stop")
         await page.wait_for_selector("#recording-preview:not([hidden])")
         recorded = await page.locator("#recording").get_attribute("data-bytes")
-        assert int(recorded or 0) > 1000, recorded
+        assert int(recorded or 0) > 10_000, recorded
         assert "Đã ghi" in await page.locator("#recording-status").inner_text()
         await page.wait_for_selector("#recording[data-attached=yes]")
+        await page.check("#target-list")
+        for hamlet in CHOSEN:
+            await page.check(f'input[name="hamlet"][value="{hamlet}"]')
+        await page.check('input[name="when"][value="now"]')
         await fits_a_phone(page)
         await page.click("#review")
         await page.wait_for_selector("#recording-review")
@@ -168,8 +184,36 @@ async def test_a_recording_made_in_the_page_is_sent_as_the_operators(tmp_path, m
         assert await outcome.get_attribute("data-outcome") == "ok", await page.locator(
             "main"
         ).inner_text()
+        announcement = await page.locator("section.result").get_attribute("data-id")
+
+        day = dt.datetime.fromtimestamp(e2e.clock(), tz=e2e.config.commune.tz).date()
+        rows = [r for r in run.daemon.journal.dispatches_for(day) if r.slot.startswith("announce-")]
+        assert sorted(r.hamlet for r in rows) == sorted(CHOSEN)
+        clips = {r.hamlet: (r.id, json.loads(r.envelope)["items"]) for r in rows}
+        fleet = run.fleet
+        chosen = {n: sim for n, sim in fleet.agents.items() if sim.spec.hamlet in CHOSEN}
+        await wait_for(
+            lambda: all(
+                any(p[0] == clips[sim.spec.hamlet][0] for p in sim.player.plays)
+                for sim in chosen.values()
+            ),
+            60,
+            "the speakers of both chosen hamlets to play the recording",
+        )
+        heard = {n: sim.player.plays for n, sim in fleet.agents.items() if sim.player.plays}
     ctx.close()
+    assert set(heard) == set(chosen), "only the chosen hamlets heard anything"
+    for node, sim in chosen.items():
+        pid, items = clips[sim.spec.hamlet]
+        (clip,) = items  # the recording alone: no text was written
+        assert clip["announcement"] == announcement
+        # the recording (the stop click lands a little after RECORD_S), then audio.gap's silence
+        recorded_s = clip["duration_ms"] / 1000 - e2e.config.audio.gap.total_seconds()
+        assert RECORD_S - 0.5 < recorded_s < RECORD_S + 2, clip
+        assert [p[:2] for p in sim.player.plays] == [(pid, clip["sha256"])], node
     conn = sqlite3.connect(e2e.config.state_dir / "journal.sqlite3")
-    (detail,) = conn.execute("SELECT detail FROM events WHERE kind='recording'").fetchone()
+    (recording,) = conn.execute("SELECT detail FROM events WHERE kind='recording'").fetchone()
+    (issue,) = conn.execute("SELECT detail FROM events WHERE kind='issue'").fetchone()
     conn.close()
-    assert json.loads(detail)["operator"] == "an"
+    assert json.loads(recording)["operator"] == "an"
+    assert "(operator: an, approved by: -," in issue

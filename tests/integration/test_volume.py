@@ -19,7 +19,7 @@ from broadcastd import cli
 from broadcastd.config import load_config
 
 if TYPE_CHECKING:
-    from support.e2e import E2E
+    from support.e2e import E2E, Running
 
 
 async def cli_run(e2e: E2E, *argv: str) -> int:
@@ -102,4 +102,51 @@ async def test_volume_for_a_hamlet_and_a_node_is_acked_reported_and_heard(tmp_pa
         ("h00-n0", "volume 60"),
         ("h00-n1", "volume 60"),
         ("h01-n1", "volume 30"),
+    ]
+
+
+async def test_an_operators_volume_schedule_holds_across_a_restart_until_put_back(tmp_path, capsys):
+    """`broadcastd volume-schedule`: h01 plays at 70 by its config; an operator sets 35 from
+    midnight on for it, and every playlist made from then on carries 35, after a restart too
+    (the journal keeps it); `--configured` puts the config's 70 back. h00 is untouched."""
+    e2e = write_commune(tmp_path, hamlets=2, nodes_per_hamlet=1, play_in=600)
+    text = e2e.config_path.read_text(encoding="utf-8")
+    e2e.config_path.write_text(
+        text.replace("    nodes: [{id: h01-n0", "    volume: 70\n    nodes: [{id: h01-n0"),
+        encoding="utf-8",
+    )
+    e2e.config = load_config(e2e.config_path).config
+
+    async def announce(run: Running, text: str) -> dict[str, int | None]:
+        """The level each hamlet's playlist of a new announcement carries."""
+        capsys.readouterr()
+        assert await cli_run(e2e, "announce", "--now", "--text", text) == 0
+        playlists = json.loads(capsys.readouterr().out)["playlists"]
+        rows = [run.daemon.journal.dispatch(p) for p in playlists]
+        return {r.hamlet: json.loads(r.envelope).get("volume") for r in rows if r is not None}
+
+    async with e2e.running(fleet=False) as run:
+        assert await announce(run, "Họp thôn") == {"h00": None, "h01": 70}
+        capsys.readouterr()
+        assert await cli_run(e2e, "volume-schedule", "25:00=35", "--hamlets", "h01") == 1
+        assert "a time of day is HH:MM, got: '25:00'" in capsys.readouterr().err
+        argv = ["volume-schedule", "00:00=35", "--hamlets", "h01", "--operator", "an"]
+        assert await cli_run(e2e, *argv) == 0
+        answer = json.loads(capsys.readouterr().out)
+        assert answer["in_force"] == {"h01": {"00:00": 35}}
+        assert await announce(run, "Tiêm phòng") == {"h00": None, "h01": 35}
+    async with e2e.running(fleet=False) as run:
+        assert await announce(run, "Phòng rét") == {"h00": None, "h01": 35}
+        assert await cli_run(e2e, "volume-schedule", "--configured", "--hamlets", "h01") == 0
+        assert json.loads(capsys.readouterr().out)["in_force"] == {"h01": {"00:00": 70}}
+        assert await announce(run, "Họp chợ") == {"h00": None, "h01": 70}
+    conn = sqlite3.connect(e2e.config.state_dir / "journal.sqlite3")
+    events = [
+        json.loads(d)
+        for (d,) in conn.execute("SELECT detail FROM events WHERE kind='volume_schedule'")
+    ]
+    conn.close()
+    assert [(e["hamlets"], e["schedule"], e["operator"]) for e in events] == [
+        (["h01"], {"00:00": 35}, "an"),
+        (["h01"], None, None),
     ]

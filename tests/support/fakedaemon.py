@@ -44,7 +44,8 @@ class FakeDaemon:
         if self.refusal is not None:
             raise RefusedError(self.refusal)
         recorded = {"operator": payload.get("operator"), "operator_verified": True}
-        return self._answer(payload) | {"recorded": recorded | {"via": payload.get("via")}}
+        answer = self._schedule(payload) if cmd == "volume-schedule" else self._answer(payload)
+        return answer | {"recorded": recorded | {"via": payload.get("via")}}
 
     def _answer(self, payload: dict[str, Any]) -> dict[str, Any]:
         cmd = payload["cmd"]
@@ -61,6 +62,11 @@ class FakeDaemon:
         if cmd == "stop":
             return {"control": f"stop-{number}", "hamlets": hamlets, "withdrawn": []}
         return {"control": f"volume-{number}", "level": payload["level"], "acked": []}
+
+    @staticmethod
+    def _schedule(payload: dict[str, Any]) -> dict[str, Any]:
+        hamlets = str(payload["hamlets"]).split(",")
+        return {"hamlets": hamlets, "schedule": payload["schedule"], "in_force": {}}
 
     def actions(self) -> list[str]:
         return [str(p["cmd"]) for p in self.asked]

@@ -7,18 +7,26 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from support import console as cs
 from support import history
+from support.clock import FakeClock
 from support.communes import thu
 
 from broadcastd.config import load_config
+from broadcastd.console import accounts
 from broadcastd.console.live import Live, hamlets_from
 from broadcastd.console.overview import OFFLINE_ALERT_S, overview
+from broadcastd.transport import pki
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from broadcastd.config import LoadedConfig
 
 TZ = dt.timezone(dt.timedelta(hours=7))
 NOON = dt.datetime(2027, 1, 20, 11, 30, tzinfo=TZ)
+ISSUED = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)  # when `broadcastd tls init` ran
+TLS = "broker: {mode: embedded, listen: '127.0.0.1:1883', public: {host: localhost, port: 8883}}\n"
 
 
 @pytest.fixture
@@ -117,3 +125,55 @@ async def test_the_last_slot_below_target_is_an_alert(loaded, tmp_path):
         ("below_target", "Bản A"),
         ("below_target", "Bản B"),
     ]
+
+
+def with_tls(loaded: LoadedConfig) -> LoadedConfig:
+    """The same commune with the speakers' TLS listener, its CA and certificate made ISSUED."""
+    path: Path = loaded.files[0]
+    path.write_text(path.read_text(encoding="utf-8") + TLS, encoding="utf-8")
+    tls = load_config(path)
+    pki.init(tls.config, now=ISSUED)
+    return tls
+
+
+def test_a_certificate_near_its_end_or_past_it_is_an_alert(loaded):
+    tls = with_tls(loaded)
+
+    def certificates(days: int) -> list[tuple[str, str, int, bool]]:
+        now = (ISSUED + dt.timedelta(days=days, hours=1)).timestamp()
+        return [
+            (a.level, a.subject, a.params["days"], a.params["expired"])
+            for a in overview(tls, live(tls), None, now)[1]
+            if a.kind == "cert_expiry"
+        ]
+
+    assert certificates(300) == []
+    # the server certificate lasts pki.SERVER_DAYS (397): `check` warns a month ahead, so does this
+    assert certificates(pki.SERVER_DAYS - 20) == [("warning", "server", 19, False)]
+    assert certificates(pki.SERVER_DAYS - 3) == [("danger", "server", 2, False)]
+    assert certificates(pki.SERVER_DAYS + 1) == [("danger", "server", 0, True)]
+    assert certificates(pki.CA_DAYS - 10) == [
+        ("warning", "ca", 9, False),
+        ("danger", "server", 0, True),
+    ]
+    assert kinds(loaded, live(loaded), ISSUED.timestamp() + 4000 * 86400) == [], "no TLS, no alert"
+
+
+async def test_the_overview_says_which_certificate_ends_when_in_both_languages(loaded, monkeypatch):
+    monkeypatch.setattr(accounts, "_hasher", cs.QUICK_HASHER)
+    tls = with_tls(loaded)
+    clock = FakeClock((ISSUED + dt.timedelta(days=pki.SERVER_DAYS - 20)).timestamp())
+    ctx = cs.build(tls.files[0], clock=clock)
+    cs.add_operator(ctx, "van-hoa")
+    try:
+        async with cs.client(ctx) as http:
+            await cs.login(http, "van-hoa")
+            page = (await http.get("/")).text
+            assert 'data-alert="cert_expiry"' in page
+            assert "Chứng chỉ TLS của máy chủ tin nhắn hết hạn sau 20 ngày (2028-02-02)" in page
+            token = await cs.csrf(http)
+            await http.post("/lang", data={"lang": "en", "csrf": token, "next": "/"})
+            english = (await http.get("/")).text
+            assert "TLS certificate expires in 20 days (2028-02-02): run" in english
+    finally:
+        ctx.close()

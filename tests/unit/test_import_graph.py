@@ -30,7 +30,8 @@ ALLOWED: dict[str, set[str]] = {
     # it never signs, renders or publishes anything itself. It shows what TTS will read with the
     # text normaliser (pure text in, text out), as `broadcastd say` does, and joins clips already
     # in the audio store into a hamlet's bulletin, as `broadcastd preview` does (no rendering),
-    # and probes an uploaded recording's format and length as the daemon will.
+    # and probes an uploaded recording's format and length as the daemon will. It reads the TLS
+    # listener's certificates' expiry as `check` does (pki reads files; it issues nothing here).
     "console": {
         "kernel",
         "config",
@@ -40,6 +41,7 @@ ALLOWED: dict[str, set[str]] = {
         "render.normalize",
         "render.bulletin",
         "render.recording",
+        "transport.pki",
     },
     "cli": {
         "kernel",

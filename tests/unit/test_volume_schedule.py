@@ -4,6 +4,7 @@ a speaker plays a playlist at (DESIGN.md §4, §5)."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,6 +14,7 @@ from broadcastd.config import load_config
 from broadcastd.errors import ConfigError
 from broadcastd.node.store import NodeStore
 from broadcastd.plan import PlaylistVolume, playlist_volume
+from broadcastd.plan.volume import schedule_wire, schedules_in_force
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 HAMLETS = """
@@ -50,6 +52,29 @@ def test_the_schedule_sets_each_playlists_level_and_emergencies_play_at_theirs(t
     assert volume("ban-chuong", at(6, 21), "emergency", "exercise") == PlaylistVolume(
         60, stamp(at(6, 20))
     )
+
+
+def test_an_operators_schedule_stands_in_for_the_configs_until_put_back(tmp_path):
+    config = load_config(write_sang_moc(tmp_path, HAMLETS), probe_media=False).config
+    journaled: list[dict[str, Any]] = [  # the journal's volume_schedule events, oldest first
+        {"hamlets": ["ban-chuong", "khuoi-meo"], "schedule": {"21:00": 20, "05:30": 90}},
+        {"hamlets": ["na-lay"], "schedule": {"00:00": 50}},
+        {"hamlets": ["na-lay"], "schedule": None},  # back to the config's 70
+    ]
+    in_force = schedules_in_force(journaled)
+    assert set(in_force) == {"ban-chuong", "khuoi-meo"}
+    assert schedule_wire(in_force["khuoi-meo"]) == {"05:30": 90, "21:00": 20}
+
+    def volume(hamlet: str, when: dt.datetime, priority: str = "normal"):
+        mine = in_force.get(hamlet)
+        return playlist_volume(
+            config, hamlet, when, priority=priority, status="live", schedule=mine
+        )
+
+    assert volume("ban-chuong", at(6, 11)) == PlaylistVolume(90, stamp(at(6, 5, 30)))
+    assert volume("khuoi-meo", at(7, 1)) == PlaylistVolume(20, stamp(at(6, 21)))
+    assert volume("na-lay", at(6, 23)) == PlaylistVolume(70, stamp(at(6, 0)))
+    assert volume("khuoi-meo", at(6, 11), "emergency") == PlaylistVolume(95)
 
 
 def test_the_default_emergency_level_is_100(tmp_path):
