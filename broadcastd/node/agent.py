@@ -69,7 +69,11 @@ class NodeAgent:
         self.id = config.node.id
         self.hamlet = config.node.hamlet
         # Envelope times are the controller's: compared with its beacons' time, not the board's.
-        self.clock = ControllerClock.for_config(config, clock)
+        self.clock = ControllerClock.for_config(
+            config,
+            clock,
+            on_settle=lambda: self._wake.set(),  # noqa: PLW0108 - _wake comes later
+        )
         if player is None:
             player = CommandPlayer(config.player) if config.player else NullPlayer()
         self.player, self.amplifier = amplifier_for(config, player)
@@ -236,6 +240,8 @@ class NodeAgent:
             claimed = claimed_id(payload)
             if exc.reason != "expired":
                 self.gate.reject(claimed, exc)
+            elif self.clock.unsure():
+                self.clock.defer(payload)  # expired by the board's clock: judged again by ours
             elif not self._known(claimed):
                 self._expired.add(claimed)
                 self._ack(claimed, "expired", exc.detail)
@@ -342,6 +348,8 @@ class NodeAgent:
         asked = loop.time()
         while True:
             self._wake.clear()
+            for deferred in self.clock.settled():  # judged again by the controller's time
+                await self._on_playlist(deferred)
             await self._run_due(self.clock())
             if self._tidy_due:
                 await self._tidy()

@@ -14,7 +14,9 @@ Until the first beacon the local clock is used as it is.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -31,6 +33,10 @@ log = logging.getLogger(__name__)
 WINDOW_S = 600.0  # beacons older than this (local time) no longer count
 MAX_SAMPLES = 64
 NOTICE_S = 1.0  # an offset beyond this is logged when it first appears or changes by as much
+MAX_DEFERRED = 16  # envelopes kept for the controller's time: the retained ones a connect brings
+# How long they wait for a first beacon (the daemon sends one 0.2 s after a node's `online`);
+# after that they are judged by the board's clock, as without a controller that sends beacons.
+DEFER_S = 5.0
 
 
 class ControllerClock:
@@ -43,26 +49,65 @@ class ControllerClock:
         *,
         public_key: protocol.Ed25519PublicKey | None = None,
         commune: str = "",
+        on_settle: Callable[[], None] | None = None,
     ) -> None:
         self.local = local
+        self.on_settle = on_settle  # deferred envelopes may be judged now (`settled`)
         self.public_key = public_key
         self.commune = commune
         self.rejected = 0  # beacons that failed verification
         self._samples: deque[tuple[float, float]] = deque(maxlen=MAX_SAMPLES)  # (at, offset)
         self._logged = 0.0
         self._expected: tuple[float, float] | None = None  # (since, every): beacons announced
+        self._deferred: list[bytes] = []
+        self._deferred_at: float | None = None  # time.monotonic() of the first deferral
 
     @classmethod
-    def for_config(cls, config: NodeConfig, local: Callable[[], float]) -> ControllerClock:
+    def for_config(
+        cls,
+        config: NodeConfig,
+        local: Callable[[], float],
+        on_settle: Callable[[], None] | None = None,
+    ) -> ControllerClock:
         """The clock of the speaker `config` describes: beacons checked with its commune's key."""
         key = protocol.load_public_key(config.public_key)
-        return cls(local, public_key=key, commune=config.node.commune)
+        return cls(local, public_key=key, commune=config.node.commune, on_settle=on_settle)
 
     def on_state(self, payload: bytes) -> bool:
         """A message on `controller/state`: True when it is the controller's retained `online`
         (a restarted daemon), False for a beacon or anything else."""
         self.on_beacon(payload)
         return not protocol.is_beacon(payload) and b'"online"' in payload
+
+    def unsure(self) -> bool:
+        """Whether the board's clock is all there is yet and the controller's time is coming:
+        no beacon so far, the controller's retained `online` announced them (the node
+        subscribes to it first, so it comes before the retained playlists), and less than
+        DEFER_S since the first envelope deferred."""
+        if self._samples or self._expected is None:
+            return False
+        return self._deferred_at is None or time.monotonic() - self._deferred_at < DEFER_S
+
+    def defer(self, payload: bytes) -> None:
+        """Keep an envelope that looked expired by the board's clock, to be judged again by
+        the controller's time (`settled`, at the latest DEFER_S from now): a board ten minutes
+        ahead must not drop a bulletin whose `catch_up` is shorter."""
+        if self._deferred_at is None:
+            self._deferred_at = time.monotonic()
+            if self.on_settle is not None:
+                # A hair late: the loop may run a timer up to its clock's resolution early.
+                asyncio.get_running_loop().call_later(DEFER_S + 0.1, self.on_settle)
+        if len(self._deferred) < MAX_DEFERRED:
+            log.info("an envelope looks expired by this board's clock: judged again by the time")
+            self._deferred.append(payload)
+
+    def settled(self) -> list[bytes]:
+        """The deferred envelopes, once the time is known (or known not to come)."""
+        if not self._deferred or self.unsure():
+            return []
+        deferred, self._deferred = self._deferred, []
+        self._deferred_at = None
+        return deferred
 
     def _expect(self, payload: bytes) -> None:
         try:

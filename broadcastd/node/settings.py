@@ -151,10 +151,12 @@ class NodeConfig(Model):
             will=(state, protocol.state_payload("offline", clock(), __version__)),
             online=(state, protocol.state_payload("online", clock(), __version__)),
             subscriptions=(
+                # First: its retained `online` (whether time beacons come, node.clock) is then
+                # delivered before the retained playlist; `online` also means a restarted daemon.
+                (topics.controller_state(), 1),
                 (topics.playlist(node.hamlet), 1),
                 (topics.control(node.hamlet), 1),
                 (topics.receipt(node.id), 1),
-                (topics.controller_state(), 1),  # `online`: a restarted daemon, acks resent
             ),
         )
 

@@ -21,12 +21,18 @@ MARGIN_S = 3.0
 async def test_a_speaker_ten_minutes_off_plays_at_the_controllers_play_at(
     tmp_path, off_by: float
 ) -> None:
-    e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, play_in=6.0)
+    # catch_up shorter than the offset: by the board's own clock a node ahead sees the bulletin
+    # expired. It connects once the bulletin is retained, so that arrives before any beacon.
+    e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, play_in=15.0, catch_up="5m")
+    day = e2e.play_at.date()
 
     def board_clock() -> float:
         return e2e.clock() + float(off_by)
 
-    async with e2e.running(fleet={"clock": board_clock}) as run:
+    async with e2e.running(fleet=False) as run:
+        journal = run.daemon.journal
+        await wait_for(lambda: journal.dispatches_for(day, "noon"), 30, "the bulletin out")
+        run.start(e2e.fleet(clock=board_clock))
         [sim] = run.fleet.agents.values()
         await wait_for(lambda: sim.player.plays, 40, "the bulletin to play")
         await wait_for(lambda: run.daemon.registry.snapshot()[0].skew is not None, 10, "a beat")
