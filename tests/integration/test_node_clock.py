@@ -66,3 +66,18 @@ def test_a_forged_or_foreign_beacon_moves_nothing():
     assert not clock.waiting()
     assert clock.offset == pytest.approx(-120.0)
     assert clock.heartbeat_fields() == {"clock_offset_ms": -120000}
+
+
+def test_an_envelope_expired_by_the_board_waits_for_the_time_only_when_it_is_coming():
+    key = protocol.Ed25519PrivateKey.generate()
+    t = [1_800_000_000.0]
+    clock = ControllerClock(lambda: t[0], public_key=key.public_key(), commune="xa")
+    assert not clock.unsure()  # no controller that announced beacons: the board's clock it is
+    clock.on_state(protocol.state_payload("online", t[0], beacon_s=30))
+    assert clock.unsure()
+    clock.defer(b"retained playlist")
+    assert clock.settled() == []  # still waiting for the first beacon
+    assert clock.on_state(protocol.beacon_payload("xa", t[0] + 600, key)) is False  # not `online`
+    assert not clock.unsure()
+    assert clock.settled() == [b"retained playlist"]
+    assert clock.settled() == []
