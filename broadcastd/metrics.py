@@ -98,6 +98,45 @@ class Metrics:
             registry=r,
         )
 
+        # Speakers' telemetry (node.yaml `telemetry`): per node only with per_node, like node_up;
+        # label values only ever come from the config's node list, never from a payload.
+        self.node_battery_percent = Gauge(
+            f"{p}node_battery_percent",
+            "Battery charge (per_node only)",
+            ["node", "hamlet"],
+            registry=r,
+        )
+        self.node_mains_power = Gauge(
+            f"{p}node_mains_power",
+            "1 on mains, 0 on battery (per_node only)",
+            ["node", "hamlet"],
+            registry=r,
+        )
+        self.node_temperature_celsius = Gauge(
+            f"{p}node_temperature_celsius",
+            "Board temperature (per_node only)",
+            ["node", "hamlet"],
+            registry=r,
+        )
+        self.node_signal_dbm = Gauge(
+            f"{p}node_signal_dbm",
+            "Mobile signal strength (per_node only)",
+            ["node", "hamlet"],
+            registry=r,
+        )
+        self.nodes_on_battery = Gauge(
+            f"{p}nodes_on_battery",
+            "Nodes whose last telemetry said: no mains power",
+            ["hamlet"],
+            registry=r,
+        )
+        self.node_battery_min_percent = Gauge(
+            f"{p}node_battery_min_percent",
+            "Lowest battery charge among the hamlet's nodes",
+            ["hamlet"],
+            registry=r,
+        )
+
     def serve(self, host: str, port: int) -> None:
         """Expose /metrics over HTTP (loopback by default, see metrics.listen)."""
         start_http_server(port, addr=host, registry=self.registry)

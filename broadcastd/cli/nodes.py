@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from broadcastd.config import load_config
+from broadcastd.controller.telemetry import load_readings
 from broadcastd.errors import UsageError
 from broadcastd.journal.reporttable import inert, wide_console
 from broadcastd.journal.store import Journal
@@ -45,6 +46,7 @@ def node_states(config: Config, journal: Journal, hamlet: str | None) -> list[di
     transitions = journal.latest_transitions()
     acks = journal.last_acks()
     rotation, said = key_confirmations(journal)
+    telemetry = load_readings(config.state_dir)  # the daemon's last saved readings
     rows: list[dict[str, object]] = []
     for h in config.hamlets:
         if hamlet is not None and h.id != hamlet:
@@ -73,6 +75,7 @@ def node_states(config: Config, journal: Journal, hamlet: str | None) -> list[di
                         "new_key": rotation.get("new_key"),
                         "status": said.get(n.id, "pending"),
                     },
+                    "telemetry": _telemetry(telemetry.get(n.id)),
                 }
             )
     return rows
@@ -93,7 +96,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     tz = config.commune.tz
     table = Table(title="Nodes (last journaled state)")
-    for name in ("node", "hamlet", "households", "state", "since", "cause", "last ack", "key"):
+    columns = (
+        "node",
+        "hamlet",
+        "households",
+        "state",
+        "since",
+        "cause",
+        "last ack",
+        "key",
+        "power",
+    )
+    for name in columns:
         table.add_column(name)
     for r in rows:
         since = r["since"]
@@ -117,6 +131,31 @@ def run(args: argparse.Namespace) -> int:
             inert(r["cause"] or "-"),
             inert(ack_text),
             inert(key_text, KEY_STYLE.get(str(key_text).rpartition(": ")[2], "red")),
+            inert(_power_text(r["telemetry"])),
         )
     wide_console().print(table)
     return 0
+
+
+def _telemetry(reading: object) -> dict[str, object] | None:
+    if not isinstance(reading, dict):
+        return None
+    return {k: v for k, v in reading.items() if k != "hamlet"}
+
+
+def _power_text(reading: object) -> str:
+    """`mains` / `battery 62%`, then temperature and signal, as far as the node reports them."""
+    if not isinstance(reading, dict):
+        return "-"
+    parts = []
+    if reading.get("mains") is True:
+        parts.append("mains")
+    elif reading.get("mains") is False:
+        parts.append("battery")
+    if "battery_pct" in reading:
+        parts.append(f"{reading['battery_pct']:.0f}%")
+    if "temperature_c" in reading:
+        parts.append(f"{reading['temperature_c']:.0f}°C")
+    if "signal_dbm" in reading:
+        parts.append(f"{reading['signal_dbm']:.0f} dBm")
+    return " ".join(parts) or "-"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from broadcastd import __version__, protocol
 from broadcastd.config import Config, LoadedConfig, load_config
+from broadcastd.controller.beacon import TimeBeacon
 from broadcastd.controller.configwatch import ConfigWatcher, parent_dirs
 from broadcastd.controller.controls import Controls
 from broadcastd.controller.controlsocket import ControlServer, Peer
@@ -30,6 +31,7 @@ from broadcastd.controller.revocation import Revocations
 from broadcastd.controller.runner import FORCE_EXIT_S
 from broadcastd.controller.sdnotify import SdNotifier
 from broadcastd.controller.slotfeed import SlotFeed
+from broadcastd.controller.telemetry import TelemetryBook
 from broadcastd.controller.volumeschedule import VolumeSchedules
 from broadcastd.errors import BroadcastdError, ConfigError
 from broadcastd.journal.store import Journal
@@ -142,6 +144,8 @@ class Daemon:
                 key=key,
                 clock=self.clock,
             )
+            self.beacon = self._build_beacon(key)
+            self.telemetry = TelemetryBook(lambda: self.config, self.metrics, clock=self.clock)
             self.inbox = NodeInbox(
                 lambda: self.config,
                 registry=self.registry,
@@ -149,6 +153,8 @@ class Daemon:
                 metrics=self.metrics,
                 receipts=self.receipts,
                 key_acks=self.rotations.on_ack,
+                on_online=self.beacon.soon,
+                on_heartbeat=self.telemetry.on_heartbeat,
             )
             self.feed = SlotFeed(
                 self.config, self.queue, self.journal, self.metrics, clock=self.clock
@@ -198,7 +204,11 @@ class Daemon:
                 ),
                 online=(
                     topics.controller_state(),
-                    protocol.state_payload("online", int(self.clock())),
+                    protocol.state_payload(
+                        "online",
+                        int(self.clock()),
+                        beacon_s=config.nodes.heartbeat.total_seconds(),
+                    ),
                 ),
                 subscriptions=((topics.nodes_filter(), 1),),
             ),
@@ -216,6 +226,16 @@ class Daemon:
         except BroadcastdError as exc:
             log.warning("key rotation not published on connect: %s", exc)
         await self.dispatcher.on_connect()
+
+    def _build_beacon(self, key: protocol.Ed25519PrivateKey) -> TimeBeacon:
+        return TimeBeacon(
+            self.link,
+            key,
+            commune=lambda: self.config.commune.id,
+            clock=self.clock,
+            # looked up per beacon: a reload may change the heartbeat
+            every_s=lambda: self.config.nodes.heartbeat.total_seconds(),  # noqa: PLW0108
+        )
 
     def _build_dispatcher(self, key: protocol.Ed25519PrivateKey) -> Dispatcher:
         return Dispatcher(
@@ -275,6 +295,7 @@ class Daemon:
             ("republish", self.dispatcher.run_republisher()),
             ("receipts", self.receipts.run()),
             ("key-rotation", self.rotations.run()),
+            ("time-beacon", self.beacon.run()),
         ]
         if self.scheduling:
             ahead = RenderAhead(lambda: self.loaded, self.renderer, self.feed, clock=self.clock)

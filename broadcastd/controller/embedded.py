@@ -17,6 +17,7 @@ from broadcastd.errors import LinkError
 from broadcastd.transport import pki
 from broadcastd.transport.broker import MosquittoProcess
 from broadcastd.transport.credentials import Credentials, write_broker_files
+from broadcastd.transport.linksettings import bulk_username
 from broadcastd.transport.reclaim import reclaim_orphan_broker
 from broadcastd.transport.sessionend import take_over
 
@@ -103,17 +104,27 @@ class BrokerSide:
     async def _end_sessions(
         self, config: Config, proc: MosquittoProcess, nodes: list[str], *, revoke: Sequence[str]
     ) -> None:
-        """Give each node a password only we know, then log in with it (sessionend.py)."""
+        """Give each node a password only we know, then log in with it (sessionend.py), as
+        the node and as its audio lane (`<node>_bulk`, which shares the node's password)."""
         temporary = {node: secrets.token_urlsafe(24) for node in nodes}
         await asyncio.to_thread(
             write_broker_files, config, proc.directory, revoke=revoke, extra=temporary
         )
         self._sighup(proc)
-        for node, password in temporary.items():
-            try:
-                await take_over(proc.host, proc.port, node, password, within=SESSION_END_S)
-            except LinkError as exc:
-                log.error("%s; its login is removed, it cannot reconnect", exc)
+        logins = [
+            (user, password)
+            for node, password in temporary.items()
+            for user in (node, bulk_username(node))
+        ]
+        ends = [
+            take_over(proc.host, proc.port, user, password, within=SESSION_END_S)
+            for user, password in logins
+        ]
+        for result in await asyncio.gather(*ends, return_exceptions=True):
+            if isinstance(result, LinkError):
+                log.error("%s; its login is removed, it cannot reconnect", result)
+            elif isinstance(result, BaseException):
+                raise result
 
     def _sighup(self, proc: MosquittoProcess) -> None:
         if proc.pid is None:

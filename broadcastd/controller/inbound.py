@@ -38,6 +38,8 @@ class NodeInbox:
         limits: NodeLimits | None = None,
         receipts: Receipts | None = None,
         key_acks: Callable[[str, bytes], bool] | None = None,
+        on_online: Callable[[], None] | None = None,
+        on_heartbeat: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self._config = config  # read at every message: a reload may rename the commune
         self._registry = registry
@@ -47,6 +49,8 @@ class NodeInbox:
         self._refuse = Refusals(metrics)
         self._receipts = receipts
         self._key_acks = key_acks  # True when it journaled an ack of the key rotation
+        self._on_online = on_online  # a node (re)connected: it wants the time (TimeBeacon)
+        self._on_heartbeat = on_heartbeat  # its telemetry (TelemetryBook)
 
     def parse(self, topic: str) -> tuple[str, str] | None:
         """(kind, node) for a node topic of this commune; None for anything else."""
@@ -69,8 +73,12 @@ class NodeInbox:
                 return
         if kind == "state":
             self._registry.on_state(node, payload)
+            if self._on_online is not None and b'"state":"online"' in payload:
+                self._on_online()
         elif kind == "heartbeat":
             self._registry.on_heartbeat(node, payload)
+            if self._on_heartbeat is not None:
+                self._on_heartbeat(node, payload)
         else:
             await self._ack(node, payload)
 

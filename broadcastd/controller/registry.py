@@ -52,7 +52,7 @@ class NodeView:
     state: str
     since: float
     last_seen: float | None
-    skew: float | None  # heartbeat ts - daemon clock, seconds (positive: node clock ahead)
+    skew: float | None  # node clock - daemon clock, seconds (positive: node clock ahead)
     last_ack: str | None  # "<playlist> <status>"
     flaps: int  # online<->offline changes in the current flap window
     households: int
@@ -208,7 +208,10 @@ class NodeRegistry:
             self._bad(node_id, exc.reason)
             return
         t = self._now()
-        node.skew = round(beat.ts - t, 3)
+        # The node's own estimate from the time beacons, when it sends one: the offset it plays
+        # by, free of the heartbeat's delay and of `ts`'s whole seconds.
+        skew = -beat.clock_offset if beat.clock_offset is not None else beat.ts - t
+        node.skew = round(skew, 3)
         node.rssi, node.uptime_s = beat.rssi, beat.uptime_s
         if beat.volume is not None:
             node.volume = round(beat.volume)

@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING
 from broadcastd import __version__, protocol
 from broadcastd.errors import BroadcastdError, LinkError, ProtocolError
 from broadcastd.models import PRIORITY_RANK
+from broadcastd.node.clock import ControllerClock
 from broadcastd.node.controls import ControlDesk
 from broadcastd.node.fetch import REFETCH_AFTER_S, Fetcher
 from broadcastd.node.gate import Gate, claimed_id
+from broadcastd.node.hooks import Telemetry, amplifier_for
 from broadcastd.node.keyupdate import KeyUpdates
+from broadcastd.node.lanes import bulk_settings, fetch_rank
 from broadcastd.node.onair import OnAir, interrupts
 from broadcastd.node.outbox import Outbox
 from broadcastd.node.player import CommandPlayer, NullPlayer, Player
@@ -67,16 +70,22 @@ class NodeAgent:
         self.config = config
         self.id = config.node.id
         self.hamlet = config.node.hamlet
-        self.clock = clock
+        # Envelope times are the controller's: compared with its beacons' time, not the board's.
+        self.clock = ControllerClock.for_config(
+            config,
+            clock,
+            on_settle=lambda: self._wake.set(),  # noqa: PLW0108 - _wake comes later
+        )
         if player is None:
             player = CommandPlayer(config.player) if config.player else NullPlayer()
-        self.player: Player = player
+        self.player, self.amplifier = amplifier_for(config, player)
+        self.telemetry = Telemetry(config.telemetry)
         self.loss = loss
         self.tick = tick
         self.rng = rng or random.Random()  # noqa: S311 - simulated message loss, not cryptography
         self.topics = protocol.Topics(config.node.commune)
-        self.trust = TrustStore(config.cache_dir, config.public_key, clock=clock, tz=config.tz)
-        self.gate = Gate(config, clock=clock, ack=self._ack, trust=self.trust)
+        self.trust = TrustStore(config.cache_dir, config.public_key, clock=self.clock, tz=config.tz)
+        self.gate = Gate(config, clock=self.clock, ack=self._ack, trust=self.trust)
         self.keys = KeyUpdates(
             self.trust, config.node.commune, reject=self.gate.reject, ack=self._ack
         )
@@ -85,8 +94,19 @@ class NodeAgent:
         self.dropped = 0  # inbound messages dropped by the simulated `loss`
         settings = config.link_settings(clock)
         self.link = MqttLink(settings, self._on_message, on_connect=self._on_connect)
+        # Routine audio has a connection of its own (node.lanes): it never delays a playlist.
+        self.bulk = MqttLink(
+            bulk_settings(self.link.settings),
+            self._on_message,
+            on_connect=lambda: self.fetcher.reconnected(self.fetcher.bulk),
+        )
         self.fetcher = Fetcher(
-            self.store, self.link, self.topics, self._clip_done, refetch_after=refetch_after
+            self.store,
+            self.link,
+            self.topics,
+            self._clip_done,
+            bulk=self.bulk,
+            refetch_after=refetch_after,
         )
         self._pending: dict[str, Pending] = {}
         self._expired: set[str] = set()  # ids done with unplayed (expired, stopped): acked once
@@ -101,6 +121,7 @@ class NodeAgent:
             clock=clock,
             volume=lambda: self.volume,
             receipts=lambda p: self.trust.verify_receipt(p, commune=node.commune, node=node.id),
+            extra=lambda: {**self.clock.heartbeat_fields(), **self.telemetry.heartbeat_fields()},
         )
         self._tidy_due = False  # a playlist finished: stop its downloads, prune the cache
         self._wake = asyncio.Event()
@@ -108,7 +129,7 @@ class NodeAgent:
             self.player,
             self.store.clip_path,
             self._ack,
-            clock=clock,
+            clock=self.clock,
             level=lambda pl: self.store.level_for(pl.volume, pl.volume_since),
             on_end=self._wake.set,
         )
@@ -121,7 +142,7 @@ class NodeAgent:
             reject=self.gate.reject,
             withdraw=self._withdraw,
             ack=self._ack,
-            clock=clock,
+            clock=self.clock,
         )
         self._stopping = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
@@ -149,27 +170,36 @@ class NodeAgent:
         finally:
             self.fetcher.close()
             self.outbox.acks.close()
+            if self.amplifier is not None:
+                self.amplifier.abandon()
 
     async def _serve(self) -> None:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             link = tg.create_task(self.link.run(), name=f"{self.id}-mqtt")
+            bulk = tg.create_task(self.bulk.run(), name=f"{self.id}-mqtt-bulk")
             helpers = [
                 tg.create_task(self.outbox.send_acks(), name=f"{self.id}-acks"),
                 tg.create_task(
                     self.outbox.heartbeats(self.config.heartbeat_s), name=f"{self.id}-heartbeat"
                 ),
                 tg.create_task(self._schedule(), name=f"{self.id}-schedule"),
+                tg.create_task(self.telemetry.run(self.config.heartbeat_s), name=f"{self.id}-tm"),
             ]
+            if self.amplifier is not None:
+                await self.amplifier.power_off(force=True)  # a crashed run may have left it on
             await self._restore_pending()
             await self._stopping.wait()
             await self.on_air.interrupt("agent stopping")
+            if self.amplifier is not None:
+                await self.amplifier.close()
             await self.outbox.drain(ACK_DRAIN_S)
             for task in helpers:
                 task.cancel()
             offline = protocol.state_payload("offline", self.clock(), __version__)
+            await self.bulk.close()
             await self.link.close(final=(self.topics.node_state(self.id), offline))
-            await link
+            await asyncio.gather(link, bulk)
 
     async def _restore_pending(self) -> None:
         """Playlists accepted before a restart: verified again, so one that expired while the
@@ -185,7 +215,7 @@ class NodeAgent:
 
     async def _on_connect(self) -> None:
         self.outbox.resend_now()
-        await self.fetcher.resubscribe()
+        await self.fetcher.reconnected(self.fetcher.control)
 
     # -- inbound -----------------------------------------------------------------------------------
 
@@ -207,8 +237,10 @@ class NodeAgent:
                 await self.keys.on_message(payload)
             case ("receipt", node) if node == self.id:
                 self.outbox.on_receipt(payload)
-            case ("controller_state",) if b'"online"' in payload:
-                self.outbox.resend_now()  # a restarted daemon may not have journaled them
+            case ("controller_state",):
+                if self.clock.on_state(payload):
+                    self.outbox.resend_now()  # a restarted daemon may not have journaled them
+                self._wake.set()  # a bulletin may have waited for the time
 
     async def _on_playlist(self, payload: bytes) -> None:
         if not payload:
@@ -219,6 +251,8 @@ class NodeAgent:
             claimed = claimed_id(payload)
             if exc.reason != "expired":
                 self.gate.reject(claimed, exc)
+            elif self.clock.unsure():
+                self.clock.defer(payload)  # expired by the board's clock: judged again by ours
             elif not self._known(claimed):
                 self._expired.add(claimed)
                 self._ack(claimed, "expired", exc.detail)
@@ -270,7 +304,7 @@ class NodeAgent:
 
     async def _fetch(self, pl: protocol.Playlist) -> None:
         for item in pl.items:
-            await self.fetcher.need(item)
+            await self.fetcher.need(item, fetch_rank(pl))
 
     def _known(self, playlist_id: str) -> bool:
         current = self.on_air.playlist.id if self.on_air.playlist else None
@@ -325,6 +359,8 @@ class NodeAgent:
         asked = loop.time()
         while True:
             self._wake.clear()
+            for deferred in self.clock.settled():  # judged again by the controller's time
+                await self._on_playlist(deferred)
             await self._run_due(self.clock())
             if self._tidy_due:
                 await self._tidy()
@@ -385,8 +421,13 @@ class NodeAgent:
                 self._expired.add(pid)
                 why = "missed its window" if pending.ready else "audio incomplete at expiry"
                 self._ack(pid, "expired", why)
+        synced = not self.clock.waiting()  # else only an emergency plays by the board's clock
         due = sorted(
-            (p.playlist for p in self._pending.values() if p.ready and p.playlist.play_at <= now),
+            (
+                p.playlist
+                for p in self._pending.values()
+                if p.ready and p.playlist.play_at <= now and (synced or interrupts(p.playlist))
+            ),
             key=lambda pl: (not interrupts(pl), PRIORITY_RANK.get(pl.priority, 9), pl.play_at),
         )
         if not due:

@@ -23,7 +23,7 @@ from broadcastd.node.ackoutbox import AckLog
 from broadcastd.protocol.titles import playlist_title
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from broadcastd.localtime import Zone
     from broadcastd.node.settings import NodeConfig
@@ -59,8 +59,10 @@ class Outbox:
         clock: Callable[[], float],
         volume: Callable[[], int],
         tz: Zone = None,
+        extra: Callable[[], Mapping[str, object]] | None = None,
     ) -> None:
         self.link = link
+        self.extra = extra  # more heartbeat fields, read when sent (clock offset, telemetry)
         self.node_id = node_id
         self.clock = clock
         self.volume = volume
@@ -87,6 +89,7 @@ class Outbox:
         clock: Callable[[], float],
         volume: Callable[[], int],
         receipts: Callable[[bytes], list[int]] | None = None,
+        extra: Callable[[], Mapping[str, object]] | None = None,
     ) -> Outbox:
         """A speaker's outbox: its acks kept in its cache_dir, receipts checked with `receipts`
         (default: node.yaml's key alone)."""
@@ -99,6 +102,7 @@ class Outbox:
             clock=clock,
             volume=volume,
             tz=config.tz,
+            extra=extra,
         )
 
     def verified(self, pl: protocol.Playlist) -> None:
@@ -212,7 +216,10 @@ class Outbox:
         while True:
             await self.link.connected.wait()
             now = self.clock()
-            payload = protocol.heartbeat_payload(now, now - self.started, None, self.volume())
+            extra = self.extra() if self.extra is not None else None
+            payload = protocol.heartbeat_payload(
+                now, now - self.started, None, self.volume(), extra
+            )
             try:
                 await self.link.publish(self._heartbeat_topic, payload)
             except LinkError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
@@ -38,6 +39,18 @@ def _public_key(value: str) -> str:
 def _player(value: str | None) -> str | None:
     if value is not None and "{file}" not in value:
         raise ValueError("player must contain {file}, such as 'ffplay -nodisp -autoexit {file}'")
+    return value
+
+
+def _command(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        argv = shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"cannot split the command: {exc}") from None
+    if not argv:
+        raise ValueError("the command is empty")
     return value
 
 
@@ -109,6 +122,11 @@ class NodeConfig(Model):
     keepalive: Duration = dt.timedelta(seconds=30)
     # The commune's zone, for the times in log lines; the speaker's own zone when absent.
     timezone: TimeZoneName | None = None
+    # Speaker-side controls (node.hooks): commands run as they are written, without a shell.
+    amp_on: Annotated[str | None, AfterValidator(_command)] = None
+    amp_off: Annotated[str | None, AfterValidator(_command)] = None
+    amp_warmup: Duration = dt.timedelta(0)
+    telemetry: Annotated[str | None, AfterValidator(_command)] = None
 
     @property
     def heartbeat_s(self) -> float:
@@ -139,10 +157,12 @@ class NodeConfig(Model):
                 # before the retained playlist signed with the new key arrives (one SUBACK at a
                 # time, and each subscription's retained messages come in order).
                 (topics.keys(), 1),
+                # Then its retained `online` (whether time beacons come, node.clock), also before
+                # the retained playlist; `online` also means a restarted daemon.
+                (topics.controller_state(), 1),
                 (topics.playlist(node.hamlet), 1),
                 (topics.control(node.hamlet), 1),
                 (topics.receipt(node.id), 1),
-                (topics.controller_state(), 1),  # `online`: a restarted daemon, acks resent
             ),
         )
 

@@ -7,6 +7,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from broadcastd.models import PRIORITIES
+from broadcastd.protocol.beacon import beacon_payload, is_beacon, verify_beacon
 from broadcastd.protocol.envelopes import (
     ACTIONS,
     MAX_CLIP_BYTES,
@@ -37,6 +38,7 @@ from broadcastd.protocol.payloads import (
     ack_payload,
     heartbeat_payload,
     parse_ack,
+    parse_telemetry,
     state_payload,
 )
 from broadcastd.protocol.receipts import receipt_payload, verify_receipt
@@ -81,6 +83,7 @@ __all__ = [
     "Signed",
     "Topics",
     "ack_payload",
+    "beacon_payload",
     "canonical_json",
     "chunk_count",
     "control_envelope",
@@ -89,11 +92,13 @@ __all__ = [
     "fingerprint",
     "generate_private_key",
     "heartbeat_payload",
+    "is_beacon",
     "is_wire_id",
     "iter_chunks",
     "load_private_key",
     "load_public_key",
     "parse_ack",
+    "parse_telemetry",
     "playlist_envelope",
     "public_key_b64",
     "read_rotation",
@@ -105,6 +110,7 @@ __all__ = [
     "validate_control",
     "validate_playlist",
     "verify",
+    "verify_beacon",
     "verify_receipt",
     "verify_rotation",
 ]

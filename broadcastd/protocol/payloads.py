@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from broadcastd.errors import ProtocolError
 from broadcastd.models import ACK_STATUSES
 from broadcastd.protocol.limits import brief, is_wire_id
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 MAX_NODE_PAYLOAD_BYTES: Final = 4 * 1024  # a heartbeat is ~80 bytes; far beyond is not an agent
 MAX_TS: Final = 1e11  # year ~5138: beyond it a "timestamp" is garbage, not a clock
@@ -39,6 +42,7 @@ class Heartbeat:
     uptime_s: float | None
     rssi: float | None
     volume: float | None
+    clock_offset: float | None = None  # controller minus node clock as the node estimates it, s
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +72,24 @@ def ack_payload(
     return _canonical(ack)
 
 
-def heartbeat_payload(ts: float, uptime_s: float, rssi: int | None, volume: int) -> bytes:
+def heartbeat_payload(
+    ts: float,
+    uptime_s: float,
+    rssi: int | None,
+    volume: int,
+    extra: Mapping[str, object] | None = None,
+) -> bytes:
+    """`extra` adds optional fields (`clock_offset_ms`, `telemetry`); the four above are fixed."""
     beat = {"ts": int(ts), "uptime_s": round(uptime_s, 1), "rssi": rssi, "volume": volume}
-    return _canonical(beat)
+    return _canonical({**(extra or {}), **beat})
 
 
-def state_payload(state: str, ts: float, version: str | None = None) -> bytes:
-    return _canonical({"state": state, "ts": int(ts), "version": version})
+def state_payload(
+    state: str, ts: float, version: str | None = None, *, beacon_s: float | None = None
+) -> bytes:
+    """`beacon_s`: the controller's `online` says it sends time beacons this often."""
+    extra = {} if beacon_s is None else {"beacon_s": beacon_s}
+    return _canonical({**extra, "state": state, "ts": int(ts), "version": version})
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -162,13 +177,16 @@ def ack_number(payload: bytes) -> int | None:
 
 
 def parse_heartbeat(payload: bytes) -> Heartbeat:
-    """`{"ts","uptime_s","rssi","volume"}`; ts required, the others may be null or absent."""
+    """`{"ts","uptime_s","rssi","volume","clock_offset_ms"}`; ts required, the others may be
+    null or absent."""
     obj = _object(payload)
+    offset_ms = _number(obj, "clock_offset_ms", -MAX_TS * 1000, MAX_TS * 1000, required=False)
     return Heartbeat(
         ts=_timestamp(obj),
         uptime_s=_number(obj, "uptime_s", 0, 1e10, required=False),
         rssi=_number(obj, "rssi", -200, 0, required=False),
         volume=_number(obj, "volume", 0, 100, required=False),
+        clock_offset=None if offset_ms is None else offset_ms / 1000,
     )
 
 
@@ -182,3 +200,29 @@ def parse_state(payload: bytes) -> StateMessage:
     if version is not None and not (isinstance(version, str) and len(version) <= MAX_VERSION):
         raise ProtocolError("bad_version")
     return StateMessage(state=str(state), ts=_timestamp(obj), version=version)
+
+
+TELEMETRY_RANGES: Final = {
+    "battery_pct": (0, 100),
+    "temperature_c": (-50, 125),
+    "signal_dbm": (-150, 0),
+}
+
+
+def parse_telemetry(payload: bytes) -> dict[str, float | bool] | None:
+    """A heartbeat's `telemetry` object: its known fields within range (`mains` a boolean), the
+    rest dropped; None if the heartbeat has none."""
+    telemetry = _object(payload).get("telemetry")
+    if not isinstance(telemetry, dict):
+        return None
+    out: dict[str, float | bool] = {}
+    for name, (low, high) in TELEMETRY_RANGES.items():
+        try:
+            value = _number(telemetry, name, low, high, required=False)
+        except ProtocolError:
+            continue  # one bad sensor reading does not hide the others
+        if value is not None:
+            out[name] = round(value, 1)
+    if isinstance(telemetry.get("mains"), bool):
+        out["mains"] = telemetry["mains"]
+    return out

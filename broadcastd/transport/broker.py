@@ -139,7 +139,8 @@ class MosquittoProcess:
             password_file=password_file,
             acl_file=acl_file,
             max_queued_bytes=queued_bytes_for(_longest_bulletin_bytes(config)),
-            max_connections=max_connections_for(len(config.node_hamlets()) + SERVER_LOGINS),
+            # two logins per node: its own and its audio lane's (`<node>_bulk`)
+            max_connections=max_connections_for(2 * len(config.node_hamlets()) + SERVER_LOGINS),
             tls=tls,
         )
         return cls(directory, opts, supervise_interval=supervise_interval)

@@ -13,8 +13,8 @@ import contextlib
 import logging
 import random
 import socket
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -286,10 +286,9 @@ class MqttLink:
             return
         if client is None or not self.connected.is_set():
             raise LinkError(f"cannot subscribe: not connected to {self.settings.url}")
-        try:
-            await client.subscribe([(f, qos) for f in filters], timeout=timeout)
-        except aiomqtt.MqttError as exc:
-            raise LinkError(f"subscribe failed: {exc}") from None
+        await self._until_lost(
+            client.subscribe([(f, qos) for f in filters], timeout=timeout), "subscribe"
+        )
 
     async def unsubscribe(self, filters: list[str], *, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - bounds the UNSUBACK wait
         """Unsubscribe now; LinkError if disconnected (the filters then die with the session)."""
@@ -298,10 +297,27 @@ class MqttLink:
             return
         if client is None or not self.connected.is_set():
             raise LinkError(f"cannot unsubscribe: not connected to {self.settings.url}")
+        await self._until_lost(client.unsubscribe(filters, timeout=timeout), "unsubscribe")
+
+    async def _until_lost(self, call: Coroutine[Any, Any, object], what: str) -> None:
+        """Wait for `call`'s acknowledgement, or raise LinkError as soon as the connection
+        drops: a caller (often a message handler) must not sit out the whole timeout on a link
+        that is gone, and its session's reconnect waits for the handler."""
+        lost = self._lost
+        acked = asyncio.create_task(call)
+        dropped = asyncio.create_task(lost.wait())
         try:
-            await client.unsubscribe(filters, timeout=timeout)
+            done, _ = await asyncio.wait({acked, dropped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            dropped.cancel()
+            if not acked.done():
+                acked.cancel()
+        if acked not in done:
+            raise LinkError(f"{what} failed: connection lost")
+        try:
+            acked.result()
         except aiomqtt.MqttError as exc:
-            raise LinkError(f"unsubscribe failed: {exc}") from None
+            raise LinkError(f"{what} failed: {exc}") from None
 
     async def close(self, final: tuple[str, bytes] | None = None) -> None:
         """Publish `final` (retained) if connected, then disconnect cleanly: no Last Will."""

@@ -27,6 +27,15 @@ if TYPE_CHECKING:
     import aiomqtt
 
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "wss": 443}
+# A speaker's second login, for its audio lane (node.lanes): `<node id>_bulk`, same password. With
+# `use_username_as_clientid` two connections of one login would take each other over; '_' is not
+# allowed in node ids, so the name never collides with a node's.
+BULK_LOGIN_SUFFIX = "_bulk"
+
+
+def bulk_username(username: str) -> str:
+    """The audio lane's login of the speaker that logs in as `username`."""
+    return f"{username}{BULK_LOGIN_SUFFIX}"
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,12 @@ async def test_a_revoked_node_is_cut_off_within_5s_and_refused_others_untouched(
 
         await wait_for(all_online, 20, "every node online over TLS")
         links = {n: sim.agent.link for n, sim in fleet.agents.items() if sim.agent is not None}
+        # Each agent's audio lane logs in as `<node>_bulk`: revoked with the node, or not at all.
+        lanes = {n: sim.agent.bulk for n, sim in fleet.agents.items() if sim.agent is not None}
+        await wait_for(lambda: all(b.connected.is_set() for b in lanes.values()), 20, "lanes up")
         assert all(link.settings.tls for link in links.values())
         before = {n: link.connects for n, link in links.items()}
+        before_lanes = {n: lane.connects for n, lane in lanes.items()}
         caplog.set_level(logging.INFO)
         started = time.monotonic()
         done = asyncio.create_task(
@@ -52,6 +56,7 @@ async def test_a_revoked_node_is_cut_off_within_5s_and_refused_others_untouched(
         )
         await wait_for(lambda: not links[REVOKED].connected.is_set(), 5, "the revoked node cut off")
         cut_after = time.monotonic() - started
+        await wait_for(lambda: not lanes[REVOKED].connected.is_set(), 5, "its audio lane cut off")
         revoked = await done
         assert revoked.returncode == 0, revoked.stderr
         answer = json.loads(revoked.stdout)
@@ -64,9 +69,11 @@ async def test_a_revoked_node_is_cut_off_within_5s_and_refused_others_untouched(
 
         await wait_for(refused_twice, 10, "its reconnects refused, with a clear log line")
         assert not links[REVOKED].connected.is_set()
+        assert not lanes[REVOKED].connected.is_set()
         others = [n for n in e2e.node_ids if n != REVOKED]
         assert {n: links[n].connects for n in others} == {n: before[n] for n in others}
         assert all(links[n].connected.is_set() for n in others)
+        assert {n: lanes[n].connects for n in others} == {n: before_lanes[n] for n in others}
         assert all(daemon.registry.state(n) == "online" for n in others)
         await daemon.journal.flush()
         (event,) = [json.loads(d) for d in daemon.journal.event_details("revoke")]

@@ -172,6 +172,43 @@ async def test_a_stolen_login_may_write_only_its_state_heartbeat_and_ack(broker_
     assert retained == [], "junk stayed retained on the broker"
 
 
+async def test_a_stolen_boards_audio_lane_login_may_read_audio_and_write_nothing(broker_alone):
+    e2e, _ = broker_alone
+    topics = protocol.Topics(e2e.config.commune.id)
+    bulk = f"{THIEF}_bulk"  # the agent's second login (node.lanes), with the node's password
+    host, _, port = e2e.config.broker.listen.rpartition(":")
+    password = Credentials.load_or_create(e2e.config).password(THIEF)
+    targets = [
+        topics.node_state(THIEF),
+        topics.node_heartbeat(THIEF),
+        f"{topics.root}/node/{THIEF}/ack",
+        f"{topics.root}/node/{bulk}/state",  # as if it were a node of its own
+        topics.controller_state(),
+        topics.playlist("h00"),
+        topics.audio("0" * 64, 0),
+    ]
+    audio = topics.audio("1" * 64, 0)
+    async with watching(e2e, MONITOR_USER, f"{topics.root}/#") as seen:
+        async with client(e2e, CONTROLLER_USER) as controller:
+            await controller.publish(audio, b"chunk", qos=1, retain=True)
+        await wait_for(lambda: b"chunk" in seen, 5, "the controller's audio")
+        lane = aiomqtt.Client(
+            host, int(port), username=bulk, password=password, identifier=bulk,
+            protocol=aiomqtt.ProtocolVersion.V5, timeout=5,
+        )  # fmt: skip
+        async with lane:
+            await lane.subscribe(audio, qos=1)
+            async with asyncio.timeout(5):
+                message = await anext(aiter(lane.messages))
+            assert bytes(message.payload) == b"chunk"
+            for topic in targets:
+                await lane.publish(topic, b"forged", qos=1, retain=True)
+        async with client(e2e, THIEF) as thief:
+            await thief.publish(topics.node_heartbeat(THIEF), b"barrier", qos=1)
+        await wait_for(lambda: b"barrier" in seen, 5, "the barrier")
+        assert b"forged" not in seen
+
+
 async def test_a_megabyte_packet_is_refused_whatever_the_client_claims(broker_alone, tmp_path):
     e2e, broker = broker_alone
     topics = protocol.Topics(e2e.config.commune.id)

@@ -27,7 +27,7 @@ from broadcastd.errors import BroadcastdError, ConfigError
 from broadcastd.localtime import use_log_zone
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[2]
@@ -39,12 +39,14 @@ def spawn(
     log_path: Path,
     *flags: str,
     env: dict[str, str] | None = None,
+    prefix: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
-    """Start this script as a child process; its stderr (the daemon's log) goes to `log_path`."""
+    """Start this script as a child process; its stderr (the daemon's log) goes to `log_path`.
+    `prefix` runs it through another command, such as `ip netns exec NAME` (the link lab)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     with log_path.open("ab") as logf:
         return subprocess.Popen(
-            [sys.executable, str(HERE), str(config), repr(offset), *flags],
+            [*prefix, sys.executable, str(HERE), str(config), repr(offset), *flags],
             stdin=subprocess.DEVNULL,
             stdout=logf,
             stderr=logf,

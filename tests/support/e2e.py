@@ -206,8 +206,10 @@ def write_commune(  # noqa: PLR0913 - each knob is a scenario parameter
     keepalive: str = "5s",
     tls: bool = False,
     websockets: bool = False,
+    listen: str | None = None,
 ) -> E2E:
-    """Write config + key for a commune whose `noon` slot plays `play_in` real seconds from now.
+    """Write config + key for a commune whose `noon` slot plays `play_in` real seconds from now
+    (its broker listening on `listen`, default a free port on 127.0.0.1).
 
     `tls`: the embedded broker also has the speakers' TLS listener (`broker.public`, host
     `localhost`, bound to 127.0.0.1) and `broadcastd tls init` has run; speakers use it.
@@ -217,9 +219,13 @@ def write_commune(  # noqa: PLR0913 - each knob is a scenario parameter
     local = dt.datetime.now(tz=TZ)
     at = (local + dt.timedelta(minutes=3)).replace(second=0, microsecond=0)
     offset = at.timestamp() - (time.time() + play_in)
+    # The link lab's broker listens on its own private network (198.51.100.0/24, inside network
+    # namespaces), where plain MQTT is what `insecure_plaintext` is for.
+    plain = ", insecure_plaintext: true" if listen else ""
+    listen = listen or f"127.0.0.1:{free_port()}"
     lines = [
         "commune: {id: test-commune, name: Xã Thử, timezone: Asia/Ho_Chi_Minh}",
-        f"broker: {{mode: embedded, listen: '127.0.0.1:{free_port()}'{_public(tls, websockets)}}}",
+        f"broker: {{mode: embedded, listen: '{listen}'{plain}{_public(tls, websockets)}}}",
         "signing: {private_key_file: ed25519.key}",
         "state_dir: state",
         "slots:",

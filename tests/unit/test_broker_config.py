@@ -92,8 +92,9 @@ def test_the_daemons_broker_is_sized_by_its_config(tmp_path):
     broker = MosquittoProcess.from_config(
         config, tls, password_file=tls / "passwd", acl_file=tls / "acl"
     )
-    # 3 nodes and the daemon's 10 logins (main link, 8 bulk links, monitor), plus headroom.
-    assert broker.options.max_connections == 3 + SERVER_LOGINS + CONNECTION_HEADROOM
+    # 3 nodes with two logins each (their own, their audio lane), the daemon's 10 logins (main
+    # link, 8 bulk links, monitor), plus headroom.
+    assert broker.options.max_connections == 2 * 3 + SERVER_LOGINS + CONNECTION_HEADROOM
     assert len(SERVER_USERS) == SERVER_LOGINS
     # Two 15-minute bulletins at 32 kbit/s are 7.2 MB: under the floor.
     assert broker.options.max_queued_bytes == MIN_QUEUED_BYTES
@@ -217,9 +218,14 @@ def test_password_hash_matches_mosquitto_passwd(tmp_path):
 def test_password_file_has_one_hashed_line_per_user(tmp_path):
     creds = Credentials(tmp_path / "c.json", {"bc-01": "a", CONTROLLER_USER: "b"})
     lines = password_file_lines(creds).splitlines()
-    assert [line.split(":")[0] for line in lines] == ["bc-01", CONTROLLER_USER]
+    # A node's audio lane logs in as `<node>_bulk` with the node's password, hashed apart.
+    assert [line.split(":")[0] for line in lines] == ["bc-01", "bc-01_bulk", CONTROLLER_USER]
     assert all(line.split(":")[1].startswith("$7$101$") for line in lines)
     assert "a" not in [line.split(":")[1] for line in lines]
+    hashes = {line.split(":")[0]: line.split(":", 1)[1] for line in lines}
+    assert hashes["bc-01"] != hashes["bc-01_bulk"]  # its own salt
+    salt = base64.b64decode(hashes["bc-01_bulk"].split("$")[3])
+    assert hash_password("a", salt=salt) == hashes["bc-01_bulk"]
 
 
 def test_acl_gives_each_node_only_its_own_topics(tmp_path):
@@ -231,6 +237,7 @@ def test_acl_gives_each_node_only_its_own_topics(tmp_path):
     for user in BULK_USERS:  # the daemon's publish-only audio links
         assert blocks[f"user {user}"] == [f"topic write {root}/audio/#"]
     assert blocks[f"user {MONITOR_USER}"] == [f"topic read {root}/#"]
+    assert blocks["user nl-01_bulk"] == [f"topic read {root}/audio/#"]  # its audio lane
     assert blocks["user nl-01"] == [
         f"topic write {root}/node/nl-01/state",
         f"topic write {root}/node/nl-01/heartbeat",
@@ -242,7 +249,8 @@ def test_acl_gives_each_node_only_its_own_topics(tmp_path):
         f"topic read {root}/hamlet/na-lay/control",
         f"topic read {root}/audio/#",
     ]
-    users = (*SERVER_USERS, "bc-01", "bc-02", "nl-01")
+    nodes = ("bc-01", "bc-02", "nl-01")
+    users = (*SERVER_USERS, *nodes, *(f"{n}_bulk" for n in nodes))
     assert set(blocks) == {f"user {u}" for u in users}
 
 
@@ -288,8 +296,9 @@ def test_a_revoked_node_loses_its_login_and_acl_until_renewed(tmp_path):
     assert again.revoked == revoked.revoked
     with pytest.raises(BrokerError, match="`broadcastd node-config bc-01 --new-login`"):
         again.password("bc-01")
-    assert "user bc-01" not in acl_text(config, revoked=again.revoked)
+    assert "user bc-01" not in acl_text(config, revoked=again.revoked)  # nor bc-01_bulk
     assert "bc-01:" not in password_file_lines(again)
+    assert "bc-01_bulk:" not in password_file_lines(again)
     renewed = Credentials.load_or_create(config, renew=["bc-01"])
     assert renewed.revoked == {}
     assert renewed.passwords["bc-01"] not in first.passwords.values()  # the old board stays out

@@ -31,6 +31,12 @@ CONTRACT = (
     "dispatch_lag_seconds",
     "slot_audio_not_ready",
     "tls_certificate_expiry_timestamp_seconds",
+    "node_battery_percent",
+    "node_mains_power",
+    "node_temperature_celsius",
+    "node_signal_dbm",
+    "nodes_on_battery",
+    "node_battery_min_percent",
 )
 
 
@@ -61,6 +67,15 @@ def scrape() -> str:
     m.dispatch_lag_seconds.observe(0.2)
     m.slot_audio_not_ready.labels(slot="noon").set(0)
     m.tls_certificate_expiry_timestamp_seconds.labels(certificate="server").set(1_830_000_000)
+    for gauge, value in (
+        (m.node_battery_percent, 62),
+        (m.node_mains_power, 0),
+        (m.node_temperature_celsius, 41.5),
+        (m.node_signal_dbm, -97),
+    ):
+        gauge.labels(node="bc-01", hamlet="ban-chuong").set(value)
+    m.nodes_on_battery.labels(hamlet="ban-chuong").set(1)
+    m.node_battery_min_percent.labels(hamlet="ban-chuong").set(62)
     return generate_latest(m.registry).decode()
 
 
