@@ -221,7 +221,7 @@ class NodeRegistry:
         """Remember a node's latest ack (shown in snapshots); an ack is also a sign of life."""
         node = self._nodes.get(node_id)
         if node is None:
-            return  # operations.on_ack already counted the unknown node
+            return  # AckSink.on_ack already counted the unknown node
         node.last_ack = f"{playlist[:80]} {status}"
         self._heard(node_id, node, "ack", self._now())
         self._publish_gauges()
