@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from broadcastd.journal.store import JournalError
+from broadcastd.errors import JournalError
 from broadcastd.models import Transition
 
 if TYPE_CHECKING:
