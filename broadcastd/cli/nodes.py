@@ -15,6 +15,7 @@ from rich.table import Table
 
 from broadcastd.config import load_config
 from broadcastd.errors import UsageError
+from broadcastd.journal.nodestates import journaled_nodes
 from broadcastd.journal.reporttable import inert, wide_console
 from broadcastd.journal.store import Journal
 
@@ -27,31 +28,22 @@ STYLE = {"online": "green", "stale": "yellow", "offline": "red", "unknown": "dim
 
 
 def node_states(config: Config, journal: Journal, hamlet: str | None) -> list[dict[str, object]]:
-    transitions = journal.latest_transitions()
-    acks = journal.last_acks()
-    rows: list[dict[str, object]] = []
-    for h in config.hamlets:
-        if hamlet is not None and h.id != hamlet:
-            continue
-        for n in h.nodes:
-            t = transitions.get(n.id)
-            ack = acks.get(n.id)
-            rows.append(
-                {
-                    "node": n.id,
-                    "hamlet": h.id,
-                    "households": n.households,
-                    "state": t.to if t else "unknown",
-                    "since": t.ts if t else None,
-                    "cause": t.cause if t else None,
-                    "last_ack": (
-                        {"playlist": ack.playlist, "status": ack.status, "ts": ack.ts}
-                        if ack
-                        else None
-                    ),
-                }
-            )
-    return rows
+    return [
+        {
+            "node": n.node,
+            "hamlet": n.hamlet,
+            "households": n.households,
+            "state": n.state,
+            "since": n.since,
+            "cause": n.transition.cause if n.transition else None,
+            "last_ack": (
+                {"playlist": n.ack.playlist, "status": n.ack.status, "ts": n.ack.ts}
+                if n.ack
+                else None
+            ),
+        }
+        for n in journaled_nodes(config, journal, hamlet)
+    ]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -35,6 +35,23 @@ class AuditRow:
     hash: str
 
 
+def newest_first(
+    select: str, key: str, *, limit: int, before: int | None, kind: str | None
+) -> tuple[str, tuple[object, ...]]:
+    """`select` (a fixed `SELECT ... FROM table`) paged newest first by its integer `key`: rows
+    with key below `before` (the next page), of one `kind` if given, at most `limit`."""
+    where: list[str] = ["1=1"]
+    params: list[object] = []
+    if before is not None:
+        where.append(f"{key}<?")
+        params.append(before)
+    if kind is not None:
+        where.append("kind=?")
+        params.append(kind)
+    sql = f"{select} WHERE {' AND '.join(where)} ORDER BY {key} DESC LIMIT ?"
+    return sql, (*params, limit)
+
+
 class History:
     def __init__(self, path: Path) -> None:
         if not path.exists():
@@ -61,19 +78,9 @@ class History:
         self, *, limit: int, before: int | None = None, kind: str | None = None
     ) -> list[EventRow]:
         """Events (requests, issues, approvals, refusals...), newest first."""
-        where: list[str] = ["1=1"]
-        params: list[object] = []
-        if before is not None:
-            where.append("id<?")
-            params.append(before)
-        if kind is not None:
-            where.append("kind=?")
-            params.append(kind)
-        sql = (
-            "SELECT id, ts, kind, detail FROM events"  # noqa: S608 - fixed fragments
-            f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
-        )
-        return [EventRow(*r) for r in self._query(sql, (*params, limit))]
+        select = "SELECT id, ts, kind, detail FROM events"
+        sql, params = newest_first(select, "id", limit=limit, before=before, kind=kind)
+        return [EventRow(*r) for r in self._query(sql, params)]
 
     def event_kinds(self) -> list[str]:
         return [r[0] for r in self._query("SELECT DISTINCT kind FROM events ORDER BY kind")]
