@@ -6,11 +6,12 @@ reaches, and is sent to the daemon as the logged-in operator (acting.py)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import Response  # noqa: TC002 - FastAPI reads route annotations at run time
+from fastapi.responses import Response
 
 from broadcastd.console.acting import action_fields, review, send
 from broadcastd.console.auth import Principal
@@ -25,7 +26,7 @@ from broadcastd.console.drafts import (
     parse_volume,
 )
 from broadcastd.console.sent import cancel_target, stoppable
-from broadcastd.console.web import console, page_user, redirect, render, require
+from broadcastd.console.web import console, page_context, page_user, redirect, render, require
 from broadcastd.render.normalize import Normalizer
 
 if TYPE_CHECKING:
@@ -34,21 +35,16 @@ if TYPE_CHECKING:
 
 router = APIRouter(include_in_schema=False)
 User = Annotated[Principal, Depends(page_user)]
+D = TypeVar("D")
+# An action's form page: shown again with the fields as sent, and what is wrong with them if any.
+FormPage = Callable[[Request, Principal, "Fields", FormError | None], Awaitable[Response]]
 
 
 async def _page(
     request: Request, me: Principal, template: str, *, status: int = 200, **extra: Any
 ) -> Response:
-    c = console(request)
-    context = {
-        "me": me,
-        "csrf": me.csrf,
-        "commune": c.loaded.config.commune,
-        "path": request.url.path,
-        "live": await c.live.current(),
-        "names": {h.id: h.name for h in c.loaded.config.hamlets},
-        **extra,
-    }
+    names = {h.id: h.name for h in console(request).loaded.config.hamlets}
+    context = await page_context(request, me, names=names, **extra)
     return render(request, template, context, status=status)
 
 
@@ -59,6 +55,25 @@ async def _target(request: Request, target: str) -> Sent:
     if found is None:
         raise HTTPException(status_code=404, detail="no such announcement or playlist")
     return found
+
+
+async def _drafted(  # noqa: PLR0913 - the route's own four, and how to parse and re-show
+    request: Request,
+    me: Principal,
+    fields: Fields,
+    parse: Callable[[Fields], D],
+    form: FormPage,
+    *,
+    editable: bool,
+) -> D | Response:
+    """The draft `fields` make, or the form again: to edit the draft (the review page's `edit`
+    button, when `editable`), or saying what is wrong with it."""
+    try:
+        if editable and one(fields, "edit"):
+            return await form(request, me, fields, None)
+        return parse(fields)
+    except FormError as exc:
+        return await form(request, me, fields, exc)
 
 
 # -- cancel ---------------------------------------------------------------------------------
@@ -102,12 +117,11 @@ async def cancel_review(request: Request, me: User) -> Response:
     fields = await action_fields(request, me, "operator")
     c = console(request)
     config = c.loaded.config
-    try:
-        if one(fields, "edit"):
-            return await _cancel_form(request, me, fields, None)
-        draft = parse_cancel(fields, config)
-    except FormError as exc:
-        return await _cancel_form(request, me, fields, exc)
+    draft = await _drafted(
+        request, me, fields, lambda f: parse_cancel(f, config), _cancel_form, editable=True
+    )
+    if isinstance(draft, Response):
+        return draft
     target = await _target(request, draft.id)
     correction = config.emergency.correction if draft.correction == "config" else draft.say
     normalizer = Normalizer(config.tts.lexicon, config.tts.numbers)
@@ -130,10 +144,12 @@ async def cancel_review(request: Request, me: User) -> Response:
 @router.post("/cancel")
 async def cancel(request: Request, me: User) -> Response:
     fields = await action_fields(request, me, "operator")
-    try:
-        draft = parse_cancel(fields, console(request).loaded.config)
-    except FormError as exc:
-        return await _cancel_form(request, me, fields, exc)
+    config = console(request).loaded.config
+    draft = await _drafted(
+        request, me, fields, lambda f: parse_cancel(f, config), _cancel_form, editable=False
+    )
+    if isinstance(draft, Response):
+        return draft
     what = f"{draft.id} (correction: {draft.correction})"
     return await send(request, me, fields, action="cancel", draft=draft, what=what)
 
@@ -216,12 +232,12 @@ async def volume_form(request: Request, me: User, hamlet: str = "", node: str = 
 async def volume_review(request: Request, me: User) -> Response:
     fields = await action_fields(request, me, "operator")
     c = console(request)
-    try:
-        if one(fields, "edit"):
-            return await _volume_form(request, me, fields, None)
-        draft = parse_volume(fields, c.loaded.config)
-    except FormError as exc:
-        return await _volume_form(request, me, fields, exc)
+    config = c.loaded.config
+    draft = await _drafted(
+        request, me, fields, lambda f: parse_volume(f, config), _volume_form, editable=True
+    )
+    if isinstance(draft, Response):
+        return draft
     live = await c.live.current()
     return await review(
         request,
@@ -240,10 +256,12 @@ async def volume_review(request: Request, me: User) -> Response:
 @router.post("/volume")
 async def volume(request: Request, me: User) -> Response:
     fields = await action_fields(request, me, "operator")
-    try:
-        draft = parse_volume(fields, console(request).loaded.config)
-    except FormError as exc:
-        return await _volume_form(request, me, fields, exc)
+    config = console(request).loaded.config
+    draft = await _drafted(
+        request, me, fields, lambda f: parse_volume(f, config), _volume_form, editable=False
+    )
+    if isinstance(draft, Response):
+        return draft
     where = ",".join(draft.nodes) or ",".join(draft.hamlets)
     return await send(
         request, me, fields, action="volume", draft=draft, what=f"{draft.level} to {where}"
