@@ -29,12 +29,8 @@ STYLE = {"online": "green", "stale": "yellow", "offline": "red", "unknown": "dim
 
 def node_states(config: Config, journal: Journal, hamlet: str | None) -> list[dict[str, object]]:
     return [
-        {
-            "node": n.node,
-            "hamlet": n.hamlet,
-            "households": n.households,
-            "state": n.state,
-            "since": n.since,
+        n.row()
+        | {
             "cause": n.transition.cause if n.transition else None,
             "last_ack": (
                 {"playlist": n.ack.playlist, "status": n.ack.status, "ts": n.ack.ts}

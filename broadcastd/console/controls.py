@@ -30,12 +30,14 @@ from broadcastd.console.web import console, page_context, page_user, redirect, r
 from broadcastd.render.normalize import Normalizer
 
 if TYPE_CHECKING:
+    from broadcastd.config import Config
     from broadcastd.console.drafts import Fields
     from broadcastd.console.sent import Sent
 
 router = APIRouter(include_in_schema=False)
 User = Annotated[Principal, Depends(page_user)]
 D = TypeVar("D")
+Parse = Callable[["Fields", "Config"], D]  # an action form's fields to its draft, or FormError
 # An action's form page: shown again with the fields as sent, and what is wrong with them if any.
 FormPage = Callable[[Request, Principal, "Fields", FormError | None], Awaitable[Response]]
 
@@ -57,21 +59,16 @@ async def _target(request: Request, target: str) -> Sent:
     return found
 
 
-async def _drafted(  # noqa: PLR0913 - the route's own four, and how to parse and re-show
-    request: Request,
-    me: Principal,
-    fields: Fields,
-    parse: Callable[[Fields], D],
-    form: FormPage,
-    *,
-    editable: bool,
-) -> D | Response:
-    """The draft `fields` make, or the form again: to edit the draft (the review page's `edit`
-    button, when `editable`), or saying what is wrong with it."""
+async def _drafted(
+    request: Request, me: Principal, parse: Parse[D], form: FormPage, *, editable: bool
+) -> tuple[Fields, D] | Response:
+    """An operator's action form and the draft it makes, or the form again: to edit the draft
+    (the review page's `edit` button, when `editable`), or saying what is wrong with it."""
+    fields = await action_fields(request, me, "operator")
     try:
         if editable and one(fields, "edit"):
             return await form(request, me, fields, None)
-        return parse(fields)
+        return fields, parse(fields, console(request).loaded.config)
     except FormError as exc:
         return await form(request, me, fields, exc)
 
@@ -114,14 +111,12 @@ async def cancel_form(request: Request, me: User, id: str = "") -> Response:  # 
 
 @router.post("/cancel/review")
 async def cancel_review(request: Request, me: User) -> Response:
-    fields = await action_fields(request, me, "operator")
+    drafted = await _drafted(request, me, parse_cancel, _cancel_form, editable=True)
+    if isinstance(drafted, Response):
+        return drafted
+    _, draft = drafted
     c = console(request)
     config = c.loaded.config
-    draft = await _drafted(
-        request, me, fields, lambda f: parse_cancel(f, config), _cancel_form, editable=True
-    )
-    if isinstance(draft, Response):
-        return draft
     target = await _target(request, draft.id)
     correction = config.emergency.correction if draft.correction == "config" else draft.say
     normalizer = Normalizer(config.tts.lexicon, config.tts.numbers)
@@ -143,13 +138,10 @@ async def cancel_review(request: Request, me: User) -> Response:
 
 @router.post("/cancel")
 async def cancel(request: Request, me: User) -> Response:
-    fields = await action_fields(request, me, "operator")
-    config = console(request).loaded.config
-    draft = await _drafted(
-        request, me, fields, lambda f: parse_cancel(f, config), _cancel_form, editable=False
-    )
-    if isinstance(draft, Response):
-        return draft
+    drafted = await _drafted(request, me, parse_cancel, _cancel_form, editable=False)
+    if isinstance(drafted, Response):
+        return drafted
+    fields, draft = drafted
     what = f"{draft.id} (correction: {draft.correction})"
     return await send(request, me, fields, action="cancel", draft=draft, what=what)
 
@@ -230,14 +222,11 @@ async def volume_form(request: Request, me: User, hamlet: str = "", node: str = 
 
 @router.post("/volume/review")
 async def volume_review(request: Request, me: User) -> Response:
-    fields = await action_fields(request, me, "operator")
+    drafted = await _drafted(request, me, parse_volume, _volume_form, editable=True)
+    if isinstance(drafted, Response):
+        return drafted
+    _, draft = drafted
     c = console(request)
-    config = c.loaded.config
-    draft = await _drafted(
-        request, me, fields, lambda f: parse_volume(f, config), _volume_form, editable=True
-    )
-    if isinstance(draft, Response):
-        return draft
     live = await c.live.current()
     return await review(
         request,
@@ -255,13 +244,10 @@ async def volume_review(request: Request, me: User) -> Response:
 
 @router.post("/volume")
 async def volume(request: Request, me: User) -> Response:
-    fields = await action_fields(request, me, "operator")
-    config = console(request).loaded.config
-    draft = await _drafted(
-        request, me, fields, lambda f: parse_volume(f, config), _volume_form, editable=False
-    )
-    if isinstance(draft, Response):
-        return draft
+    drafted = await _drafted(request, me, parse_volume, _volume_form, editable=False)
+    if isinstance(drafted, Response):
+        return drafted
+    fields, draft = drafted
     where = ",".join(draft.nodes) or ",".join(draft.hamlets)
     return await send(
         request, me, fields, action="volume", draft=draft, what=f"{draft.level} to {where}"

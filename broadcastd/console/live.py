@@ -132,12 +132,8 @@ def journaled_nodes(config: Config, journal: Journal | None) -> list[dict[str, A
     """Each configured speaker's last journaled state (what `broadcastd nodes` shows), in the
     shape of the daemon's live rows; every speaker `unknown` while there is no journal."""
     return [
-        {
-            "node": n.node,
-            "hamlet": n.hamlet,
-            "households": n.households,
-            "state": n.state,
-            "since": n.since,
+        n.row()
+        | {
             "last_seen": None,
             "skew": None,
             "last_ack": f"{n.ack.playlist} {n.ack.status}" if n.ack else None,

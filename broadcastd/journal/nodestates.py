@@ -4,7 +4,7 @@ latest ack. What `broadcastd nodes` prints and the console shows while the daemo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from broadcastd.config import Config
@@ -28,6 +28,16 @@ class JournaledNode:
     @property
     def since(self) -> float | None:
         return self.transition.ts if self.transition else None
+
+    def row(self) -> dict[str, Any]:
+        """What every listing of speakers starts with; callers add their own columns."""
+        return {
+            "node": self.node,
+            "hamlet": self.hamlet,
+            "households": self.households,
+            "state": self.state,
+            "since": self.since,
+        }
 
 
 def journaled_nodes(
