@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broadcastd.errors import JournalError
+from broadcastd.journal.queries import JournalReader
 from broadcastd.models import Transition
 
 if TYPE_CHECKING:
@@ -52,27 +53,22 @@ def newest_first(
     return sql, (*params, limit)
 
 
-class History:
+class History(JournalReader):
     def __init__(self, path: Path) -> None:
         if not path.exists():
             raise JournalError(f"no journal at {path} (has the daemon run with this state_dir?)")
         self.path = path
-        self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         try:
-            self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            self._reader = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, check_same_thread=False
+            )
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"cannot open journal {path}: {exc}") from None
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            try:
-                return self._conn.execute(sql, params).fetchall()
-            except sqlite3.DatabaseError as exc:
-                raise JournalError(f"cannot read journal {self.path}: {exc}") from None
+        with self._read_lock:
+            self._reader.close()
 
     def events(
         self, *, limit: int, before: int | None = None, kind: str | None = None

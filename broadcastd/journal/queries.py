@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-class JournalReads:
-    """What a journal can be asked; `Journal` opens the connection and owns the lock."""
+class JournalReader:
+    """A connection to read a journal with, shared by threads under a lock; whoever opens it
+    (`Journal`, `History`) sets the three attributes."""
 
     path: Path
     _reader: sqlite3.Connection
@@ -29,6 +30,10 @@ class JournalReads:
                 return self._reader.execute(sql, params).fetchall()
             except sqlite3.DatabaseError as exc:
                 raise JournalError(f"cannot read journal {self.path}: {exc}") from None
+
+
+class JournalReads(JournalReader):
+    """What a journal can be asked; `Journal` opens the connection and owns the lock."""
 
     def _dispatches(self, where: str, params: tuple[Any, ...] = ()) -> list[DispatchRow]:
         sql = f"SELECT {DISPATCH_COLS} FROM dispatches {where}"  # noqa: S608 - fixed fragments
