@@ -92,6 +92,10 @@ class ProtocolError(BroadcastdError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
+class JournalError(BroadcastdError):
+    """The journal cannot be opened or written (corrupt, newer schema, disk full)."""
+
+
 class LinkError(BroadcastdError):
     """The MQTT link could not complete an operation (disconnected, timed out)."""
 

@@ -99,3 +99,16 @@ def new_inbox() -> Callable[[], Inbox]:
 def run_link() -> Callable[..., AbstractAsyncContextManager[MqttLink]]:
     """`async with run_link(link): ...` runs `link.run()` for the block, then closes it."""
     return running_link
+
+
+@pytest.fixture
+def quick_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap argon2 parameters for console accounts: tests of the console's logic make hundreds
+    of guesses, and the real cost is the hash's business, not theirs."""
+    # Imported here: only console tests pay for loading the console.
+    from support import console as cs  # noqa: PLC0415
+
+    from broadcastd.console import accounts  # noqa: PLC0415
+
+    monkeypatch.setattr(accounts, "_hasher", cs.QUICK_HASHER)
+    monkeypatch.setattr(accounts, "_DUMMY_HASH", cs.QUICK_HASHER.hash("dummy"))

@@ -17,6 +17,7 @@ from rich.table import Table
 from broadcastd.config import load_config
 from broadcastd.controller.telemetry import load_readings
 from broadcastd.errors import UsageError
+from broadcastd.journal.nodestates import journaled_nodes
 from broadcastd.journal.reporttable import inert, wide_console
 from broadcastd.journal.store import Journal
 
@@ -43,42 +44,29 @@ def key_confirmations(journal: Journal) -> tuple[dict[str, object] | None, dict[
 
 
 def node_states(config: Config, journal: Journal, hamlet: str | None) -> list[dict[str, object]]:
-    transitions = journal.latest_transitions()
-    acks = journal.last_acks()
     rotation, said = key_confirmations(journal)
     telemetry = load_readings(config.state_dir)  # the daemon's last saved readings
-    rows: list[dict[str, object]] = []
-    for h in config.hamlets:
-        if hamlet is not None and h.id != hamlet:
-            continue
-        for n in h.nodes:
-            t = transitions.get(n.id)
-            ack = acks.get(n.id)
-            rows.append(
-                {
-                    "node": n.id,
-                    "hamlet": h.id,
-                    "households": n.households,
-                    "state": t.to if t else "unknown",
-                    "since": t.ts if t else None,
-                    "cause": t.cause if t else None,
-                    "last_ack": (
-                        {"playlist": ack.playlist, "status": ack.status, "ts": ack.ts}
-                        if ack
-                        else None
-                    ),
-                    # None: no rotation ever; else whether this node confirmed the newest key.
-                    "key_rotation": None
-                    if rotation is None
-                    else {
-                        "id": rotation.get("id"),
-                        "new_key": rotation.get("new_key"),
-                        "status": said.get(n.id, "pending"),
-                    },
-                    "telemetry": _telemetry(telemetry.get(n.id)),
-                }
-            )
-    return rows
+    return [
+        n.row()
+        | {
+            "cause": n.transition.cause if n.transition else None,
+            "last_ack": (
+                {"playlist": n.ack.playlist, "status": n.ack.status, "ts": n.ack.ts}
+                if n.ack
+                else None
+            ),
+            # None: no rotation ever; else whether this node confirmed the newest key.
+            "key_rotation": None
+            if rotation is None
+            else {
+                "id": rotation.get("id"),
+                "new_key": rotation.get("new_key"),
+                "status": said.get(n.node, "pending"),
+            },
+            "telemetry": _telemetry(telemetry.get(n.node)),
+        }
+        for n in journaled_nodes(config, journal, hamlet)
+    ]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from broadcastd.console.store import StoreError
-from broadcastd.journal.audit import GENESIS, chain_hash
+from broadcastd.journal.audit import GENESIS, ChainWalk, chain_hash
+from broadcastd.journal.history import newest_first
 
 if TYPE_CHECKING:
     from broadcastd.console.store import ConsoleStore
@@ -72,19 +73,9 @@ def entries(
     store: ConsoleStore, *, limit: int, before: int | None = None, kind: str | None = None
 ) -> list[AccessEntry]:
     """The newest entries first, `before` a seq (for the next page), optionally of one kind."""
-    where: list[str] = ["1=1"]
-    params: list[object] = []
-    if before is not None:
-        where.append("seq<?")
-        params.append(before)
-    if kind is not None:
-        where.append("kind=?")
-        params.append(kind)
-    sql = (
-        "SELECT seq, ts, kind, operator, address, detail FROM access"  # noqa: S608 - fixed fragments
-        f" WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?"
-    )
-    return [AccessEntry(*r) for r in store.query(sql, (*params, limit))]
+    select = "SELECT seq, ts, kind, operator, address, detail FROM access"
+    sql, params = newest_first(select, "seq", limit=limit, before=before, kind=kind)
+    return [AccessEntry(*r) for r in store.query(sql, params)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +89,11 @@ class ChainStatus:
 
 
 def verify(store: ConsoleStore) -> ChainStatus:
-    prev, expected, count = GENESIS, 1, 0
+    chain = ChainWalk()
     for seq, ts, kind, operator, address, detail, prev_hash, digest in store.query(
         "SELECT * FROM access ORDER BY seq"
     ):
         content = _content(ts, kind, operator, address, detail)
-        if seq != expected or prev_hash != prev or chain_hash(prev, content) != digest:
-            return ChainStatus(count, seq)
-        prev, expected, count = digest, expected + 1, count + 1
-    return ChainStatus(count, None)
+        if chain.check(seq, content, prev_hash, digest):
+            return ChainStatus(chain.length, seq)
+    return ChainStatus(chain.length, None)

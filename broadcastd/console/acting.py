@@ -19,6 +19,7 @@ from broadcastd.console.web import (
     address,
     checked_fields,
     console,
+    page_context,
     render,
     require,
 )
@@ -84,23 +85,19 @@ async def review(  # noqa: PLR0913 - what a confirmation page shows, named
     return render(
         request,
         "review.html",
-        {
-            "me": me,
-            "csrf": me.csrf,
-            "commune": c.loaded.config.commune,
-            "path": request.url.path,
-            "active": "announce",
-            "live": await c.live.current(),
-            "names": {h.id: h.name for h in c.loaded.config.hamlets},
-            "action": action,
-            "draft": draft,
-            "fields": fields,
-            "confirm": c.confirmations.issue(me.csrf, action, fields),
-            "send_to": send_to,
-            "edit_to": edit_to,
-            "danger": danger,
+        await page_context(
+            request,
+            me,
+            names={h.id: h.name for h in c.loaded.config.hamlets},
+            action=action,
+            draft=draft,
+            fields=fields,
+            confirm=c.confirmations.issue(me.csrf, action, fields),
+            send_to=send_to,
+            edit_to=edit_to,
+            danger=danger,
             **context,
-        },
+        ),
     )
 
 
@@ -146,22 +143,12 @@ async def result(  # noqa: PLR0913 - how an action ended, named
     answer: dict[str, Any] | None = None,
     message: str = "",
 ) -> Response:
-    c = console(request)
     return render(
         request,
         "result.html",
-        {
-            "me": me,
-            "csrf": me.csrf,
-            "commune": c.loaded.config.commune,
-            "path": request.url.path,
-            "active": "announce",
-            "live": await c.live.current(),
-            "action": action,
-            "outcome": outcome,
-            "answer": answer or {},
-            "message": message,
-        },
+        await page_context(
+            request, me, action=action, outcome=outcome, answer=answer or {}, message=message
+        ),
         status=STATUS[outcome],
     )
 

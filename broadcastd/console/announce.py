@@ -34,7 +34,7 @@ from broadcastd.console.drafts import (
 )
 from broadcastd.console.i18n import N_
 from broadcastd.console.sent import recent
-from broadcastd.console.web import console, page_user, render, require
+from broadcastd.console.web import console, page_context, page_user, render, require
 from broadcastd.errors import RenderError
 from broadcastd.plan.exercise import notice_item
 from broadcastd.render.normalize import Normalizer
@@ -66,13 +66,8 @@ async def _form(
     return render(
         request,
         "announce.html",
-        {
-            "me": me,
-            "csrf": me.csrf,
-            "commune": config.commune,
-            "path": request.url.path,
-            "active": "announce",
-            "live": await c.live.current(),
+        await page_context(request, me)
+        | {
             "error": error,
             "values": {name: one(fields, name) for name in fields},
             "chosen": [h for value in fields.get("hamlet", ()) for h in value.split(",")],

@@ -7,11 +7,12 @@ confirmation page saying what it reaches, and is sent to the daemon as the logge
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import Response  # noqa: TC002 - FastAPI reads route annotations at run time
+from fastapi.responses import Response
 
 from broadcastd.console.acting import action_fields, review, send
 from broadcastd.console.auth import Principal
@@ -27,30 +28,27 @@ from broadcastd.console.drafts import (
 )
 from broadcastd.console.sent import cancel_target, stoppable
 from broadcastd.console.volumeschedule import in_force, parse_schedule, schedule_context
-from broadcastd.console.web import console, page_user, redirect, render, require
+from broadcastd.console.web import console, page_context, page_user, redirect, render, require
 from broadcastd.render.normalize import Normalizer
 
 if TYPE_CHECKING:
+    from broadcastd.config import Config
     from broadcastd.console.drafts import Fields
     from broadcastd.console.sent import Sent
 
 router = APIRouter(include_in_schema=False)
 User = Annotated[Principal, Depends(page_user)]
+D = TypeVar("D")
+Parse = Callable[["Fields", "Config"], D]  # an action form's fields to its draft, or FormError
+# An action's form page: shown again with the fields as sent, and what is wrong with them if any.
+FormPage = Callable[[Request, Principal, "Fields", FormError | None], Awaitable[Response]]
 
 
 async def _page(
     request: Request, me: Principal, template: str, *, status: int = 200, **extra: Any
 ) -> Response:
-    c = console(request)
-    context = {
-        "me": me,
-        "csrf": me.csrf,
-        "commune": c.loaded.config.commune,
-        "path": request.url.path,
-        "live": await c.live.current(),
-        "names": {h.id: h.name for h in c.loaded.config.hamlets},
-        **extra,
-    }
+    names = {h.id: h.name for h in console(request).loaded.config.hamlets}
+    context = await page_context(request, me, names=names, **extra)
     return render(request, template, context, status=status)
 
 
@@ -61,6 +59,20 @@ async def _target(request: Request, target: str) -> Sent:
     if found is None:
         raise HTTPException(status_code=404, detail="no such announcement or playlist")
     return found
+
+
+async def _drafted(
+    request: Request, me: Principal, parse: Parse[D], form: FormPage, *, editable: bool
+) -> tuple[Fields, D] | Response:
+    """An operator's action form and the draft it makes, or the form again: to edit the draft
+    (the review page's `edit` button, when `editable`), or saying what is wrong with it."""
+    fields = await action_fields(request, me, "operator")
+    try:
+        if editable and one(fields, "edit"):
+            return await form(request, me, fields, None)
+        return fields, parse(fields, console(request).loaded.config)
+    except FormError as exc:
+        return await form(request, me, fields, exc)
 
 
 # -- cancel ---------------------------------------------------------------------------------
@@ -101,15 +113,12 @@ async def cancel_form(request: Request, me: User, id: str = "") -> Response:  # 
 
 @router.post("/cancel/review")
 async def cancel_review(request: Request, me: User) -> Response:
-    fields = await action_fields(request, me, "operator")
+    drafted = await _drafted(request, me, parse_cancel, _cancel_form, editable=True)
+    if isinstance(drafted, Response):
+        return drafted
+    _, draft = drafted
     c = console(request)
     config = c.loaded.config
-    try:
-        if one(fields, "edit"):
-            return await _cancel_form(request, me, fields, None)
-        draft = parse_cancel(fields, config)
-    except FormError as exc:
-        return await _cancel_form(request, me, fields, exc)
     target = await _target(request, draft.id)
     correction = config.emergency.correction if draft.correction == "config" else draft.say
     normalizer = Normalizer(config.tts.lexicon, config.tts.numbers)
@@ -131,11 +140,10 @@ async def cancel_review(request: Request, me: User) -> Response:
 
 @router.post("/cancel")
 async def cancel(request: Request, me: User) -> Response:
-    fields = await action_fields(request, me, "operator")
-    try:
-        draft = parse_cancel(fields, console(request).loaded.config)
-    except FormError as exc:
-        return await _cancel_form(request, me, fields, exc)
+    drafted = await _drafted(request, me, parse_cancel, _cancel_form, editable=False)
+    if isinstance(drafted, Response):
+        return drafted
+    fields, draft = drafted
     what = f"{draft.id} (correction: {draft.correction})"
     return await send(request, me, fields, action="cancel", draft=draft, what=what)
 
@@ -222,14 +230,11 @@ async def volume_form(request: Request, me: User, hamlet: str = "", node: str = 
 
 @router.post("/volume/review")
 async def volume_review(request: Request, me: User) -> Response:
-    fields = await action_fields(request, me, "operator")
+    drafted = await _drafted(request, me, parse_volume, _volume_form, editable=True)
+    if isinstance(drafted, Response):
+        return drafted
+    _, draft = drafted
     c = console(request)
-    try:
-        if one(fields, "edit"):
-            return await _volume_form(request, me, fields, None)
-        draft = parse_volume(fields, c.loaded.config)
-    except FormError as exc:
-        return await _volume_form(request, me, fields, exc)
     live = await c.live.current()
     return await review(
         request,
@@ -247,11 +252,10 @@ async def volume_review(request: Request, me: User) -> Response:
 
 @router.post("/volume")
 async def volume(request: Request, me: User) -> Response:
-    fields = await action_fields(request, me, "operator")
-    try:
-        draft = parse_volume(fields, console(request).loaded.config)
-    except FormError as exc:
-        return await _volume_form(request, me, fields, exc)
+    drafted = await _drafted(request, me, parse_volume, _volume_form, editable=False)
+    if isinstance(drafted, Response):
+        return drafted
+    fields, draft = drafted
     where = ",".join(draft.nodes) or ",".join(draft.hamlets)
     return await send(
         request, me, fields, action="volume", draft=draft, what=f"{draft.level} to {where}"

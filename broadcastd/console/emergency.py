@@ -22,7 +22,7 @@ from fastapi.responses import Response  # noqa: TC002 - FastAPI reads route anno
 from broadcastd.console.acting import action_fields, result, send
 from broadcastd.console.auth import Principal
 from broadcastd.console.drafts import REQUEST_TEXT, audience
-from broadcastd.console.web import address, console, page_user, render
+from broadcastd.console.web import address, console, page_context, page_user, render
 from broadcastd.render.normalize import Normalizer
 
 if TYPE_CHECKING:
@@ -66,17 +66,9 @@ async def request_page(request: Request, me: User, rid: str) -> Response:
     config = c.loaded.config
     live = await c.live.current()
     pending = live.request(_checked(rid))
-    context: dict[str, Any] = {
-        "me": me,
-        "csrf": me.csrf,
-        "commune": config.commune,
-        "path": request.url.path,
-        "active": "announce",
-        "live": live,
-        "rid": rid,
-        "pending": pending,
-        "request_text": REQUEST_TEXT,
-    }
+    context = await page_context(
+        request, me, live=live, rid=rid, pending=pending, request_text=REQUEST_TEXT
+    )
     if pending is None:
         return render(request, "request.html", context, status=404)
     mine = pending["operator"] == me.name

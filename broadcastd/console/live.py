@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from broadcastd.errors import BroadcastdError, DaemonNotRunningError
+from broadcastd.journal import nodestates
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -128,33 +129,22 @@ def pending(config: Config, history: History, ids: set[str]) -> dict[str, dict[s
 
 
 def journaled_nodes(config: Config, journal: Journal | None) -> list[dict[str, Any]]:
-    """Each configured speaker's last journaled state (what `broadcastd nodes` shows); every
-    speaker `unknown` while there is no journal."""
-    transitions = journal.latest_transitions() if journal is not None else {}
-    acks = journal.last_acks() if journal is not None else {}
-    rows: list[dict[str, Any]] = []
-    for h in config.hamlets:
-        for n in h.nodes:
-            t = transitions.get(n.id)
-            ack = acks.get(n.id)
-            rows.append(
-                {
-                    "node": n.id,
-                    "hamlet": h.id,
-                    "households": n.households,
-                    "state": t.to if t else "unknown",
-                    "since": t.ts if t else None,
-                    "last_seen": None,
-                    "skew": None,
-                    "last_ack": f"{ack.playlist} {ack.status}" if ack else None,
-                    "flaps": 0,
-                    "rssi": None,
-                    "volume": None,
-                    "uptime_s": None,
-                    "version": None,
-                }
-            )
-    return rows
+    """Each configured speaker's last journaled state (what `broadcastd nodes` shows), in the
+    shape of the daemon's live rows; every speaker `unknown` while there is no journal."""
+    return [
+        n.row()
+        | {
+            "last_seen": None,
+            "skew": None,
+            "last_ack": f"{n.ack.playlist} {n.ack.status}" if n.ack else None,
+            "flaps": 0,
+            "rssi": None,
+            "volume": None,
+            "uptime_s": None,
+            "version": None,
+        }
+        for n in nodestates.journaled_nodes(config, journal)
+    ]
 
 
 class LiveState:

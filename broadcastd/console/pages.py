@@ -14,7 +14,7 @@ from broadcastd.console import accesslog, charts
 from broadcastd.console.auth import Principal
 from broadcastd.console.overview import overview
 from broadcastd.console.schedule import MAX_DAYS, week
-from broadcastd.console.web import console, page_user, render
+from broadcastd.console.web import console, page_context, page_user, render
 from broadcastd.journal.reports import TARGET, build_report, to_csv, to_json
 
 if TYPE_CHECKING:
@@ -30,16 +30,8 @@ AVAILABILITY_DAYS = 30
 
 
 async def _context(request: Request, me: Principal, active: str, **extra: Any) -> dict[str, Any]:
-    c = console(request)
-    return {
-        "me": me,
-        "live": await c.live.current(),
-        "csrf": me.csrf,
-        "active": active,
-        "commune": c.loaded.config.commune,
-        "path": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
-        **extra,
-    }
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return await page_context(request, me, active=active, path=path, **extra)
 
 
 def today(request: Request) -> dt.date:

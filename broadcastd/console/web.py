@@ -176,5 +176,23 @@ def render(
     return HTMLResponse(html, status_code=status)
 
 
+async def page_context(
+    request: Request, me: Principal, *, active: str = "announce", **extra: Any
+) -> dict[str, Any]:
+    """What every logged-in page's layout reads: who, their CSRF token, the commune, where they
+    are (the menu entry `active`, the path) and the daemon's live state; `extra` adds or
+    overrides."""
+    c = console(request)
+    return {
+        "me": me,
+        "csrf": me.csrf,
+        "commune": c.loaded.config.commune,
+        "path": request.url.path,
+        "active": active,
+        "live": await c.live.current(),
+        **extra,
+    }
+
+
 def redirect(target: str) -> RedirectResponse:
     return RedirectResponse(target, status_code=303)

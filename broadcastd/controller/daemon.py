@@ -149,7 +149,7 @@ class Daemon:
             self.inbox = NodeInbox(
                 lambda: self.config,
                 registry=self.registry,
-                operations=self.ops,
+                acks=self.ops.acks,
                 metrics=self.metrics,
                 receipts=self.receipts,
                 key_acks=self.rotations.on_ack,

@@ -1,4 +1,4 @@
-"""What nodes send the controller (state, heartbeat, ack), routed to the registry and operations.
+"""What nodes send the controller (state, heartbeat, ack), routed to the registry and the ack sink.
 
 Anything else arriving under the nodes' topics is counted as a bad message, never trusted; a
 configured node that sends more than its limits allow (nodeguard.py) is refused before anything
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from broadcastd.config import Config
-    from broadcastd.controller.operations import Operations
+    from broadcastd.controller.acks import AckSink
     from broadcastd.controller.receipts import Receipts
     from broadcastd.controller.registry import NodeRegistry
     from broadcastd.metrics import Metrics
@@ -33,7 +33,7 @@ class NodeInbox:
         config: Callable[[], Config],
         *,
         registry: NodeRegistry,
-        operations: Operations,
+        acks: AckSink,
         metrics: Metrics,
         limits: NodeLimits | None = None,
         receipts: Receipts | None = None,
@@ -43,7 +43,7 @@ class NodeInbox:
     ) -> None:
         self._config = config  # read at every message: a reload may rename the commune
         self._registry = registry
-        self._operations = operations
+        self._acks = acks
         self._metrics = metrics
         self._limits = limits or NodeLimits()
         self._refuse = Refusals(metrics)
@@ -66,7 +66,7 @@ class NodeInbox:
             return
         kind, node = parsed
         config = self._config()
-        if node in config.node_hamlets():  # unknown ids are counted by the registry/operations
+        if node in config.node_hamlets():  # unknown ids are counted by the registry/ack sink
             heartbeat = config.nodes.heartbeat.total_seconds()
             if not self._limits.allow(node, "ack" if kind == "ack" else "status", heartbeat):
                 self._refuse(node, "rate_limited", kind)
@@ -96,4 +96,4 @@ class NodeInbox:
     async def _handle_ack(self, node: str, payload: bytes) -> None:
         if self._key_acks is not None and self._key_acks(node, payload):
             return
-        await self._operations.on_ack(node, payload)
+        await self._acks.on_ack(node, payload)

@@ -71,20 +71,26 @@ class NodeLimits:
 
 
 class Refusals:
-    """Counts a refused node message by reason; logs the first one per (node, reason)."""
+    """Counts a refused node message by reason; logs the first one per (node, reason). `verb`
+    says what became of it in the log ("refused" before parsing, "ignored" once parsed)."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics | None, *, verb: str = "refused") -> None:
         self._metrics = metrics
+        self._verb = verb
         self._logged: set[tuple[str, str]] = set()
 
     def __call__(self, node: str, reason: str, detail: str = "") -> None:
-        self._metrics.bad_messages_total.labels(reason=reason).inc()
+        if self._metrics is not None:
+            self._metrics.bad_messages_total.labels(reason=reason).inc()
         key = (node[:64], reason)
         if key in self._logged or len(self._logged) > MAX_LOGGED:
             return
         self._logged.add(key)
         if len(self._logged) > MAX_LOGGED:
-            log.warning("too many refused node messages: further ones are counted, not logged")
+            log.warning(
+                "too many %s node messages: further ones are counted, not logged", self._verb
+            )
             return
         # %r: a node id or detail from the wire must not forge or colour a log line.
-        log.warning("node %r: %s message refused %r (logged once)", node[:64], reason, detail)
+        said = f" {detail!r}" if detail else ""
+        log.warning("node %r: %s message %s%s (logged once)", node[:64], reason, self._verb, said)

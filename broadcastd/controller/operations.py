@@ -1,7 +1,7 @@
-"""What staff ask of the running daemon (announce, cancel, stop, volume) and what nodes answer.
+"""What staff ask of the running daemon (announce, cancel, stop, volume).
 
 Requests arrive over the local control socket; this module turns them into dispatches and signed
-control envelopes, and turns acks into the journal and the coverage metrics. Every event a request
+control envelopes (what nodes answer goes to acks.py). Every event a request
 causes is journaled with who asked (`Who`): the operator as claimed and the Unix user the socket's
 peer credentials prove. With `emergency.approvals: 2`, cancel, stop and volume must name an
 operator.
@@ -14,15 +14,13 @@ import hashlib
 import json
 import logging
 import os
-from collections import defaultdict
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from broadcastd import protocol
+from broadcastd.controller.acks import AckSink
 from broadcastd.controller.adhoc import adhoc_plans, check_languages
 from broadcastd.controller.approvals import Approvals, check_operator
 from broadcastd.controller.controlsocket import Peer
-from broadcastd.controller.nodeguard import Refusals
 from broadcastd.controller.reads import READ_VERSION, READS, answer_read, tts_counts
 from broadcastd.controller.recordings import Recordings
 from broadcastd.controller.requests import (
@@ -41,8 +39,8 @@ from broadcastd.controller.requests import (
 )
 from broadcastd.controller.volume import VolumeRequests
 from broadcastd.controller.volumeschedule import VolumeSchedules
-from broadcastd.errors import BroadcastdError, ProtocolError
-from broadcastd.models import ADHOC_KINDS, Ack, AckStatus, metric_slot
+from broadcastd.errors import BroadcastdError
+from broadcastd.models import ADHOC_KINDS
 from broadcastd.plan.volume import SCHEDULE_EVENT, schedule_wire
 
 if TYPE_CHECKING:
@@ -58,10 +56,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Statuses a node reports for an envelope it did not accept (a forgery, one delivered too late):
-# kept as evidence even when the id is none this controller dispatched; they count for no figure.
-EVIDENCE = frozenset({"rejected", "expired"})
-
 
 @dataclass(frozen=True, slots=True)
 class Health:
@@ -72,7 +66,7 @@ class Health:
 
 
 class Operations:
-    """Control-socket handler and ack sink. Holds no state the journal does not also have."""
+    """Control-socket handler; its `acks` is the node inbox's ack sink (acks.py)."""
 
     def __init__(  # noqa: PLR0913 - the collaborators, handed over by the composition root
         self,
@@ -97,10 +91,6 @@ class Operations:
         self.metrics = metrics
         self.clock = clock
         self._health = health
-        # playlist id -> (hamlet, slot), and who played it, for households_reached
-        self._playlists: dict[str, tuple[str, str]] = {}
-        self._played: dict[str, set[str]] = defaultdict(set)
-        self._refuse = Refusals(metrics)
         self.console_uid = os.geteuid()  # the console runs as the daemon's user (requests.py)
         self.approvals = Approvals(clock, journal.event_details("request"))
         self.volume = VolumeRequests(
@@ -108,10 +98,19 @@ class Operations:
         )
         self.recordings = Recordings(config.state_dir / "recordings", renderer)
         self.schedules = schedules or VolumeSchedules()
+        self.acks = AckSink(
+            config,
+            controls=controls,
+            journal=journal,
+            registry=registry,
+            volume=self.volume,
+            metrics=metrics,
+        )
 
     def replace_config(self, config: Config) -> None:
         self.config = config
         self.volume.replace_config(config)
+        self.acks.replace_config(config)
 
     async def handle(self, raw: dict[str, Any], peer: Peer | None = None) -> dict[str, Any]:
         """One control-socket request, parsed and checked before anything acts on it; `peer` is
@@ -283,7 +282,7 @@ class Operations:
             adhoc.plans, priority=priority, status=status, urgent=priority == "emergency"
         )
         for p in published:
-            self._playlists[p.playlist] = (p.hamlet, p.slot)
+            self.acks.sent(p.playlist, p.hamlet, p.slot)
         result: dict[str, Any] = {
             "id": adhoc.id,
             "status": status,
@@ -365,64 +364,6 @@ class Operations:
                 f"no playlist, announcement or pending request with id {target!r} in the journal"
             )
         return rows
-
-    async def on_ack(self, node: str, payload: bytes) -> None:
-        metrics = self.metrics
-        hamlet = self.config.node_hamlets().get(node)
-        if hamlet is None:
-            metrics.bad_messages_total.labels(reason="unknown_node").inc()
-            return
-        try:
-            parsed = protocol.parse_ack(payload)
-        except ProtocolError as exc:
-            self._refuse(node, exc.reason, exc.detail)
-            return
-        sent_to = self._sent_to(parsed.playlist)
-        control = self.controls.hamlets_of(parsed.playlist)  # a control's ack names its id
-        if sent_to is None and control is None and parsed.status not in EVIDENCE:
-            self._refuse(node, "unknown_playlist", f"{parsed.status} {parsed.playlist}")
-            return
-        if (sent_to is not None and sent_to[0] != hamlet.id) or (
-            control is not None and hamlet.id not in control
-        ):
-            # A node can only have received its own hamlet's playlists and controls (the ACL):
-            # anything else is a forgery trying to move another hamlet's figures.
-            self._refuse(node, "foreign_playlist", f"{parsed.status} {parsed.playlist}")
-            return
-        ack = Ack(
-            node=node,
-            playlist=parsed.playlist,
-            status=cast("AckStatus", parsed.status),  # parse_ack admits only ACK_STATUSES
-            ts=parsed.ts,
-            detail=parsed.detail,
-        )
-        metrics.playlist_acks_total.labels(hamlet=hamlet.id, status=ack.status).inc()
-        self.journal.record_ack(ack, hamlet.id)
-        self.registry.on_ack(node, ack.playlist, ack.status)
-        self.volume.on_ack(node, ack.playlist)
-        if ack.status == "played":
-            self._count_played(ack, hamlet.id)
-
-    def _sent_to(self, playlist: str) -> tuple[str, str] | None:
-        """(hamlet, slot) of a playlist this controller dispatched; None if it never did."""
-        where = self._playlists.get(playlist)
-        if where is None:
-            row = self.journal.dispatch(playlist)
-            if row is None:
-                return None
-            where = self._playlists[playlist] = (row.hamlet, row.slot)
-        return where
-
-    def _count_played(self, ack: Ack, hamlet_id: str) -> None:
-        where = self._sent_to(ack.playlist)
-        if where is None:
-            return
-        self._played[ack.playlist].add(ack.node)
-        hamlet = self.config.hamlet(hamlet_id)
-        households = {n.id: n.households for n in hamlet.nodes}
-        reached = sum(households.get(n, 0) for n in self._played[ack.playlist])
-        label = metric_slot(where[1])
-        self.metrics.households_reached.labels(hamlet=where[0], slot=label).set(reached)
 
 
 def _adhoc(slot: str) -> bool:

@@ -18,8 +18,9 @@ import contextlib
 import logging
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
+from broadcastd.controller.nodeguard import Refusals
 from broadcastd.errors import ProtocolError
 from broadcastd.models import Transition
 from broadcastd.protocol.payloads import parse_heartbeat, parse_state
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from broadcastd.metrics import Metrics
 
 log = logging.getLogger(__name__)
+M = TypeVar("M")  # a parsed node message
 
 UNKNOWN: Final = "unknown"
 ONLINE: Final = "online"
@@ -42,7 +44,6 @@ STATES: Final = (UNKNOWN, ONLINE, STALE, OFFLINE)
 
 FLAP_WINDOW_S = 900.0
 FLAP_LIMIT = 4  # two full drop-and-return cycles within the window
-MAX_LOGGED = 10_000  # bound on remembered (node, reason) pairs, against a flood of invented ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ class NodeRegistry:
         self._journal_cb = journal_cb
         self._nodes: dict[str, _Node] = {}
         self._hamlet_households: dict[str, int] = {}
-        self._logged: set[tuple[str, str]] = set()
+        self._bad = Refusals(metrics, verb="ignored")
         self._counts: dict[tuple[str, str], int] = {}
         self._dirty: set[str] = set()
         self._transition_counters: dict[tuple[str, str], Counter] = {}
@@ -129,7 +130,8 @@ class NodeRegistry:
     ) -> NodeRegistry:
         self = cls.__new__(cls)
         self._metrics, self._now, self._journal_cb = metrics, now, journal_cb
-        self._nodes, self._hamlet_households, self._logged = {}, {}, set()
+        self._nodes, self._hamlet_households = {}, {}
+        self._bad = Refusals(metrics, verb="ignored")
         self._counts, self._dirty, self._transition_counters = {}, set(), {}
         specs = list(nodes)
         households: dict[str, int] = {}
@@ -177,14 +179,10 @@ class NodeRegistry:
     # -- inputs ------------------------------------------------------------------------------------
 
     def on_state(self, node_id: str, payload: bytes) -> None:
-        node = self._known(node_id)
-        if node is None:
+        parsed = self._parsed(node_id, payload, parse_state)
+        if parsed is None:
             return
-        try:
-            msg = parse_state(payload)
-        except ProtocolError as exc:
-            self._bad(node_id, exc.reason)
-            return
+        node, msg = parsed
         if msg.ts < node.state_ts:
             self._bad(node_id, "out_of_order")  # e.g. an old session's Last Will, delivered late
             return
@@ -199,14 +197,10 @@ class NodeRegistry:
         self._publish_gauges()
 
     def on_heartbeat(self, node_id: str, payload: bytes) -> None:
-        node = self._known(node_id)
-        if node is None:
+        parsed = self._parsed(node_id, payload, parse_heartbeat)
+        if parsed is None:
             return
-        try:
-            beat = parse_heartbeat(payload)
-        except ProtocolError as exc:
-            self._bad(node_id, exc.reason)
-            return
+        node, beat = parsed
         t = self._now()
         # The node's own estimate from the time beacons, when it sends one: the offset it plays
         # by, free of the heartbeat's delay and of `ts`'s whole seconds.
@@ -224,7 +218,7 @@ class NodeRegistry:
         """Remember a node's latest ack (shown in snapshots); an ack is also a sign of life."""
         node = self._nodes.get(node_id)
         if node is None:
-            return  # operations.on_ack already counted the unknown node
+            return  # AckSink.on_ack already counted the unknown node
         node.last_ack = f"{playlist[:80]} {status}"
         self._heard(node_id, node, "ack", self._now())
         self._publish_gauges()
@@ -287,23 +281,25 @@ class NodeRegistry:
 
     # -- internals ---------------------------------------------------------------------------------
 
+    def _parsed(
+        self, node_id: str, payload: bytes, parse: Callable[[bytes], M]
+    ) -> tuple[_Node, M] | None:
+        """The configured node and its message; None (counted as bad) for an unknown node or a
+        payload `parse` refuses."""
+        node = self._known(node_id)
+        if node is None:
+            return None
+        try:
+            return node, parse(payload)
+        except ProtocolError as exc:
+            self._bad(node_id, exc.reason)
+            return None
+
     def _known(self, node_id: str) -> _Node | None:
         node = self._nodes.get(node_id)
         if node is None:
             self._bad(node_id, "unknown_node")
         return node
-
-    def _bad(self, node_id: str, reason: str) -> None:
-        if self._metrics is not None:
-            self._metrics.bad_messages_total.labels(reason=reason).inc()
-        key = (node_id[:64], reason)
-        if key in self._logged or len(self._logged) > MAX_LOGGED:
-            return
-        self._logged.add(key)
-        if len(self._logged) > MAX_LOGGED:
-            log.warning("too many bad nodes/messages: further ones are counted, not logged")
-        else:
-            log.warning("node %r: %s message ignored (logged once)", node_id[:64], reason)
 
     def _heard(self, node_id: str, node: _Node, cause: str, t: float) -> None:
         node.last_seen = t

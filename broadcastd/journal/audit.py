@@ -52,6 +52,27 @@ def chain_hash(prev_hash: str, content: str) -> str:
     return hashlib.sha256((prev_hash + content).encode()).hexdigest()
 
 
+class ChainWalk:
+    """Follows a hash chain link by link, in seq order from 1: each link must carry the next seq,
+    name the previous link's hash, and hash to `chain_hash(previous, content)`."""
+
+    MISSING = "missing"  # links missing before this one
+    ALTERED = "altered"  # the link or its hash was altered
+
+    def __init__(self) -> None:
+        self.head = GENESIS
+        self.length = 0  # links followed so far
+
+    def check(self, seq: int, content: str, prev_hash: str, digest: str) -> str | None:
+        """None if the link follows (and becomes the head), else MISSING or ALTERED."""
+        if seq != self.length + 1:
+            return self.MISSING
+        if prev_hash != self.head or chain_hash(self.head, content) != digest:
+            return self.ALTERED
+        self.head, self.length = digest, seq
+        return None
+
+
 def row_dict(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
     return {d[0]: v for d, v in zip(cursor.description, values, strict=True)}
 
@@ -89,20 +110,18 @@ def verify(journal_path: Path) -> Finding | None:
 
 def _verify(conn: sqlite3.Connection) -> Finding | None:  # noqa: PLR0911 - one return per kind of tampering
     latest: dict[tuple[str, str], tuple[int, str]] = {}  # (table, key) -> (seq, content)
-    prev = GENESIS
-    expected_seq = 1
+    chain = ChainWalk()
     for seq, table, key, op, content, prev_hash, digest in conn.execute(
         "SELECT seq, tbl, key, op, content, prev_hash, hash FROM audit ORDER BY seq"
     ):
-        if seq != expected_seq:
+        broken = chain.check(seq, content, prev_hash, digest)
+        if broken == ChainWalk.MISSING:
             return Finding(table, key, f"audit rows missing before seq {seq}", seq)
-        if prev_hash != prev or chain_hash(prev, content) != digest:
+        if broken:
             return Finding(table, key, "audit chain broken: row or its hash was altered", seq)
         if content != canonical(table, key, op, json.loads(content)["row"]):
             return Finding(table, key, "audit content is not canonical", seq)
         latest[(table, key)] = (seq, content)
-        prev = digest
-        expected_seq += 1
     for table, key_col in AUDITED.items():
         cur = conn.execute(f"SELECT * FROM {table} ORDER BY {key_col}")  # noqa: S608 - fixed names
         for values in cur:

@@ -11,7 +11,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from broadcastd.journal.store import JournalError
+from broadcastd.errors import JournalError
+from broadcastd.journal.queries import JournalReader
 from broadcastd.models import Transition
 
 if TYPE_CHECKING:
@@ -35,45 +36,47 @@ class AuditRow:
     hash: str
 
 
-class History:
+def newest_first(
+    select: str, key: str, *, limit: int, before: int | None, kind: str | None
+) -> tuple[str, tuple[object, ...]]:
+    """`select` (a fixed `SELECT ... FROM table`) paged newest first by its integer `key`: rows
+    with key below `before` (the next page), of one `kind` if given, at most `limit`."""
+    where: list[str] = ["1=1"]
+    params: list[object] = []
+    if before is not None:
+        where.append(f"{key}<?")
+        params.append(before)
+    if kind is not None:
+        where.append("kind=?")
+        params.append(kind)
+    sql = f"{select} WHERE {' AND '.join(where)} ORDER BY {key} DESC LIMIT ?"
+    return sql, (*params, limit)
+
+
+class History(JournalReader):
     def __init__(self, path: Path) -> None:
         if not path.exists():
             raise JournalError(f"no journal at {path} (has the daemon run with this state_dir?)")
         self.path = path
-        self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         try:
-            self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            self._reader = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, check_same_thread=False
+            )
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"cannot open journal {path}: {exc}") from None
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            try:
-                return self._conn.execute(sql, params).fetchall()
-            except sqlite3.DatabaseError as exc:
-                raise JournalError(f"cannot read journal {self.path}: {exc}") from None
+        with self._read_lock:
+            self._reader.close()
 
     def events(
         self, *, limit: int, before: int | None = None, kind: str | None = None
     ) -> list[EventRow]:
         """Events (requests, issues, approvals, refusals...), newest first."""
-        where: list[str] = ["1=1"]
-        params: list[object] = []
-        if before is not None:
-            where.append("id<?")
-            params.append(before)
-        if kind is not None:
-            where.append("kind=?")
-            params.append(kind)
-        sql = (
-            "SELECT id, ts, kind, detail FROM events"  # noqa: S608 - fixed fragments
-            f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
-        )
-        return [EventRow(*r) for r in self._query(sql, (*params, limit))]
+        select = "SELECT id, ts, kind, detail FROM events"
+        sql, params = newest_first(select, "id", limit=limit, before=before, kind=kind)
+        return [EventRow(*r) for r in self._query(sql, params)]
 
     def event_kinds(self) -> list[str]:
         return [r[0] for r in self._query("SELECT DISTINCT kind FROM events ORDER BY kind")]

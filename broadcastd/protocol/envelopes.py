@@ -65,34 +65,21 @@ class Playlist:
     def from_envelope(cls, env: Mapping[str, Any]) -> Playlist:
         validate_playlist(env)
         return cls(
-            commune=env["commune"],
-            hamlet=env["hamlet"],
-            id=env["id"],
+            **_read_header(env),
             slot=env["slot"],
             play_at=env["play_at"],
-            expires_at=env["expires_at"],
             priority=env["priority"],
-            issued_at=env["issued_at"],
             items=tuple(PlaylistItem(**{k: i[k] for k in _ITEM_FIELDS}) for i in env["items"]),
-            status=env.get("status", "live"),
-            seq=env.get("seq"),
             volume=env.get("volume"),
             volume_since=env.get("volume_since"),
         )
 
     def unsigned(self) -> dict[str, object]:
         """The JSON object to sign (see `seal`); ProtocolError if a node would reject it."""
-        env: dict[str, object] = {
-            "v": VERSION,
-            "kind": self.kind,
-            "commune": self.commune,
-            "hamlet": self.hamlet,
-            "id": self.id,
+        env = _header(self) | {
             "slot": self.slot,
             "play_at": self.play_at,
-            "expires_at": self.expires_at,
             "priority": self.priority,
-            "issued_at": self.issued_at,
             "items": [asdict(i) for i in self.items],
             "status": self.status,
         }
@@ -126,16 +113,10 @@ class Control:
     def from_envelope(cls, env: Mapping[str, Any]) -> Control:
         validate_control(env)
         return cls(
-            commune=env["commune"],
-            hamlet=env["hamlet"],
-            id=env["id"],
+            **_read_header(env),
             action=env["action"],
             target=env.get("target"),
             value=env.get("value"),
-            issued_at=env["issued_at"],
-            expires_at=env["expires_at"],
-            status=env.get("status", "live"),
-            seq=env.get("seq"),
             nodes=None if env.get("nodes") is None else tuple(env["nodes"]),
         )
 
@@ -145,18 +126,7 @@ class Control:
 
     def unsigned(self) -> dict[str, object]:
         """The JSON object to sign (see `seal`); ProtocolError if a node would reject it."""
-        env: dict[str, object] = {
-            "v": VERSION,
-            "kind": self.kind,
-            "commune": self.commune,
-            "hamlet": self.hamlet,
-            "id": self.id,
-            "action": self.action,
-            "target": self.target,
-            "value": self.value,
-            "issued_at": self.issued_at,
-            "expires_at": self.expires_at,
-        }
+        env = _header(self) | {"action": self.action, "target": self.target, "value": self.value}
         # Controls have always been signed without `status` when live; the field stays out so
         # their bytes do not change (a node reads an absent status as "live").
         if self.status != "live":
@@ -167,6 +137,33 @@ class Control:
             env["nodes"] = list(self.nodes)
         validate_control(env)
         return env
+
+
+def _header(envelope: Playlist | Control) -> dict[str, object]:
+    """The fields every envelope carries, as signed (`status` and `seq` are each kind's own:
+    a live control leaves its status out)."""
+    return {
+        "v": VERSION,
+        "kind": envelope.kind,
+        "commune": envelope.commune,
+        "hamlet": envelope.hamlet,
+        "id": envelope.id,
+        "issued_at": envelope.issued_at,
+        "expires_at": envelope.expires_at,
+    }
+
+
+def _read_header(env: Mapping[str, Any]) -> dict[str, Any]:
+    """The common fields of a validated envelope, as keywords of its dataclass."""
+    return {
+        "commune": env["commune"],
+        "hamlet": env["hamlet"],
+        "id": env["id"],
+        "issued_at": env["issued_at"],
+        "expires_at": env["expires_at"],
+        "status": env.get("status", "live"),
+        "seq": env.get("seq"),
+    }
 
 
 _ITEM_FIELDS = ("sha256", "bytes", "chunks", "duration_ms", "title", "lang", "announcement")

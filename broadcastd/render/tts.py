@@ -115,8 +115,24 @@ def _gtts_fetch(  # noqa: PLR0913 - one call site, all of them gTTS's own argume
         tts.write_to_fp(buf)
     # gTTSError, requests errors, AssertionError on odd text: for the chain, all mean "failed"
     except Exception as exc:  # noqa: BLE001 - any failure of the remote engine falls through
+        if _timed_out(exc):
+            raise TtsTimeoutError(f"gtts: no reply within {timeout:g}s") from None
         raise RenderError(f"gtts: {exc}") from None
     return buf.getvalue()
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether requests gave up waiting for the server, under whatever gTTS raised instead (it
+    raises its own error inside its handler, so requests' is the context). Both clocks run for
+    `timeout`: a stalled server is a timeout whichever notices first (a loaded loop is late)."""
+    from requests.exceptions import Timeout  # noqa: PLC0415 - loaded with gTTS, only for it
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, Timeout):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @functools.cache

@@ -16,12 +16,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from support.daemon_main import read_log, spawn, wait_log
 from support.e2e import wait_for, write_commune
+from support.scrape import sample_sum, scrape, with_metrics
 
 from broadcastd.journal.store import Journal
 from broadcastd.transport.broker import free_port
@@ -50,7 +50,7 @@ def _two_slots(e2e: E2E) -> str:
     )
     text = re.sub(r"^  noon: .*\n", slots, text, count=1, flags=re.MULTILINE)
     text = text.replace("    slots: [noon]\n", "    slots: [noon, late]\n")
-    return text + f"metrics: {{listen: '127.0.0.1:{free_port()}'}}\n"
+    return with_metrics(text, free_port())
 
 
 def _announcements(e2e: E2E, slot: str) -> list[list[str]]:
@@ -63,13 +63,7 @@ def _announcements(e2e: E2E, slot: str) -> list[list[str]]:
 
 
 def _reloads(port: str, result: str) -> float:
-    url = f"http://127.0.0.1:{port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        body = resp.read().decode()
-    found = re.search(
-        rf'^broadcastd_config_reloads_total{{result="{result}"}} (\S+)$', body, re.MULTILINE
-    )
-    return float(found.group(1)) if found else 0.0
+    return sample_sum(scrape(int(port)), "broadcastd_config_reloads_total", result=result)
 
 
 async def test_sighup_rejects_a_broken_config_then_applies_a_good_one_without_restart(tmp_path):

@@ -5,36 +5,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import textwrap
 from typing import TYPE_CHECKING
 
 import pytest
+from support.communes import write_one_hamlet
 from support.gtts_server import FakeGtts, make_speech_mp3
 
 from broadcastd.cli.main import run
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-
-def commune(tmp_path: Path, tts: str) -> Path:
-    path = tmp_path / "commune.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            commune: {{id: x, name: "X"}}
-            signing: {{private_key_file: key}}
-            state_dir: state
-            slots:
-              noon: {{at: "11:30"}}
-            hamlets:
-              - {{id: a, name: A, households: 1}}
-            tts: {tts}
-            """
-        ),
-        encoding="utf-8",
-    )
-    return path
 
 
 def duration(path: Path) -> tuple[str, float]:
@@ -58,13 +38,13 @@ def test_without_a_config_it_prints_the_line_with_the_builtin_lexicon(capsys):
 
 
 def test_with_a_config_the_commune_lexicon_and_number_style_apply(tmp_path, capsys):
-    path = commune(tmp_path, '{numbers: south, lexicon: {"Nà Lay": "Nà Lai"}}')
+    path = write_one_hamlet(tmp_path, tts='{numbers: south, lexicon: {"Nà Lay": "Nà Lai"}}')
     assert run(["say", "-c", str(path), "Thôn Nà Lay có 105 hộ"]) == 0
     assert capsys.readouterr().out == "Thôn Nà Lai có một trăm lẻ năm hộ\n"
 
 
 def test_out_renders_through_the_configured_chain(tmp_path, capsys):
-    path = commune(tmp_path, "{engines: [espeak]}")
+    path = write_one_hamlet(tmp_path, tts="{engines: [espeak]}")
     clip = tmp_path / "thong-bao.mp3"
     assert run(["say", "-c", str(path), "--out", str(clip), "Họp thôn lúc 19h30."]) == 0
     out, err = capsys.readouterr()

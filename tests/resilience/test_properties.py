@@ -125,7 +125,7 @@ class Router:
             health=lambda: Health(connected=False, ready=False),
         )
         self.inbox = NodeInbox(
-            lambda: e2e.config, registry=registry, operations=operations, metrics=self.metrics
+            lambda: e2e.config, registry=registry, acks=operations.acks, metrics=self.metrics
         )
         self.topics = protocol.Topics(e2e.config.commune.id)
         self.nodes = e2e.node_ids

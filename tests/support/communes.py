@@ -44,3 +44,22 @@ def thu(*, hamlets: int = 2, slots: str = 'noon: {at: "11:30"}') -> str:
         f"  - {{id: ban-{c}, name: Bản {c.upper()}, households: 10}}" for c in "abcdefgh"[:hamlets]
     ]
     return "\n".join(lines) + "\n"
+
+
+def write_one_hamlet(directory: Path, *, tts: str, rest: str = "") -> Path:
+    """`directory/c.yaml`: Xã X, one nodeless hamlet `a`, one slot, `tts: <tts>` on line 8 and
+    `rest` (more top-level YAML) from line 9; an empty signing key beside it."""
+    (directory / "key").write_bytes(b"")
+    path = directory / "c.yaml"
+    path.write_text(
+        'commune: {id: x, name: "X"}\n'
+        "signing: {private_key_file: key}\n"
+        "state_dir: state\n"
+        "slots:\n"
+        '  noon: {at: "11:30"}\n'
+        "hamlets:\n"
+        "  - {id: a, name: A, households: 1}\n"
+        f"tts: {tts}\n" + rest,
+        encoding="utf-8",
+    )
+    return path

@@ -58,6 +58,8 @@ class FakeGtts:
         self.requests = 0
         self.bodies: list[bytes] = []  # each POST's form body (gTTS's text, language and speed)
         self.release = threading.Event()  # ends stalled/slow replies at shutdown
+        self.held = 0  # stalled requests still waiting for `release`, i.e. never answered yet
+        self._held_lock = threading.Lock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -69,7 +71,7 @@ class FakeGtts:
                 fake.bodies.append(self.rfile.read(length))
                 fake.requests += 1
                 if fake.mode == "stalled":
-                    fake.release.wait(30)
+                    fake.hold()
                     return
                 if fake.mode == "slow":
                     fake.release.wait(fake.delay)
@@ -101,6 +103,14 @@ class FakeGtts:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def hold(self) -> None:
+        """Answer nothing until shutdown (`held` counts the requests waiting so)."""
+        with self._held_lock:
+            self.held += 1
+        self.release.wait(30)
+        with self._held_lock:
+            self.held -= 1
 
     def __enter__(self) -> Self:
         self._thread.start()

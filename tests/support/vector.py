@@ -63,3 +63,15 @@ def vector_fields() -> dict[str, Any]:
         "status": pl.status,
         "seq": pl.seq,
     }
+
+
+def control_fields(**fields: Any) -> dict[str, Any]:
+    """A control for the vector's commune and hamlet, issued with it and valid ten minutes, as
+    keyword arguments of `protocol.control_envelope`; `fields` adds the rest (id, action...)."""
+    return {
+        "commune": VECTOR_PLAYLIST.commune,
+        "hamlet": VECTOR_PLAYLIST.hamlet,
+        "issued_at": VECTOR_PLAYLIST.issued_at,
+        "expires_at": VECTOR_PLAYLIST.issued_at + 600,
+        **fields,
+    }

@@ -22,9 +22,7 @@ if TYPE_CHECKING:
 EMERGENCY = "emergency: {approvals: 2, operators: [chu-tich, pho-chu-tich]}\n"
 
 
-@pytest.fixture(autouse=True)
-def quick_hashes(monkeypatch):
-    monkeypatch.setattr(accounts, "_hasher", cs.QUICK_HASHER)
+pytestmark = pytest.mark.usefixtures("quick_hashes")  # cheap argon2 (conftest.py)
 
 
 @pytest.fixture

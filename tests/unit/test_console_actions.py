@@ -20,7 +20,7 @@ from support.clock import FakeClock
 from support.communes import write_sang_moc
 from support.fakedaemon import FakeDaemon
 
-from broadcastd.console import accesslog, accounts
+from broadcastd.console import accesslog
 from broadcastd.console.acting import AUDIO_FORM_LIMIT
 from broadcastd.console.app import MAX_BODY, ROUTERS
 from broadcastd.console.confirm import CONFIRM_TTL_S
@@ -43,10 +43,7 @@ NOT_ACTIONS = {"/login", "/logout", "/lang", "/account/sessions/end"}
 SAMPLE = {"rid": "req-1"}
 
 
-@pytest.fixture(autouse=True)
-def quick_hashes(monkeypatch):
-    monkeypatch.setattr(accounts, "_hasher", cs.QUICK_HASHER)
-    monkeypatch.setattr(accounts, "_DUMMY_HASH", cs.QUICK_HASHER.hash("dummy"))
+pytestmark = pytest.mark.usefixtures("quick_hashes")  # cheap argon2 (conftest.py)
 
 
 @pytest.fixture

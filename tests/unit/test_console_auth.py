@@ -11,7 +11,7 @@ from support import console as cs
 from support.clock import FakeClock
 from support.communes import write_sang_moc
 
-from broadcastd.console import accesslog, accounts
+from broadcastd.console import accesslog
 from broadcastd.console.app import ROUTERS
 from broadcastd.console.auth import ACCOUNT_FAILURES, ADDRESS_FAILURES, THROTTLE_WINDOW_S
 
@@ -31,11 +31,7 @@ SAMPLE = {
 OPEN = {"/login", "/lang"}  # reachable before login (each with its own pre-session CSRF token)
 
 
-@pytest.fixture(autouse=True)
-def quick_hashes(monkeypatch):
-    """Cheap argon2 parameters: these tests are about the logic, and make a hundred guesses."""
-    monkeypatch.setattr(accounts, "_hasher", cs.QUICK_HASHER)
-    monkeypatch.setattr(accounts, "_DUMMY_HASH", cs.QUICK_HASHER.hash("dummy"))
+pytestmark = pytest.mark.usefixtures("quick_hashes")  # cheap argon2 (conftest.py)
 
 
 @pytest.fixture

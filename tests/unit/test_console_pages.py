@@ -19,7 +19,7 @@ from support import history
 from support.clock import FakeClock
 
 from broadcastd.cli.main import run as broadcastd
-from broadcastd.console import accounts, i18n
+from broadcastd.console import i18n
 from broadcastd.console.app import ROUTERS
 from broadcastd.console.schedule import bulletin_clips
 
@@ -61,9 +61,7 @@ announcements:
     return path
 
 
-@pytest.fixture(autouse=True)
-def quick_hashes(monkeypatch):
-    monkeypatch.setattr(accounts, "_hasher", cs.QUICK_HASHER)
+pytestmark = pytest.mark.usefixtures("quick_hashes")  # cheap argon2 (conftest.py)
 
 
 @pytest.fixture

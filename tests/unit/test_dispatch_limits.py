@@ -8,6 +8,8 @@ import datetime as dt
 import hashlib
 from typing import TYPE_CHECKING
 
+from support.communes import thu
+
 from broadcastd import protocol
 from broadcastd.config import load_config
 from broadcastd.controller.controls import Controls
@@ -19,16 +21,7 @@ from broadcastd.models import Clip, PlanItem, SlotPlan
 if TYPE_CHECKING:
     from pathlib import Path
 
-CONFIG = """\
-commune: {id: thu, name: Xã Thử}
-signing: {private_key_file: key}
-state_dir: state
-slots: {noon: {at: "11:30"}}
-tts: {engines: [espeak]}
-hamlets:
-  - {id: ban-a, name: Bản A, households: 10}
-  - {id: ban-b, name: Bản B, households: 10}
-"""
+CONFIG = thu(hamlets=2)
 DAY = dt.date(2026, 11, 24)
 
 

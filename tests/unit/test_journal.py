@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from broadcastd import protocol
+from broadcastd.errors import JournalError
 from broadcastd.journal import audit
-from broadcastd.journal.store import SCHEMA_VERSION, Journal, JournalError
+from broadcastd.journal.store import SCHEMA_VERSION, Journal
 from broadcastd.models import Ack, Transition
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,6 +18,7 @@ from support.vector import (
     VECTOR_CANONICAL,
     VECTOR_PUBLIC,
     VECTOR_SIG,
+    control_fields,
     vector_fields,
 )
 
@@ -224,14 +225,7 @@ def test_builders_refuse_to_sign_malformed_envelopes():
 
 def test_control_roundtrip(key):
     env = p.control_envelope(
-        commune="sang-moc",
-        hamlet="ban-chuong",
-        control_id="volume-3",
-        action="volume",
-        value=40,
-        issued_at=1795928400,
-        expires_at=1795929000,
-        seq=3,
+        **control_fields(control_id="volume-3", action="volume", value=40, seq=3)
     )
     ctl = check(p.encode(p.sign(env, key)), key)
     assert isinstance(ctl, p.Control)

@@ -7,6 +7,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
+from support.communes import thu
+
 from broadcastd.config import load_config
 from broadcastd.controller.operations import Health, Operations
 from broadcastd.journal.store import Journal
@@ -15,15 +17,7 @@ from broadcastd.metrics import Metrics
 if TYPE_CHECKING:
     from pathlib import Path
 
-CONFIG = """\
-commune: {id: thu, name: Xã Thử}
-signing: {private_key_file: key}
-state_dir: state
-slots: {noon: {at: "11:30"}}
-tts: {engines: [espeak]}
-hamlets: [{id: ban-a, name: Bản A, households: 10}]
-emergency: {approvals: 2, operators: [an, binh]}
-"""
+CONFIG = thu(hamlets=1) + "emergency: {approvals: 2, operators: [an, binh]}\n"
 NOW = 1_796_561_739.79  # what the old ids were made of: req-1796561739790
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from support.vector import NOW, SEED, VECTOR_PLAYLIST, VECTOR_SIG
+from support.vector import NOW, SEED, VECTOR_PLAYLIST, VECTOR_SIG, control_fields, vector_fields
 
 from broadcastd import protocol as p
 from broadcastd.errors import ProtocolError
@@ -35,18 +35,7 @@ def verified(wire: bytes) -> p.Playlist | p.Control:
 def test_sealing_a_playlist_gives_the_fixed_vector_bytes():
     signed = p.seal(PLAYLIST, KEY)
     assert json.loads(signed.wire)["sig"] == VECTOR_SIG
-    by_hand = p.playlist_envelope(
-        commune=PLAYLIST.commune,
-        hamlet=PLAYLIST.hamlet,
-        playlist_id=PLAYLIST.id,
-        slot=PLAYLIST.slot,
-        play_at=PLAYLIST.play_at,
-        expires_at=PLAYLIST.expires_at,
-        priority=PLAYLIST.priority,
-        issued_at=PLAYLIST.issued_at,
-        items=PLAYLIST.items,
-        seq=PLAYLIST.seq,
-    )
+    by_hand = p.playlist_envelope(**vector_fields())
     assert signed.wire == p.encode(p.sign(by_hand, KEY))
     assert signed.envelope is PLAYLIST
     assert verified(signed.wire) == PLAYLIST
@@ -57,15 +46,7 @@ def test_a_live_control_is_signed_without_status_and_reads_back_equal():
     body = json.loads(signed.wire)
     assert "status" not in body
     assert (body["target"], body["value"], body["seq"]) == (None, None, 8)
-    by_hand = p.control_envelope(
-        commune="sang-moc",
-        hamlet="ban-chuong",
-        control_id="stop-8",
-        action="stop",
-        issued_at=1795928400,
-        expires_at=1795929000,
-        seq=8,
-    )
+    by_hand = p.control_envelope(**control_fields(control_id="stop-8", action="stop", seq=8))
     assert signed.wire == p.encode(p.sign(by_hand, KEY))
     assert verified(signed.wire) == CONTROL
     exercise = json.loads(p.seal(replace(CONTROL, status="exercise"), KEY).wire)

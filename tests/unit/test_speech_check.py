@@ -3,8 +3,9 @@ badly after normalisation, and says what would be heard instead."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
+
+from support.communes import write_one_hamlet
 
 from broadcastd.cli.main import run
 from broadcastd.config import load_config
@@ -14,34 +15,20 @@ ROOT = Path(__file__).parent.parent.parent
 TAIL = "add a tts.lexicon entry or reword it to say it otherwise"
 
 
+ANNOUNCEMENT = """\
+announcements:
+  - id: vaccine
+    title: "Tiêm phòng"
+    slots: [noon]
+    text:
+      vi: >-
+        UBND xã và tổ chức WHO khuyến cáo tiêm vắc xin sởi cho trẻ từ 9 tháng,
+        xem tại dichvucong.gov.vn ★ hoặc gọi 115.
+"""
+
+
 def commune(tmp_path: Path, lexicon: str = "{}") -> Path:
-    (tmp_path / "key").write_bytes(b"")
-    path = tmp_path / "c.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            commune: {{id: x, name: "X"}}
-            signing: {{private_key_file: key}}
-            state_dir: state
-            slots:
-              noon: {{at: "11:30"}}
-            hamlets:
-              - {{id: a, name: A, households: 1}}
-            tts:
-              lexicon: {lexicon}
-            announcements:
-              - id: vaccine
-                title: "Tiêm phòng"
-                slots: [noon]
-                text:
-                  vi: >-
-                    UBND xã và tổ chức WHO khuyến cáo tiêm vắc xin sởi cho trẻ từ 9 tháng,
-                    xem tại dichvucong.gov.vn ★ hoặc gọi 115.
-            """
-        ),
-        encoding="utf-8",
-    )
-    return path
+    return write_one_hamlet(tmp_path, tts=f"{{lexicon: {lexicon}}}", rest=ANNOUNCEMENT)
 
 
 def test_each_doubt_is_a_warning_at_its_line_saying_what_will_be_heard(tmp_path, capsys):
@@ -52,12 +39,12 @@ def test_each_doubt_is_a_warning_at_its_line_saying_what_will_be_heard(tmp_path,
     address = "a web or mail address, read part by part"
     where = "warning: announcements[0].text.vi: would be"
     assert err.splitlines() == [
-        f"{path}:16:28: {where} read as 'vê kép hát o' ({spelled}); {TAIL}, got: 'WHO'",
+        f"{path}:15:28: {where} read as 'vê kép hát o' ({spelled}); {TAIL}, got: 'WHO'",
         (
-            f"{path}:17:17: {where} read as 'dich vu cong chấm gờ o vê chấm vê en' ({address}); "
+            f"{path}:16:17: {where} read as 'dich vu cong chấm gờ o vê chấm vê en' ({address}); "
             f"{TAIL}, got: 'dichvucong.gov.vn'"
         ),
-        f"{path}:17:35: {where} left out (a symbol with no reading); {TAIL}, got: '★'",
+        f"{path}:16:35: {where} left out (a symbol with no reading); {TAIL}, got: '★'",
     ]
     assert out.endswith("0 errors, 3 warnings (1 hamlet, 0 nodes, 1 households, 1 announcement)\n")
     assert run(["check", "--strict", "-c", str(path)]) == 78
