@@ -2,8 +2,8 @@
 
 Every envelope is checked (signature, commune, hamlet, expiry, replay) before anything else
 happens. One whose expiry is judged while the controller's time is still unknown waits in the
-clock (node.clock) and comes back here once that time is known. Each playlist id is acked
-`expired` or `failed` at most once, and a retained copy delivered again is quiet.
+clock (node.clock) and comes back here once that time is known. Those done with unplayed
+(expired, stopped, withdrawn) are remembered: acked once, a retained copy delivered again is quiet.
 """
 
 from __future__ import annotations
