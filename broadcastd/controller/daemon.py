@@ -1,4 +1,8 @@
-"""The composition root: one AsyncExitStack owns resources, one TaskGroup runs named tasks."""
+"""The composition root: one AsyncExitStack owns resources, one TaskGroup runs named tasks.
+
+What the tasks run on is built by `collaborators.assemble()`; here are the tasks themselves, the
+start and the orderly stop, and the config reload.
+"""
 
 from __future__ import annotations
 
@@ -13,40 +17,31 @@ from typing import TYPE_CHECKING, Any
 
 from broadcastd import __version__, protocol
 from broadcastd.config import Config, LoadedConfig, load_config
-from broadcastd.controller.beacon import TimeBeacon
+from broadcastd.controller.collaborators import assemble
 from broadcastd.controller.configwatch import ConfigWatcher, parent_dirs
-from broadcastd.controller.controls import Controls
-from broadcastd.controller.controlsocket import ControlServer, Peer
-from broadcastd.controller.dispatch import Dispatcher, SlotDue
-from broadcastd.controller.embedded import BrokerLogin, BrokerSide
-from broadcastd.controller.inbound import NodeInbox
-from broadcastd.controller.keyrotation import COMMAND as ROTATE
-from broadcastd.controller.keyrotation import KeyRotations
-from broadcastd.controller.operations import Health, Operations
-from broadcastd.controller.receipts import Receipts
-from broadcastd.controller.registry import NodeRegistry
+from broadcastd.controller.controlsocket import ControlServer
+from broadcastd.controller.embedded import BrokerSide
 from broadcastd.controller.renderahead import RenderAhead
-from broadcastd.controller.revocation import COMMAND as REVOKE
-from broadcastd.controller.revocation import Revocations
 from broadcastd.controller.runner import FORCE_EXIT_S
 from broadcastd.controller.sdnotify import SdNotifier
-from broadcastd.controller.slotfeed import SlotFeed
-from broadcastd.controller.telemetry import TelemetryBook
-from broadcastd.controller.volumeschedule import VolumeSchedules
 from broadcastd.errors import BroadcastdError, ConfigError
-from broadcastd.journal.store import Journal
 from broadcastd.metrics import Metrics
-from broadcastd.plan.volume import SCHEDULE_EVENT
-from broadcastd.render.renderer import build_renderer
-from broadcastd.transport.bulk import BulkPublisher
-from broadcastd.transport.link import LinkSettings, MqttLink
-from broadcastd.transport.signingkeys import RotatingKey, SigningKeys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Sequence
     from pathlib import Path
 
+    from broadcastd.controller.controls import Controls
+    from broadcastd.controller.dispatch import Dispatcher, SlotDue
+    from broadcastd.controller.keyrotation import KeyRotations
+    from broadcastd.controller.operations import Operations
+    from broadcastd.controller.registry import NodeRegistry
+    from broadcastd.controller.telemetry import TelemetryBook
+    from broadcastd.journal.store import Journal
+    from broadcastd.render.renderer import Renderer
     from broadcastd.transport.broker import MosquittoProcess
+    from broadcastd.transport.bulk import BulkPublisher
+    from broadcastd.transport.link import MqttLink
 
 log = logging.getLogger(__name__)
 
@@ -107,63 +102,19 @@ class Daemon:
 
     async def run(self) -> None:
         """Build every collaborator in order, run them as named tasks until stopped."""
-        keys = SigningKeys(self.config.signing.private_key_file)
-        key = RotatingKey(keys, self.clock)  # the key active at each signature's time
-        self.config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         async with AsyncExitStack() as stack:
-            self.journal = self._open_journal(stack)
-            self.schedules = VolumeSchedules(self.journal.event_details(SCHEDULE_EVENT))
-            login = await self.broker_side.start(self.config, stack)
-            self.registry = self._build_registry()
-            self.link = self._build_link(login)
-            self.bulk = BulkPublisher(self.link, login.bulk)
-            self.renderer = build_renderer(self.config, self.metrics, engines=self.engines)
-            self.dispatcher = self._build_dispatcher(key)
-            self.controls = Controls(
-                self.config.commune.id,
-                link=self.link,
-                journal=self.journal,
-                key=key,
-                seq=self.dispatcher.seq,
-                clock=self.clock,
-                persist=self._save_broker,
-            )
-            self.ops = self._build_operations()
-            self.rotations = KeyRotations(
-                lambda: self.config,
-                keys,
-                link=self.link,
-                journal=self.journal,
-                clock=self.clock,
-                persist=self._save_broker,
-            )
-            self.receipts = Receipts(
-                lambda: self.config.commune.id,
-                link=self.link,
-                journal=self.journal,
-                key=key,
-                clock=self.clock,
-            )
-            self.beacon = self._build_beacon(key)
-            self.telemetry = TelemetryBook(lambda: self.config, self.metrics, clock=self.clock)
-            self.inbox = NodeInbox(
-                lambda: self.config,
-                registry=self.registry,
-                acks=self.ops.acks,
+            self.parts = await assemble(
+                lambda: self.loaded,
+                stack,
+                broker_side=self.broker_side,
                 metrics=self.metrics,
-                receipts=self.receipts,
-                key_acks=self.rotations.on_ack,
-                on_online=self.beacon.soon,
-                on_heartbeat=self.telemetry.on_heartbeat,
-            )
-            self.feed = SlotFeed(
-                self.config, self.queue, self.journal, self.metrics, clock=self.clock
+                queue=self.queue,
+                ready=self.ready,
+                clock=self.clock,
+                engines=self.engines,
             )
             self._start_metrics()
-            self.revocations = Revocations(
-                lambda: self.config, self.broker_side, self.journal, clock=self.clock
-            )
-            control = ControlServer(self.config.state_dir / "broadcastd.sock", self._control)
+            control = ControlServer(self.config.state_dir / "broadcastd.sock", self.parts.control)
             try:
                 async with asyncio.TaskGroup() as tg:
                     for name, job in self._tasks(control):
@@ -174,110 +125,49 @@ class Daemon:
                 if self._overdue is not None:
                     self._overdue.cancel()  # stopped in time; never fire in a loop that goes on
 
-    # -- composition: one step per collaborator ---------------------------------------------------
+    # -- the collaborators operators' tools and tests reach (built by run()) ---------------------
 
-    def _open_journal(self, stack: AsyncExitStack) -> Journal:
-        journal = Journal.open(self.config.state_dir / "journal.sqlite3")
-        stack.callback(journal.close)
-        return journal
+    @property
+    def journal(self) -> Journal:
+        return self.parts.journal
 
-    def _build_registry(self) -> NodeRegistry:
-        return NodeRegistry(
-            self.config, self.metrics, now=self.clock, journal_cb=self.journal.record_transition
-        )
+    @property
+    def registry(self) -> NodeRegistry:
+        return self.parts.registry
 
-    def _build_link(self, login: BrokerLogin) -> MqttLink:
-        config = self.config
-        topics = protocol.Topics(config.commune.id)
-        return MqttLink(
-            LinkSettings.from_url(
-                login.url,
-                client_id=f"broadcastd-{config.commune.id}",
-                username=login.username,
-                password=login.password,
-                tls_ca=config.broker.ca_file,
-                insecure_plaintext=config.broker.insecure_plaintext,
-                keepalive=int(config.nodes.keepalive.total_seconds()),
-                will=(
-                    topics.controller_state(),
-                    protocol.state_payload("offline", int(self.clock())),
-                ),
-                online=(
-                    topics.controller_state(),
-                    protocol.state_payload(
-                        "online",
-                        int(self.clock()),
-                        beacon_s=config.nodes.heartbeat.total_seconds(),
-                    ),
-                ),
-                subscriptions=((topics.nodes_filter(), 1),),
-            ),
-            # Looked up per call: the inbox and the dispatcher are built after (and from) the link.
-            lambda topic, payload, props: self.inbox.on_message(topic, payload, props),  # noqa: PLW0108
-            on_connect=self._on_link_connect,
-            metrics_gauge=self.metrics.mqtt_connected,
-        )
+    @property
+    def link(self) -> MqttLink:
+        return self.parts.link
 
-    async def _on_link_connect(self) -> None:
-        # The rotation first: a node must trust a new key before a playlist signed with it
-        # comes, and a broker that lost the retained rotation gets it back.
-        try:
-            await self.rotations.publish()
-        except BroadcastdError as exc:
-            log.warning("key rotation not published on connect: %s", exc)
-        await self.dispatcher.on_connect()
+    @property
+    def bulk(self) -> BulkPublisher:
+        return self.parts.bulk
 
-    def _build_beacon(self, key: protocol.Ed25519PrivateKey) -> TimeBeacon:
-        return TimeBeacon(
-            self.link,
-            key,
-            commune=lambda: self.config.commune.id,
-            clock=self.clock,
-            # looked up per beacon: a reload may change the heartbeat
-            every_s=lambda: self.config.nodes.heartbeat.total_seconds(),  # noqa: PLW0108
-        )
+    @property
+    def renderer(self) -> Renderer:
+        return self.parts.renderer
 
-    def _build_dispatcher(self, key: protocol.Ed25519PrivateKey) -> Dispatcher:
-        return Dispatcher(
-            self.loaded,
-            link=self.link,
-            audio=self.bulk,
-            journal=self.journal,
-            renderer=self.renderer,
-            key=key,
-            metrics=self.metrics,
-            clock=self.clock,
-            persist=self._save_broker,
-            schedules=self.schedules.for_hamlet,
-        )
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self.parts.dispatcher
 
-    async def _control(self, raw: dict[str, Any], peer: Peer | None = None) -> dict[str, Any]:
-        """The control socket: a revocation is the broker's business, a key rotation the
-        rotations', the rest operations'."""
-        if raw.get("cmd") == REVOKE:
-            return await self.revocations.handle(raw, peer)
-        if raw.get("cmd") == ROTATE:
-            return await self.rotations.handle(raw, peer)
-        return await self.ops.handle(raw, peer)
+    @property
+    def controls(self) -> Controls:
+        return self.parts.controls
 
-    def _save_broker(self) -> None:
-        self.broker_side.save()
+    @property
+    def ops(self) -> Operations:
+        return self.parts.ops
 
-    def _build_operations(self) -> Operations:
-        return Operations(
-            self.config,
-            dispatcher=self.dispatcher,
-            controls=self.controls,
-            journal=self.journal,
-            registry=self.registry,
-            renderer=self.renderer,
-            metrics=self.metrics,
-            clock=self.clock,
-            health=lambda: Health(
-                connected=self.link.connected.is_set(), ready=self.ready.is_set()
-            ),
-            schedules=self.schedules,
-        )
+    @property
+    def rotations(self) -> KeyRotations:
+        return self.parts.rotations
+
+    @property
+    def telemetry(self) -> TelemetryBook:
+        return self.parts.telemetry
+
+    # -- tasks -------------------------------------------------------------------------------------
 
     def _start_metrics(self) -> None:
         if self.serve_metrics:
@@ -285,21 +175,26 @@ class Daemon:
             self.metrics.serve(host.strip("[]"), int(port))
         self._set_static_metrics(self.config)
 
+    def _set_static_metrics(self, config: Config) -> None:
+        for hamlet in config.hamlets:
+            self.metrics.households.labels(hamlet=hamlet.id).set(hamlet.households)
+
     def _tasks(self, control: ControlServer) -> list[tuple[str, Coroutine[Any, Any, None]]]:
         """The daemon's long-running tasks, by name (the names show in logs and tracebacks)."""
+        parts = self.parts
         tasks: list[tuple[str, Coroutine[Any, Any, None]]] = [
-            ("journal", self.journal.run()),
-            ("mqtt", self.link.run()),
-            ("mqtt-bulk", self.bulk.run()),
-            ("dispatch", self.dispatcher.run(self.queue)),
-            ("republish", self.dispatcher.run_republisher()),
-            ("receipts", self.receipts.run()),
-            ("key-rotation", self.rotations.run()),
-            ("time-beacon", self.beacon.run()),
+            ("journal", parts.journal.run()),
+            ("mqtt", parts.link.run()),
+            ("mqtt-bulk", parts.bulk.run()),
+            ("dispatch", parts.dispatcher.run(self.queue)),
+            ("republish", parts.dispatcher.run_republisher()),
+            ("receipts", parts.receipts.run()),
+            ("key-rotation", parts.rotations.run()),
+            ("time-beacon", parts.beacon.run()),
         ]
         if self.scheduling:
-            ahead = RenderAhead(lambda: self.loaded, self.renderer, self.feed, clock=self.clock)
-            tasks += [("scheduler-feed", self.feed.run()), ("render-ahead", ahead.run())]
+            ahead = RenderAhead(lambda: self.loaded, parts.renderer, parts.feed, clock=self.clock)
+            tasks += [("scheduler-feed", parts.feed.run()), ("render-ahead", ahead.run())]
         tasks += [
             ("registry-sweep", self._sweep()),
             ("control", control.run()),
@@ -324,24 +219,25 @@ class Daemon:
             loop.add_signal_handler(signal.SIGTERM, self.request_stop)
             loop.add_signal_handler(signal.SIGINT, self.request_stop)
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        parts = self.parts
         if self.scheduling:
-            await self.feed.catch_up()
+            await parts.feed.catch_up()
         # After catch-up, which takes the journal's first record as the install: this start is
         # that record on a new install, and marks the daemon as up here on every later start.
-        self.journal.record_event("start", json.dumps({"version": __version__}))
+        parts.journal.record_event("start", json.dumps({"version": __version__}))
         self.ready.set()
         self.notifier.notify("READY=1", f"STATUS=running {self.config.commune.id}")
         log.info("broadcastd running for %s", self.config.commune.id)
         await self.stopping.wait()
         self.notifier.notify("STOPPING=1")
         log.info("stopping: draining dispatch (up to %.0fs)", STOP_GRACE_S)
-        self.feed.stop()
+        parts.feed.stop()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.dispatcher.idle.wait(), STOP_GRACE_S)
+            await asyncio.wait_for(parts.dispatcher.idle.wait(), STOP_GRACE_S)
         topics = protocol.Topics(self.config.commune.id)
         with contextlib.suppress(BroadcastdError, TimeoutError):
             await asyncio.wait_for(
-                self.link.close(
+                parts.link.close(
                     final=(
                         topics.controller_state(),
                         protocol.state_payload("offline", int(self.clock())),
@@ -350,8 +246,8 @@ class Daemon:
                 1.0,
             )
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.bulk.close(), 1.0)
-        await self.journal.flush()
+            await asyncio.wait_for(parts.bulk.close(), 1.0)
+        await parts.journal.flush()
         self._drained = True
         raise _Stop
 
@@ -383,35 +279,23 @@ class Daemon:
                 for problem in exc.problems:
                     log.error("reload rejected: %s", problem)
                 self.metrics.config_reloads_total.labels(result="error").inc()
-                self.journal.record_reload("error", str(exc))
+                self.parts.journal.record_reload("error", str(exc))
                 self.notifier.notify("READY=1")
                 return False
             old, self.loaded, config = self.loaded, new, new.config
-            self.dispatcher.replace_config(new)
-            self.registry.replace_config(config)
-            self.ops.replace_config(config)
-            self.feed.replace_config(config)
-            replanned = self.feed.replan(old, new) if self.scheduling else []
+            replanned = await self.parts.swap_config(old, new, replan=self.scheduling)
             self._set_static_metrics(config)
-            gone = set(old.config.node_hamlets()) - set(config.node_hamlets())
-            await self.broker_side.refresh(config, gone)
-            if gone and self.broker is not None:
-                self.revocations.record(sorted(gone), cause="removed from the config")
             self.metrics.config_reloads_total.labels(result="ok").inc()
             summary = f"{len(config.hamlets)} hamlets, {len(config.announcements)} announcements"
             if replanned:
                 slots = ", ".join(f"{d.slot} of {d.date}" for d in replanned)
                 summary += f"; re-planned {slots}"
-            self.journal.record_reload("ok", summary)
+            self.parts.journal.record_reload("ok", summary)
             log.info("config reloaded: %s", summary)
             self.notifier.notify("READY=1")
             return True
 
-    # -- wiring ------------------------------------------------------------------------------------
-
-    def _set_static_metrics(self, config: Config) -> None:
-        for hamlet in config.hamlets:
-            self.metrics.households.labels(hamlet=hamlet.id).set(hamlet.households)
+    # -- periodic ----------------------------------------------------------------------------------
 
     async def _sweep(self) -> None:
         while True:
@@ -419,7 +303,7 @@ class Daemon:
             # within a fraction of a heartbeat even with short (test, demo) heartbeats.
             heartbeat = self.config.nodes.heartbeat.total_seconds()
             await asyncio.sleep(min(SWEEP_INTERVAL_S, max(0.05, heartbeat / 4)))
-            self.registry.sweep()
+            self.parts.registry.sweep()
 
     async def _watchdog(self) -> None:
         interval = self.notifier.watchdog_interval()

@@ -243,7 +243,7 @@ async def test_a_signed_envelope_on_the_other_kinds_topic_is_malformed(
         assert await ctl.wait_ack("playlist-on-control", "rejected") == "malformed"
         assert agent.rejected == {"malformed": 2}
         assert agent.store.state.controls == {}
-        assert "playlist-on-control" not in agent._pending
+        assert "playlist-on-control" not in agent.playlists.pending
     assert player.plays == []
 
 
@@ -349,7 +349,7 @@ async def test_the_same_playlist_arriving_twice_at_once_plays_once(tmp_path, mos
     player = NullPlayer(clock=clock)
     agent = make_agent(node_config(tmp_path, mosquitto, ctl), clock, player)
     async with running(agent):
-        await asyncio.gather(*(agent._on_playlist(payload) for _ in range(3)))
+        await asyncio.gather(*(agent.playlists.on_playlist(payload) for _ in range(3)))
         await ctl.wait_ack("noon-1", "played")
         await asyncio.sleep(0.5)  # a second play would start here
     assert [p for p, _, _ in player.plays] == ["noon-1"]

@@ -82,7 +82,7 @@ async def test_node_back_after_a_day_plays_the_latest_and_no_stale_playlist(
 
         fake_clock.t = t0 + DAY  # a day later by the node's own clock
         async with running_agent(config, fake_clock) as (agent, player):
-            await wait_for(lambda: "t-noon" in agent._pending, 10, "today's playlist")
+            await wait_for(lambda: "t-noon" in agent.playlists.pending, 10, "today's playlist")
             fake_clock.t = today + 1
             await wait_for(lambda: player.plays, 10, "a play")
             await wait_for(

@@ -111,7 +111,9 @@ async def test_forged_replayed_and_foreign_envelopes_are_all_rejected_and_counte
     )
     async with running_agent(config, fake_clock) as (agent, player), run_link(attacker):
         await attacker.publish(topics.playlist(HAMLET), current)
-        await wait_for(lambda: "current" in agent._pending, 10, "the current playlist accepted")
+        await wait_for(
+            lambda: "current" in agent.playlists.pending, 10, "the current playlist accepted"
+        )
         for payload in hostile:
             await attacker.publish(topics.playlist(HAMLET), payload)
         for payload in controls:
@@ -120,7 +122,7 @@ async def test_forged_replayed_and_foreign_envelopes_are_all_rejected_and_counte
         await wait_for(
             lambda: sum(agent.rejected.values()) >= total,
             60,
-            f"{total} rejections, pending {list(agent._pending)}",
+            f"{total} rejections, pending {list(agent.playlists.pending)}",
         )
 
         def rejected_acks() -> int:
@@ -131,7 +133,7 @@ async def test_forged_replayed_and_foreign_envelopes_are_all_rejected_and_counte
 
         assert sum(agent.rejected.values()) == total, agent.rejected
         assert rejected_acks() == total
-        assert list(agent._pending) == ["current"], "nothing hostile may become pending"
+        assert list(agent.playlists.pending) == ["current"], "nothing hostile may become pending"
         assert player.plays == []
         assert agent.store.state.seq.get("control") is None, "no forged control accepted"
         assert agent.rejected["replay"] == len(old)

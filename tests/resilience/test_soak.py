@@ -128,7 +128,7 @@ async def test_soak_every_online_node_plays_each_slot_late_under_two_seconds(tmp
                 starts = [p for p in sim.player.plays if p[0] == pid]
                 if not starts:
                     got = sim.agent is not None and (
-                        pid in sim.agent._pending or sim.agent._known(pid)
+                        pid in sim.agent.playlists.pending or sim.agent.playlists.known(pid)
                     )
                     (missed if got else lost_playlist).append(node)
                     continue
