@@ -46,7 +46,7 @@ from broadcastd.models import ADHOC_KINDS, Ack, AckStatus, metric_slot
 from broadcastd.plan.volume import SCHEDULE_EVENT, schedule_wire
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from broadcastd.config import Config
     from broadcastd.controller.controls import Controls
@@ -87,6 +87,7 @@ class Operations:
         clock: Callable[[], float],
         health: Callable[[], Health],
         schedules: VolumeSchedules | None = None,
+        telemetry: Callable[[], Mapping[str, object]] = dict,
     ) -> None:
         self.config = config
         self.dispatcher = dispatcher
@@ -97,6 +98,7 @@ class Operations:
         self.metrics = metrics
         self.clock = clock
         self._health = health
+        self._telemetry = telemetry  # node -> last reading, for the `nodes` read
         # playlist id -> (hamlet, slot), and who played it, for households_reached
         self._playlists: dict[str, tuple[str, str]] = {}
         self._played: dict[str, set[str]] = defaultdict(set)
@@ -140,7 +142,9 @@ class Operations:
 
     def _read(self, request: Status | Read) -> dict[str, Any]:
         if isinstance(request, Read):
-            return answer_read(request.what, self.config, self.registry, self.clock)
+            return answer_read(
+                request.what, self.config, self.registry, self.clock, self._telemetry()
+            )
         health = self._health()
         return {
             "commune": self.config.commune.id,
