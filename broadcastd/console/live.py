@@ -4,6 +4,10 @@ answer, the last states it journaled, clearly marked as such.
 One `LiveState` serves the whole console: a page or a live stream that asks while the picture is
 younger than `max_age` gets the same one, so ten open phones cost the daemon one poll a second.
 
+Each speaker carries its last telemetry (battery, mains, temperature, signal: from the daemon, or
+the readings it last saved) and, once a signing key has been rotated, whether it confirmed the
+newest key (`key_rotation`, as `broadcastd nodes --json` says it; from the journal either way).
+
 Pending two-person emergency requests are part of the picture: the daemon's status names the ids
 still pending (expired and decided ones drop out), and the journal holds what each one says,
 journaled by the daemon before it answered the request.
@@ -17,6 +21,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from broadcastd.errors import BroadcastdError, DaemonNotRunningError
+from broadcastd.journal.keyconfirm import key_confirmations, key_status
+from broadcastd.journal.telemetry import load_readings, public_reading
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,9 +48,16 @@ class Live:
     tts: dict[str, dict[str, int]] = field(default_factory=dict)  # engine -> result -> count
     seq: int = field(default=0, compare=False)
     requests: tuple[dict[str, Any], ...] = ()  # pending emergency requests, as `pending` reads
+    rotation: dict[str, Any] | None = None  # the latest key rotation journaled, as `rotation_of`
 
     def request(self, request_id: str) -> dict[str, Any] | None:
         return next((r for r in self.requests if r["id"] == request_id), None)
+
+    @property
+    def rotating(self) -> bool:
+        """A signing-key rotation is under way: its old key has not retired yet."""
+        retire = self.rotation["retire_at"] if self.rotation is not None else None
+        return retire is not None and self.taken_at < retire
 
     def node(self, node_id: str) -> dict[str, Any] | None:
         return next((n for n in self.nodes if n["node"] == node_id), None)
@@ -59,6 +72,7 @@ class Live:
             "hamlets": list(self.hamlets),
             "nodes": list(self.nodes),
             "requests": list(self.requests),
+            "rotation": self.rotation,
         }
 
     def fingerprint(self) -> str:
@@ -67,7 +81,10 @@ class Live:
             [
                 self.daemon,
                 self.connected,
-                [(n["node"], n["state"], n.get("volume"), n.get("rssi")) for n in self.nodes],
+                [
+                    (n["node"], n["state"], n.get("volume"), n.get("rssi"), n.get("key_rotation"))
+                    for n in self.nodes
+                ],
                 [(h["id"], h["nodes_online"], h["nodes_total"]) for h in self.hamlets],
                 [r["id"] for r in self.requests],
             ]
@@ -127,9 +144,55 @@ def pending(config: Config, history: History, ids: set[str]) -> dict[str, dict[s
     return found
 
 
-def journaled_nodes(config: Config, journal: Journal | None) -> list[dict[str, Any]]:
-    """Each configured speaker's last journaled state (what `broadcastd nodes` shows); every
-    speaker `unknown` while there is no journal."""
+def rotation_of(rotation: dict[str, object] | None) -> dict[str, Any] | None:
+    """The latest rotation's id, fingerprints and times, each only if it has the right type (the
+    journal's event is shown, and alerts compute with its times)."""
+    if rotation is None:
+        return None
+
+    def text(name: str) -> str:
+        value = rotation.get(name)
+        return value if isinstance(value, str) else ""
+
+    def when(name: str) -> float | None:
+        value = rotation.get(name)
+        return (
+            float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        )
+
+    return {
+        "id": text("id"),
+        "new_key": text("new_key"),
+        "old_key": text("old_key"),
+        "activate_at": when("activate_at"),
+        "retire_at": when("retire_at"),
+    }
+
+
+Keyed = tuple[tuple[dict[str, Any], ...], dict[str, Any] | None]
+
+
+def with_keys(nodes: tuple[dict[str, Any], ...], journal: Journal | None) -> Keyed:
+    """`nodes`, each with its `key_rotation` (None before any rotation) and its `telemetry`
+    checked (None from a daemon too old to send it), and the latest rotation."""
+    rotation, said = key_confirmations(journal) if journal is not None else (None, {})
+    marked = tuple(
+        n
+        | {
+            "telemetry": public_reading(n.get("telemetry")),
+            "key_rotation": key_status(rotation, said, str(n["node"])),
+        }
+        for n in nodes
+    )
+    return marked, rotation_of(rotation)
+
+
+def journaled_nodes(
+    config: Config, journal: Journal | None, readings: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each configured speaker's last journaled state (what `broadcastd nodes` shows) and the
+    telemetry the daemon last saved (`readings`); every speaker `unknown` while there is no
+    journal."""
     transitions = journal.latest_transitions() if journal is not None else {}
     acks = journal.last_acks() if journal is not None else {}
     rows: list[dict[str, Any]] = []
@@ -152,6 +215,7 @@ def journaled_nodes(config: Config, journal: Journal | None) -> list[dict[str, A
                     "volume": None,
                     "uptime_s": None,
                     "version": None,
+                    "telemetry": readings.get(n.id),  # checked by with_keys
                 }
             )
     return rows
@@ -204,12 +268,17 @@ class LiveState:
             return await self._journaled(now, "not running")
         except BroadcastdError:
             return await self._journaled(now, "not answering")
+        answered = tuple(nodes.get("nodes", ()))
+        keyed, rotation = await self.journal.read(
+            lambda journal, _: with_keys(answered, journal), with_keys(answered, None)
+        )
         return Live(
             daemon=True,
             reason="",
             connected=bool(status.get("connected")),
             hamlets=tuple(hamlets.get("hamlets", ())),
-            nodes=tuple(nodes.get("nodes", ())),
+            nodes=keyed,
+            rotation=rotation,
             taken_at=now,
             pending_requests=(ids := tuple(str(r) for r in status.get("pending_requests", ()))),
             tts=status.get("tts") or {},
@@ -229,15 +298,20 @@ class LiveState:
     async def _journaled(self, now: float, reason: str) -> Live:
         """The last states the daemon journaled, for when it does not answer (the reason says
         which; the socket's path and errors stay out of pages and the API)."""
-        rows = await self.journal.read(
-            lambda journal, _: journaled_nodes(self.config, journal),
-            journaled_nodes(self.config, None),
+        state_dir = self.config.state_dir
+
+        def read(journal: Journal | None, readings: dict[str, dict[str, Any]]) -> Keyed:
+            return with_keys(tuple(journaled_nodes(self.config, journal, readings)), journal)
+
+        keyed, rotation = await self.journal.read(
+            lambda journal, _: read(journal, load_readings(state_dir)), read(None, {})
         )
         return Live(
             daemon=False,
             reason=reason,
             connected=False,
-            hamlets=tuple(hamlets_from(self.config, rows)),
-            nodes=tuple(rows),
+            hamlets=tuple(hamlets_from(self.config, list(keyed))),
+            nodes=keyed,
+            rotation=rotation,
             taken_at=now,
         )
