@@ -121,7 +121,7 @@ async def test_speakers_show_saved_telemetry_and_key_confirmations_while_the_dae
     row = {n: page.split(f'<tr data-node="{n}">')[1].split("</tr>")[0] for n in READINGS}
     assert "pin 18% · 42°C" in row["bc-01"]
     assert 'data-key="confirmed">đã xác nhận' in row["bc-01"]
-    assert "(-97)" in row["bc-01"]  # the modem's signal, beside the agent's own
+    assert "(-97 dBm)" in row["bc-01"]  # the modem's signal, beside the agent's own
     assert 'data-field="power">-' in row["bc-02"]  # nothing but a signal survived
     assert 'data-key="pending">đang chờ' in row["bc-02"]
     assert 'data-key="refused">từ chối' in row["nl-01"]
