@@ -82,7 +82,15 @@ class Live:
                 self.daemon,
                 self.connected,
                 [
-                    (n["node"], n["state"], n.get("volume"), n.get("rssi"), n.get("key_rotation"))
+                    (
+                        n["node"],
+                        n["state"],
+                        n.get("volume"),
+                        n.get("rssi"),
+                        n.get("key_rotation"),
+                        # what the power cell shows, not when it was read (every heartbeat)
+                        {k: v for k, v in (n.get("telemetry") or {}).items() if k != "ts"},
+                    )
                     for n in self.nodes
                 ],
                 [(h["id"], h["nodes_online"], h["nodes_total"]) for h in self.hamlets],
@@ -169,12 +177,13 @@ def rotation_of(rotation: dict[str, object] | None) -> dict[str, Any] | None:
     }
 
 
-Keyed = tuple[tuple[dict[str, Any], ...], dict[str, Any] | None]
+SpeakersAndRotation = tuple[tuple[dict[str, Any], ...], dict[str, Any] | None]
 
 
-def with_keys(nodes: tuple[dict[str, Any], ...], journal: Journal | None) -> Keyed:
-    """`nodes`, each with its `key_rotation` (None before any rotation) and its `telemetry`
-    checked (None from a daemon too old to send it), and the latest rotation."""
+def speaker_rows(nodes: tuple[dict[str, Any], ...], journal: Journal | None) -> SpeakersAndRotation:
+    """The speakers as pages show them, and the latest rotation: each of `nodes` with its
+    `key_rotation` (None before any rotation) and its `telemetry` checked (None from a daemon too
+    old to send it)."""
     rotation, said = key_confirmations(journal) if journal is not None else (None, {})
     marked = tuple(
         n
@@ -215,7 +224,7 @@ def journaled_nodes(
                     "volume": None,
                     "uptime_s": None,
                     "version": None,
-                    "telemetry": readings.get(n.id),  # checked by with_keys
+                    "telemetry": readings.get(n.id),  # checked by speaker_rows
                 }
             )
     return rows
@@ -270,7 +279,7 @@ class LiveState:
             return await self._journaled(now, "not answering")
         answered = tuple(nodes.get("nodes", ()))
         keyed, rotation = await self.journal.read(
-            lambda journal, _: with_keys(answered, journal), with_keys(answered, None)
+            lambda journal, _: speaker_rows(answered, journal), speaker_rows(answered, None)
         )
         return Live(
             daemon=True,
@@ -300,8 +309,10 @@ class LiveState:
         which; the socket's path and errors stay out of pages and the API)."""
         state_dir = self.config.state_dir
 
-        def read(journal: Journal | None, readings: dict[str, dict[str, Any]]) -> Keyed:
-            return with_keys(tuple(journaled_nodes(self.config, journal, readings)), journal)
+        def read(
+            journal: Journal | None, readings: dict[str, dict[str, Any]]
+        ) -> SpeakersAndRotation:
+            return speaker_rows(tuple(journaled_nodes(self.config, journal, readings)), journal)
 
         keyed, rotation = await self.journal.read(
             lambda journal, _: read(journal, load_readings(state_dir)), read(None, {})

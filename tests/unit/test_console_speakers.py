@@ -16,6 +16,7 @@ from support.fakedaemon import FakeDaemon
 
 from broadcastd.cli.main import run as broadcastd
 from broadcastd.console import accounts
+from broadcastd.console.live import Live
 from broadcastd.journal.store import Journal
 from broadcastd.journal.telemetry import FILE_NAME, public_reading, save_readings
 from broadcastd.models import Ack, Transition
@@ -107,6 +108,17 @@ def test_only_well_formed_readings_are_shown():
     assert public_reading(READINGS["bc-02"]) == {"ts": NOW - 30, "signal_dbm": -70}
     assert public_reading(READINGS["nl-01"]) is None
     assert public_reading({"ts": NOW, "battery_pct": float("nan"), "mains": 1}) is None
+
+
+def test_the_live_stream_speaks_up_when_the_power_or_a_key_changes_not_at_every_reading():
+    node = {"node": "bc-01", "state": "online", "telemetry": {"ts": NOW, "mains": True}}
+
+    def picture(**changed: Any) -> str:
+        return Live(True, "", True, (), (node | changed,), NOW).fingerprint()
+
+    assert picture(telemetry={"ts": NOW + 30, "mains": True}) == picture()
+    assert picture(telemetry={"ts": NOW + 30, "mains": False}) != picture()
+    assert picture(key_rotation={"status": "confirmed"}) != picture()
 
 
 async def test_speakers_show_saved_telemetry_and_key_confirmations_while_the_daemon_is_down(
