@@ -156,6 +156,9 @@ async def test_speakers_show_saved_telemetry_and_key_confirmations_while_the_dae
         shown = {k: v for k, v in (n["telemetry"] or {}).items() if v is not None}
         assert shown == (cli[n["node"]]["telemetry"] or {}), n["node"]
     assert api["nodes"][2]["key_rotation"]["status"] == f"refused: {HOSTILE}"  # JSON: as text
+    spec = await http.get("/api/v1/openapi.json", headers={"Authorization": f"Bearer {secret}"})
+    described = spec.json()["components"]["schemas"]["NodeState"]["properties"]
+    assert {"telemetry", "key_rotation"} <= set(described)
 
 
 async def test_the_overview_warns_of_a_low_battery_and_speakers_without_the_new_key(http, ctx):
@@ -181,6 +184,16 @@ async def test_a_broken_rotation_event_shows_no_key_column(http, ctx):
     page = (await http.get("/speakers")).text
     assert 'id="key-rotation"' not in page
     assert 'data-field="key"' not in page
+
+
+async def test_a_hostile_rotation_event_is_shown_as_text(http, ctx):
+    hostile = ROTATION | {"new_key": HOSTILE, "activate_at": "soon", "retire_at": NOW + 60}
+    await journal_rotation(ctx, json.dumps(hostile))
+    page = (await http.get("/speakers")).text
+    assert "Khóa ký &lt;script&gt;alert(1)&lt;/script&gt; thay cho" in page
+    assert "dùng để ký từ -;" in page  # a time that is not one is not shown
+    assert HOSTILE not in page
+    assert 'data-alert="key_' not in (await http.get("/")).text  # no times, no alert
 
 
 async def test_telemetry_from_the_running_daemon(http, ctx):
