@@ -277,7 +277,7 @@ class Daemon:
                 connected=self.link.connected.is_set(), ready=self.ready.is_set()
             ),
             schedules=self.schedules,
-            telemetry=lambda: self.telemetry.readings,  # built after it, read at each request
+            telemetry=lambda: self.telemetry.readings,  # the book comes later; read per request
         )
 
     def _start_metrics(self) -> None:
