@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from broadcastd.config import load_config
-from broadcastd.controller.telemetry import load_readings
 from broadcastd.errors import UsageError
+from broadcastd.journal.keyconfirm import key_confirmations, key_status
 from broadcastd.journal.nodestates import journaled_nodes
 from broadcastd.journal.reporttable import inert, wide_console
 from broadcastd.journal.store import Journal
+from broadcastd.journal.telemetry import load_readings, public_reading
 
 if TYPE_CHECKING:
     import argparse
@@ -28,19 +29,6 @@ if TYPE_CHECKING:
 
 STYLE = {"online": "green", "stale": "yellow", "offline": "red", "unknown": "dim"}
 KEY_STYLE = {"confirmed": "green", "pending": "yellow", "-": "dim"}
-
-
-def key_confirmations(journal: Journal) -> tuple[dict[str, object] | None, dict[str, str]]:
-    """The latest key rotation journaled (id, fingerprints, times) and node -> what it said of it:
-    `confirmed` (it acked the new key) or `refused: <reason>`."""
-    details = journal.event_details("key_rotation")
-    if not details:
-        return None, {}
-    rotation = json.loads(details[-1])
-    said: dict[str, str] = {}
-    for ack in journal.acks_for(str(rotation.get("id"))):
-        said[ack.node] = "confirmed" if ack.status == "received" else f"refused: {ack.detail}"
-    return rotation, said
 
 
 def node_states(config: Config, journal: Journal, hamlet: str | None) -> list[dict[str, object]]:
@@ -56,14 +44,8 @@ def node_states(config: Config, journal: Journal, hamlet: str | None) -> list[di
                 else None
             ),
             # None: no rotation ever; else whether this node confirmed the newest key.
-            "key_rotation": None
-            if rotation is None
-            else {
-                "id": rotation.get("id"),
-                "new_key": rotation.get("new_key"),
-                "status": said.get(n.node, "pending"),
-            },
-            "telemetry": _telemetry(telemetry.get(n.node)),
+            "key_rotation": key_status(rotation, said, n.node),
+            "telemetry": public_reading(telemetry.get(n.node)),
         }
         for n in journaled_nodes(config, journal, hamlet)
     ]
@@ -123,12 +105,6 @@ def run(args: argparse.Namespace) -> int:
         )
     wide_console().print(table)
     return 0
-
-
-def _telemetry(reading: object) -> dict[str, object] | None:
-    if not isinstance(reading, dict):
-        return None
-    return {k: v for k, v in reading.items() if k != "hamlet"}
 
 
 def _power_text(reading: object) -> str:

@@ -47,6 +47,20 @@ class Status(BaseModel):
     hamlets: list[HamletState]
 
 
+class Telemetry(BaseModel):
+    ts: float | None = Field(None, description="Unix seconds of the reading")
+    battery_pct: float | None = Field(None, description="battery charge, 0-100")
+    mains: bool | None = Field(None, description="true: on mains power; false: on battery")
+    temperature_c: float | None = Field(None, description="the speaker's box, in °C")
+    signal_dbm: float | None = Field(None, description="its modem's signal, in dBm")
+
+
+class KeyConfirmation(BaseModel):
+    id: str | None = Field(description="the latest signing-key rotation's id")
+    new_key: str | None = Field(description="the new key's fingerprint")
+    status: str = Field(description="confirmed | pending | refused: <the speaker's reason>")
+
+
 class NodeState(BaseModel):
     node: str
     hamlet: str
@@ -59,6 +73,12 @@ class NodeState(BaseModel):
     version: str | None
     uptime_s: float | None
     last_ack: str | None
+    telemetry: Telemetry | None = Field(
+        None, description="the speaker's last hardware reading, each field as far as it reports"
+    )
+    key_rotation: KeyConfirmation | None = Field(
+        None, description="what it said of the newest signing key; null before any rotation"
+    )
 
 
 class Nodes(BaseModel):
@@ -108,7 +128,10 @@ async def hamlets(request: Request) -> list[HamletState]:
     return [HamletState.model_validate(h) for h in live.hamlets]
 
 
-@router.get("/nodes", summary="Every speaker: state, last heard, signal, volume, version")
+@router.get(
+    "/nodes",
+    summary="Every speaker: state, last heard, signal, volume, version, telemetry, newest key",
+)
 async def nodes(request: Request, hamlet: str | None = None) -> Nodes:
     live = await console(request).live.current()
     rows = [n for n in live.nodes if hamlet is None or n["hamlet"] == hamlet]

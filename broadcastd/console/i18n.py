@@ -34,7 +34,8 @@ def N_(message: str) -> str:  # noqa: N802 - the gettext convention extractors l
     return message
 
 
-# Words that reach templates as data: states, roles, priorities, slot names, report kinds.
+# Words that reach templates as data: states, roles, priorities, slot names, report kinds, what a
+# speaker said of the newest signing key.
 DATA_WORDS: Final = (
     N_("online"),
     N_("stale"),
@@ -56,6 +57,9 @@ DATA_WORDS: Final = (
     N_("weather"),
     N_("announcement"),
     N_("general"),
+    N_("confirmed"),
+    N_("pending"),
+    N_("refused"),
 )
 
 

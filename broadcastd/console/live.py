@@ -4,6 +4,10 @@ answer, the last states it journaled, clearly marked as such.
 One `LiveState` serves the whole console: a page or a live stream that asks while the picture is
 younger than `max_age` gets the same one, so ten open phones cost the daemon one poll a second.
 
+Each speaker carries its last telemetry (battery, mains, temperature, signal: from the daemon, or
+the readings it last saved) and, once a signing key has been rotated, whether it confirmed the
+newest key (`key_rotation`, as `broadcastd nodes --json` says it; from the journal either way).
+
 Pending two-person emergency requests are part of the picture: the daemon's status names the ids
 still pending (expired and decided ones drop out), and the journal holds what each one says,
 journaled by the daemon before it answered the request.
@@ -18,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from broadcastd.errors import BroadcastdError, DaemonNotRunningError
 from broadcastd.journal import nodestates
+from broadcastd.journal.keyconfirm import key_confirmations, key_status
+from broadcastd.journal.telemetry import load_readings, public_reading
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,9 +49,16 @@ class Live:
     tts: dict[str, dict[str, int]] = field(default_factory=dict)  # engine -> result -> count
     seq: int = field(default=0, compare=False)
     requests: tuple[dict[str, Any], ...] = ()  # pending emergency requests, as `pending` reads
+    rotation: dict[str, Any] | None = None  # the latest key rotation journaled, as `rotation_of`
 
     def request(self, request_id: str) -> dict[str, Any] | None:
         return next((r for r in self.requests if r["id"] == request_id), None)
+
+    @property
+    def rotating(self) -> bool:
+        """A signing-key rotation is under way: its old key has not retired yet."""
+        retire = self.rotation["retire_at"] if self.rotation is not None else None
+        return retire is not None and self.taken_at < retire
 
     def node(self, node_id: str) -> dict[str, Any] | None:
         return next((n for n in self.nodes if n["node"] == node_id), None)
@@ -60,6 +73,7 @@ class Live:
             "hamlets": list(self.hamlets),
             "nodes": list(self.nodes),
             "requests": list(self.requests),
+            "rotation": self.rotation,
         }
 
     def fingerprint(self) -> str:
@@ -68,7 +82,18 @@ class Live:
             [
                 self.daemon,
                 self.connected,
-                [(n["node"], n["state"], n.get("volume"), n.get("rssi")) for n in self.nodes],
+                [
+                    (
+                        n["node"],
+                        n["state"],
+                        n.get("volume"),
+                        n.get("rssi"),
+                        n.get("key_rotation"),
+                        # what the power cell shows, not when it was read (every heartbeat)
+                        {k: v for k, v in (n.get("telemetry") or {}).items() if k != "ts"},
+                    )
+                    for n in self.nodes
+                ],
                 [(h["id"], h["nodes_online"], h["nodes_total"]) for h in self.hamlets],
                 [r["id"] for r in self.requests],
             ]
@@ -128,9 +153,56 @@ def pending(config: Config, history: History, ids: set[str]) -> dict[str, dict[s
     return found
 
 
-def journaled_nodes(config: Config, journal: Journal | None) -> list[dict[str, Any]]:
-    """Each configured speaker's last journaled state (what `broadcastd nodes` shows), in the
-    shape of the daemon's live rows; every speaker `unknown` while there is no journal."""
+def rotation_of(rotation: dict[str, object] | None) -> dict[str, Any] | None:
+    """The latest rotation's id, fingerprints and times, each only if it has the right type (the
+    journal's event is shown, and alerts compute with its times)."""
+    if rotation is None:
+        return None
+
+    def text(name: str) -> str:
+        value = rotation.get(name)
+        return value if isinstance(value, str) else ""
+
+    def when(name: str) -> float | None:
+        value = rotation.get(name)
+        return (
+            float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        )
+
+    return {
+        "id": text("id"),
+        "new_key": text("new_key"),
+        "old_key": text("old_key"),
+        "activate_at": when("activate_at"),
+        "retire_at": when("retire_at"),
+    }
+
+
+SpeakersAndRotation = tuple[tuple[dict[str, Any], ...], dict[str, Any] | None]
+
+
+def speaker_rows(nodes: tuple[dict[str, Any], ...], journal: Journal | None) -> SpeakersAndRotation:
+    """The speakers as pages show them, and the latest rotation: each of `nodes` with its
+    `key_rotation` (None before any rotation) and its `telemetry` checked (None from a daemon too
+    old to send it)."""
+    rotation, said = key_confirmations(journal) if journal is not None else (None, {})
+    marked = tuple(
+        n
+        | {
+            "telemetry": public_reading(n.get("telemetry")),
+            "key_rotation": key_status(rotation, said, str(n["node"])),
+        }
+        for n in nodes
+    )
+    return marked, rotation_of(rotation)
+
+
+def journaled_nodes(
+    config: Config, journal: Journal | None, readings: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each configured speaker's last journaled state (what `broadcastd nodes` shows) in the
+    shape of the daemon's live rows, with the telemetry the daemon last saved (`readings`);
+    every speaker `unknown` while there is no journal."""
     return [
         n.row()
         | {
@@ -142,6 +214,7 @@ def journaled_nodes(config: Config, journal: Journal | None) -> list[dict[str, A
             "volume": None,
             "uptime_s": None,
             "version": None,
+            "telemetry": readings.get(n.node),  # checked by speaker_rows
         }
         for n in nodestates.journaled_nodes(config, journal)
     ]
@@ -194,12 +267,17 @@ class LiveState:
             return await self._journaled(now, "not running")
         except BroadcastdError:
             return await self._journaled(now, "not answering")
+        answered = tuple(nodes.get("nodes", ()))
+        keyed, rotation = await self.journal.read(
+            lambda journal, _: speaker_rows(answered, journal), speaker_rows(answered, None)
+        )
         return Live(
             daemon=True,
             reason="",
             connected=bool(status.get("connected")),
             hamlets=tuple(hamlets.get("hamlets", ())),
-            nodes=tuple(nodes.get("nodes", ())),
+            nodes=keyed,
+            rotation=rotation,
             taken_at=now,
             pending_requests=(ids := tuple(str(r) for r in status.get("pending_requests", ()))),
             tts=status.get("tts") or {},
@@ -219,15 +297,22 @@ class LiveState:
     async def _journaled(self, now: float, reason: str) -> Live:
         """The last states the daemon journaled, for when it does not answer (the reason says
         which; the socket's path and errors stay out of pages and the API)."""
-        rows = await self.journal.read(
-            lambda journal, _: journaled_nodes(self.config, journal),
-            journaled_nodes(self.config, None),
+        state_dir = self.config.state_dir
+
+        def read(
+            journal: Journal | None, readings: dict[str, dict[str, Any]]
+        ) -> SpeakersAndRotation:
+            return speaker_rows(tuple(journaled_nodes(self.config, journal, readings)), journal)
+
+        keyed, rotation = await self.journal.read(
+            lambda journal, _: read(journal, load_readings(state_dir)), read(None, {})
         )
         return Live(
             daemon=False,
             reason=reason,
             connected=False,
-            hamlets=tuple(hamlets_from(self.config, rows)),
-            nodes=tuple(rows),
+            hamlets=tuple(hamlets_from(self.config, list(keyed))),
+            nodes=keyed,
+            rotation=rotation,
             taken_at=now,
         )

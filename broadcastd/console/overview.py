@@ -23,6 +23,13 @@ if TYPE_CHECKING:
 OFFLINE_ALERT_S = 86400.0  # a speaker silent this long needs someone to go and look
 NOT_READY_ALERT_S = 600.0  # a slot whose audio is not on the speakers this close to air
 CERT_DANGER_DAYS = 7  # a certificate this close to its end is an emergency, not a reminder
+# A speaker on battery below this may go silent before the power is back: someone should look.
+LOW_BATTERY_PCT = 25.0
+EMPTY_BATTERY_PCT = 10.0  # ...and below this it is about to
+# Speakers that have not confirmed the new signing key this close to its activation will refuse
+# the playlists signed with it; before that, a few minutes of waiting for them is normal.
+KEY_SOON_S = 900.0
+KEY_NAMES = 5  # speakers named in a key alert; the speakers page lists them all
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +70,7 @@ class Card:
 class Alert:
     level: str  # danger | warning
     # daemon_down | broker_down | tts_fallback | offline_day | not_ready | below_target |
-    # cert_expiry
+    # cert_expiry | low_battery | key_unconfirmed (before activation) | key_refusing (after)
     kind: str
     subject: str  # a hamlet's or speaker's name, a certificate (ca, server), or ""
     params: dict[str, Any] = field(default_factory=dict)
@@ -167,6 +174,8 @@ def alerts(loaded: LoadedConfig, live: Live, cards: list[Card], now: float) -> l
     found += _tts(loaded, live)
     found += _certificates(loaded, now)
     names = {h.id: h.name for h in loaded.config.hamlets}
+    found += _key_rotation(live, now)
+    found += _batteries(live, names)
     for n in live.nodes:
         since = n.get("since")
         if (
@@ -251,3 +260,46 @@ def _certificates(loaded: LoadedConfig, now: float) -> list[Alert]:
         level = "danger" if days < CERT_DANGER_DAYS else "warning"
         found.append(Alert(level, "cert_expiry", name, params))
     return found
+
+
+def _batteries(live: Live, names: dict[str, str]) -> list[Alert]:
+    """A speaker heard lately, on battery and running low (its last telemetry says so)."""
+    found = []
+    for n in live.nodes:
+        reading = n.get("telemetry") or {}
+        pct = reading.get("battery_pct")
+        if n["state"] not in {"online", "stale"} or reading.get("mains") is not False:
+            continue
+        if isinstance(pct, int | float) and pct < LOW_BATTERY_PCT:
+            level = "danger" if pct < EMPTY_BATTERY_PCT else "warning"
+            params = {"hamlet": names.get(n["hamlet"], ""), "percent": round(pct)}
+            found.append(Alert(level, "low_battery", n["node"], params))
+    return found
+
+
+def _key_rotation(live: Live, now: float) -> list[Alert]:
+    """Speakers without the new signing key (pending, or refused it) while a rotation runs: from
+    KEY_SOON_S before its activation they are about to refuse what it signs; from activation
+    until the old key retires they do."""
+    rotation = live.rotation
+    if rotation is None:
+        return []
+    activate, retire = rotation["activate_at"], rotation["retire_at"]
+    if activate is None or retire is None or not activate - KEY_SOON_S <= now < retire:
+        return []
+    missing = sorted(
+        str(n["node"])
+        for n in live.nodes
+        if isinstance(n.get("key_rotation"), dict) and n["key_rotation"]["status"] != "confirmed"
+    )
+    if not missing:
+        return []
+    params = {
+        "count": len(missing),
+        "nodes": ", ".join(missing[:KEY_NAMES]) + (" …" if len(missing) > KEY_NAMES else ""),
+        "activate_at": activate,
+        "retire_at": retire,
+    }
+    if now < activate:
+        return [Alert("warning", "key_unconfirmed", rotation["new_key"], params)]
+    return [Alert("danger", "key_refusing", rotation["new_key"], params)]

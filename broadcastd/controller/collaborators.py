@@ -163,6 +163,7 @@ async def assemble(  # noqa: PLR0913 - what the daemon owns and hands down, each
         clock=clock,
         persist=broker_side.save,
     )
+    telemetry = TelemetryBook(current, metrics, clock=clock)
     ops = Operations(
         config,
         dispatcher=dispatcher,
@@ -174,6 +175,7 @@ async def assemble(  # noqa: PLR0913 - what the daemon owns and hands down, each
         clock=clock,
         health=lambda: Health(connected=link.connected.is_set(), ready=ready.is_set()),
         schedules=schedules,
+        telemetry=lambda: telemetry.readings,
     )
     rotations = KeyRotations(
         current, keys, link=link, journal=journal, clock=clock, persist=broker_side.save
@@ -189,7 +191,6 @@ async def assemble(  # noqa: PLR0913 - what the daemon owns and hands down, each
         # looked up per beacon: a reload may change the heartbeat
         every_s=lambda: current().nodes.heartbeat.total_seconds(),  # noqa: PLW0108
     )
-    telemetry = TelemetryBook(current, metrics, clock=clock)
     inbox = NodeInbox(
         current,
         registry=registry,

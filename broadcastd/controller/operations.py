@@ -44,7 +44,7 @@ from broadcastd.models import ADHOC_KINDS
 from broadcastd.plan.volume import SCHEDULE_EVENT, schedule_wire
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from broadcastd.config import Config
     from broadcastd.controller.controls import Controls
@@ -81,6 +81,7 @@ class Operations:
         clock: Callable[[], float],
         health: Callable[[], Health],
         schedules: VolumeSchedules | None = None,
+        telemetry: Callable[[], Mapping[str, object]] = dict,
     ) -> None:
         self.config = config
         self.dispatcher = dispatcher
@@ -91,6 +92,7 @@ class Operations:
         self.metrics = metrics
         self.clock = clock
         self._health = health
+        self._telemetry = telemetry  # node -> last reading, for the `nodes` read
         self.console_uid = os.geteuid()  # the console runs as the daemon's user (requests.py)
         self.approvals = Approvals(clock, journal.event_details("request"))
         self.volume = VolumeRequests(
@@ -139,7 +141,9 @@ class Operations:
 
     def _read(self, request: Status | Read) -> dict[str, Any]:
         if isinstance(request, Read):
-            return answer_read(request.what, self.config, self.registry, self.clock)
+            return answer_read(
+                request.what, self.config, self.registry, self.clock, self._telemetry()
+            )
         health = self._health()
         return {
             "commune": self.config.commune.id,

@@ -5,7 +5,9 @@ it speaks that is not newer than N, and says which (`"v"` in the answer), so a c
 release can tell an older daemon apart instead of misreading it. Version 1:
 
 - `hamlets`: per hamlet, its name and households and how many of its speakers are in each state;
-- `nodes`: per speaker, its reachability and its own telemetry (signal, volume, version, uptime).
+- `nodes`: per speaker, its reachability and its own telemetry (signal, volume, version, uptime),
+  and `telemetry`: its last hardware reading (`ts`, `battery_pct`, `mains`, `temperature_c`,
+  `signal_dbm`, each as far as it reports them), or null.
 
 `status` (`broadcastd status` and the console's banner) also reports `v`, the reads it knows and
 `tts`: per TTS engine, its render attempts by result since the daemon started (a first engine that
@@ -17,9 +19,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from broadcastd.controller.registry import STATES, NodeView
+from broadcastd.journal.telemetry import public_reading
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from broadcastd.config import Config
     from broadcastd.controller.registry import NodeRegistry
@@ -60,8 +63,18 @@ def hamlets_v1(config: Config, registry: NodeRegistry, now: float) -> dict[str, 
     }
 
 
-def nodes_v1(registry: NodeRegistry, now: float) -> dict[str, object]:
-    return {"v": 1, "now": now, "nodes": [_node(view) for view in registry.snapshot()]}
+def nodes_v1(
+    registry: NodeRegistry, now: float, readings: Mapping[str, object]
+) -> dict[str, object]:
+    """`readings`: node -> its last telemetry (the daemon's TelemetryBook)."""
+    return {
+        "v": 1,
+        "now": now,
+        "nodes": [
+            _node(view) | {"telemetry": public_reading(readings.get(view.node))}
+            for view in registry.snapshot()
+        ],
+    }
 
 
 def _node(view: NodeView) -> dict[str, object]:
@@ -94,9 +107,13 @@ def tts_counts(metrics: Metrics) -> dict[str, dict[str, int]]:
 
 
 def answer_read(
-    what: str, config: Config, registry: NodeRegistry, clock: Callable[[], float]
+    what: str,
+    config: Config,
+    registry: NodeRegistry,
+    clock: Callable[[], float],
+    readings: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """The answer to one read request other than `status` (whose fields Operations owns)."""
     if what == "hamlets":
         return hamlets_v1(config, registry, clock())
-    return nodes_v1(registry, clock())
+    return nodes_v1(registry, clock(), readings or {})

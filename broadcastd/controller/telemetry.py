@@ -1,5 +1,6 @@
 """Speakers' telemetry (battery, mains power, temperature, signal) from their heartbeats: metrics
-with bounded labels, and `state_dir/telemetry.json` for `broadcastd nodes`.
+with bounded labels, the daemon's `nodes` read, and `state_dir/telemetry.json`
+(journal/telemetry.py) for `broadcastd nodes` and the console while the daemon is stopped.
 
 Only nodes in the config count (an unknown id never makes a series), only the fields
 `node.hooks` defines are read, each within its range. The file holds the last reading of each
@@ -8,18 +9,16 @@ node; it is rewritten (atomically) at most every SAVE_EVERY_S, not on every hear
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broadcastd.errors import ProtocolError
+from broadcastd.journal.telemetry import FILE_NAME, save_readings
 from broadcastd.protocol.payloads import parse_telemetry
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from broadcastd.config import Config
     from broadcastd.metrics import Metrics
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SAVE_EVERY_S = 10.0
-FILE_NAME = "telemetry.json"
 
 
 class TelemetryBook:
@@ -95,18 +93,6 @@ class TelemetryBook:
         self._dirty = False
         path = self.path
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".telemetry-", dir=path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.readings, f, ensure_ascii=False, sort_keys=True)
-            Path(tmp).replace(path)
+            save_readings(path, self.readings)
         except OSError as exc:
             log.warning("cannot save %s: %s", path, exc)
-
-
-def load_readings(state_dir: Path) -> dict[str, dict[str, Any]]:
-    """What the daemon last saved (empty if nothing, or unreadable)."""
-    try:
-        data = json.loads((state_dir / FILE_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

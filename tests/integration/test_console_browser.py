@@ -1,6 +1,7 @@
 """The console in a real browser (headless Chromium): log in, hear a clip, watch a speaker die
 without reloading, switch to English; every page fits a 360 px phone. Screenshots of each page
-at phone and desktop width go to $BROADCASTD_SCREENSHOTS (docs/screenshots/ for the README)."""
+at phone and desktop width go to $BROADCASTD_SCREENSHOTS (docs/screenshots/ for the README),
+with a few speakers' telemetry and a signing-key rotation under way."""
 
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ if TYPE_CHECKING:
     from broadcastd.config import LoadedConfig
 
 OFFLINE_WITHIN_MS = 10_000
+# Three speakers' hardware readings, as their heartbeats' telemetry would bring them: one on a
+# low battery (an alert on Tổng quan).
+TELEMETRY = {
+    "bc-01": {"mains": True, "temperature_c": 38.5, "signal_dbm": -81},
+    "km-01": {"mains": False, "battery_pct": 64, "temperature_c": 41},
+    "nl-02": {"mains": False, "battery_pct": 18, "temperature_c": 44, "signal_dbm": -104},
+}
 SANG_MOC = Path(__file__).resolve().parents[2] / "config" / "sang-moc.yaml"
 PAGES = {
     "overview": "/",
@@ -163,6 +171,18 @@ async def test_every_page_fits_a_phone_and_is_photographed(tmp_path, monkeypatch
                 30,
                 "the fleet online and the silent speakers offline",
             )
+            for node, reading in TELEMETRY.items():
+                beat = protocol.heartbeat_payload(
+                    daemon.clock(), 600.0, None, 80, {"telemetry": reading}
+                )
+                daemon.telemetry.on_heartbeat(node, beat)
+            # Activation in 10 minutes: the two silent speakers have not confirmed it (an alert).
+            rotated = await daemon.rotations.handle({"activate_in_s": 600}, None)
+
+            def confirmed() -> int:
+                return sum(a.status == "received" for a in daemon.journal.acks_for(rotated["id"]))
+
+            await wait_for(lambda: confirmed() == len(fleet.agents), 30, "the fleet's key acks")
             async with cs.served(ctx) as base, browser.launched() as chromium:
                 for size_name, size in (("phone", browser.PHONE), ("desktop", browser.DESKTOP)):
                     page = await chromium.new_page(viewport=size)

@@ -1,7 +1,7 @@
 """Speaker-side controls (issue 18) with the real daemon and agent: node.yaml's amplifier commands
 run around playback, and `amp_off` also after a stop, after a cancel and when the agent starts
-again after a crash; the telemetry command's readings reach the heartbeats, /metrics and
-`broadcastd nodes`."""
+again after a crash; the telemetry command's readings reach the heartbeats, /metrics,
+`broadcastd nodes` and the daemon's `nodes` read (the console's)."""
 
 from __future__ import annotations
 
@@ -97,6 +97,8 @@ async def test_amplifier_and_telemetry_around_a_real_bulletin(tmp_path):
         assert isinstance(row["telemetry"], dict)
         assert row["telemetry"]["battery_pct"] == 62.0
         assert row["telemetry"]["temperature_c"] == 41.5
+        [read] = (await run.daemon.ops.handle({"cmd": "nodes"}))["nodes"]
+        assert read["telemetry"]["battery_pct"] == 62.0  # what the console asks the daemon
 
         # An emergency switches the amplifier on; the agent crashes while it plays...
         await run.daemon.ops.handle(

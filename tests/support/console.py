@@ -106,6 +106,16 @@ async def login(
     )
 
 
+@contextlib.asynccontextmanager
+async def signed_in(ctx: Console, name: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the console in this process, logged in as `name` (with PASSWORD)."""
+    async with client(ctx) as http:
+        answer = await login(http, name)
+        if answer.status_code != 303:
+            raise AssertionError(f"{name} could not log in: {answer.status_code}")
+        yield http
+
+
 async def csrf(http: httpx.AsyncClient) -> str:
     """The signed-in session's CSRF token, as every page's forms carry it."""
     return csrf_of((await http.get("/account")).text)

@@ -1,6 +1,7 @@
 """A stand-in daemon on the real control socket, for the console's action routes in-process:
-it answers the reads as a daemon with every speaker `unknown` would, records every action it is
-asked, and answers it as the daemon does (or refuses, when told to)."""
+it answers the reads as a daemon with every speaker `unknown` would (with the telemetry it is
+given), records every action it is asked, and answers it as the daemon does (or refuses, when
+told to)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,12 @@ class FakeDaemon:
     asked: list[dict[str, Any]] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # the status' pending request ids
     refusal: str | None = None  # refuse every action with this message
+    telemetry: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> last reading
 
     async def handle(self, payload: dict[str, Any], peer: Peer) -> dict[str, Any]:
         del peer
         cmd = payload["cmd"]
-        nodes = journaled_nodes(self.config, None)
+        nodes = journaled_nodes(self.config, None, self.telemetry)
         if cmd == "status":
             return {"connected": True, "ready": True, "pending_requests": self.pending, "v": 1}
         if cmd == "hamlets":

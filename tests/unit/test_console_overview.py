@@ -14,8 +14,8 @@ from support.communes import thu
 
 from broadcastd.config import load_config
 from broadcastd.console import accounts
-from broadcastd.console.live import Live, hamlets_from
-from broadcastd.console.overview import OFFLINE_ALERT_S, overview
+from broadcastd.console.live import Live, hamlets_from, rotation_of
+from broadcastd.console.overview import KEY_SOON_S, OFFLINE_ALERT_S, overview
 from broadcastd.transport import pki
 
 if TYPE_CHECKING:
@@ -83,6 +83,57 @@ def test_daemon_broker_and_speaker_alerts(loaded):
     for_days = live(loaded, state="offline", since=now - 2 * OFFLINE_ALERT_S - 60)
     alert = overview(loaded, for_days, None, now)[1][0]
     assert (alert.kind, alert.subject, alert.params["days"]) == ("offline_day", "a1", 2)
+
+
+def test_a_speaker_heard_lately_on_a_low_battery_is_an_alert(loaded):
+    now = (NOON - dt.timedelta(hours=3)).timestamp()
+
+    def battery(state: str = "online", **reading: Any) -> list[tuple[str, str, int, str]]:
+        node = {"node": "a1", "hamlet": "ban-a", "households": 10, "state": state}
+        picture = live(loaded, nodes=(node | {"telemetry": reading},))
+        return [
+            (a.level, a.subject, a.params["percent"], a.params["hamlet"])
+            for a in overview(loaded, picture, None, now)[1]
+            if a.kind == "low_battery"
+        ]
+
+    assert battery(mains=False, battery_pct=20.4) == [("warning", "a1", 20, "Bản A")]
+    assert battery(mains=False, battery_pct=8.0) == [("danger", "a1", 8, "Bản A")]
+    assert battery(mains=False, battery_pct=60.0) == []
+    assert battery(mains=True, battery_pct=5.0) == [], "charging on mains"
+    assert battery(battery_pct=5.0) == [], "no word of the power: no guess"
+    assert battery("offline", mains=False, battery_pct=5.0) == [], "an old reading"
+
+
+def test_speakers_without_the_new_key_are_an_alert_near_and_after_its_activation(loaded):
+    activate, retire = 1_800_000_000.0, 1_800_000_000.0 + 7 * 86400
+    rotation = rotation_of(
+        {
+            "id": "keys-1",
+            "new_key": "fedcba9876543210",
+            "activate_at": activate,
+            "retire_at": retire,
+        }
+    )
+
+    def keys(now: float, status: str = "pending") -> list[tuple[str, str, str, int]]:
+        node = {"node": "a1", "hamlet": "ban-a", "households": 10, "state": "online"}
+        said = {"id": "keys-1", "new_key": "fedcba9876543210", "status": status}
+        picture = live(loaded, nodes=(node | {"key_rotation": said},), rotation=rotation)
+        return [
+            (a.level, a.kind, a.subject, a.params["count"])
+            for a in overview(loaded, picture, None, now)[1]
+            if a.kind.startswith("key_")
+        ]
+
+    assert keys(activate - KEY_SOON_S - 1) == [], "speakers have time to hear it"
+    soon = [("warning", "key_unconfirmed", "fedcba9876543210", 1)]
+    assert keys(activate - 60) == soon
+    assert keys(activate + 60) == [("danger", "key_refusing", "fedcba9876543210", 1)]
+    assert keys(activate + 60, "refused: bad_signature") == keys(activate + 60)
+    assert keys(activate + 60, "confirmed") == []
+    assert keys(retire) == [], "the rotation is over; the speakers page still says who"
+    assert kinds(loaded, live(loaded), activate) == [], "no rotation, no alert"
 
 
 def test_a_slot_not_on_the_speakers_ten_minutes_before_air(loaded):

@@ -85,8 +85,7 @@ async def ctx(tmp_path) -> AsyncIterator[Console]:
 
 @pytest.fixture
 async def http(ctx) -> AsyncIterator[httpx.AsyncClient]:
-    async with cs.client(ctx) as client:
-        assert (await cs.login(client, "van-hoa")).status_code == 303
+    async with cs.signed_in(ctx, "van-hoa") as client:
         yield client
 
 

@@ -89,7 +89,11 @@ def test_hamlets_and_nodes_answer_from_the_registry_with_telemetry():
             "households_live": 0,
         },
     ]
-    nodes = answer_read("nodes", config, registry, clock)
+    readings = {
+        "bc-01": {"hamlet": "ban-chuong", "ts": clock.t, "battery_pct": 62.0, "mains": False},
+        "bc-02": {"hamlet": "ban-chuong", "battery_pct": "<b>", "temperature_c": 900},
+    }
+    nodes = answer_read("nodes", config, registry, clock, readings)
     by_id = {n["node"]: n for n in nodes["nodes"]}  # type: ignore[attr-defined]
     assert by_id["bc-01"] | {"since": None} == {
         "node": "bc-01",
@@ -105,7 +109,10 @@ def test_hamlets_and_nodes_answer_from_the_registry_with_telemetry():
         "volume": 70,
         "uptime_s": 120,
         "version": "0.3.1",
+        "telemetry": {"ts": clock.t, "battery_pct": 62.0, "mains": False},
     }
+    assert by_id["bc-02"]["telemetry"] is None  # nothing well-formed in it
+    assert by_id["nl-01"]["telemetry"] is None  # never reported any
     assert by_id["bc-02"]["state"] == "unknown"
     assert by_id["bc-02"]["rssi"] is None
     assert by_id["nl-01"]["state"] == "offline"

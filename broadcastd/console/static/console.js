@@ -41,7 +41,40 @@
         var cell = row.querySelector("[data-field=" + field + "]");
         if (cell) { cell.textContent = n[field] === null ? "-" : String(n[field]) + (field === "rssi" ? " dBm" : ""); }
       });
+      var power = row.querySelector("[data-field=power]");
+      if (power) { power.textContent = powerText(n.telemetry); }
+      var key = row.querySelector("[data-field=key]");
+      if (key && n.key_rotation) { keyState(key, n.key_rotation.status); }
     });
+  }
+
+  // As macros.html's power(): "battery 62% · 41°C", "mains", or "-".
+  function powerText(t) {
+    if (!t) { return "-"; }
+    var word = t.mains === true ? labels.mains : (t.mains === false ? labels.battery : "");
+    var pct = typeof t.battery_pct === "number" ? Math.round(t.battery_pct) + "%" : "";
+    var temp = typeof t.temperature_c === "number" ? Math.round(t.temperature_c) + "°C" : "";
+    var head = [word, pct].filter(Boolean).join(" ");
+    return [head, temp].filter(Boolean).join(" · ") || "-";
+  }
+
+  // As macros.html's key_state(): the word, and a refusal's reason as plain text.
+  function keyState(cell, status) {
+    var cut = status.indexOf(": ");
+    var kind = cut < 0 ? status : status.slice(0, cut);
+    if (kind !== "confirmed" && kind !== "pending") { kind = "refused"; }
+    var badge = document.createElement("span");
+    badge.className = "key key-" + kind;
+    badge.setAttribute("data-key", kind);
+    badge.textContent = labels[kind];
+    cell.textContent = "";
+    cell.appendChild(badge);
+    if (cut >= 0) {
+      var reason = document.createElement("span");
+      reason.className = "muted detail";
+      reason.textContent = " " + status.slice(cut + 2, cut + 82);
+      cell.appendChild(reason);
+    }
   }
 
   function applyHamlet(h) {
