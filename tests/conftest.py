@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from support.mqtt import Inbox, running_link
+from support.soak import SOAK
 
 from broadcastd.transport.broker import BrokerError, MosquittoProcess
 from broadcastd.transport.brokerconf import BrokerOptions
@@ -112,3 +113,14 @@ def quick_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(accounts, "_hasher", cs.QUICK_HASHER)
     monkeypatch.setattr(accounts, "_DUMMY_HASH", cs.QUICK_HASHER.hash("dummy"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `soak_only` take minutes: `make soak` runs them, `make test` deselects them
+    (reported as deselected, never as skipped)."""
+    if SOAK:
+        return
+    kept = [item for item in items if item.get_closest_marker("soak_only") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept

@@ -13,7 +13,6 @@ import pytest
 from support.e2e import wait_for, write_commune
 from support.labrun import journal_acks, lab_daemon, lab_speakers
 from support.linklab import BROKER_HOST, BROKER_PORT, PROFILES, Lab
-from support.soak import SOAK
 
 SPEAKERS = 4
 DROP_EVERY_S = 60.0
@@ -31,7 +30,7 @@ def lead_for(profile_rate: float) -> int:
     return math.ceil(1.5 * fetch + drops * RECONNECT_S)
 
 
-@pytest.mark.skipif(not SOAK, reason="minutes on a 64 kbit/s link: runs under `make soak`")
+@pytest.mark.soak_only  # minutes on a 64 kbit/s link
 async def test_edge_links_dropping_every_minute_get_the_bulletin_before_play_at_and_play_once(
     tmp_path,
 ):
