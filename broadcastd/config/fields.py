@@ -78,6 +78,13 @@ def parse_duration(value: object) -> dt.timedelta:
     return dt.timedelta(seconds=seconds)
 
 
+def _positive(value: dt.timedelta) -> dt.timedelta:
+    # A zero heartbeat, timeout or window makes a speaker stale at once or a slot unplayable.
+    if value <= dt.timedelta(0):
+        raise ValueError("duration must be more than 0s")
+    return value
+
+
 def _clock(value: object) -> dt.time:
     if isinstance(value, dt.time):
         return value
@@ -133,9 +140,11 @@ def _bitrate(value: str) -> str:
 Slug = Annotated[str, Field(strict=True), AfterValidator(_slug)]
 Lang = Annotated[str, Field(strict=True), AfterValidator(_lang)]
 Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 ClockTime = Annotated[dt.time, BeforeValidator(_clock)]
 HostPort = Annotated[str, Field(strict=True), AfterValidator(_hostport)]
-Count = Annotated[int, Field(strict=True, ge=0)]
+# Households: a commune has a few thousand; a typo of many digits would overflow SQLite's integers.
+Count = Annotated[int, Field(strict=True, ge=0, le=1_000_000)]
 TimeZoneName = Annotated[str, AfterValidator(_timezone)]
 Bitrate = Annotated[str, AfterValidator(_bitrate)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

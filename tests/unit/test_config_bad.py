@@ -153,6 +153,27 @@ EXPECTED: dict[str, list[str]] = {
             "or equal to 0, got: -5"
         )
     ],
+    "huge-households": [
+        (
+            "huge-households.yaml:16:17: hamlets[1].households: input should be less than or "
+            "equal to 1000000, got: 99999999999999999999"
+        )
+    ],
+    "zero-heartbeat": [
+        "zero-heartbeat.yaml:3:20: nodes.heartbeat: duration must be more than 0s, got: '0s'"
+    ],
+    "volume-out-of-range": [
+        (
+            "volume-out-of-range.yaml:17:13: hamlets[1].volume: expected a level from 0 to 100, "
+            "got: 170"
+        )
+    ],
+    "yaml-tag": [
+        (
+            "yaml-tag.yaml:15:11: hamlets[1].name: YAML tags are not supported; write the plain "
+            "value, got: '!!binary'"
+        )
+    ],
     "text-without-tts": [
         f"text-without-tts.yaml:22:53: announcements[0].text.dao: {NO_TTS}, got: 'dao'"
     ],
@@ -313,6 +334,17 @@ def test_nesting_beyond_the_parser_stack_is_one_line(
     assert err == ["deep.yaml:1:1: document nests deeper than 64 levels"]
 
 
+def test_control_character_is_one_line_at_its_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "nul.yaml").write_bytes('commune: {id: x, name: "Bản\x00B"}\n'.encode())
+    monkeypatch.chdir(tmp_path)
+    code, err, _ = check(capsys, "nul.yaml")
+    assert code == 78
+    # the column counts characters, as every other finding's does: 'ả' is one
+    assert err == ["nul.yaml:1:28: invalid YAML: a control character is not allowed, got: '\\x00'"]
+
+
 def test_missing_file_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -358,3 +390,4 @@ def test_include_error_names_the_included_file_with_absolute_config_path(
     code, err, _ = check(capsys, str(BAD / "include-with-error.yaml"))
     assert code == 78
     assert err[0].startswith(f"{BAD / 'inc' / 'tiem-phong-2.yaml'}:6:13: ")
+
