@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broadcastd import __version__
-from broadcastd.errors import EX_USAGE, BroadcastdError, report_failure
+from broadcastd.errors import EX_FAILURE, EX_USAGE, BroadcastdError, report_failure
 from broadcastd.localtime import use_log_zone
 
 if TYPE_CHECKING:
@@ -242,7 +243,14 @@ def _setup_logging(verbose: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run(argv))
+    try:
+        code = run(argv)
+    except BrokenPipeError:
+        # `broadcastd schedule --json | head`: the reader left early, which needs no traceback.
+        # stdout goes to /dev/null so that Python's own flush at exit stays quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EX_FAILURE
+    sys.exit(code)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

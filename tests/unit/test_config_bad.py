@@ -391,3 +391,23 @@ def test_include_error_names_the_included_file_with_absolute_config_path(
     assert code == 78
     assert err[0].startswith(f"{BAD / 'inc' / 'tiem-phong-2.yaml'}:6:13: ")
 
+
+def test_reader_leaving_early_is_no_traceback() -> None:
+    # `broadcastd schedule --json | head`: stdout closes while a month's plan is still coming.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [_installed_broadcastd(), "schedule", "-c", "config/sang-moc.yaml", "--days", "30"]
+    with subprocess.Popen(
+        [*argv, "--json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        assert proc.stdout.read(1) == b"["
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        code = proc.wait(timeout=60)
+    assert err == ""
+    assert code == 1
