@@ -54,16 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="broadcastd", description="Commune loudspeaker bulletin controller"
     )
     parser.add_argument("--version", action="version", version=f"broadcastd {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
-    )
-    common.add_argument(
-        "-c", "--config", type=Path, default=DEFAULT_CONFIG, help="config YAML file"
-    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, help_text: str, config: Path | None = DEFAULT_CONFIG
+    ) -> argparse.ArgumentParser:
+        # A parent of its own per command: parents share their actions, so one command's
+        # set_defaults(config=None) used to take the default config away from all of them.
+        common = argparse.ArgumentParser(add_help=False)
+        common.add_argument(
+            "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+        )
+        common.add_argument("-c", "--config", type=Path, default=config, help="config YAML file")
         return sub.add_parser(name, parents=[common], help=help_text, description=help_text)
 
     _planning(add)
@@ -71,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     _fleet(add)
     p = add("audit", "verify the journal's hash chain")
     p.add_argument("action", choices=["verify"])
-    p = add("say", "print what the TTS engine will say for TEXT (and render it with --out)")
-    p.set_defaults(config=None)  # without -c: the built-in lexicon only, no config needed
+    # without -c: the built-in lexicon only, no config needed
+    p = add("say", "print what the TTS engine will say for TEXT (and render it with --out)", None)
     p.add_argument("text", nargs="+", metavar="TEXT")
     p.add_argument("--lang", help="language (default: the commune's, or vi)")
     p.add_argument("--out", type=Path, help="also render it to this .mp3/.opus file")
