@@ -411,3 +411,20 @@ def test_reader_leaving_early_is_no_traceback() -> None:
         code = proc.wait(timeout=60)
     assert err == ""
     assert code == 1
+
+
+def test_included_mapping_is_named_in_yaml_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = (
+        (BAD / "negative-households.yaml").read_text().replace("households: -5", "households: 30")
+    )
+    (tmp_path / "c.yaml").write_text(f"include: [inc/*.yaml]\n{text}")
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "inc" / "one.yaml").write_text("id: not-a-list\n")
+    monkeypatch.chdir(tmp_path)
+    code, err, _ = check(capsys, "c.yaml")
+    assert code == 78
+    assert err == [
+        "inc/one.yaml:1:1: an included file must hold a list of announcements, not a mapping"
+    ]
