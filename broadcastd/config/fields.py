@@ -189,7 +189,7 @@ def validation_problems(
             problems.append(problem_at(located.where(path), dotted(path), msg))
         elif kind == "extra_forbidden":
             problems.append(problem_at(located.where(path, key=True), dotted(path), msg, path[-1]))
-        elif isinstance(err.get("input"), dict):
+        elif isinstance(err.get("input"), dict) and err.get("input"):
             # A whole section failed a cross-field rule: its dump would bury the message.
             problems.append(problem_at(located.where(path), dotted(path), msg))
         else:
@@ -255,6 +255,10 @@ def _message(err: Any) -> str:
     kind = err["type"]
     if kind in _RENAMES:
         return _RENAMES[kind]
+    least = (err.get("ctx") or {}).get("min_length")
+    if kind == "too_short" and isinstance(least, int):
+        # pydantic says "tuple should have at least 1 item after validation, not 0"
+        return f"expected at least {least} {'entry' if least == 1 else 'entries'}"
     msg: str = err["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)

@@ -159,6 +159,10 @@ EXPECTED: dict[str, list[str]] = {
             "equal to 1000000, got: 99999999999999999999"
         )
     ],
+    "empty-sections": [
+        "empty-sections.yaml:4:8: slots: expected at least 1 entry, got: {}",
+        "empty-sections.yaml:5:10: hamlets: expected at least 1 entry, got: []",
+    ],
     "zero-heartbeat": [
         "zero-heartbeat.yaml:3:20: nodes.heartbeat: duration must be more than 0s, got: '0s'"
     ],
