@@ -244,7 +244,9 @@ class Hamlet(Model):
 
 class Announcement(Model):
     id: Slug
-    title: Annotated[str, Field(min_length=1)]
+    # Every playlist carries each item's title and must stay under 64 KiB: check, not the
+    # dispatcher at air time, is where a pasted paragraph should be caught.
+    title: Annotated[str, Field(min_length=1, max_length=200)]
     category: str = "general"
     text: dict[Lang, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
     audio: dict[Lang, Path] = Field(default_factory=dict)

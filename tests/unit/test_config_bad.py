@@ -163,6 +163,12 @@ EXPECTED: dict[str, list[str]] = {
         "empty-sections.yaml:4:8: slots: expected at least 1 entry, got: {}",
         "empty-sections.yaml:5:10: hamlets: expected at least 1 entry, got: []",
     ],
+    "long-title": [
+        (
+            "long-title.yaml:21:12: announcements[0].title: string should have at most 200 "
+            f"characters, got: '{'Tiêm phòng ' * 6}Tiêm phòng..."
+        )
+    ],
     "zero-heartbeat": [
         "zero-heartbeat.yaml:3:20: nodes.heartbeat: duration must be more than 0s, got: '0s'"
     ],
