@@ -70,6 +70,9 @@ def _payload(args: argparse.Namespace) -> dict[str, Any]:
             "operator": args.operator,
         }
     if args.command == "stop":
+        if args.all == (args.hamlets is not None):
+            # A bare `stop` (say, to see its usage) used to silence the whole commune.
+            raise UsageError("stop needs --hamlets a,b or --all (every speaker), not both")
         hamlets = "all" if args.all else args.hamlets
         return {"cmd": "stop", "hamlets": hamlets, "operator": args.operator}
     if args.command == "volume":

@@ -142,7 +142,7 @@ def _control(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--correction", action="store_true", help="say emergency.correction after it")
     p.add_argument("--operator", help=OPERATOR_HELP)
     p = add("stop", "silence nodes now; nothing issued before the stop plays there later")
-    p.add_argument("--hamlets", default="all")
+    p.add_argument("--hamlets", help="comma-separated hamlet ids")
     p.add_argument("--all", action="store_true", help="every hamlet (kill switch)")
     p.add_argument("--operator", help=OPERATOR_HELP)
     p = add("approve", "approve a pending emergency request")

@@ -32,3 +32,13 @@ def test_an_empty_id_list_is_a_usage_error_not_every_hamlet(
     assert (
         err == f"broadcastd {argv[0]}: {flag} takes ids separated by commas{also}, got: {value!r}\n"
     )
+
+
+@pytest.mark.parametrize("extra", [[], ["--all", "--hamlets", "ban-chuong"]])
+def test_stop_names_its_hamlets_or_all(
+    extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A bare `stop`, typed to see its usage, used to silence every speaker of the commune.
+    assert run(["stop", "-c", str(EXAMPLE), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err == "broadcastd stop: stop needs --hamlets a,b or --all (every speaker), not both\n"
