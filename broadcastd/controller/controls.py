@@ -82,12 +82,13 @@ class Controls:
         live = self.live(hamlets, now)
         seq = self._seq.next()
         cid = f"stop-{seq}"
+        # Known before the first publish: the first hamlet's nodes ack while we still send.
+        self._sent_to(cid, hamlets)
         for hamlet in hamlets:
             # Held until the last playlist it stops would have expired; a reconnecting node
             # that missed the stop must still see it before it could play one of them.
             held = max([now + CONTROL_TTL_S, *(r.expires_at for r in live if r.hamlet == hamlet)])
             await self._send(hamlet, cid, "stop", seq=seq, now=now, expires_at=held, retain=True)
-        self._sent_to(cid, hamlets)
         await self.withdraw(live)
         self._persist()
         log.warning("stop sent to %s as %s: %d withdrawn", ", ".join(hamlets), cid, len(live))
@@ -100,6 +101,7 @@ class Controls:
         for row in rows:
             seq = self._seq.next()
             cid = f"cancel-{seq}"
+            self._sent_to(cid, [row.hamlet])
             await self._send(
                 row.hamlet,
                 cid,
@@ -110,7 +112,6 @@ class Controls:
                 target=row.id,
             )
             controls.append(cid)
-            self._sent_to(cid, [row.hamlet])
         await self.withdraw(rows)
         self._persist()
         for row, cid in zip(rows, controls, strict=True):
@@ -123,6 +124,7 @@ class Controls:
         now = int(self._clock())
         seq = self._seq.next()
         cid = f"volume-{seq}"
+        self._sent_to(cid, targets)  # before the first publish, as for a stop
         for hamlet, nodes in targets.items():
             await self._send(
                 hamlet,
@@ -134,7 +136,6 @@ class Controls:
                 value=value,
                 nodes=None if nodes is None else tuple(nodes),
             )
-        self._sent_to(cid, targets)
         self._persist()
         log.info("volume to %d sent to %s as %s", value, ", ".join(targets), cid)
         return cid
