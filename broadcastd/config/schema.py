@@ -228,6 +228,20 @@ def _volume_schedule(value: object) -> object:
 VolumeSchedule = Annotated[dict[ClockTime, Level], BeforeValidator(_volume_schedule)]
 
 
+def _targets(value: object) -> object:
+    """`hamlets: all` or a list; `hamlets: ban-a` (brackets forgotten) is one clear finding, not
+    one per branch of the union, and an empty list would reach nobody."""
+    if isinstance(value, str) and value != "all":
+        raise ValueError("expected all or a list of hamlet ids such as [ban-a, ban-b]")
+    if isinstance(value, list) and not value:
+        raise ValueError("expected all or at least one hamlet id")
+    return value
+
+
+# Which hamlets an announcement or the exercise reaches: every one, or those listed.
+HamletTargets = Annotated[Literal["all"] | tuple[str, ...], BeforeValidator(_targets)]
+
+
 class NodeRef(Model):
     id: Slug
     households: Count = 0
@@ -254,7 +268,7 @@ class Announcement(Model):
     days: tuple[Weekday, ...] = WEEKDAYS
     from_: dt.date | None = Field(default=None, alias="from")
     until: dt.date | None = None
-    hamlets: Literal["all"] | tuple[str, ...] = "all"
+    hamlets: HamletTargets = "all"
     priority: Priority = "normal"
 
     @property
@@ -302,7 +316,7 @@ class Exercise(Model):
     at: ClockTime
     text: Annotated[str, Field(min_length=1)] = "Kiểm tra định kỳ hệ thống loa truyền thanh của xã."
     lang: Lang = "vi"
-    hamlets: Literal["all"] | tuple[str, ...] = "all"
+    hamlets: HamletTargets = "all"
     lead: Duration = dt.timedelta(minutes=30)
     catch_up: Duration = dt.timedelta(minutes=20)
 

@@ -169,6 +169,18 @@ EXPECTED: dict[str, list[str]] = {
             f"characters, got: '{'Tiêm phòng ' * 6}Tiêm phòng..."
         )
     ],
+    "hamlets-without-brackets": [
+        (
+            "hamlets-without-brackets.yaml:24:14: announcements[0].hamlets: expected all or a "
+            "list of hamlet ids such as [ban-a, ban-b], got: 'ban-a'"
+        )
+    ],
+    "no-hamlets-targeted": [
+        (
+            "no-hamlets-targeted.yaml:24:14: announcements[0].hamlets: expected all or at least "
+            "one hamlet id, got: []"
+        )
+    ],
     "zero-heartbeat": [
         "zero-heartbeat.yaml:3:20: nodes.heartbeat: duration must be more than 0s, got: '0s'"
     ],
