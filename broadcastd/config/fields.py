@@ -248,6 +248,12 @@ def _yaml_path(loc: tuple[int | str, ...]) -> YamlPath:
 _RENAMES = {
     "missing": "required field is missing",
     "extra_forbidden": "unknown field",
+    # Staff write YAML: pydantic's "valid tuple" / "valid dictionary or instance of Commune"
+    # name Python types they never wrote.
+    "tuple_type": "expected a list, such as [a, b]",
+    "list_type": "expected a list, such as [a, b]",
+    "dict_type": "expected a mapping of names to values",
+    "model_type": "expected a mapping of fields",
 }
 
 

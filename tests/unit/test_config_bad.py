@@ -181,6 +181,12 @@ EXPECTED: dict[str, list[str]] = {
             "one hamlet id, got: []"
         )
     ],
+    "list-written-as-word": [
+        (
+            "list-written-as-word.yaml:11:16: hamlets[0].languages: expected a list, such as "
+            "[a, b], got: 'vi'"
+        )
+    ],
     "zero-heartbeat": [
         "zero-heartbeat.yaml:3:20: nodes.heartbeat: duration must be more than 0s, got: '0s'"
     ],
