@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from broadcastd.config import load_config
 from broadcastd.console import serve
 from broadcastd.errors import EX_OK
+from broadcastd.localtime import use_log_zone
 
 if TYPE_CHECKING:
     import argparse
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
 def run(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
+    use_log_zone(loaded.config.commune.tz)  # as the daemon's and the speakers' lines read
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(loaded))
     return EX_OK

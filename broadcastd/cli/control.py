@@ -30,7 +30,17 @@ if TYPE_CHECKING:
 REQUEST_TIMEOUT_S = 60.0  # an announcement is rendered before the daemon answers
 
 
+def _id_list(flag: str, value: str | None) -> None:
+    """Refuse an empty list or item: the daemon reads an empty `--hamlets` as every hamlet, so
+    `--hamlets "$UNSET"` in a script would have reached the whole commune."""
+    if value is not None and not all(part.strip() for part in value.split(",")):
+        also = ", or all" if flag == "--hamlets" else ""
+        raise UsageError(f"{flag} takes ids separated by commas{also}, got: {value!r}")
+
+
 def _payload(args: argparse.Namespace) -> dict[str, Any]:
+    _id_list("--hamlets", getattr(args, "hamlets", None))
+    _id_list("--nodes", getattr(args, "nodes", None))
     if args.command == "announce":
         if args.exercise and args.priority == "emergency":
             raise UsageError(
@@ -60,6 +70,9 @@ def _payload(args: argparse.Namespace) -> dict[str, Any]:
             "operator": args.operator,
         }
     if args.command == "stop":
+        if args.all == (args.hamlets is not None):
+            # A bare `stop` (say, to see its usage) used to silence the whole commune.
+            raise UsageError("stop needs --hamlets a,b or --all (every speaker), not both")
         hamlets = "all" if args.all else args.hamlets
         return {"cmd": "stop", "hamlets": hamlets, "operator": args.operator}
     if args.command == "volume":

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broadcastd import __version__
-from broadcastd.errors import EX_USAGE, BroadcastdError, report_failure
+from broadcastd.errors import EX_FAILURE, EX_USAGE, BroadcastdError, report_failure
 from broadcastd.localtime import use_log_zone
 
 if TYPE_CHECKING:
@@ -53,16 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="broadcastd", description="Commune loudspeaker bulletin controller"
     )
     parser.add_argument("--version", action="version", version=f"broadcastd {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
-    )
-    common.add_argument(
-        "-c", "--config", type=Path, default=DEFAULT_CONFIG, help="config YAML file"
-    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, help_text: str, config: Path | None = DEFAULT_CONFIG
+    ) -> argparse.ArgumentParser:
+        # A parent of its own per command: parents share their actions, so one command's
+        # set_defaults(config=None) used to take the default config away from all of them.
+        common = argparse.ArgumentParser(add_help=False)
+        common.add_argument(
+            "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+        )
+        common.add_argument("-c", "--config", type=Path, default=config, help="config YAML file")
         return sub.add_parser(name, parents=[common], help=help_text, description=help_text)
 
     _planning(add)
@@ -70,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     _fleet(add)
     p = add("audit", "verify the journal's hash chain")
     p.add_argument("action", choices=["verify"])
-    p = add("say", "print what the TTS engine will say for TEXT (and render it with --out)")
-    p.set_defaults(config=None)  # without -c: the built-in lexicon only, no config needed
+    # without -c: the built-in lexicon only, no config needed
+    p = add("say", "print what the TTS engine will say for TEXT (and render it with --out)", None)
     p.add_argument("text", nargs="+", metavar="TEXT")
     p.add_argument("--lang", help="language (default: the commune's, or vi)")
     p.add_argument("--out", type=Path, help="also render it to this .mp3/.opus file")
@@ -139,7 +142,7 @@ def _control(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--correction", action="store_true", help="say emergency.correction after it")
     p.add_argument("--operator", help=OPERATOR_HELP)
     p = add("stop", "silence nodes now; nothing issued before the stop plays there later")
-    p.add_argument("--hamlets", default="all")
+    p.add_argument("--hamlets", help="comma-separated hamlet ids")
     p.add_argument("--all", action="store_true", help="every hamlet (kill switch)")
     p.add_argument("--operator", help=OPERATOR_HELP)
     p = add("approve", "approve a pending emergency request")
@@ -255,7 +258,14 @@ def _setup_logging(verbose: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run(argv))
+    try:
+        code = run(argv)
+    except BrokenPipeError:
+        # `broadcastd schedule --json | head`: the reader left early, which needs no traceback.
+        # stdout goes to /dev/null so that Python's own flush at exit stays quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EX_FAILURE
+    sys.exit(code)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

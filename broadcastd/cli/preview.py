@@ -26,6 +26,7 @@ from broadcastd.errors import BroadcastdError, RenderError, UsageError
 from broadcastd.metrics import Metrics
 from broadcastd.plan.slotplan import build_plan
 from broadcastd.render.bulletin import Part, bulletin, on_air_seconds, write_bulletin
+from broadcastd.render.normalize import Normalizer
 from broadcastd.render.renderer import build_renderer
 from broadcastd.render.store import AudioStore
 
@@ -124,11 +125,13 @@ def _print_script(config: Config, plan: SlotPlan, parts: list[Part], out: Path, 
     table.add_column("length", justify="right", no_wrap=True)
     table.add_column("spoken")
     start = 0.0
+    # what the engine was given, as `say` prints it: "19h30" is heard as "mười chín giờ ..."
+    spoken = Normalizer(config.tts.lexicon, config.tts.numbers)
     for part in parts:
         seconds = part.clip.duration_ms / 1000 if part.clip is not None else 0.0
         at = _mmss(start) if part.clip is not None else "-"
         engine = part.engine or "left out"
-        cells = (at, part.name, part.lang, engine, f"{seconds:.1f}s", _spoken(part))
+        cells = (at, part.name, part.lang, engine, f"{seconds:.1f}s", _spoken(part, spoken))
         table.add_row(*(Text(c) for c in cells))
         start += seconds
     console.print(table)
@@ -139,13 +142,13 @@ def _print_script(config: Config, plan: SlotPlan, parts: list[Part], out: Path, 
         console.print(Text(note))
 
 
-def _spoken(part: Part) -> str:
+def _spoken(part: Part, normalizer: Normalizer) -> str:
     if part.clip is None:
         return f"not rendered: {part.error}"
     if part.item is None:
         return "(chime)"
     if part.item.text is not None:
-        return part.item.text
+        return normalizer(part.item.text, part.lang)
     recording = part.item.recording
     return f"(recording {recording.name})" if recording is not None else ""
 

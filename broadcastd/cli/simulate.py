@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.nodes < 0:
+        # a negative count used to fall through to "the config's nodes" and start them all
+        raise UsageError(f"--nodes must be 0 (the config's nodes) or more, got: {args.nodes}")
     if not 0 <= args.loss < 1 or not 0 <= args.flap < 1:
         raise UsageError("--loss and --flap are probabilities between 0 and 1")
     config = load_config(args.config, probe_media=False).config

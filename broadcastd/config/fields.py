@@ -78,6 +78,13 @@ def parse_duration(value: object) -> dt.timedelta:
     return dt.timedelta(seconds=seconds)
 
 
+def _positive(value: dt.timedelta) -> dt.timedelta:
+    # A zero heartbeat, timeout or window makes a speaker stale at once or a slot unplayable.
+    if value <= dt.timedelta(0):
+        raise ValueError("duration must be more than 0s")
+    return value
+
+
 def _clock(value: object) -> dt.time:
     if isinstance(value, dt.time):
         return value
@@ -133,9 +140,11 @@ def _bitrate(value: str) -> str:
 Slug = Annotated[str, Field(strict=True), AfterValidator(_slug)]
 Lang = Annotated[str, Field(strict=True), AfterValidator(_lang)]
 Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 ClockTime = Annotated[dt.time, BeforeValidator(_clock)]
 HostPort = Annotated[str, Field(strict=True), AfterValidator(_hostport)]
-Count = Annotated[int, Field(strict=True, ge=0)]
+# Households: a commune has a few thousand; a typo of many digits would overflow SQLite's integers.
+Count = Annotated[int, Field(strict=True, ge=0, le=1_000_000)]
 TimeZoneName = Annotated[str, AfterValidator(_timezone)]
 Bitrate = Annotated[str, AfterValidator(_bitrate)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -180,7 +189,7 @@ def validation_problems(
             problems.append(problem_at(located.where(path), dotted(path), msg))
         elif kind == "extra_forbidden":
             problems.append(problem_at(located.where(path, key=True), dotted(path), msg, path[-1]))
-        elif isinstance(err.get("input"), dict):
+        elif isinstance(err.get("input"), dict) and err.get("input"):
             # A whole section failed a cross-field rule: its dump would bury the message.
             problems.append(problem_at(located.where(path), dotted(path), msg))
         else:
@@ -239,6 +248,12 @@ def _yaml_path(loc: tuple[int | str, ...]) -> YamlPath:
 _RENAMES = {
     "missing": "required field is missing",
     "extra_forbidden": "unknown field",
+    # Staff write YAML: pydantic's "valid tuple" / "valid dictionary or instance of Commune"
+    # name Python types they never wrote.
+    "tuple_type": "expected a list, such as [a, b]",
+    "list_type": "expected a list, such as [a, b]",
+    "dict_type": "expected a mapping of names to values",
+    "model_type": "expected a mapping of fields",
 }
 
 
@@ -246,6 +261,10 @@ def _message(err: Any) -> str:
     kind = err["type"]
     if kind in _RENAMES:
         return _RENAMES[kind]
+    least = (err.get("ctx") or {}).get("min_length")
+    if kind == "too_short" and isinstance(least, int):
+        # pydantic says "tuple should have at least 1 item after validation, not 0"
+        return f"expected at least {least} {'entry' if least == 1 else 'entries'}"
     msg: str = err["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)

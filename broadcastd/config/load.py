@@ -92,6 +92,8 @@ def _yaml_kind(value: object) -> str:
         return "list"
     if isinstance(value, str):
         return "string"
+    if isinstance(value, dict):
+        return "mapping"  # YAML's word for it: staff never wrote a Python dict
     return f"{type(value).__name__} value"
 
 

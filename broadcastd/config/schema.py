@@ -29,6 +29,7 @@ from broadcastd.config.fields import (
     HostPort,
     Lang,
     Model,
+    PositiveDuration,
     Slug,
     TimeZoneName,
     Weekday,
@@ -71,9 +72,9 @@ class Metrics(Model):
 
 class Slot(Model):
     at: ClockTime
-    max_duration: Duration = dt.timedelta(minutes=15)
+    max_duration: PositiveDuration = dt.timedelta(minutes=15)
     lead: Duration = dt.timedelta(minutes=30)
-    catch_up: Duration = dt.timedelta(minutes=20)
+    catch_up: PositiveDuration = dt.timedelta(minutes=20)
 
 
 def _recording_limit(value: dt.timedelta) -> dt.timedelta:
@@ -172,7 +173,7 @@ class Tts(Model):
         "gtts",
         "espeak",
     )
-    timeout: Duration = dt.timedelta(seconds=10)
+    timeout: PositiveDuration = dt.timedelta(seconds=10)
     render_ahead: Duration = dt.timedelta(hours=6)
     # How numbers are read: north "một trăm linh năm, hai mươi tư nghìn", south "một trăm lẻ năm,
     # hai mươi bốn ngàn".
@@ -201,8 +202,8 @@ class Tts(Model):
 
 
 class NodesCfg(Model):
-    heartbeat: Duration = dt.timedelta(seconds=30)
-    keepalive: Duration = dt.timedelta(seconds=30)
+    heartbeat: PositiveDuration = dt.timedelta(seconds=30)
+    keepalive: PositiveDuration = dt.timedelta(seconds=30)
 
 
 Level = Annotated[int, Field(strict=True, ge=0, le=100)]
@@ -211,6 +212,9 @@ Level = Annotated[int, Field(strict=True, ge=0, le=100)]
 def _volume_schedule(value: object) -> object:
     """`volume: 70` is 70 all day; `{"06:00": 80, "20:00": 60}` is each level from its time on."""
     if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= 100:
+            # Checked here so the error names `volume` as written, not the "00:00" it stands for.
+            raise ValueError("expected a level from 0 to 100")
         return {"00:00": value}
     if not isinstance(value, dict) or not value:
         raise ValueError(
@@ -222,6 +226,20 @@ def _volume_schedule(value: object) -> object:
 
 # time of day -> the level from then until the next entry (the last one runs past midnight)
 VolumeSchedule = Annotated[dict[ClockTime, Level], BeforeValidator(_volume_schedule)]
+
+
+def _targets(value: object) -> object:
+    """`hamlets: all` or a list; `hamlets: ban-a` (brackets forgotten) is one clear finding, not
+    one per branch of the union, and an empty list would reach nobody."""
+    if isinstance(value, str) and value != "all":
+        raise ValueError("expected all or a list of hamlet ids such as [ban-a, ban-b]")
+    if isinstance(value, list) and not value:
+        raise ValueError("expected all or at least one hamlet id")
+    return value
+
+
+# Which hamlets an announcement or the exercise reaches: every one, or those listed.
+HamletTargets = Annotated[Literal["all"] | tuple[str, ...], BeforeValidator(_targets)]
 
 
 class NodeRef(Model):
@@ -240,7 +258,9 @@ class Hamlet(Model):
 
 class Announcement(Model):
     id: Slug
-    title: Annotated[str, Field(min_length=1)]
+    # Every playlist carries each item's title and must stay under 64 KiB: check, not the
+    # dispatcher at air time, is where a pasted paragraph should be caught.
+    title: Annotated[str, Field(min_length=1, max_length=200)]
     category: str = "general"
     text: dict[Lang, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
     audio: dict[Lang, Path] = Field(default_factory=dict)
@@ -248,7 +268,7 @@ class Announcement(Model):
     days: tuple[Weekday, ...] = WEEKDAYS
     from_: dt.date | None = Field(default=None, alias="from")
     until: dt.date | None = None
-    hamlets: Literal["all"] | tuple[str, ...] = "all"
+    hamlets: HamletTargets = "all"
     priority: Priority = "normal"
 
     @property
@@ -296,7 +316,7 @@ class Exercise(Model):
     at: ClockTime
     text: Annotated[str, Field(min_length=1)] = "Kiểm tra định kỳ hệ thống loa truyền thanh của xã."
     lang: Lang = "vi"
-    hamlets: Literal["all"] | tuple[str, ...] = "all"
+    hamlets: HamletTargets = "all"
     lead: Duration = dt.timedelta(minutes=30)
     catch_up: Duration = dt.timedelta(minutes=20)
 
@@ -317,7 +337,7 @@ class Emergency(Model):
 
     approvals: Literal[1, 2] = 1
     operators: tuple[Annotated[str, Field(strict=True), AfterValidator(_operator)], ...] = ()
-    request_ttl: Duration = dt.timedelta(minutes=10)
+    request_ttl: PositiveDuration = dt.timedelta(minutes=10)
     correction: Annotated[str, Field(min_length=1)] = DEFAULT_CORRECTION
     volume: Level = 100  # every live emergency plays at this level, whatever the schedule says
 

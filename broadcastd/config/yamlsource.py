@@ -112,6 +112,13 @@ def read_yaml(path: Path, *, collect: bool = False) -> Located:
         raise ConfigError(
             [Problem(display, line, col, "", f"invalid YAML: {msg}", has_value=False)]
         ) from None
+    except yaml.reader.ReaderError as exc:
+        # A control character such as NUL: PyYAML's own text spans lines and counts characters.
+        before = text[: exc.position]
+        line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        char = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
+        message = "invalid YAML: a control character is not allowed"
+        raise ConfigError([Problem(display, line, col, "", message, char)]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(
             [Problem(display, 1, 1, "", f"invalid YAML: {exc}", has_value=False)]
@@ -220,6 +227,13 @@ def _reject_tabs(file: Path, text: str) -> None:
             )
 
 
+# The tags plain YAML resolves to by itself (an explicit !!str or !!int is the same thing).
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "timestamp", "value", "merge", "seq", "map")
+)
+
+
 class _Converter:
     def __init__(self, file: Path, out: Located) -> None:
         self.file = file
@@ -246,6 +260,12 @@ class _Converter:
             message = f"document nests deeper than {MAX_DEPTH} levels (or an alias contains itself)"
             raise self.fail(node, path[:1], message)
         self.out.values.setdefault(path, self.loc(node))
+        if node.tag not in _PLAIN_TAGS:
+            # A safe loader would build bytes from !!binary and drop !foo silently: neither is
+            # anything staff meant to write, and both hide what the value really is.
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            message = "YAML tags are not supported; write the plain value"
+            raise ConfigError([problem_at(self.loc(node), dotted(path), message, tag)])
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node)
         self.active.add(id(node))

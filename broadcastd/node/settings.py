@@ -15,6 +15,7 @@ from broadcastd import __version__, protocol
 from broadcastd.config.fields import (
     Duration,
     Model,
+    PositiveDuration,
     Slug,
     TimeZoneName,
     loopback_host,
@@ -32,7 +33,8 @@ def _public_key(value: str) -> str:
     try:
         protocol.load_public_key(value)
     except BroadcastdError as exc:
-        raise ValueError(str(exc)) from None
+        # The finding adds `got:` with the value as written; the key's own one would repeat it.
+        raise ValueError(str(exc).partition(", got: ")[0]) from None
     return value
 
 
@@ -118,8 +120,8 @@ class NodeConfig(Model):
     public_key: Annotated[str, AfterValidator(_public_key)]
     cache_dir: Path
     player: Annotated[str | None, AfterValidator(_player)] = None
-    heartbeat: Duration = dt.timedelta(seconds=30)
-    keepalive: Duration = dt.timedelta(seconds=30)
+    heartbeat: PositiveDuration = dt.timedelta(seconds=30)
+    keepalive: PositiveDuration = dt.timedelta(seconds=30)
     # The commune's zone, for the times in log lines; the speaker's own zone when absent.
     timezone: TimeZoneName | None = None
     # Speaker-side controls (node.hooks): commands run as they are written, without a shell.

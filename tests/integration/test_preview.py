@@ -52,6 +52,17 @@ def test_without_a_slot_the_next_one_of_the_day_and_clear_refusals(tmp_path, cap
     assert "name a .mp3, .wav, .opus or .ogg file" in capsys.readouterr().err
 
 
+def test_the_script_shows_the_words_as_spoken(tmp_path, capsys):
+    config_path = write_commune(tmp_path)
+    text = config_path.read_text(encoding="utf-8").replace("tối nay", "lúc 19h30 tối nay")
+    config_path.write_text(text, encoding="utf-8")
+    argv = ["preview", "-c", str(config_path), "--hamlet", "ban-b", "--date", str(DAY)]
+    assert cli.run([*argv, "--out", str(tmp_path / "b.mp3")]) == 0
+    script = capsys.readouterr().out  # not a terminal: 160 columns, no wrapping
+    assert "lúc mười chín giờ ba mươi phút tối nay" in script
+    assert "19h30" not in script
+
+
 def test_without_the_daemons_state_dir_it_renders_in_a_temporary_folder(tmp_path, capsys):
     config_path = write_commune(tmp_path)
     (

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from broadcastd.cli.main import run
+from broadcastd.cli.main import DEFAULT_CONFIG, build_parser, run
 
 if TYPE_CHECKING:
     import pytest
@@ -162,3 +162,19 @@ def test_schedule_table_and_filters(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["schedule", "-c", str(MONDAY_YAML), "--date", "30/11/2026"]) == 2
     _, err = capsys.readouterr()
     assert err == "broadcastd schedule: --date must be YYYY-MM-DD, got: '30/11/2026'\n"
+
+
+def test_every_command_defaults_to_the_installed_config() -> None:
+    # `say` takes no config by default; that must not take the default away from the others
+    # (`broadcastd check` without -c was a TypeError traceback).
+    parser = build_parser()
+    for argv in (["check"], ["schedule"], ["nodes"], ["report"], ["run"]):
+        assert parser.parse_args(argv).config == DEFAULT_CONFIG
+    assert parser.parse_args(["say", "x"]).config is None
+
+
+def test_simulate_refuses_a_negative_count(capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(["simulate", "-c", str(EXAMPLE), "--nodes", "-1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err == "broadcastd simulate: --nodes must be 0 (the config's nodes) or more, got: -1\n"

@@ -153,6 +153,55 @@ EXPECTED: dict[str, list[str]] = {
             "or equal to 0, got: -5"
         )
     ],
+    "huge-households": [
+        (
+            "huge-households.yaml:16:17: hamlets[1].households: input should be less than or "
+            "equal to 1000000, got: 99999999999999999999"
+        )
+    ],
+    "empty-sections": [
+        "empty-sections.yaml:4:8: slots: expected at least 1 entry, got: {}",
+        "empty-sections.yaml:5:10: hamlets: expected at least 1 entry, got: []",
+    ],
+    "long-title": [
+        (
+            "long-title.yaml:21:12: announcements[0].title: string should have at most 200 "
+            f"characters, got: '{'Tiêm phòng ' * 6}Tiêm phòng..."
+        )
+    ],
+    "hamlets-without-brackets": [
+        (
+            "hamlets-without-brackets.yaml:24:14: announcements[0].hamlets: expected all or a "
+            "list of hamlet ids such as [ban-a, ban-b], got: 'ban-a'"
+        )
+    ],
+    "no-hamlets-targeted": [
+        (
+            "no-hamlets-targeted.yaml:24:14: announcements[0].hamlets: expected all or at least "
+            "one hamlet id, got: []"
+        )
+    ],
+    "list-written-as-word": [
+        (
+            "list-written-as-word.yaml:11:16: hamlets[0].languages: expected a list, such as "
+            "[a, b], got: 'vi'"
+        )
+    ],
+    "zero-heartbeat": [
+        "zero-heartbeat.yaml:3:20: nodes.heartbeat: duration must be more than 0s, got: '0s'"
+    ],
+    "volume-out-of-range": [
+        (
+            "volume-out-of-range.yaml:17:13: hamlets[1].volume: expected a level from 0 to 100, "
+            "got: 170"
+        )
+    ],
+    "yaml-tag": [
+        (
+            "yaml-tag.yaml:15:11: hamlets[1].name: YAML tags are not supported; write the plain "
+            "value, got: '!!binary'"
+        )
+    ],
     "text-without-tts": [
         f"text-without-tts.yaml:22:53: announcements[0].text.dao: {NO_TTS}, got: 'dao'"
     ],
@@ -313,6 +362,17 @@ def test_nesting_beyond_the_parser_stack_is_one_line(
     assert err == ["deep.yaml:1:1: document nests deeper than 64 levels"]
 
 
+def test_control_character_is_one_line_at_its_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "nul.yaml").write_bytes('commune: {id: x, name: "Bản\x00B"}\n'.encode())
+    monkeypatch.chdir(tmp_path)
+    code, err, _ = check(capsys, "nul.yaml")
+    assert code == 78
+    # the column counts characters, as every other finding's does: 'ả' is one
+    assert err == ["nul.yaml:1:28: invalid YAML: a control character is not allowed, got: '\\x00'"]
+
+
 def test_missing_file_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -358,3 +418,41 @@ def test_include_error_names_the_included_file_with_absolute_config_path(
     code, err, _ = check(capsys, str(BAD / "include-with-error.yaml"))
     assert code == 78
     assert err[0].startswith(f"{BAD / 'inc' / 'tiem-phong-2.yaml'}:6:13: ")
+
+
+def test_reader_leaving_early_is_no_traceback() -> None:
+    # `broadcastd schedule --json | head`: stdout closes while a month's plan is still coming.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [_installed_broadcastd(), "schedule", "-c", "config/sang-moc.yaml", "--days", "30"]
+    with subprocess.Popen(
+        [*argv, "--json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        assert proc.stdout.read(1) == b"["
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        code = proc.wait(timeout=60)
+    assert err == ""
+    assert code == 1
+
+
+def test_included_mapping_is_named_in_yaml_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = (
+        (BAD / "negative-households.yaml").read_text().replace("households: -5", "households: 30")
+    )
+    (tmp_path / "c.yaml").write_text(f"include: [inc/*.yaml]\n{text}")
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "inc" / "one.yaml").write_text("id: not-a-list\n")
+    monkeypatch.chdir(tmp_path)
+    code, err, _ = check(capsys, "c.yaml")
+    assert code == 78
+    assert err == [
+        "inc/one.yaml:1:1: an included file must hold a list of announcements, not a mapping"
+    ]

@@ -3,6 +3,7 @@ and on a speaker, whose node.yaml names the commune's zone."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import io
 import logging
@@ -14,6 +15,7 @@ import pytest
 from support.communes import write_sang_moc
 
 from broadcastd import protocol
+from broadcastd.cli import console as console_cli
 from broadcastd.cli.nodeconfig import node_yaml
 from broadcastd.config import load_config
 from broadcastd.errors import ConfigError
@@ -66,6 +68,19 @@ def test_log_lines_are_stamped_in_the_zone_asked_for_each_line(root_stream):
         "2026-12-06 13:55:00+01:00 INFO config reloaded",
         "2026-12-06 19:55:00+07:00 INFO config reloaded",
     ]
+
+
+def test_the_console_logs_in_the_communes_zone(root_stream, tmp_path, monkeypatch):
+    handler, stream = root_stream
+    record = logging.LogRecord("broadcastd", logging.INFO, __file__, 1, "console up", (), None)
+    record.created = TS
+
+    async def serve(_loaded: object) -> None:
+        handler.handle(record)
+
+    monkeypatch.setattr(console_cli, "serve", serve)
+    assert console_cli.run(argparse.Namespace(config=write_sang_moc(tmp_path))) == 0
+    assert stream.getvalue() == "2026-12-06 19:55:00+07:00 INFO console up\n"
 
 
 def test_node_config_writes_the_commune_zone_and_the_agent_reads_it(tmp_path: Path):

@@ -82,6 +82,14 @@ def test_every_problem_is_named_with_its_line(tmp_path):
     assert f"{path}:7:1: extra: unknown field" in text
 
 
+def test_bad_key_says_got_once_and_a_zero_heartbeat_is_refused(tmp_path):
+    path = good(tmp_path, public_key='"abc"', heartbeat="0s")
+    assert problems(path) == [
+        f"{path}:3:13: public_key: public key must be standard base64, got: 'abc'",
+        f"{path}:6:12: heartbeat: duration must be more than 0s, got: '0s'",
+    ]
+
+
 def test_missing_sections_and_bad_ids(tmp_path):
     path = write(tmp_path, "node: {id: BC 01, hamlet: x}\n")
     text = "\n".join(problems(path))
