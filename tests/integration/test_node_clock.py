@@ -4,11 +4,16 @@ skew is the node's own estimate; a forged beacon moves nothing."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from support.e2e import wait_for, write_commune
 
 from broadcastd import protocol
 from broadcastd.node.clock import ControllerClock
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 OFF_BY_S = 600.0
 PLAY_BOUND_S = 1.0  # issue 18: within 1 s of play_at (the player starts by a timer, not the link)
@@ -17,36 +22,46 @@ PLAY_BOUND_S = 1.0  # issue 18: within 1 s of play_at (the player starts by a ti
 MARGIN_S = 3.0
 
 
-@pytest.mark.parametrize("off_by", [OFF_BY_S, -OFF_BY_S], ids=["ahead", "behind"])
-async def test_a_speaker_ten_minutes_off_plays_at_the_controllers_play_at(
-    tmp_path, off_by: float
+async def test_speakers_ten_minutes_off_either_way_play_at_the_controllers_play_at(
+    tmp_path,
 ) -> None:
-    # catch_up shorter than the offset: by the board's own clock a node ahead sees the bulletin
-    # expired. It connects once the bulletin is retained, so that arrives before any beacon.
-    e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=1, play_in=15.0, catch_up="5m")
+    # catch_up shorter than the offset: by its own clock the node ahead sees the bulletin
+    # expired. They connect once the bulletin is retained, so that arrives before any beacon.
+    e2e = write_commune(tmp_path, hamlets=1, nodes_per_hamlet=2, play_in=15.0, catch_up="5m")
     day = e2e.play_at.date()
+    ahead, behind = (n.id for n in e2e.config.hamlets[0].nodes)
+    off_by = {ahead: OFF_BY_S, behind: -OFF_BY_S}
 
-    def board_clock() -> float:
-        return e2e.clock() + float(off_by)
+    def board_clock(node: str) -> Callable[[], float]:
+        return lambda: e2e.clock() + off_by[node]
 
     async with e2e.running(fleet=False) as run:
         journal = run.daemon.journal
         await wait_for(lambda: journal.dispatches_for(day, "noon"), 30, "the bulletin out")
-        run.start(e2e.fleet(clock=board_clock))
-        [sim] = run.fleet.agents.values()
-        await wait_for(lambda: sim.player.plays, 40, "the bulletin to play")
-        await wait_for(lambda: run.daemon.registry.snapshot()[0].skew is not None, 10, "a beat")
-        assert sim.agent is not None
-        offset = sim.agent.clock.offset
-        skew = run.daemon.registry.snapshot()[0].skew
-    started = sim.player.plays[0][2] - off_by  # the player's clock is the board's
-    error = started - e2e.play_at.timestamp()
-    print(f"node {off_by:+.0f} s off: played {error:+.2f} s from play_at, offset {offset}")
-    assert abs(error) < PLAY_BOUND_S
-    assert offset is not None
-    assert abs(offset + off_by) < MARGIN_S
-    assert skew is not None
-    assert abs(skew - off_by) < MARGIN_S
+        fleets = [e2e.fleet(nodes=[node], clock=board_clock(node)) for node in off_by]
+        for fleet in fleets:
+            run.start(fleet)
+        sims = {node: fleet.agents[node] for node, fleet in zip(off_by, fleets, strict=True)}
+        await wait_for(lambda: all(s.player.plays for s in sims.values()), 40, "both to play")
+
+        def skews() -> dict[str, float | None]:
+            return {n.node: n.skew for n in run.daemon.registry.snapshot()}
+
+        await wait_for(lambda: None not in skews().values(), 10, "a beat from each")
+        offsets = {
+            node: sim.agent.clock.offset if sim.agent else None for node, sim in sims.items()
+        }
+        skew = skews()
+    for node, sim in sims.items():
+        started = sim.player.plays[0][2] - off_by[node]  # the player's clock is the board's
+        error = started - e2e.play_at.timestamp()
+        print(f"node {off_by[node]:+.0f} s off: played {error:+.2f} s from play_at")
+        assert abs(error) < PLAY_BOUND_S, node
+        offset, node_skew = offsets[node], skew[node]
+        assert offset is not None, node
+        assert abs(offset + off_by[node]) < MARGIN_S, (node, offset)
+        assert node_skew is not None, node
+        assert abs(node_skew - off_by[node]) < MARGIN_S, (node, node_skew)
 
 
 def test_a_forged_or_foreign_beacon_moves_nothing():
