@@ -11,6 +11,10 @@ import pytest
 from support import netns
 from support.linklab import BROKER_HOST, PROFILES, Lab
 
+# One link lab at a time: `make test` runs in parallel workers (xdist), the lab's namespaces
+# and 198.51.100.0/24 addresses are one per machine.
+pytestmark = pytest.mark.xdist_group("linklab")
+
 
 def _dead_pid() -> int:
     pid = 4_000_000

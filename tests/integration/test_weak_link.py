@@ -12,11 +12,16 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from support.e2e import wait_for, write_commune
 from support.labrun import emergency, journal_acks, lab_daemon, lab_speakers
 from support.linklab import BROKER_HOST, BROKER_PORT, PROFILES, Lab
 
 from broadcastd.journal.store import Journal
+
+# One link lab at a time: `make test` runs in parallel workers (xdist), the lab's namespaces
+# and 198.51.100.0/24 addresses are one per machine.
+pytestmark = pytest.mark.xdist_group("linklab")
 
 # ~130 s of espeak-ng speech: ~8 chunks at 32 kbit/s, ~16 s on the shaped link
 ROUTINE = " ".join(

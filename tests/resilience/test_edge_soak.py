@@ -14,6 +14,10 @@ from support.e2e import wait_for, write_commune
 from support.labrun import journal_acks, lab_daemon, lab_speakers
 from support.linklab import BROKER_HOST, BROKER_PORT, PROFILES, Lab
 
+# One link lab at a time: `make test` runs in parallel workers (xdist), the lab's namespaces
+# and 198.51.100.0/24 addresses are one per machine.
+pytestmark = pytest.mark.xdist_group("linklab")
+
 SPEAKERS = 4
 DROP_EVERY_S = 60.0
 SENTENCE = "Bà con chú ý phòng chống rét cho trâu bò, che chắn chuồng trại và dự trữ thức ăn."
