@@ -30,6 +30,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+class _LateAcks(logging.Filter):
+    """aiomqtt logs a SUBACK or UNSUBACK that arrives after its caller stopped waiting (a stalled
+    3G link outlasts the wait, and the caller moved on) as an exception with a traceback. That is
+    expected on a weak link, so it becomes one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        late = record.exc_info is not None and isinstance(record.exc_info[1], KeyError)
+        if late and str(record.msg).startswith("Unexpected message ID"):
+            record.msg = f"{record.msg}: it came after the wait for it ended"
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+# aiomqtt's (and paho's) own log lines, with late acknowledgements told in one line.
+_client_log = logging.getLogger(f"{__name__}.client")
+_client_log.addFilter(_LateAcks())
+
 OnMessage = Callable[[str, bytes, Properties | None], Awaitable[None]]
 OnConnect = Callable[[], Awaitable[None]]
 
@@ -128,6 +147,7 @@ class MqttLink:
             transport="websockets" if s.websocket_path is not None else "tcp",
             websocket_path=s.websocket_path,
             timeout=10,
+            logger=_client_log,
             max_queued_incoming_messages=0,  # unbounded: a handler may be slow, never drop
             max_queued_outgoing_messages=0,
             # Without it, a PUBACK followed by our own publish (an ack) waits ~40 ms for the
