@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, Any
 from broadcastd.config import load_config
 from broadcastd.config.fields import LANG_RULE, is_lang_tag
 from broadcastd.controller.controlsocket import request
-from broadcastd.controller.requests import MAX_RECORDING_BYTES, recordings_too_big
+from broadcastd.controller.requests import (
+    MAX_RECORDING_BYTES,
+    RequestError,
+    recordings_too_big,
+    volume_schedule,
+)
 from broadcastd.errors import EX_OK, UsageError
 
 if TYPE_CHECKING:
@@ -106,6 +111,10 @@ def _schedule(levels: list[str], *, configured: bool) -> dict[str, int] | None:
                 f"a level by time of day is HH:MM=LEVEL, such as 06:00=80, got: {spec!r}"
             )
         schedule[at.strip()] = int(level)
+    try:  # the daemon's own check, so a bad time or level is a usage error before it is sent
+        volume_schedule(schedule)
+    except RequestError as exc:
+        raise UsageError(str(exc)) from None
     return schedule or None
 
 

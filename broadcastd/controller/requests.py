@@ -304,7 +304,7 @@ def _volume(raw: Mapping[str, object], operator: str | None) -> Volume | VolumeS
     """A level now, or (`volume-schedule`) levels by time of day from now on."""
     if raw.get("cmd") == "volume-schedule":
         hamlets = _text(raw, "hamlets", limit=MAX_TEXT)
-        return VolumeSchedule(hamlets, _schedule(raw.get("schedule")), operator)
+        return VolumeSchedule(hamlets, volume_schedule(raw.get("schedule")), operator)
     level = raw.get("level")
     if not is_int(level) or not 0 <= level <= 100:
         raise RequestError(f"level must be a whole number from 0 to 100, got: {brief(level)}")
@@ -314,8 +314,9 @@ def _volume(raw: Mapping[str, object], operator: str | None) -> Volume | VolumeS
     return Volume(level=level, hamlets=hamlets, nodes=nodes, operator=operator)
 
 
-def _schedule(value: object) -> dict[dt.time, int] | None:
-    """`{"HH:MM": level, ...}` as the config's `volume:` has it; null: the config's again."""
+def volume_schedule(value: object) -> dict[dt.time, int] | None:
+    """`{"HH:MM": level, ...}` as the config's `volume:` has it; null: the config's again
+    (RequestError naming the entry otherwise; the CLI checks its arguments with it too)."""
     if value is None:
         return None
     if not isinstance(value, dict) or not 1 <= len(value) <= MAX_SCHEDULE:

@@ -42,3 +42,18 @@ def test_stop_names_its_hamlets_or_all(
     assert run(["stop", "-c", str(EXAMPLE), *extra]) == 2
     err = capsys.readouterr().err
     assert err == "broadcastd stop: stop needs --hamlets a,b or --all (every speaker), not both\n"
+
+
+@pytest.mark.parametrize(
+    ("levels", "message"),
+    [
+        (["25:00=50"], "schedule: a time of day is HH:MM, got: '25:00'"),
+        (["06:00=150"], "schedule.06:00: a level is a whole number from 0 to 100, got: 150"),
+    ],
+)
+def test_a_volume_schedule_the_daemon_would_refuse_is_a_usage_error(
+    levels: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run(["volume-schedule", *levels, "-c", str(EXAMPLE)])
+    assert code == 2
+    assert capsys.readouterr().err == f"broadcastd volume-schedule: {message}\n"
