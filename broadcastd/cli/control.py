@@ -111,11 +111,13 @@ def _schedule(levels: list[str], *, configured: bool) -> dict[str, int] | None:
                 f"a level by time of day is HH:MM=LEVEL, such as 06:00=80, got: {spec!r}"
             )
         schedule[at.strip()] = int(level)
+    if configured:
+        return None
     try:  # the daemon's own check, so a bad time or level is a usage error before it is sent
         volume_schedule(schedule)
     except RequestError as exc:
         raise UsageError(str(exc)) from None
-    return schedule or None
+    return schedule
 
 
 def read_recordings(specs: list[str]) -> dict[str, str]:

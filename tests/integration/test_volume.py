@@ -128,7 +128,8 @@ async def test_an_operators_volume_schedule_holds_across_a_restart_until_put_bac
     async with e2e.running(fleet=False) as run:
         assert await announce(run, "Họp thôn") == {"h00": None, "h01": 70}
         capsys.readouterr()
-        assert await cli_run(e2e, "volume-schedule", "25:00=35", "--hamlets", "h01") == 1
+        # refused before it is sent, with the daemon's own check: a usage error
+        assert await cli_run(e2e, "volume-schedule", "25:00=35", "--hamlets", "h01") == 2
         assert "a time of day is HH:MM, got: '25:00'" in capsys.readouterr().err
         argv = ["volume-schedule", "00:00=35", "--hamlets", "h01", "--operator", "an"]
         assert await cli_run(e2e, *argv) == 0
