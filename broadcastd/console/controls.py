@@ -262,15 +262,21 @@ async def volume(request: Request, me: User) -> Response:
     )
 
 
+async def _schedule_form(
+    request: Request, me: Principal, fields: Fields, error: FormError | None
+) -> Response:
+    """The volume page again, its schedule rows as typed and what is wrong with them."""
+    typed = {k: v for k, v in fields.items() if k in ("hamlet", "at", "at_level")}
+    return await _volume_form(request, me, typed, None, error)
+
+
 @router.post("/volume/schedule/review")
 async def schedule_review(request: Request, me: User) -> Response:
-    fields = await action_fields(request, me, "operator")
+    drafted = await _drafted(request, me, parse_schedule, _schedule_form, editable=False)
+    if isinstance(drafted, Response):
+        return drafted
+    _, draft = drafted
     c = console(request)
-    try:
-        draft = parse_schedule(fields, c.loaded.config)
-    except FormError as exc:
-        typed = {k: v for k, v in fields.items() if k in ("hamlet", "at", "at_level")}
-        return await _volume_form(request, me, typed, None, exc)
     return await review(
         request,
         me,
