@@ -72,8 +72,7 @@ class NodeInbox:
                 self._refuse(node, "rate_limited", kind)
                 return
         if kind == "state":
-            self._registry.on_state(node, payload)
-            if self._on_online is not None and b'"state":"online"' in payload:
+            if self._registry.on_state(node, payload) and self._on_online is not None:
                 self._on_online()
         elif kind == "heartbeat":
             self._registry.on_heartbeat(node, payload)

@@ -178,14 +178,15 @@ class NodeRegistry:
 
     # -- inputs ------------------------------------------------------------------------------------
 
-    def on_state(self, node_id: str, payload: bytes) -> None:
+    def on_state(self, node_id: str, payload: bytes) -> bool:
+        """Whether it was a node's `online`, accepted."""
         parsed = self._parsed(node_id, payload, parse_state)
         if parsed is None:
-            return
+            return False
         node, msg = parsed
         if msg.ts < node.state_ts:
             self._bad(node_id, "out_of_order")  # e.g. an old session's Last Will, delivered late
-            return
+            return False
         node.state_ts = msg.ts
         if msg.version is not None:
             node.version = msg.version
@@ -195,6 +196,7 @@ class NodeRegistry:
         else:
             self._heard(node_id, node, "state online", t)
         self._publish_gauges()
+        return msg.state != OFFLINE
 
     def on_heartbeat(self, node_id: str, payload: bytes) -> None:
         parsed = self._parsed(node_id, payload, parse_heartbeat)
